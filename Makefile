@@ -1,0 +1,39 @@
+# Tocsin: `make demo` runs the product with New York demo data; `make test` runs the whole suite.
+# Both set everything up on a fresh Debian/Ubuntu machine (apt-get, a local venv, local services).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+PY := $(VENV)/bin/python
+WITH_SERVICES := source var/services.env &&
+
+.PHONY: help setup services services-stop services-status demo test test-unit clean
+
+help:
+	@echo "make demo            set up, start PostGIS + Mosquitto, load NYC zones, run API + dispatcher"
+	@echo "make test            set up, start services, run the whole test suite"
+	@echo "make services        start the local PostGIS and Mosquitto (idempotent)"
+	@echo "make services-stop   stop them"
+
+setup:
+	@scripts/bootstrap.sh
+
+services:
+	@scripts/services.sh start
+
+services-stop:
+	@scripts/services.sh stop
+
+services-status:
+	@scripts/services.sh status
+
+demo: setup services
+	@scripts/demo.sh
+
+test: setup services
+	@$(WITH_SERVICES) $(PY) -m pytest -q
+
+test-unit: setup
+	@$(PY) -m pytest -q tests/unit
+
+clean: services-stop
+	rm -rf var .venv .pytest_cache

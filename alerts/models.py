@@ -1,0 +1,99 @@
+"""Tables for signals, alerts, their evidence and history, and the outbox."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, func, text
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.base import Base
+
+
+class Signal(Base):
+    """An observation as the rules see it: one row per zone it matched, with a weight."""
+
+    __tablename__ = "signals"
+    __table_args__ = (Index("ix_signals_zone_category_time", "zone_id", "category", "observed_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    observation_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("observations.id", ondelete="CASCADE"))
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(32))
+    confidence: Mapped[float]
+    weight: Mapped[float]
+    author_key: Mapped[str | None]
+    observed_at: Mapped[datetime]
+    retired_at: Mapped[datetime | None]
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    __table_args__ = (
+        # One unresolved alert per (rule, zone); the database, not the code, guarantees it.
+        Index("uq_alerts_open_rule_zone", "rule", "zone_id", unique=True,
+              postgresql_where=text("state <> 'resolved'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    rule: Mapped[str] = mapped_column(String(64))
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id"))
+    category: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    ack_code: Mapped[str] = mapped_column(String(8), unique=True)
+    evidence_count: Mapped[int]
+    distinct_authors: Mapped[int]
+    opened_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    last_evidence_at: Mapped[datetime]
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None]
+    resolved_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+
+
+class AlertEvidence(Base):
+    __tablename__ = "alert_evidence"
+
+    alert_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True)
+    observation_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("observations.id", ondelete="CASCADE"), primary_key=True
+    )
+    added_at: Mapped[datetime]
+
+
+class AlertHistory(Base):
+    __tablename__ = "alert_history"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str]
+    reason: Mapped[str]
+
+
+class OutboxEvent(Base):
+    """An event to publish; written in the same transaction as the change it reports."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        Index("ix_outbox_events_pending", "next_attempt_at", postgresql_where=text("published_at IS NULL AND parked_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True, default=uuid.uuid4)
+    alert_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("alerts.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    next_attempt_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0)
+    published_at: Mapped[datetime | None]
+    parked_at: Mapped[datetime | None]
+    last_error: Mapped[str | None]

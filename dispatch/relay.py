@@ -1,0 +1,127 @@
+"""The outbox relay: claim pending events, publish them, mark them published only after the broker's ack."""
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import psycopg
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from dispatch.senders.base import DeliveryError
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "tocsin_outbox"
+
+# SKIP LOCKED lets several relays share the outbox without blocking or double-claiming.
+_CLAIM = text(
+    """
+    SELECT id, event_id, kind, payload, attempts FROM outbox_events
+    WHERE published_at IS NULL AND parked_at IS NULL AND next_attempt_at <= :now
+    ORDER BY id
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+    """
+)
+
+
+class Publisher(Protocol):
+    def publish(self, topic: str, payload: dict[str, Any] | bytes | None, *, retain: bool = False,
+                expiry_s: int | None = None) -> None: ...
+
+
+def alert_topic(prefix: str, payload: dict[str, Any]) -> str:
+    zone = payload["zone"]
+    return f"{prefix}/alerts/{zone['layer']}/{zone['code']}/{payload['category']}"
+
+
+def backoff_s(attempts: int, *, rng: Callable[[], float] = random.random) -> float:
+    """Exponential backoff with full jitter, capped at five minutes."""
+    return min(300.0, 2.0 ** min(attempts, 10)) * (0.5 + rng() / 2)
+
+
+class Relay:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        publisher: Publisher,
+        *,
+        topic_prefix: str,
+        public_base_url: str,
+        batch_size: int = 200,
+        max_attempts: int = 12,
+    ) -> None:
+        self.factory = factory
+        self.publisher = publisher
+        self.topic_prefix = topic_prefix
+        self.public_base_url = public_base_url.rstrip("/")
+        self.batch_size = batch_size
+        self.max_attempts = max_attempts
+
+    def _message(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return {**payload, "link": f"{self.public_base_url}/a/{payload['alert_id']}"}
+
+    def _expiry_s(self, payload: dict[str, Any], now: datetime) -> int | None:
+        expires = payload.get("expires_at")
+        if not expires:
+            return None
+        return max(1, int((datetime.fromisoformat(expires) - now).total_seconds()))
+
+    def run_once(self, *, now: datetime) -> int:
+        """Publish one batch of due events; returns how many were claimed."""
+        with self.factory() as session, session.begin():
+            rows = session.execute(_CLAIM, {"now": now, "limit": self.batch_size}).all()
+            for row_id, event_id, kind, payload, attempts in rows:
+                try:
+                    self.publisher.publish(alert_topic(self.topic_prefix, payload), self._message(payload),
+                                           expiry_s=self._expiry_s(payload, now))
+                except DeliveryError as exc:
+                    self._failed(session, row_id=row_id, attempts=attempts + 1, error=exc, now=now)
+                    if exc.retryable:
+                        # The broker is likely down: leave the rest of the batch for the next pass.
+                        break
+                    continue
+                session.execute(
+                    text("UPDATE outbox_events SET published_at = :now, attempts = attempts + 1, last_error = NULL "
+                         "WHERE id = :id"),
+                    {"now": now, "id": row_id},
+                )
+                log.debug("published event %s (%s)", event_id, kind)
+        return len(rows)
+
+    def _failed(self, session: Session, *, row_id: int, attempts: int, error: DeliveryError, now: datetime) -> None:
+        park = (not error.retryable) or attempts >= self.max_attempts
+        session.execute(
+            text("UPDATE outbox_events SET attempts = :a, last_error = :err, next_attempt_at = :next, "
+                 "parked_at = CASE WHEN :park THEN CAST(:now AS timestamptz) ELSE NULL END WHERE id = :id"),
+            {"a": attempts, "err": str(error)[:1000], "next": now + timedelta(seconds=backoff_s(attempts)),
+             "park": park, "now": now, "id": row_id},
+        )
+        log.warning("event row %s attempt %s failed (%s)%s", row_id, attempts, error, " - parked" if park else "")
+
+    def drain(self, *, clock: Callable[[], datetime]) -> int:
+        total = 0
+        while (n := self.run_once(now=clock())) > 0:
+            total += n
+            if n < self.batch_size:
+                break
+        return total
+
+    def run_forever(self, *, dsn: str, clock: Callable[[], datetime], stop: threading.Event,
+                    poll_s: float = 5.0) -> None:
+        """Drain, then sleep until NOTIFY (or the safety poll) says there is more."""
+        while not stop.is_set():
+            try:
+                with psycopg.connect(dsn, autocommit=True) as listen:
+                    listen.execute(f"LISTEN {CHANNEL}")
+                    while not stop.is_set():
+                        self.drain(clock=clock)
+                        for _ in listen.notifies(timeout=poll_s, stop_after=1):
+                            pass
+            except (psycopg.OperationalError, OSError) as exc:
+                log.warning("relay lost the database (%s); retrying in 1s", exc)
+                stop.wait(1.0)

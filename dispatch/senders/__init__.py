@@ -1,0 +1,1 @@
+"""Channels that deliver a rendered alert: SMS (Twilio), console, MQTT."""

@@ -1,0 +1,115 @@
+"""Publish alert events to MQTT with paho-mqtt 2.x: QoS 1, persistent session, Last Will."""
+
+import json
+import logging
+import ssl
+import threading
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from dispatch.senders.base import DeliveryError
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    url: str  # mqtt://host:port or mqtts://host:port
+    client_id: str
+    topic_prefix: str = "tocsin/v1"
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        u = urlparse(self.url)
+        if u.scheme not in ("mqtt", "mqtts", "tcp"):
+            raise ValueError(f"MQTT URL {self.url!r} must start with mqtt:// or mqtts://")
+        return u.hostname or "127.0.0.1", u.port or (8883 if u.scheme == "mqtts" else 1883)
+
+
+class MqttPublisher:
+    """One long-lived connection; publish() returns only after the broker acknowledged (PUBACK)."""
+
+    def __init__(self, config: MqttConfig, *, ack_timeout_s: float = 10.0) -> None:
+        self.config = config
+        self.ack_timeout_s = ack_timeout_s
+        self._connected = threading.Event()
+        client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=config.client_id, protocol=mqtt.MQTTv5
+        )
+        # A raising callback must be logged, not kill the network thread.
+        client.suppress_exceptions = True
+        client.enable_logger(logging.getLogger("tocsin.mqtt.paho"))
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.max_queued_messages_set(0)
+        if config.username:
+            client.username_pw_set(config.username, config.password)
+        if config.tls or config.url.startswith("mqtts://"):
+            client.tls_set(ca_certs=config.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        client.will_set(self.status_topic, payload="offline", qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        self._client = client
+
+    @property
+    def status_topic(self) -> str:
+        return f"{self.config.topic_prefix}/status"
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        if reason_code.is_failure:
+            log.warning("MQTT connect refused: %s", reason_code)
+            return
+        log.info("MQTT connected to %s (session present=%s)", self.config.url, flags.session_present)
+        client.publish(self.status_topic, payload="online", qos=1, retain=True)
+        self._connected.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
+        self._connected.clear()
+        log.warning("MQTT disconnected: %s; paho reconnects on its own", reason_code)
+
+    def start(self, *, wait_s: float = 10.0) -> bool:
+        host, port = self.config.host_port
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        self._client.connect_async(host, port, keepalive=30, clean_start=False, properties=props)
+        self._client.loop_start()
+        return self._connected.wait(wait_s)
+
+    def stop(self) -> None:
+        if self._connected.is_set():
+            self._client.publish(self.status_topic, payload="offline", qos=1, retain=True).wait_for_publish(2)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def publish(self, topic: str, payload: dict[str, Any] | bytes | None, *, retain: bool = False,
+                expiry_s: int | None = None) -> None:
+        """Publish at QoS 1 and wait for PUBACK; raise a retryable DeliveryError otherwise."""
+        if not self._connected.is_set():
+            raise DeliveryError("MQTT broker not connected", retryable=True)
+        body = json.dumps(payload, separators=(",", ":")).encode() if isinstance(payload, dict) else payload or b""
+        props = None
+        if expiry_s is not None and expiry_s > 0:
+            props = Properties(PacketTypes.PUBLISH)
+            props.MessageExpiryInterval = int(expiry_s)
+        info = self._client.publish(topic, body, qos=1, retain=retain, properties=props)
+        try:
+            info.wait_for_publish(self.ack_timeout_s)
+        except (RuntimeError, ValueError) as exc:
+            raise DeliveryError(f"MQTT publish to {topic} failed: {exc}", retryable=True) from exc
+        if not info.is_published():
+            raise DeliveryError(f"MQTT publish to {topic} not acknowledged within {self.ack_timeout_s}s",
+                                retryable=True)

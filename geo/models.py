@@ -1,0 +1,38 @@
+"""Zone layers and zones: the service-area polygons alerts are counted in."""
+
+from datetime import datetime
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import ForeignKey, String, UniqueConstraint, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from db.base import Base
+
+
+class ZoneLayer(Base):
+    __tablename__ = "zone_layers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(default="")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    zones: Mapped[list["Zone"]] = relationship(back_populates="layer")
+
+
+class Zone(Base):
+    __tablename__ = "zones"
+    __table_args__ = (UniqueConstraint("layer_id", "code", name="uq_zones_layer_code"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    layer_id: Mapped[int] = mapped_column(ForeignKey("zone_layers.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str]
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    geom: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=False))
+    area_m2: Mapped[float]
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    layer: Mapped[ZoneLayer] = relationship(back_populates="zones")

@@ -1,0 +1,122 @@
+"""Zone layers: upsert from records, list as GeoJSON."""
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from geo.errors import UnknownZone
+from geo.models import Zone, ZoneLayer
+from geo.zones import ZoneRecord
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    inserted: int
+    updated: int
+
+
+_UPSERT = text(
+    """
+    INSERT INTO zones (layer_id, code, name, properties, geom, area_m2, updated_at)
+    VALUES (:layer_id, :code, :name, CAST(:properties AS jsonb),
+            ST_Multi(ST_GeomFromText(:wkt, 4326)),
+            ST_Area(ST_GeomFromText(:wkt, 4326)::geography), now())
+    ON CONFLICT (layer_id, code) DO UPDATE
+      SET name = EXCLUDED.name, properties = EXCLUDED.properties, geom = EXCLUDED.geom,
+          area_m2 = EXCLUDED.area_m2, updated_at = now()
+    RETURNING (xmax = 0) AS inserted
+    """
+)
+
+
+def ensure_layer(session: Session, *, name: str, description: str = "") -> ZoneLayer:
+    layer = session.scalar(select(ZoneLayer).where(ZoneLayer.name == name))
+    if layer is None:
+        layer = ZoneLayer(name=name, description=description)
+        session.add(layer)
+        session.flush()
+    elif description and layer.description != description:
+        layer.description = description
+    return layer
+
+
+def upsert_zones(
+    session: Session,
+    *,
+    layer: str,
+    records: Iterable[ZoneRecord],
+    description: str = "",
+    progress: Callable[[int], None] | None = None,
+) -> UpsertCounts:
+    """Insert or update zones by (layer, code)."""
+    layer_row = ensure_layer(session, name=layer, description=description)
+    inserted = updated = 0
+    for record in records:
+        was_insert = session.execute(
+            _UPSERT,
+            {
+                "layer_id": layer_row.id,
+                "code": record.code,
+                "name": record.name,
+                "properties": json.dumps(record.properties, default=str),
+                "wkt": record.geometry.wkt,
+            },
+        ).scalar_one()
+        inserted += int(was_insert)
+        updated += int(not was_insert)
+        if progress:
+            progress(1)
+    return UpsertCounts(inserted, updated)
+
+
+def list_layers(session: Session) -> list[dict[str, Any]]:
+    rows = session.execute(
+        text(
+            "SELECT l.name, l.description, count(z.id) FROM zone_layers l "
+            "LEFT JOIN zones z ON z.layer_id = l.id GROUP BY l.id ORDER BY l.name"
+        )
+    ).all()
+    return [{"name": r[0], "description": r[1], "zones": r[2]} for r in rows]
+
+
+def zones_geojson(session: Session, *, layer: str, simplify_m: float = 0.0) -> dict[str, Any]:
+    """A FeatureCollection of one layer's zones (lon/lat), optionally simplified for display."""
+    layer_row = session.scalar(select(ZoneLayer).where(ZoneLayer.name == layer))
+    if layer_row is None:
+        raise UnknownZone(f"zone layer {layer!r} is not loaded", layer=layer)
+    # Simplify in a metric CRS (3857 is fine for a tolerance at city scale), never in degrees.
+    rows = session.execute(
+        text(
+            """
+            SELECT z.code, z.name, z.properties,
+                   ST_AsGeoJSON(CASE WHEN :tol > 0
+                       THEN ST_Transform(ST_SimplifyPreserveTopology(ST_Transform(z.geom, 3857), :tol), 4326)
+                       ELSE z.geom END, 6)
+            FROM zones z WHERE z.layer_id = :layer_id ORDER BY z.code
+            """
+        ),
+        {"layer_id": layer_row.id, "tol": simplify_m},
+    ).all()
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "id": f"{layer}/{r[0]}",
+                "geometry": json.loads(r[3]),
+                "properties": {"layer": layer, "code": r[0], "name": r[1]},
+            }
+            for r in rows
+        ],
+    }
+
+
+def zone_by_id(session: Session, zone_id: int) -> tuple[Zone, ZoneLayer]:
+    zone = session.get(Zone, zone_id)
+    if zone is None:
+        raise UnknownZone(f"zone id {zone_id} does not exist", zone_id=zone_id)
+    return zone, zone.layer

@@ -1,0 +1,91 @@
+"""Tables for what comes in: observations, utilities, their keys and reports."""
+
+from datetime import datetime
+from typing import Any
+
+from geoalchemy2 import Geometry
+from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.base import Base
+
+
+class Observation(Base):
+    """One piece of evidence: a public post or a utility report version."""
+
+    __tablename__ = "observations"
+    __table_args__ = (UniqueConstraint("source", "external_id", name="uq_observations_source_external_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    source: Mapped[str] = mapped_column(String(32))  # post | utility_report
+    external_id: Mapped[str]
+    author_hash: Mapped[str | None]
+    text: Mapped[str | None]
+    category: Mapped[str] = mapped_column(String(32))
+    confidence: Mapped[float]
+    observed_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+    geom: Mapped[Any] = mapped_column(Geometry("GEOMETRY", srid=4326, spatial_index=False))
+    uncertainty_m: Mapped[float]
+    geotag_method: Mapped[str] = mapped_column(String(16))
+    raw: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+
+class ObservationZone(Base):
+    __tablename__ = "observation_zones"
+
+    observation_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("observations.id", ondelete="CASCADE"), primary_key=True
+    )
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True)
+    weight: Mapped[float]
+
+
+class Utility(Base):
+    __tablename__ = "utilities"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    territory: Mapped[Any | None] = mapped_column(
+        Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ApiKey(Base):
+    """A hashed bearer key; the clear key is shown once, at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    utility_id: Mapped[int | None] = mapped_column(ForeignKey("utilities.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))  # utility | partner
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(default="")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    revoked_at: Mapped[datetime | None]
+
+
+class UtilityReport(Base):
+    __tablename__ = "utility_reports"
+    __table_args__ = (UniqueConstraint("utility_id", "external_id", name="uq_utility_reports_utility_external"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    observation_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("observations.id"), unique=True)
+    utility_id: Mapped[int] = mapped_column(ForeignKey("utilities.id"))
+    external_id: Mapped[str]
+    category: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    customers_affected: Mapped[int | None]
+    cause: Mapped[str | None]
+    description: Mapped[str | None]
+    started_at: Mapped[datetime | None]
+    estimated_restore_at: Mapped[datetime | None]
+    footprint: Mapped[Any] = mapped_column(Geometry("GEOMETRY", srid=4326, spatial_index=False))
+    body_hash: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None]
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -1,0 +1,180 @@
+"""scripts/services.sh is idempotent: start, start, stop, start, stop.
+
+Runs a throwaway PostgreSQL+PostGIS cluster and Mosquitto broker on free ports
+with their own TOCSIN_VAR_DIR under <repo>/var/, so the main services on the
+default ports (55439 / 18839) are never touched.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "services.sh"
+DEFAULT_PORTS = {55439, 18839}
+
+pytestmark = pytest.mark.integration
+
+
+def _free_ports(n: int) -> list[int]:
+    socks, ports = [], []
+    try:
+        while len(ports) < n:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+            port = s.getsockname()[1]
+            if port not in DEFAULT_PORTS and port not in ports:
+                ports.append(port)
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _mqtt_connack(port: int) -> bytes:
+    """Minimal MQTT 3.1.1 CONNECT (clean session) -> return the CONNACK bytes."""
+    client_id = b"tocsin-services-test"
+    var_header = b"\x00\x04MQTT\x04\x02\x00\x3c"  # protocol, level 4, clean session, keepalive 60
+    payload = len(client_id).to_bytes(2, "big") + client_id
+    body = var_header + payload
+    packet = b"\x10" + bytes([len(body)]) + body + b"\xe0\x00"  # CONNECT ... DISCONNECT
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(packet[:-2])
+        connack = s.recv(4)
+        s.sendall(packet[-2:])
+    return connack
+
+
+def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def _check_running(pg_port: int, mqtt_port: int) -> None:
+    import psycopg
+
+    assert _port_open(pg_port), f"postgres port {pg_port} not accepting connections"
+    assert _port_open(mqtt_port), f"mosquitto port {mqtt_port} not accepting connections"
+    with psycopg.connect(
+        f"postgresql://tocsin:tocsin@127.0.0.1:{pg_port}/tocsin", connect_timeout=10
+    ) as conn:
+        version = conn.execute("SELECT postgis_version()").fetchone()[0]
+    assert version.startswith("3"), version
+    assert _mqtt_connack(mqtt_port) == b"\x20\x02\x00\x00"  # CONNACK, accepted
+
+
+def _wait_closed(port: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _port_open(port):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture
+def services_env():
+    if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
+        pytest.skip("PostgreSQL server binaries not installed (run scripts/services.sh start once)")
+    if not (shutil.which("mosquitto") or os.path.exists("/usr/sbin/mosquitto")):
+        pytest.skip("mosquitto not installed (run scripts/services.sh start once)")
+    if not shutil.which("mosquitto_pub"):
+        pytest.skip("mosquitto-clients not installed")
+
+    (REPO / "var").mkdir(exist_ok=True)
+    # mkdtemp creates the directory with mode 0700, which also exercises the
+    # script's "make parents traversable for the postgres user" step as root.
+    var_dir = Path(tempfile.mkdtemp(prefix="test-services-", dir=REPO / "var"))
+    pg_port, mqtt_port = _free_ports(2)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("TOCSIN_DATABASE_URL", "TOCSIN_MQTT_URL")  # else treated as external
+    }
+    env.update(
+        TOCSIN_VAR_DIR=str(var_dir),
+        TOCSIN_PG_PORT=str(pg_port),
+        TOCSIN_MQTT_PORT=str(mqtt_port),
+    )
+    try:
+        yield env, var_dir, pg_port, mqtt_port
+    finally:
+        _run(env, "stop")
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+
+def test_services_script_is_idempotent(services_env):
+    env, var_dir, pg_port, mqtt_port = services_env
+
+    first = _run(env, "start")
+    assert first.returncode == 0, first.stderr
+    assert "initdb" in first.stderr
+
+    t0 = time.monotonic()
+    second = _run(env, "start")
+    second_duration = time.monotonic() - t0
+    assert second.returncode == 0, second.stderr
+    assert "initdb" not in second.stderr
+    assert "already running" in second.stderr
+    assert second_duration < 10, f"second start took {second_duration:.1f}s"
+    _check_running(pg_port, mqtt_port)
+
+    env_out = _run(env, "env")
+    assert env_out.returncode == 0, env_out.stderr
+    assert (
+        f"export TOCSIN_DATABASE_URL=postgresql+psycopg://tocsin:tocsin@127.0.0.1:{pg_port}/tocsin"
+        in env_out.stdout
+    )
+    assert f"export TOCSIN_MQTT_URL=mqtt://127.0.0.1:{mqtt_port}" in env_out.stdout
+    assert env_out.stdout == (var_dir / "services.env").read_text()
+
+    status = _run(env, "status")
+    assert status.returncode == 0
+    assert "postgres: running" in status.stdout
+    assert "mosquitto: running" in status.stdout
+
+    stop = _run(env, "stop")
+    assert stop.returncode == 0, stop.stderr
+    assert _wait_closed(pg_port), "postgres port still open after stop"
+    assert _wait_closed(mqtt_port), "mosquitto port still open after stop"
+    status = _run(env, "status")
+    assert status.returncode == 0
+    assert "postgres: stopped" in status.stdout
+    assert "mosquitto: stopped" in status.stdout
+
+    # stop is idempotent too
+    again = _run(env, "stop")
+    assert again.returncode == 0, again.stderr
+
+    third = _run(env, "start")
+    assert third.returncode == 0, third.stderr
+    assert "initdb" not in third.stderr
+    _check_running(pg_port, mqtt_port)
+
+    final = _run(env, "stop")
+    assert final.returncode == 0, final.stderr
+    assert _wait_closed(pg_port)
+    assert _wait_closed(mqtt_port)

@@ -1,0 +1,7 @@
+"""Import every package's tables so cross-package foreign keys resolve; called by entry points."""
+
+
+def load() -> None:
+    import alerts.models  # noqa: F401
+    import geo.models  # noqa: F401
+    import ingest.models  # noqa: F401
