@@ -63,17 +63,15 @@ def engine(database_url):
     eng.dispose()
 
 
-DATA_TABLES = (
-    "outbox_events", "alert_history", "alert_evidence", "alerts", "signals", "utility_reports",
-    "observation_zones", "observations", "api_keys", "utilities", "zones", "zone_layers",
-)
-
-
 @pytest.fixture
 def clean_db(engine):
-    """Every test that commits starts from empty tables."""
+    """Every test that commits starts from empty tables (all of them, whoever added them)."""
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE"))
+        tables = conn.execute(text(
+            "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename NOT IN ('alembic_version', 'spatial_ref_sys')"
+        )).scalars().all()
+        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
     return engine
 
 
