@@ -6,13 +6,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 WITH_SERVICES := source var/services.env &&
 
-.PHONY: help setup services services-stop services-status demo test test-unit clean
+.PHONY: help setup services services-stop services-status demo test test-unit eval bench clean
 
 help:
 	@echo "make demo            set up, start PostGIS + Mosquitto, load NYC zones, run API + dispatcher"
 	@echo "make test            set up, start services, run the whole test suite"
 	@echo "make services        start the local PostGIS and Mosquitto (idempotent)"
 	@echo "make services-stop   stop them"
+	@echo "make bench           benchmarks (python -m bench NAME... runs some); make eval: evaluations"
 
 setup:
 	@scripts/bootstrap.sh
@@ -34,6 +35,12 @@ test: setup services
 
 test-unit: setup
 	@$(PY) -m pytest -q tests/unit
+
+eval: setup services
+	@$(WITH_SERVICES) $(PY) -m bench eval
+
+bench: setup services
+	@$(WITH_SERVICES) $(PY) -m bench
 
 clean: services-stop
 	rm -rf var .venv .pytest_cache

@@ -40,7 +40,7 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(revision: str = "heads") -> None:
     """Create or migrate the schema to the latest revision."""
     from db import migrate
 
