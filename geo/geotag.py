@@ -1,0 +1,407 @@
+"""Locate a post: explicit coordinates, then the place it was tagged with, then its text.
+
+Pure: values in, a `Geotag` (or None) out. Geometry is shapely in EPSG:4326, lon/lat order.
+
+Text scoring, in brief. Each gazetteer reading of a mention starts from a prior for its kind and
+moves with evidence: a cue word before it ("in", "near"), capitalisation, the jurisdiction
+(`bounds`), a qualifier after it ("Astoria, Oregon"), sports context ("Chelsea FC"), a street
+suffix after a neighbourhood name ("Jamaica Ave"), agreement with the post's other mentions
+("Astoria, Queens") and ambiguity between far-apart readings. The most specific confident reading
+wins (landmark/station > intersection > neighbourhood > zip > borough). Below `min_confidence`
+the answer is None: no place is better than a wrong one.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+import shapely
+from shapely.geometry import Point, box, shape
+from shapely.geometry.base import BaseGeometry
+
+from geo.distance import haversine_m
+from geo.gazetteer import STREET_SUFFIXES, GazetteerIndex
+
+COORDINATE_UNCERTAINTY_M = 10.0
+INTERSECTION_UNCERTAINTY_M = 50.0
+
+# Prior that a mention of this kind, in a post, names that place.
+_PRIOR = {"station": 0.7, "landmark": 0.7, "intersection": 0.85, "street": 0.55, "neighbourhood": 0.65,
+          "zip": 0.6, "borough": 0.6, "city": 0.6, "state": 0.55, "country": 0.55}
+# Specificity: among confident readings the finer one wins.
+_RANK = {"station": 6, "landmark": 6, "intersection": 5, "neighbourhood": 3, "street": 2.8, "zip": 2.5,
+         "city": 2, "borough": 1, "state": 0.5, "country": 0}
+_CUES = frozenset({"in", "at", "near", "on", "from", "around", "outside", "inside", "across", "off", "along", "by",
+                   "behind", "corner", "over", "through", "throughout"})
+_SKIPPABLE = frozenset({"the", "of"})
+_SPORTS = frozenset({"fc", "afc", "vs", "v", "match", "league", "premier", "epl", "striker", "midfielder",
+                     "transfer", "kickoff", "derby", "goalkeeper", "manager", "squad"})
+_STATION_WORDS = frozenset({"station", "stop", "subway", "train", "platform"})
+# Place names that are also everyday words or first names: written in lower case they are probably not places.
+_COMMON_WORDS = frozenset({
+    "orange", "corona", "madison", "union", "melrose", "hillside", "sunnyside", "woodside", "bayside",
+    "harrison", "elizabeth", "linden", "garfield", "kensington", "chelsea", "jamaica", "downtown", "midtown",
+    "roosevelt", "springfield", "hollis", "lincoln", "flatiron", "wakefield", "oakwood", "belmont", "highbridge",
+    "longwood", "norwood", "tremont", "richmond", "clearview", "hillcrest", "woodlawn", "steinway", "bloomfield",
+    "rosedale", "glendale", "ridgewood", "bayswater", "flushing", "big apple", "the battery", "soho", "bk",
+    "inwood", "fordham", "parkchester", "riverdale", "belle harbor", "seagate", "sea gate", "brighton beach",
+    "gravesend", "kingsbridge", "allerton", "arverne", "edgemere", "travis", "stapleton", "annadale", "paterson",
+})
+_ZIP_RE = re.compile(r"(?<![\w$#@/.,:-])(\d{5})(?:-\d{4})?(?![\w$%]|[.,:]\d)")
+_FIVE_DIGITS = re.compile(r"\d{5}").search
+_ZIP_WORDS = frozenset({"zip", "zipcode", "postcode", "code"})
+_NOT_ZIP_AFTER = frozenset({"people", "dollars", "usd", "likes", "views", "followers", "votes", "times", "years",
+                            "feet", "ft", "miles", "residents", "customers", "homes", "households", "meters", "calls",
+                            "gallons", "acres", "units", "pounds", "lbs", "kg", "tons", "reports"})
+_STATE_ABBR_RE = re.compile(r"\s*,\s*([A-Z]{2})\b")
+_US_STATES = frozenset("AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ "
+                       "NM NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY".split())
+# "40.6413,-73.7781" pasted from a map: decimal degrees with at least three decimals, lat first by convention.
+_TEXT_COORDS_RE = re.compile(r"(?<![\w.])(-?\d{1,3}\.\d{3,})\s*[,;/ ]\s*(-?\d{1,3}\.\d{3,})(?![\w.])")
+TEXT_COORDINATE_UNCERTAINTY_M = 25.0
+_GAP_JOINERS = frozenset({"and", "&", "/", "at", "@", "x", "and the", "n"})
+
+
+@dataclass(frozen=True)
+class Geotag:
+    """Where a post is about. `geometry` is EPSG:4326; `uncertainty_m` is a radius in metres."""
+
+    geometry: BaseGeometry
+    uncertainty_m: float
+    confidence: float
+    method: str  # coordinates | place | text
+    span: tuple[int, int] | None = None
+    matched: str | None = None
+    kind: str | None = None
+
+    @cached_property
+    def point(self) -> Point:
+        """A point inside the geometry: its centroid when that falls inside, else a representative point."""
+        return representative_point(self.geometry)
+
+
+def representative_point(g: BaseGeometry) -> Point:
+    """The centroid when it lies inside `g` (closest to where readers mean), else shapely's inside point."""
+    if g.geom_type == "Point":
+        return g
+    c = g.centroid
+    return c if g.geom_type not in ("Polygon", "MultiPolygon") or g.contains(c) else g.representative_point()
+
+
+def _regions_agree(a: str | None, b: str | None) -> bool | None:
+    if not a or not b:
+        return None
+    return a == b or a.startswith(b + "-") or b.startswith(a + "-")
+
+
+def _in_bounds(lon: float, lat: float, bounds) -> bool:
+    w, s, e, n = bounds
+    return w <= lon <= e and s <= lat <= n
+
+
+class _Reading:
+    """One gazetteer reading of one mention, with its running score."""
+
+    __slots__ = ("mention", "entry_id", "kind", "score", "lon", "lat", "radius_m", "geometry", "region", "priority")
+
+    def __init__(self, mention, entry_id, kind, score, lon, lat, radius_m, geometry, region, priority):
+        self.mention, self.entry_id, self.kind, self.score = mention, entry_id, kind, score
+        self.lon, self.lat, self.radius_m, self.geometry = lon, lat, radius_m, geometry
+        self.region, self.priority = region, priority
+
+
+def _agree(a: _Reading, b: _Reading) -> bool:
+    """Two readings describe overlapping places (near each other, or one contains the other)."""
+    if haversine_m(a.lon, a.lat, b.lon, b.lat) <= a.radius_m + b.radius_m:
+        return True
+    for big, small in ((a, b), (b, a)):
+        g = big.geometry
+        if g.geom_type in ("Polygon", "MultiPolygon"):
+            w, s, e, n = g.bounds
+            if w <= small.lon <= e and s <= small.lat <= n:
+                shapely.prepare(g)
+                if shapely.contains_xy(g, small.lon, small.lat):
+                    return True
+    return False
+
+
+def _valid_lonlat(lon, lat) -> bool:
+    try:
+        lon, lat = float(lon), float(lat)
+    except (TypeError, ValueError):
+        return False
+    # (0, 0) is the classic null-island placeholder, not a post from the Gulf of Guinea.
+    return -180 <= lon <= 180 and -90 <= lat <= 90 and not (lon == 0 and lat == 0) and not math.isnan(lon + lat)
+
+
+def _place_geometry(place: dict) -> BaseGeometry | None:
+    bbox = place.get("bbox") or place.get("bounding_box")
+    try:
+        if bbox is not None:
+            w, s, e, n = (float(v) for v in bbox)
+            if -180 <= w <= e <= 180 and -90 <= s <= n <= 90:
+                return box(w, s, e, n)
+            return None
+        gj = place.get("geometry") or place.get("polygon") or (place if "coordinates" in place else None)
+        if gj is None:
+            return None
+        g = shape(gj)
+        w, s, e, n = g.bounds
+        return g if not g.is_empty and -180 <= w <= e <= 180 and -90 <= s <= n <= 90 else None
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return None
+
+
+def geotag(
+    text: str,
+    index: GazetteerIndex,
+    *,
+    coordinates: tuple[float, float] | None = None,
+    place: dict | None = None,
+    bounds: tuple[float, float, float, float] | None = None,
+    min_confidence: float = 0.5,
+) -> Geotag | None:
+    """Locate a post. `coordinates` is (lon, lat); `place` has a name and a bbox [w, s, e, n] or a GeoJSON
+    polygon; `bounds` (w, s, e, n) is the jurisdiction. Invalid coordinates or place geometry are ignored."""
+    if coordinates is not None and _valid_lonlat(*coordinates):
+        return Geotag(Point(float(coordinates[0]), float(coordinates[1])), COORDINATE_UNCERTAINTY_M, 0.99, "coordinates")
+    place_tag = None
+    if place:
+        g = _place_geometry(place)
+        if g is not None:
+            w, s, e, n = g.bounds
+            half_diag_m = max(haversine_m(w, s, e, n) / 2, COORDINATE_UNCERTAINTY_M)
+            conf = 0.9 if half_diag_m <= 2_000 else 0.85 if half_diag_m <= 10_000 else 0.75 if half_diag_m <= 50_000 else 0.6
+            place_tag = Geotag(g, half_diag_m, conf, "place", None, place.get("name"), "place")
+            if half_diag_m <= 2_000:
+                return place_tag
+        elif isinstance(place.get("name"), str):
+            named = geoparse("in " + place["name"], index, bounds=bounds, min_confidence=min_confidence)
+            if named is not None:
+                place_tag = Geotag(named.geometry, named.uncertainty_m, named.confidence, "place", None,
+                                   place["name"], named.kind)
+    found = geoparse(text, index, bounds=bounds, min_confidence=min_confidence) if text else None
+    if place_tag is None:
+        return found
+    # A coarse place ("New York, NY") is refined by a finer place named in the text when they agree.
+    if found is not None and found.uncertainty_m < place_tag.uncertainty_m:
+        p = found.point
+        if place_tag.geometry.buffer(0.01).contains(p):
+            return Geotag(found.geometry, found.uncertainty_m, min(0.99, max(found.confidence, place_tag.confidence) + 0.05),
+                          "text", found.span, found.matched, found.kind)
+    return place_tag if place_tag.confidence >= min_confidence else None
+
+
+def _coordinates_in_text(text: str, bounds) -> Geotag | None:
+    """Decimal coordinates written in the text, read lat, lon unless only lon, lat makes sense."""
+    for m in _TEXT_COORDS_RE.finditer(text):
+        a, b = float(m.group(1)), float(m.group(2))
+        options = [(b, a), (a, b)]  # (lon, lat): "lat, lon" first
+        options = [(lon, lat) for lon, lat in options if _valid_lonlat(lon, lat) and abs(lat) <= 90]
+        if bounds is not None and any(_in_bounds(lon, lat, bounds) for lon, lat in options):
+            options = [o for o in options if _in_bounds(o[0], o[1], bounds)]
+        if options:
+            lon, lat = options[0]
+            return Geotag(Point(lon, lat), TEXT_COORDINATE_UNCERTAINTY_M, 0.95, "text", m.span(), m.group(), "coordinates")
+    return None
+
+
+def geoparse(
+    text: str,
+    index: GazetteerIndex,
+    *,
+    bounds: tuple[float, float, float, float] | None = None,
+    min_confidence: float = 0.5,
+) -> Geotag | None:
+    """Locate a post from its text alone (see the module docstring for the scoring)."""
+    if "." in text:
+        found = _coordinates_in_text(text, bounds)
+        if found is not None:
+            return found
+    mentions, toks, starts, ends = index.find(text)
+    zips = list(_ZIP_RE.finditer(text)) if index.zip_codes and _FIVE_DIGITS(text) else ()
+    if not mentions and not zips:
+        return None
+    if starts is None:
+        starts, ends = index.offsets(text)
+    case_informative = text != text.lower() and text != text.upper()
+    n_tok = len(toks)
+
+    def cue_before(first: int) -> bool:
+        j = first - 1
+        while j >= 0 and toks[j] in _SKIPPABLE:
+            j -= 1
+        return j >= 0 and toks[j] in _CUES
+
+    readings_by_mention: list[list[_Reading]] = []
+    contexts = []  # (mention position, first token, last token, region)
+    sports_anywhere = not _SPORTS.isdisjoint(toks)
+    for mi, m in enumerate(mentions):
+        if m.context_region:
+            contexts.append((mi, m.first_token, m.last_token, m.context_region))
+        if not m.entry_ids:
+            continue
+        nxt = ""
+        if m.last_token + 1 < n_tok and not text[m.end:starts[m.last_token + 1]].strip():
+            nxt = toks[m.last_token + 1]  # the next word, unless punctuation separates them
+        cue = cue_before(m.first_token)
+        cap = text[m.start].isupper() or text[m.start].isdigit()
+        # A capital at the start of a sentence says nothing about the word.
+        sentence_start = not text[:m.start].rstrip() or text[:m.start].rstrip()[-1] in ".!?:\n\"'"
+        common = m.key in _COMMON_WORDS
+        # "Madison Square Garden": a capitalised word right after suggests a longer name we do not know.
+        longer_name = (case_informative and nxt and text[starts[m.last_token + 1]].isupper()
+                       and not text[starts[m.last_token + 1]:ends[m.last_token + 1]].isupper()
+                       and not any(o.first_token == m.last_token + 1 for o in mentions))
+        readings = []
+        for eid in m.entry_ids:
+            entry = index.entries[eid]
+            kind = entry.kind
+            score = _PRIOR.get(kind, 0.5)
+            radius = index.radius_m[eid]
+            if kind == "street" and radius > 1_000:
+                score -= 0.1  # a long street is a poor location on its own
+            if cue:
+                score += 0.15
+            elif common:
+                score -= 0.25  # "Corona cases rising", "my toilet is flushing"
+            if case_informative and not sentence_start:
+                if cap:
+                    score += 0.05
+                else:
+                    score -= 0.3 if common else 0.2
+            elif not cap and common:
+                score -= 0.1
+            if longer_name and nxt not in STREET_SUFFIXES:
+                score -= 0.45
+            if nxt in STREET_SUFFIXES and kind not in ("street", "station"):
+                score -= 0.4  # "Jamaica Ave" is a street, not the neighbourhood
+            if kind == "station" and toks[m.last_token] in STREET_SUFFIXES and nxt not in _STATION_WORDS:
+                score -= 0.1
+            if kind not in ("station", "landmark"):
+                if nxt in ("fc", "afc"):
+                    score -= 0.6
+                elif sports_anywhere:
+                    score -= 0.25
+            lon, lat = index.rep_lonlat[eid]
+            if bounds is not None:
+                score += 0.05 if _in_bounds(lon, lat, bounds) else -0.3
+            after = _STATE_ABBR_RE.match(text, m.end)
+            if after and after.group(1) in _US_STATES:
+                score += 0.15 if _regions_agree(entry.region, "US-" + after.group(1)) else -0.6
+            if m.context_region and _regions_agree(entry.region, m.context_region) is False:
+                score -= 0.1  # the name is also a country or state ("Jamaica")
+            score += index.priority_bonus[eid]
+            readings.append(_Reading(mi, eid, kind, score, lon, lat, radius, entry.geometry, entry.region, entry.priority))
+        readings_by_mention.append(readings)
+
+    for zm in zips:
+        eid = index.zip_codes.get(zm.group(1))
+        if eid is None:
+            continue
+        t = next((i for i, s in enumerate(starts) if s == zm.start()), None)
+        if t is None:
+            continue
+        if t + 1 < n_tok and toks[t + 1] in _NOT_ZIP_AFTER:
+            continue
+        score = _PRIOR["zip"]
+        if t > 0 and toks[t - 1] in _ZIP_WORDS:
+            score += 0.25
+        elif cue_before(t) or (t > 0 and toks[t - 1] in ("ny", "nyc", "york")):
+            score += 0.15
+        lon, lat = index.rep_lonlat[eid]
+        if bounds is not None:
+            score += 0.05 if _in_bounds(lon, lat, bounds) else -0.3
+        entry = index.entries[eid]
+        readings_by_mention.append([_Reading(("zip", zm.start(), zm.end(), t), eid, "zip", score, lon, lat,
+                                             index.radius_m[eid], entry.geometry, entry.region, entry.priority)])
+
+    # Context names (states, countries, capitals) next to or elsewhere in the post.
+    if contexts:
+        for readings in readings_by_mention:
+            for r in readings:
+                m = mentions[r.mention] if isinstance(r.mention, int) else None
+                last = m.last_token if m else r.mention[3]
+                for ci, cfirst, _clast, region in contexts:
+                    if ci == r.mention:
+                        continue
+                    agrees = _regions_agree(r.region, region)
+                    if agrees is None:
+                        continue
+                    adjacent = cfirst == last + 1
+                    if adjacent:
+                        r.score += 0.15 if agrees else -0.6
+                    elif not agrees:
+                        r.score -= 0.2
+
+    # Intersections: "X and Y", "X & Y", "X/Y" where both are streets that cross.
+    extra = []
+    if index.has_streets and len(mentions) >= 2:
+        for a, b in zip(mentions, mentions[1:]):
+            gap = text[a.end:b.start].strip().lower()
+            if gap not in _GAP_JOINERS:
+                continue
+            sa = [e for e in a.entry_ids if index.entries[e].kind == "street"]
+            sb = [e for e in b.entry_ids if index.entries[e].kind == "street"]
+            for ea in sa:
+                for eb in sb:
+                    pt = index.crossing(ea, eb)
+                    if pt is None:
+                        continue
+                    score = _PRIOR["intersection"] + (0.1 if cue_before(a.first_token) else 0.0)
+                    if bounds is not None:
+                        score += 0.05 if _in_bounds(pt.x, pt.y, bounds) else -0.3
+                    extra.append(_Reading(("x", a.start, b.end, a, b), None, "intersection", score, pt.x, pt.y,
+                                          INTERSECTION_UNCERTAINTY_M, pt, index.entries[ea].region, 0.0))
+    if extra:
+        readings_by_mention.append(extra)
+
+    # Ambiguity within a mention, then agreement across mentions.
+    best = []
+    for readings in readings_by_mention:
+        if not readings:
+            continue
+        readings.sort(key=lambda r: -r.score)
+        top = readings[0]
+        if len(readings) > 1 and top.score - readings[1].score < 0.15 and not _agree(top, readings[1]):
+            top.score -= 0.3  # two far-apart places fit equally well ("Murray Hill")
+        best.append(readings)
+    if len(best) > 1:
+        for i, ri in enumerate(best):
+            for rj in best[i + 1:]:
+                if ri[0].mention == rj[0].mention:
+                    continue
+                # The best pair that agrees lifts both readings ("Astoria, Queens").
+                pair = next(((x, y) for x in ri for y in rj
+                             if x.score >= min_confidence and y.score >= min_confidence and _agree(x, y)), None)
+                if pair is not None:
+                    x, y = pair
+                    x.score += 0.1
+                    y.score += 0.1
+        for readings in best:
+            readings.sort(key=lambda r: -r.score)
+
+    chosen = max((r[0] for r in best), key=lambda r: r.score + 0.03 * _RANK.get(r.kind, 0), default=None)
+    if chosen is None:
+        return None
+    confidence = chosen.score
+    for readings in best:
+        other = readings[0]
+        if other is not chosen and other.score >= min_confidence and not _agree(chosen, other):
+            confidence -= 0.1  # the post names two unrelated places
+            break
+    confidence = min(0.99, confidence)
+    if confidence < min_confidence:
+        return None
+    if chosen.kind == "intersection":
+        span = (chosen.mention[1], chosen.mention[2])
+        return Geotag(chosen.geometry, INTERSECTION_UNCERTAINTY_M, confidence, "text", span, text[span[0]:span[1]], "intersection")
+    if isinstance(chosen.mention, tuple):
+        span = (chosen.mention[1], chosen.mention[2])
+    else:
+        m = mentions[chosen.mention]
+        span = (m.start, m.end)
+    return Geotag(chosen.geometry, chosen.radius_m, confidence, "text", span, text[span[0]:span[1]], chosen.kind)
