@@ -17,3 +17,7 @@ class InvalidTransition(Conflict):
     def __init__(self, alert_id: int, current: str, wanted: str) -> None:
         super().__init__(f"alert {alert_id} is {current}; it cannot become {wanted}",
                          alert_id=alert_id, current=current, wanted=wanted)
+
+
+class UnknownSilence(NotFound):
+    """No silence with that id."""

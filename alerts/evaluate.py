@@ -1,8 +1,13 @@
-"""Pure rule evaluation: window statistics in, severity (or nothing) out."""
+"""Pure rule evaluation: window statistics in, severity (or nothing) out; hysteresis and cooldown steps."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from alerts.rules import SEVERITIES, Rule
+
+_EPS = 1e-9  # weights are floats: 0.1 * 10 must reach a threshold of 1
 
 
 @dataclass(frozen=True)
@@ -12,14 +17,72 @@ class WindowStats:
     count: int  # raw number of signals
 
 
-def evaluate(rule: Rule, stats: WindowStats) -> str | None:
-    """The severity the rule raises for these statistics, or None when it does not fire."""
-    if rule.immediate:
-        return rule.severity if stats.count >= 1 else None
-    if stats.weighted_count + 1e-9 >= rule.min_count and stats.distinct_authors >= rule.min_distinct_authors:
-        return rule.severity
-    return None
-
-
 def severity_rank(severity: str) -> int:
     return SEVERITIES.index(severity)
+
+
+def threshold(rule: Rule, *, baseline: float = 0.0) -> float:
+    """The weighted count that fires the rule; spike rules scale with the zone's baseline for the window."""
+    if rule.spike_factor is not None:
+        return max(rule.min_count, rule.spike_factor * baseline)
+    return rule.min_count
+
+
+def ladder_severity(rule: Rule, weighted_count: float) -> str:
+    """The highest ladder rung the count reaches (the rule's severity when it has no ladder or none is reached)."""
+    if not rule.ladder:
+        return rule.severity
+    reached = [s for s in SEVERITIES if s in rule.ladder and weighted_count + _EPS >= rule.ladder[s]]
+    return reached[-1] if reached else min(rule.ladder, key=severity_rank)
+
+
+def conditions_hold(rule: Rule, attributes: Mapping[str, Any]) -> bool:
+    return all(cond.holds(attributes.get(name)) for name, cond in rule.conditions.items())
+
+
+def evaluate(rule: Rule, stats: WindowStats, *, baseline: float = 0.0,
+             attributes: Mapping[str, Any] | None = None) -> str | None:
+    """The severity the rule raises for these statistics, or None when it does not fire.
+
+    `baseline` is the zone's expected weighted count for one window of this rule (spike rules only);
+    `attributes` are the triggering signal's (immediate rules with conditions only).
+    """
+    if rule.immediate:
+        if stats.count < 1 or not conditions_hold(rule, attributes or {}):
+            return None
+        return rule.severity
+    if stats.weighted_count + _EPS < threshold(rule, baseline=baseline):
+        return None
+    if stats.distinct_authors < rule.min_distinct_authors:
+        return None
+    return ladder_severity(rule, stats.weighted_count)
+
+
+@dataclass(frozen=True)
+class QuietStep:
+    resolve: bool
+    quiet_since: datetime | None
+
+
+def hysteresis(rule: Rule, *, weighted_count: float, quiet_since: datetime | None, now: datetime) -> QuietStep:
+    """Resolve only after the count has stayed below the resolve threshold for the whole quiet period.
+
+    `quiet_since` is when the count was first seen below it (None while it is not); evidence
+    bringing the count back up clears it, so the quiet period starts again.
+    """
+    if weighted_count + _EPS >= rule.resolve_threshold:
+        return QuietStep(resolve=False, quiet_since=None)
+    since = quiet_since or now
+    return QuietStep(resolve=now - since >= timedelta(seconds=rule.quiet_period_s), quiet_since=since)
+
+
+def in_cooldown(cooldown_until: datetime | None, now: datetime) -> bool:
+    """Whether a rule may not re-open in a zone yet (the last alert there resolved too recently)."""
+    return cooldown_until is not None and now < cooldown_until
+
+
+def escalation_ticks_due(rule: Rule, *, opened_at: datetime, now: datetime) -> int:
+    """How many escalate_after periods have fully elapsed since the alert opened (0 without escalation)."""
+    if rule.escalate_after_s is None:
+        return 0
+    return int(max((now - opened_at).total_seconds(), 0.0) // rule.escalate_after_s)

@@ -53,6 +53,12 @@ class Alert(Base):
     acknowledged_by: Mapped[str | None]
     resolved_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
+    # Lifecycle (migration 0004): hysteresis, cooldown, notification and escalation bookkeeping.
+    quiet_since: Mapped[datetime | None]
+    cooldown_until: Mapped[datetime | None]
+    last_notified_at: Mapped[datetime | None]
+    escalation_ticks: Mapped[int] = mapped_column(server_default=text("0"), default=0)
+    resolved_by: Mapped[str | None]
 
 
 class AlertEvidence(Base):
@@ -76,6 +82,8 @@ class AlertHistory(Base):
     severity: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str]
     reason: Mapped[str]
+    # The writing transaction (migration 0004): an alert change and its outbox event share it.
+    txid: Mapped[int] = mapped_column(BigInteger, server_default=text("txid_current()"))
 
 
 class OutboxEvent(Base):
@@ -97,3 +105,60 @@ class OutboxEvent(Base):
     published_at: Mapped[datetime | None]
     parked_at: Mapped[datetime | None]
     last_error: Mapped[str | None]
+    txid: Mapped[int] = mapped_column(BigInteger, server_default=text("txid_current()"))
+
+
+class Operator(Base):
+    """A control-room account (migration 0005); the bearer token is stored only as its SHA-256."""
+
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # viewer | operator | admin
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    disabled_at: Mapped[datetime | None]
+
+
+class AlertNotification(Base):
+    """One notification decided for an alert (the notify log); written with its outbox event."""
+
+    __tablename__ = "alert_notifications"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("alerts.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    txid: Mapped[int] = mapped_column(BigInteger, server_default=text("txid_current()"))
+
+
+class Silence(Base):
+    """Mutes notifications for matching alerts between starts_at and ends_at; alerts are still tracked."""
+
+    __tablename__ = "silences"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    matchers: Mapped[dict[str, str]] = mapped_column(JSONB)  # any of layer, zone, category, rule
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    created_by: Mapped[str]
+    comment: Mapped[str] = mapped_column(default="")
+    created_at: Mapped[datetime]
+    expired_at: Mapped[datetime | None]
+    expired_by: Mapped[str | None]
+
+
+class ZoneBaseline(Base):
+    """Exponentially weighted hourly signal rate per (zone, category), for spike rules."""
+
+    __tablename__ = "zone_baselines"
+
+    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True)
+    category: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rate_per_h: Mapped[float]
+    through_hour: Mapped[datetime]

@@ -3,6 +3,7 @@
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -12,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from dispatch.senders.base import DeliveryError
+from dispatch.zone_state import ZoneStates
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ class Relay:
         public_base_url: str,
         batch_size: int = 200,
         max_attempts: int = 12,
+        ack_timeout_s: float = 10.0,
     ) -> None:
         self.factory = factory
         self.publisher = publisher
@@ -61,6 +64,8 @@ class Relay:
         self.public_base_url = public_base_url.rstrip("/")
         self.batch_size = batch_size
         self.max_attempts = max_attempts
+        self.ack_timeout_s = ack_timeout_s
+        self.zone_states = ZoneStates(publisher, topic_prefix=topic_prefix)
 
     def _message(self, payload: dict[str, Any]) -> dict[str, Any]:
         return {**payload, "link": f"{self.public_base_url}/a/{payload['alert_id']}"}
@@ -72,26 +77,56 @@ class Relay:
         return max(1, int((datetime.fromisoformat(expires) - now).total_seconds()))
 
     def run_once(self, *, now: datetime) -> int:
-        """Publish one batch of due events; returns how many were claimed."""
+        """Publish one batch of due events; returns how many were claimed.
+
+        The batch is sent first and its PUBACKs awaited afterwards (pipelined), then every
+        acknowledged event is marked published in one statement, all inside the claim's transaction.
+        """
         with self.factory() as session, session.begin():
             rows = session.execute(_CLAIM, {"now": now, "limit": self.batch_size}).all()
-            for row_id, event_id, kind, payload, attempts in rows:
+            sent = []
+            for row in rows:
                 try:
-                    self.publisher.publish(alert_topic(self.topic_prefix, payload), self._message(payload),
-                                           expiry_s=self._expiry_s(payload, now))
+                    ticket = self._send(row.payload, now)
                 except DeliveryError as exc:
-                    self._failed(session, row_id=row_id, attempts=attempts + 1, error=exc, now=now)
+                    self._failed(session, row_id=row.id, attempts=row.attempts + 1, error=exc, now=now)
                     if exc.retryable:
                         # The broker is likely down: leave the rest of the batch for the next pass.
                         break
                     continue
+                sent.append((row, ticket))
+            deadline = time.monotonic() + self.ack_timeout_s
+            published = []
+            for row, ticket in sent:
+                try:
+                    self._confirm(ticket, deadline - time.monotonic())
+                except DeliveryError as exc:
+                    self._failed(session, row_id=row.id, attempts=row.attempts + 1, error=exc, now=now)
+                    continue
+                published.append(row.id)
+                self.zone_states.mark(row.payload)
+                log.debug("published event %s (%s)", row.event_id, row.kind)
+            if published:
                 session.execute(
                     text("UPDATE outbox_events SET published_at = :now, attempts = attempts + 1, last_error = NULL "
-                         "WHERE id = :id"),
-                    {"now": now, "id": row_id},
+                         "WHERE id = ANY(:ids)"),
+                    {"now": now, "ids": published},
                 )
-                log.debug("published event %s (%s)", event_id, kind)
+            if self.zone_states.dirty:
+                self.zone_states.flush(session, now=now)
         return len(rows)
+
+    def _send(self, payload: dict[str, Any], now: datetime) -> Any:
+        topic, message, expiry_s = alert_topic(self.topic_prefix, payload), self._message(payload), \
+            self._expiry_s(payload, now)
+        if hasattr(self.publisher, "publish_nowait"):
+            return self.publisher.publish_nowait(topic, message, expiry_s=expiry_s)
+        self.publisher.publish(topic, message, expiry_s=expiry_s)
+        return None
+
+    def _confirm(self, ticket: Any, timeout_s: float) -> None:
+        if ticket is not None:
+            self.publisher.confirm(ticket, timeout_s=timeout_s)
 
     def _failed(self, session: Session, *, row_id: int, attempts: int, error: DeliveryError, now: datetime) -> None:
         park = (not error.retryable) or attempts >= self.max_attempts
@@ -102,6 +137,9 @@ class Relay:
              "park": park, "now": now, "id": row_id},
         )
         log.warning("event row %s attempt %s failed (%s)%s", row_id, attempts, error, " - parked" if park else "")
+
+    def _broker_up(self) -> bool:
+        return getattr(self.publisher, "connected", True)
 
     def drain(self, *, clock: Callable[[], datetime]) -> int:
         total = 0
@@ -119,6 +157,11 @@ class Relay:
                 with psycopg.connect(dsn, autocommit=True) as listen:
                     listen.execute(f"LISTEN {CHANNEL}")
                     while not stop.is_set():
+                        if not self._broker_up():
+                            # A broker outage is nobody's event's fault: no attempts are spent and
+                            # nothing is parked; events wait in the outbox until it is back.
+                            self.publisher.wait_connected(min(poll_s, 1.0))
+                            continue
                         self.drain(clock=clock)
                         for _ in listen.notifies(timeout=poll_s, stop_after=1):
                             pass

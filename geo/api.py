@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from db.api import SessionDep
 from geo import service as zone_service
@@ -16,11 +16,17 @@ def list_layers(session: SessionDep) -> list[dict[str, Any]]:
     return zone_service.list_layers(session)
 
 
-@router.get("/zones")
+@router.get(
+    "/zones",
+    response_class=Response,
+    responses={200: {"content": {"application/geo+json": {}}, "description": "GeoJSON FeatureCollection"},
+               404: {"description": "Layer not loaded"}},
+)
 def list_zones(
     session: SessionDep,
     layer: Annotated[str, Query(description="Zone layer name, e.g. nta")],
     simplify_m: Annotated[float, Query(ge=0, le=1000, description="Display simplification tolerance in metres")] = 0,
-) -> dict[str, Any]:
+) -> Response:
     """One layer's zones as a GeoJSON FeatureCollection (lon/lat)."""
-    return zone_service.zones_geojson(session, layer=layer, simplify_m=simplify_m)
+    body = zone_service.zones_geojson(session, layer=layer, simplify_m=simplify_m)
+    return Response(content=body, media_type="application/geo+json")

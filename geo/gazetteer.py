@@ -46,6 +46,8 @@ class GazetteerEntry:
 # ---------------------------------------------------------------- normalisation
 
 _TOKEN_RE = re.compile(r"[^\W_]+(?:['’`][^\W_]+)*|&")
+# The same tokens for lower-cased ASCII text, where an ASCII class matches about twice as fast.
+_ASCII_TOKEN_RE = re.compile(r"[a-z0-9]+(?:['`][a-z0-9]+)*|&", re.ASCII)
 _ORDINAL_RE = re.compile(r"^(\d+)(?:st|nd|rd|th)$")
 # Abbreviations are folded to one spelling on both sides (names and text), so "Saint Albans",
 # "St. Albans" and "St Albans" meet, as do "31st Street" and "31 St". "st" serves both saint and
@@ -91,7 +93,7 @@ def tokenise(text: str) -> tuple[list[str], list[int], list[int]]:
     """Canonical tokens of `text` with their start and end offsets in the original string."""
     low = text.lower()
     if text.isascii() and len(low) == len(text):
-        raw = _TOKEN_RE.findall(low)
+        raw = _ASCII_TOKEN_RE.findall(low)
         return _canon_all(raw), *_offsets(low, raw)
     # Slow path: fold character by character, remembering where each folded character came from.
     folded, origin = [], []
@@ -314,7 +316,7 @@ class GazetteerIndex:
         """Longest non-overlapping mentions in `text`, and its tokens with their offsets."""
         low = text.lower()
         if text.isascii() and len(low) == len(text):
-            raw = _TOKEN_RE.findall(low)
+            raw = _ASCII_TOKEN_RE.findall(low)
             toks = _canon_all(raw, low)
             starts = ends = None  # measured only when something matched
         else:

@@ -102,3 +102,22 @@ def within_bbox(geom: BaseGeometry, bbox: tuple[float, float, float, float]) -> 
     west, south, east, north = bbox
     minx, miny, maxx, maxy = geom.bounds
     return west <= minx and maxx <= east and south <= miny and maxy <= north
+
+
+def area_km2(geom: BaseGeometry) -> float:
+    """Area on the WGS84 ellipsoid, in km² (0 for points)."""
+    if geom.geom_type == "Point":
+        return 0.0
+    from pyproj import Geod  # imported on first use: nothing heavy at import time
+
+    return abs(Geod(ellps="WGS84").geometry_area_perimeter(geom)[0]) / 1e6
+
+
+def check_limits(geom: BaseGeometry, *, max_vertices: int, max_area_km2: float) -> None:
+    """Refuse footprints with too many vertices or too large an area; both limits are configurable."""
+    n = shapely.get_num_coordinates(geom)
+    if n > max_vertices:
+        raise InvalidGeometry(f"geometry has {n} vertices, more than the limit of {max_vertices}", n)
+    area = area_km2(geom)
+    if area > max_area_km2:
+        raise InvalidGeometry(f"geometry covers {area:.1f} km², more than the limit of {max_area_km2:g} km²", area)

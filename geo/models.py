@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from geoalchemy2 import Geometry
-from sqlalchemy import ForeignKey, String, UniqueConstraint, func
+from sqlalchemy import ARRAY, ForeignKey, String, Text, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -36,3 +36,22 @@ class Zone(Base):
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
     layer: Mapped[ZoneLayer] = relationship(back_populates="zones")
+
+
+class GazetteerEntryRow(Base):
+    """A named place for text geotagging (migration 0003); geo.gazetteer.GazetteerEntry is its pure twin."""
+
+    __tablename__ = "gazetteer_entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    normalised_name: Mapped[str] = mapped_column(index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    alternates: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    geom: Mapped[Any] = mapped_column(Geometry("GEOMETRY", srid=4326, spatial_index=False))
+    priority: Mapped[float] = mapped_column(default=0.0)
+    source: Mapped[str] = mapped_column(index=True)
+    code: Mapped[str | None]
+    region: Mapped[str | None] = mapped_column(String(16))
+    radius_m: Mapped[float | None]
+    loaded_at: Mapped[datetime] = mapped_column(server_default=func.now())

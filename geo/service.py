@@ -83,36 +83,32 @@ def list_layers(session: Session) -> list[dict[str, Any]]:
     return [{"name": r[0], "description": r[1], "zones": r[2]} for r in rows]
 
 
-def zones_geojson(session: Session, *, layer: str, simplify_m: float = 0.0) -> dict[str, Any]:
-    """A FeatureCollection of one layer's zones (lon/lat), optionally simplified for display."""
+def zones_geojson(session: Session, *, layer: str, simplify_m: float = 0.0) -> str:
+    """A FeatureCollection of one layer's zones (lon/lat) as JSON text, optionally simplified for display.
+
+    PostgreSQL builds the JSON: serialising every coordinate in Python costs seconds for the 262 NTAs.
+    """
     layer_row = session.scalar(select(ZoneLayer).where(ZoneLayer.name == layer))
     if layer_row is None:
         raise UnknownZone(f"zone layer {layer!r} is not loaded", layer=layer)
     # Simplify in a metric CRS (3857 is fine for a tolerance at city scale), never in degrees.
-    rows = session.execute(
+    return session.execute(
         text(
             """
-            SELECT z.code, z.name, z.properties,
-                   ST_AsGeoJSON(CASE WHEN :tol > 0
-                       THEN ST_Transform(ST_SimplifyPreserveTopology(ST_Transform(z.geom, 3857), :tol), 4326)
-                       ELSE z.geom END, 6)
-            FROM zones z WHERE z.layer_id = :layer_id ORDER BY z.code
+            SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg(
+                json_build_object(
+                    'type', 'Feature',
+                    'id', :layer || '/' || z.code,
+                    'geometry', ST_AsGeoJSON(CASE WHEN :tol > 0
+                        THEN ST_Transform(ST_SimplifyPreserveTopology(ST_Transform(z.geom, 3857), :tol), 4326)
+                        ELSE z.geom END, 6)::json,
+                    'properties', json_build_object('layer', :layer, 'code', z.code, 'name', z.name))
+                ORDER BY z.code), '[]'::json))::text
+            FROM zones z WHERE z.layer_id = :layer_id
             """
         ),
-        {"layer_id": layer_row.id, "tol": simplify_m},
-    ).all()
-    return {
-        "type": "FeatureCollection",
-        "features": [
-            {
-                "type": "Feature",
-                "id": f"{layer}/{r[0]}",
-                "geometry": json.loads(r[3]),
-                "properties": {"layer": layer, "code": r[0], "name": r[1]},
-            }
-            for r in rows
-        ],
-    }
+        {"layer_id": layer_row.id, "tol": simplify_m, "layer": layer},
+    ).scalar_one()
 
 
 def zone_by_id(session: Session, zone_id: int) -> tuple[Zone, ZoneLayer]:

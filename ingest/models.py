@@ -5,6 +5,7 @@ from typing import Any
 
 from geoalchemy2 import Geometry
 from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint, func
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -27,9 +28,11 @@ class Observation(Base):
     observed_at: Mapped[datetime]
     received_at: Mapped[datetime]
     geom: Mapped[Any] = mapped_column(Geometry("GEOMETRY", srid=4326, spatial_index=False))
-    uncertainty_m: Mapped[float]
+    uncertainty_m: Mapped[float | None]  # NULL for a post that could not be located
     geotag_method: Mapped[str] = mapped_column(String(16))
     raw: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # Hash of (author key, normalised text) for posts: finds reposts within the dedup window (migration 0003).
+    text_fingerprint: Mapped[str | None] = mapped_column(String(32))
 
 
 class ObservationZone(Base):
@@ -89,3 +92,43 @@ class UtilityReport(Base):
     version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class UtilityReportHistory(Base):
+    """One version of a report: what changed and the observation the rules saw for it."""
+
+    __tablename__ = "utility_report_history"
+    __table_args__ = (UniqueConstraint("report_id", "version", name="uq_utility_report_history_report_version"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    report_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("utility_reports.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    observation_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("observations.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    changes: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    key_id: Mapped[int | None]
+    at: Mapped[datetime]
+
+
+class FeedImport(Base):
+    """One import of an outage-feed snapshot: the outage ids it saw, and what it did."""
+
+    __tablename__ = "feed_imports"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    utility_id: Mapped[int] = mapped_column(ForeignKey("utilities.id", ondelete="CASCADE"))
+    feed: Mapped[str] = mapped_column(String(32))  # pge | az
+    source: Mapped[str] = mapped_column(default="")
+    imported_at: Mapped[datetime]
+    external_ids: Mapped[list[str]] = mapped_column(ARRAY(String))
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+
+class ConnectorCursor(Base):
+    """Where a live connector resumes: Jetstream's `time_us` of the last event it committed (migration 0008)."""
+
+    __tablename__ = "connector_cursors"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())

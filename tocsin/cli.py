@@ -18,6 +18,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(zones_app, name="zones")
 app.add_typer(utilities_app, name="utilities")
 app.add_typer(rules_app, name="rules")
+operators_app = typer.Typer(help="Control-room operator accounts and their tokens.", no_args_is_help=True)
+app.add_typer(operators_app, name="operators")
 
 
 def _settings() -> Settings:
@@ -164,6 +166,168 @@ def utilities_key(name: str, label: str = "") -> None:
         typer.echo(keys.issue_key(session, role="utility", utility_id=utility.id, label=label))
 
 
+keys_app = typer.Typer(help="A utility's API keys: list, add, revoke, rotate.", no_args_is_help=True)
+utilities_app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("list")
+def keys_list(name: str) -> None:
+    """List a utility's keys by id and prefix (the keys themselves are never stored)."""
+    from db.session import transaction
+    from ingest import keys
+
+    with transaction(_sessionmaker(_settings())) as session:
+        utility = keys.get_utility(session, name=name)
+        if utility is None:
+            _fail(f"utility {name!r} does not exist")
+        for k in keys.list_keys(session, utility_id=utility.id):
+            state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+            typer.echo(f"{k.id:>6}  {k.prefix}…  {state:<24} {k.label}")
+
+
+@keys_app.command("add")
+def keys_add(name: str, label: str = "") -> None:
+    """Issue another key for a utility (shown once)."""
+    utilities_key(name, label)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: int) -> None:
+    """Revoke a key by id; requests with it get 401 at once."""
+    from datetime import UTC, datetime
+
+    from db.errors import NotFound
+    from db.session import transaction
+    from ingest import keys
+
+    try:
+        with transaction(_sessionmaker(_settings())) as session:
+            keys.revoke_key(session, key_id=key_id, now=datetime.now(UTC))
+    except NotFound as exc:
+        _fail(exc.message)
+    typer.echo(f"key {key_id} revoked")
+
+
+@keys_app.command("rotate")
+def keys_rotate(key_id: int) -> None:
+    """Revoke a key and print its replacement (shown once)."""
+    from datetime import UTC, datetime
+
+    from db.errors import NotFound
+    from db.session import transaction
+    from ingest import keys
+
+    try:
+        with transaction(_sessionmaker(_settings())) as session:
+            new = keys.rotate_key(session, key_id=key_id, now=datetime.now(UTC))
+    except NotFound as exc:
+        _fail(exc.message)
+    typer.echo(new)
+
+
+@operators_app.command("add")
+def operators_add(
+    name: str,
+    role: Annotated[str, typer.Option(help="viewer (read), operator (acknowledge, resolve, silence) or admin")],
+) -> None:
+    """Create an operator account and print its token (shown once)."""
+    from datetime import UTC, datetime
+
+    from alerts import operators
+    from db.errors import DomainError
+    from db.session import transaction
+
+    try:
+        with transaction(_sessionmaker(_settings())) as session:
+            _, token = operators.add_operator(session, name=name, role=role, now=datetime.now(UTC))
+    except DomainError as exc:
+        _fail(exc.message)
+    typer.echo(token)
+
+
+@operators_app.command("list")
+def operators_list() -> None:
+    """List operator accounts (never their tokens)."""
+    from alerts import operators
+    from db.session import transaction
+
+    with transaction(_sessionmaker(_settings())) as session:
+        for op in operators.list_operators(session):
+            status = f"disabled {op.disabled_at:%Y-%m-%d %H:%M}" if op.disabled_at else "active"
+            typer.echo(f"{op.name:<32} {op.role:<9} {status}")
+
+
+@operators_app.command("token")
+def operators_token(name: str) -> None:
+    """Issue a new token for an operator (shown once); the old token stops working."""
+    from alerts import operators
+    from db.errors import DomainError
+    from db.session import transaction
+
+    try:
+        with transaction(_sessionmaker(_settings())) as session:
+            token = operators.reissue_token(session, name=name)
+    except DomainError as exc:
+        _fail(exc.message)
+    typer.echo(token)
+
+
+@operators_app.command("disable")
+def operators_disable(name: str) -> None:
+    """Disable an operator account; its token stops working at once."""
+    from datetime import UTC, datetime
+
+    from alerts import operators
+    from db.errors import DomainError
+    from db.session import transaction
+
+    try:
+        with transaction(_sessionmaker(_settings())) as session:
+            operators.disable_operator(session, name=name, now=datetime.now(UTC))
+    except DomainError as exc:
+        _fail(exc.message)
+    typer.echo(f"operator {name} disabled")
+
+
+responders_app = typer.Typer(help="Responders who get SMS alerts, and what they cover.", no_args_is_help=True)
+app.add_typer(responders_app, name="responders")
+
+
+@responders_app.command("import")
+def responders_import(
+    path: Annotated[Path, typer.Argument(help="CSV with columns name, phone, coverage, tier, on_call[, timezone]")],
+    skip_invalid: Annotated[bool, typer.Option(help="Import the valid rows even when some are invalid")] = False,
+) -> None:
+    """Add or update responders by phone; each listed responder's coverage becomes what the file says.
+
+    coverage: `district:A district:B` (zones) or `district:*` (a whole layer); on_call: a weekly
+    schedule like `mon-fri 08:00-18:00; sat,sun 22:00-06:00` (empty = always on call).
+    """
+    from datetime import UTC, datetime
+
+    from db.errors import DomainError
+    from db.session import transaction
+    from dispatch import responders
+
+    settings = _settings()
+    try:
+        data = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        _fail(f"cannot read {str(path)!r}: {exc.strerror}")
+    try:
+        with transaction(_sessionmaker(settings)) as session:
+            result = responders.import_csv(session, data=data, now=datetime.now(UTC), region=settings.phone_region,
+                                           skip_invalid=skip_invalid)
+    except DomainError as exc:
+        _fail(exc.message)
+    for line, message in result.errors:
+        typer.secho(f"{path}:{line}: {message}", fg=typer.colors.YELLOW, err=True)
+    if result.errors and not skip_invalid:
+        _fail(f"{len(result.errors)} invalid row(s); nothing imported (fix them, or pass --skip-invalid)")
+    typer.echo(f"responders: {result.created} created, {result.updated} updated, "
+               f"{result.coverage_rows} coverage rows, {len(result.errors)} rows skipped")
+
+
 @rules_app.command("check")
 def rules_check(path: Path) -> None:
     """Validate a rules file; errors name the rule and the field."""
@@ -175,6 +339,112 @@ def rules_check(path: Path) -> None:
     except RuleError as exc:
         _fail(exc.message)
     typer.echo(f"{path}: {len(rules)} rules OK")
+
+
+reports_app = typer.Typer(help="Utility outage reports: feed imports.", no_args_is_help=True)
+app.add_typer(reports_app, name="reports")
+
+
+def _bbox_option(value: str | None, default: tuple[float, float, float, float]):
+    if value is None or value == "feed":
+        return value or default
+    try:
+        west, south, east, north = (float(v) for v in value.split(","))
+    except ValueError:
+        _fail(f"--bbox {value!r} is not 'west,south,east,north' in degrees, or 'feed'")
+    if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+        _fail(f"--bbox {value!r} is not (west, south, east, north) in degrees")
+    return (west, south, east, north)
+
+
+@reports_app.command("import-feed")
+def reports_import_feed(
+    path: Annotated[Path, typer.Argument(help="A snapshot file (JSON)")],
+    fmt: Annotated[str, typer.Option("--format", help="pge (PG&E outages.json) or az (normalised Arizona)")],
+    utility: Annotated[str, typer.Option(help="The utility the outages belong to (tocsin utilities add)")],
+    bbox: Annotated[str | None, typer.Option(help="Jurisdiction 'west,south,east,north' for this import; 'feed' "
+                                             "uses the snapshot's own extent; default TOCSIN_JURISDICTION_BBOX")] = None,
+) -> None:
+    """Import an outage-map snapshot: create, update, and mark restored what vanished since the last one."""
+    import json
+    from datetime import UTC, datetime
+
+    from alerts.rules import load_rules
+    from db.errors import DomainError
+    from db.session import transaction
+    from ingest import feed_import
+    from ingest.feeds import parse_feed
+
+    settings = _settings()
+    try:
+        parsed = parse_feed(fmt, json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:  # FeedError and JSONDecodeError are ValueErrors
+        _fail(f"{path}: {exc}")
+    jurisdiction = _bbox_option(bbox, settings.jurisdiction_bbox)
+    if jurisdiction == "feed":
+        jurisdiction = parsed.envelope() or settings.jurisdiction_bbox
+    try:
+        with transaction(_sessionmaker(settings)) as session:
+            caller = feed_import.feed_caller(session, utility_name=utility)
+            result = feed_import.import_feed(session, caller=caller, feed=fmt, parsed=parsed,
+                                             rules=load_rules(settings.rules_file), jurisdiction_bbox=jurisdiction,
+                                             now=datetime.now(UTC), source=path.name,
+                                             max_vertices=settings.max_vertices, max_area_km2=settings.max_area_km2)
+    except DomainError as exc:
+        _fail(exc.message)
+    for r in sorted(result.rejected, key=lambda r: r.index):
+        typer.secho(f"rejected index {r.index} ({r.external_id or 'no id'}): {r.reason}", fg=typer.colors.YELLOW,
+                    err=True)
+    for ext, reason in result.restore_failures:
+        typer.secho(f"could not mark {ext} restored: {reason}", fg=typer.colors.YELLOW, err=True)
+    if not result.restore_checked:
+        typer.secho("snapshot is at the feed's page cap: vanished outages were not marked restored", err=True)
+    typer.echo(", ".join(f"{k} {v}" for k, v in result.counts().items()))
+
+
+connect_app = typer.Typer(help="Live connectors that feed public posts into the pipeline.", no_args_is_help=True)
+app.add_typer(connect_app, name="connect")
+
+
+def _csv_option(value: str | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@connect_app.command("jetstream")
+def connect_jetstream(
+    url: Annotated[str | None, typer.Option(help="Jetstream subscribe URL (default: Bluesky's jetstream2 us-east)")] = None,
+    keywords: Annotated[str | None, typer.Option(
+        help="Comma-separated word stems a post must contain, e.g. 'fire,flood,gas leak' (default: incident words)")] = None,
+    langs: Annotated[str, typer.Option(help="Comma-separated languages to keep; '' keeps every language")] = "en",
+    name: Annotated[str, typer.Option(help="Cursor name in the database (one per connector)")] = "jetstream",
+) -> None:
+    """Follow Bluesky posts live from Jetstream; resumes from the stored cursor, with a 5 s overlap."""
+    import signal
+
+    from alerts.errors import RuleError
+    from alerts.rules import load_rules
+    from ingest import jetstream, pipeline
+    from ingest.classify import load_lexicon
+
+    settings = _settings()
+    if keywords is not None and not _csv_option(keywords):
+        _fail(f"--keywords {keywords!r} names no keyword")
+    config = jetstream.JetstreamConfig(url=url or jetstream.DEFAULT_URL, name=name, langs=_csv_option(langs) or (),
+                                       keywords=_csv_option(keywords) or jetstream.DEFAULT_KEYWORDS)
+    try:
+        jetstream.subscribe_url(config.url, cursor=None)
+        rules = load_rules(settings.rules_file)
+    except ValueError as exc:
+        _fail(str(exc))
+    except RuleError as exc:
+        _fail(exc.message)
+    sink = jetstream.pipeline_ingest(lexicon=load_lexicon(), rules=rules,
+                                     config=pipeline.PipelineConfig.from_settings(settings))
+    connector = jetstream.JetstreamConnector(config=config, session_factory=_sessionmaker(settings), ingest=sink)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: connector.stop())
+    typer.echo(f"following {config.url} (cursor {name!r}); Ctrl-C stops", err=True)
+    connector.run()
 
 
 @app.command()
@@ -191,10 +461,15 @@ def serve(host: str | None = None, port: int | None = None) -> None:
 
 @app.command()
 def worker() -> None:
-    """Run the dispatcher: outbox relay to MQTT."""
+    """Run the dispatcher: outbox relay to MQTT, and the SMS fan-out (Twilio, or the console without credentials)."""
     from tocsin import worker as worker_mod
 
     worker_mod.run(_settings())
+
+
+from tocsin import cli_posts  # noqa: E402  (gazetteer, replay, posts purge, partners; light at import)
+
+cli_posts.register(app)
 
 
 def main() -> None:

@@ -3,5 +3,6 @@
 
 def load() -> None:
     import alerts.models  # noqa: F401
+    import dispatch.models  # noqa: F401
     import geo.models  # noqa: F401
     import ingest.models  # noqa: F401

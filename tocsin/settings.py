@@ -25,21 +25,47 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     public_base_url: str = "http://127.0.0.1:8000"
+    # Live map basemap: an XYZ tile URL such as https://tile.openstreetmap.org/{z}/{x}/{y}.png; unset draws
+    # zones and labels on a plain background (works offline).
+    basemap_url: str | None = None
+    basemap_attribution: str = ""
+    # CAP 1.2 <sender>: globally unique for this deployment, no spaces, commas, "<" or "&".
+    cap_sender: str = Field(default="tocsin@localhost", pattern=r"^[^\s,<&]+$")
     max_body_bytes: int = 1_000_000
+    # Utility report limits: vertices and area of a submitted footprint, requests per minute per API key
+    # (an in-process token bucket per worker process; 0 disables it).
+    max_vertices: int = Field(default=10_000, ge=4)
+    max_area_km2: float = Field(default=2_000.0, gt=0)
+    rate_limit_per_min: int = Field(default=6_000, ge=0)
     # Reports outside this lon/lat box are refused (west, south, east, north).
     jurisdiction_bbox: tuple[float, float, float, float] = (-74.30, 40.45, -73.65, 40.95)
 
     rules_file: Path = REPO_ROOT / "data" / "rules.yaml"
     author_hash_key: SecretStr = SecretStr(DEV_AUTHOR_KEY)
+    # Public posts: the same text from the same author within this window counts once; stored posts
+    # are purged after the retention period (`tocsin posts purge`); the largest POST /v1/posts:batch body.
+    post_dedup_window_s: float = Field(default=3600.0, ge=0)
+    post_retention_days: float = Field(default=30.0, gt=0)
+    posts_batch_max_bytes: int = Field(default=32_000_000, ge=1)
 
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None
     twilio_from: str | None = None
     twilio_base_url: str | None = None
+    # SMS fan-out (dispatch.fanout): the Twilio account's messages per second, Twilio's queue ceiling
+    # (it queues at most 4 hours of messages at that rate), attempts before a delivery fails,
+    # concurrent sends, and the region for phone numbers written without a country code.
+    sms_mps: float = Field(default=1.0, gt=0)
+    sms_queue_ceiling_s: float = Field(default=4 * 3600, gt=0)
+    sms_max_attempts: int = Field(default=8, ge=1)
+    sms_concurrency: int = Field(default=4, ge=1, le=64)
+    phone_region: str = "US"
 
     relay_batch_size: int = Field(default=200, ge=1)
     relay_poll_s: float = Field(default=5.0, gt=0)
     relay_max_attempts: int = Field(default=12, ge=1)
+    # The alert sweeper (hysteresis, expiry, repeats, escalation ticks) runs in the worker this often.
+    sweep_interval_s: float = Field(default=5.0, gt=0)
 
     shared_data_dir: Path = REPO_ROOT.parent / "shared" / "data"
     log_level: str = "INFO"

@@ -3,10 +3,15 @@
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from db.session import make_engine, make_sessionmaker
 from dispatch.relay import Relay
+from dispatch.fanout import FanoutConfig
+from dispatch.fanout_worker import FanoutWorker
+from dispatch.senders.console import ConsoleSender
+from dispatch.senders.sms import TwilioSender
 from dispatch.senders.mqtt import MqttConfig, MqttPublisher
 from tocsin import models_registry
 from tocsin.settings import Settings
@@ -44,6 +49,40 @@ def build_relay(settings: Settings, publisher: MqttPublisher) -> Relay:
     )
 
 
+def build_sender(settings: Settings) -> TwilioSender | ConsoleSender:
+    """Twilio when TOCSIN_TWILIO_ACCOUNT_SID, _AUTH_TOKEN and _FROM are set; else a console sender."""
+    if settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from:
+        return TwilioSender(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(),
+                            settings.twilio_from, base_url=settings.twilio_base_url)
+    log.info("no Twilio credentials: SMS goes to the console sender (logger tocsin.sms)")
+    return ConsoleSender()
+
+
+def build_fanout(settings: Settings) -> FanoutWorker:
+    from alerts.rules import load_rules
+
+    models_registry.load()
+    rules = load_rules(settings.rules_file)
+    engine = make_engine(settings.database_url, pool_size=settings.sms_concurrency + 1)
+    config = FanoutConfig(public_base_url=settings.public_base_url, mps=settings.sms_mps,
+                          queue_ceiling_s=settings.sms_queue_ceiling_s)
+    return FanoutWorker(make_sessionmaker(engine), build_sender(settings), rules=lambda: rules, config=config,
+                        clock=utcnow, max_attempts=settings.sms_max_attempts, concurrency=settings.sms_concurrency)
+
+
+def build_sweeper(settings: Settings, stop: threading.Event) -> Callable[[], None]:
+    """The alert sweeper loop; rules reload on file change (and on SIGHUP when run as the main program)."""
+    from alerts import sweeper
+    from alerts.reload import RulesProvider
+
+    models_registry.load()
+    provider = RulesProvider(settings.rules_file)
+    provider.install_sighup()
+    factory = make_sessionmaker(make_engine(settings.database_url, pool_size=1))
+    return lambda: sweeper.run_forever(factory, rules=provider.current, clock=utcnow, stop=stop,
+                                       interval_s=settings.sweep_interval_s)
+
+
 def run(settings: Settings, *, stop: threading.Event | None = None) -> None:
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -54,7 +93,18 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> None:
         log.warning("MQTT broker at %s not reachable yet; events wait in the outbox", settings.mqtt_url)
     relay = build_relay(settings, publisher)
     log.info("relay running: %s -> %s", settings.database_url.split("@")[-1], settings.mqtt_url)
+    fanout = build_fanout(settings)
+    sms_thread = threading.Thread(
+        target=fanout.run_forever, kwargs={"dsn": libpq_dsn(settings.database_url), "stop": stop,
+                                           "poll_s": settings.relay_poll_s},
+        name="sms-fanout", daemon=True)
+    sms_thread.start()
+    sweeper_thread = threading.Thread(target=build_sweeper(settings, stop), name="alert-sweeper", daemon=True)
+    sweeper_thread.start()
     try:
         relay.run_forever(dsn=libpq_dsn(settings.database_url), clock=utcnow, stop=stop, poll_s=settings.relay_poll_s)
     finally:
+        stop.set()
+        sms_thread.join(timeout=10)
+        sweeper_thread.join(timeout=10)
         publisher.stop()

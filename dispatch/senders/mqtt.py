@@ -52,6 +52,8 @@ class MqttPublisher:
         client.enable_logger(logging.getLogger("tocsin.mqtt.paho"))
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.max_queued_messages_set(0)
+        # Up to 100 unacknowledged publishes (Mosquitto's max_inflight_messages): a batch pipelines its PUBACKs.
+        client.max_inflight_messages_set(100)
         if config.username:
             client.username_pw_set(config.username, config.password)
         if config.tls or config.url.startswith("mqtts://"):
@@ -95,9 +97,18 @@ class MqttPublisher:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    def wait_connected(self, timeout_s: float) -> bool:
+        """Block until the broker connection is up (or `timeout_s` passed); returns whether it is."""
+        return self._connected.wait(timeout_s)
+
     def publish(self, topic: str, payload: dict[str, Any] | bytes | None, *, retain: bool = False,
                 expiry_s: int | None = None) -> None:
         """Publish at QoS 1 and wait for PUBACK; raise a retryable DeliveryError otherwise."""
+        self.confirm(self.publish_nowait(topic, payload, retain=retain, expiry_s=expiry_s))
+
+    def publish_nowait(self, topic: str, payload: dict[str, Any] | bytes | None, *, retain: bool = False,
+                       expiry_s: int | None = None) -> tuple[str, mqtt.MQTTMessageInfo]:
+        """Send at QoS 1 without waiting; pass the ticket to confirm(). Lets a batch share its PUBACK waits."""
         if not self._connected.is_set():
             raise DeliveryError("MQTT broker not connected", retryable=True)
         body = json.dumps(payload, separators=(",", ":")).encode() if isinstance(payload, dict) else payload or b""
@@ -105,11 +116,16 @@ class MqttPublisher:
         if expiry_s is not None and expiry_s > 0:
             props = Properties(PacketTypes.PUBLISH)
             props.MessageExpiryInterval = int(expiry_s)
-        info = self._client.publish(topic, body, qos=1, retain=retain, properties=props)
+        return topic, self._client.publish(topic, body, qos=1, retain=retain, properties=props)
+
+    def confirm(self, ticket: tuple[str, mqtt.MQTTMessageInfo], *, timeout_s: float | None = None) -> None:
+        """Wait for the PUBACK of a publish_nowait(); raise a retryable DeliveryError when none comes."""
+        topic, info = ticket
+        timeout_s = self.ack_timeout_s if timeout_s is None else max(0.0, timeout_s)
         try:
-            info.wait_for_publish(self.ack_timeout_s)
+            info.wait_for_publish(timeout_s)
         except (RuntimeError, ValueError) as exc:
             raise DeliveryError(f"MQTT publish to {topic} failed: {exc}", retryable=True) from exc
         if not info.is_published():
-            raise DeliveryError(f"MQTT publish to {topic} not acknowledged within {self.ack_timeout_s}s",
+            raise DeliveryError(f"MQTT publish to {topic} not acknowledged within {timeout_s:.1f}s",
                                 retryable=True)

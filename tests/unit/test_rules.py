@@ -65,3 +65,49 @@ def test_rule_matches_category_source_and_confidence():
     assert not r.matches(category="flood", source="utility_report", confidence=0.9)
     assert not r.matches(category="fire", source="post", confidence=0.9)
     assert not r.matches(category="flood", source="post", confidence=0.5)
+
+
+def _write(path, names, *, bump_ns: int) -> None:
+    import os
+
+    body = "rules:\n" + "".join(f"  - {{name: {n}, categories: [flood], layer: nta}}\n" for n in names)
+    path.write_text(body)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + bump_ns))  # coarse file-system clocks
+
+
+def test_rules_provider_reloads_on_change_and_keeps_good_rules_on_error(tmp_path):
+    from alerts.reload import RulesProvider
+
+    path = tmp_path / "rules.yaml"
+    _write(path, ["one"], bump_ns=0)
+    provider = RulesProvider(path)
+    assert [r.name for r in provider.current()] == ["one"]
+    _write(path, ["one", "two"], bump_ns=1_000_000_000)
+    assert [r.name for r in provider.current()] == ["one", "two"]
+    path.write_text("rules:\n  - {name: broken, layer: nta}\n")
+    assert [r.name for r in provider.current()] == ["one", "two"]  # the last good rules stay in force
+    assert "rule 'broken': categories: Field required" in provider.last_error
+
+
+def test_rules_provider_reloads_on_sighup(tmp_path):
+    import os
+    import signal
+
+    from alerts.reload import RulesProvider
+
+    path = tmp_path / "rules.yaml"
+    _write(path, ["one"], bump_ns=0)
+    provider = RulesProvider(path)
+    stamp = provider._stamp
+    _write(path, ["one", "three"], bump_ns=0)
+    provider._stamp = provider._file_stamp()  # as if the change were invisible to the stat check
+    previous = signal.getsignal(signal.SIGHUP)
+    try:
+        assert provider.install_sighup()
+        assert [r.name for r in provider.current()] == ["one"]
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert [r.name for r in provider.current()] == ["one", "three"]
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert stamp is not None

@@ -1,0 +1,123 @@
+"""The sweeper: resolve alerts on hysteresis or expiry, send due repeats, emit escalation ticks, fold baselines.
+
+The worker calls `sweep` every few seconds with `now`; tests call it with chosen times and never sleep.
+Alerts are claimed with SKIP LOCKED, so several workers can sweep at once without doing anything twice.
+"""
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts import baselines, outbox
+from alerts import service as alert_service
+from alerts.evaluate import escalation_ticks_due, hysteresis, ladder_severity, severity_rank
+from alerts.lifecycle import AlertState
+from alerts.models import Alert
+from alerts.notify import is_silenced
+from alerts.rules import Rule
+from alerts.silences import active_silences
+from alerts.views import zone_refs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepResult:
+    swept: int = 0
+    resolved: list[int] = field(default_factory=list)
+    notified: list[tuple[int, str]] = field(default_factory=list)  # (alert id, reason)
+    escalation_ticks: list[int] = field(default_factory=list)
+    baseline_hours: int = 0
+
+
+def sweep(session: Session, *, rules: Sequence[Rule], now: datetime, limit: int = 500) -> SweepResult:
+    """One pass over unresolved alerts (at most `limit`, oldest first) in the caller's transaction."""
+    result = SweepResult(baseline_hours=baselines.fold_hours(session, now=now))
+    by_name = {r.name: r for r in rules}
+    silences = active_silences(session, now=now)
+    alerts = session.scalars(
+        select(Alert).where(Alert.state != AlertState.RESOLVED).order_by(Alert.id).limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    zones = zone_refs(session, sorted({a.zone_id for a in alerts}))
+    logs = alert_service.notification_logs(session, [a.id for a in alerts])
+    for alert in alerts:
+        result.swept += 1
+        _sweep_one(session, alert=alert, rule=by_name.get(alert.rule), silences=silences, now=now, result=result,
+                   zone=zones[alert.zone_id], log_rows=logs.get(alert.id, []))
+    return result
+
+
+def _sweep_one(session: Session, *, alert: Alert, rule: Rule | None, silences: list, now: datetime,
+               result: SweepResult, zone: dict[str, str], log_rows: list) -> None:
+    if alert.expires_at is not None and now >= alert.expires_at:
+        alert_service.close(session, alert=alert, rule=rule, actor="sweeper", now=now,
+                            reason=f"expired: no new evidence since {alert.last_evidence_at.isoformat()}")
+        result.resolved.append(alert.id)
+        return
+    if rule is not None:
+        live = alert_service.window_stats(session, rule, alert.zone_id, now, window_s=rule.hysteresis_window_s)
+        step = hysteresis(rule, weighted_count=live.weighted_count, quiet_since=alert.quiet_since, now=now)
+        if step.resolve:
+            alert_service.close(
+                session, alert=alert, rule=rule, actor="sweeper", now=now,
+                reason=(f"quiet: weighted count {live.weighted_count:g} below {rule.resolve_threshold:g} "
+                        f"since {step.quiet_since.isoformat()}"))
+            result.resolved.append(alert.id)
+            return
+        alert.quiet_since = step.quiet_since
+        if rule.ladder and not rule.immediate:
+            _follow_ladder_down(session, alert=alert, rule=rule, weighted_count=live.weighted_count, now=now)
+    decision = alert_service.notify(session, alert=alert, rule=rule, zone=zone, now=now, silences=silences,
+                                    log_rows=log_rows)
+    if decision.notify:
+        result.notified.append((alert.id, decision.reason))
+    if rule is not None and alert.state == AlertState.OPEN and not is_silenced(
+            alert_service.alert_view(alert, zone), silences, now) and alert.last_notified_at is not None:
+        _escalate(session, alert=alert, rule=rule, zone=zone, now=now, result=result)
+
+
+def _follow_ladder_down(session: Session, *, alert: Alert, rule: Rule, weighted_count: float, now: datetime) -> None:
+    """Lower the severity when the count falls to a lower rung (still above the resolve threshold)."""
+    rung = ladder_severity(rule, weighted_count)
+    if severity_rank(rung) >= severity_rank(alert.severity):
+        return
+    alert.severity = rung
+    alert.updated_at = now
+    alert_service.record_change(session, alert=alert, from_state=alert.state, actor="sweeper", now=now,
+                                reason=f"severity lowered: weighted count {weighted_count:g} in {rule.window_s:g}s")
+
+
+def _escalate(session: Session, *, alert: Alert, rule: Rule, zone: dict[str, str], now: datetime,
+              result: SweepResult) -> None:
+    """One escalation_tick event per elapsed escalate_after period while unacknowledged; dispatch pages the tier."""
+    due = escalation_ticks_due(rule, opened_at=alert.opened_at, now=now)
+    if due <= alert.escalation_ticks:
+        return
+    alert.escalation_ticks = due
+    event = outbox.emit(session, alert=alert, kind="escalation_tick", reason="unacknowledged", zone=zone, now=now)
+    minutes = (now - alert.opened_at).total_seconds() / 60
+    event.payload = {**event.payload, "minutes_since_open": round(minutes, 2), "tick": due,
+                     "tier_due": due + 1, "escalate_after_s": rule.escalate_after_s}
+    result.escalation_ticks.append(alert.id)
+    log.info("alert %s escalation tick %s", alert.id, due)
+
+
+def run_forever(factory: sessionmaker[Session], *, rules: Callable[[], Sequence[Rule]],
+                clock: Callable[[], datetime], stop: threading.Event, interval_s: float = 5.0) -> None:
+    """Sweep every `interval_s` until `stop`; one transaction per pass, errors logged and retried next pass."""
+    while not stop.is_set():
+        try:
+            with factory() as session, session.begin():
+                result = sweep(session, rules=rules(), now=clock())
+            if result.resolved or result.notified or result.escalation_ticks:
+                log.info("sweep: %d alerts, resolved %s, notified %s, escalation ticks %s", result.swept,
+                         result.resolved, [a for a, _ in result.notified], result.escalation_ticks)
+        except Exception:  # the worker must outlive a bad pass (database restart, a bug in one alert)
+            log.exception("sweep failed; retrying in %ss", interval_s)
+        stop.wait(interval_s)

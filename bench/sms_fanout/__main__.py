@@ -1,0 +1,144 @@
+"""SMS fan-out: one alert to 1,000 responders through the fake Twilio at a configured messages-per-second.
+
+A fresh database on the local PostGIS gets one zone, 1,000 responders covering it and one open
+alert with its outbox event; the real FanoutWorker (planner + paced sender threads) sends with the
+real twilio client to tests/fakes/twilio_server.py. The achieved rate is measured between the first
+and the last accepted send. Prints `sms_rate=<achieved> configured=<mps> lost=<n>` last; lost must be 0.
+
+Run: .venv/bin/python -m bench.sms_fanout [MPS]     (default 100)
+"""
+
+import os
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from shapely.geometry import MultiPolygon, Polygon
+from sqlalchemy import text
+
+RECIPIENTS = 1000
+DB_NAME = f"tocsin_bench_sms_{os.getpid()}"
+
+
+def _database(base: str) -> str:
+    admin = base.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}"')
+        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    return base.rsplit("/", 1)[0] + f"/{DB_NAME}"
+
+
+def _drop(base: str) -> None:
+    admin = base.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+
+
+def _setup(factory, now: datetime) -> None:
+    from alerts import ackcodes, outbox
+    from alerts.models import Alert
+    from db.session import transaction
+    from geo import service as zone_service
+    from geo.zones import ZoneRecord
+
+    square = Polygon([(-74.0, 40.7), (-73.95, 40.7), (-73.95, 40.75), (-74.0, 40.75)])
+    with transaction(factory) as session:
+        zone_service.upsert_zones(session, layer="district", records=[
+            ZoneRecord(code="A", name="District A", geometry=MultiPolygon([square]), properties={})])
+        zone_id = session.execute(text("SELECT id FROM zones")).scalar_one()
+        session.execute(text(
+            "INSERT INTO responders (name, phone, created_at, updated_at) "
+            "SELECT 'R' || i, '+1646' || lpad(i::text, 7, '0'), :now, :now FROM generate_series(1, :n) i"),
+            {"now": now, "n": RECIPIENTS})
+        session.execute(text("INSERT INTO coverage (responder_id, layer, zone_id, tier) "
+                             "SELECT id, 'district', :z, 1 FROM responders"), {"z": zone_id})
+        seq = session.execute(text("SELECT nextval('ack_code_seq')")).scalar_one()
+        alert = Alert(rule="gas_leak_report", zone_id=zone_id, category="gas_leak", severity="critical",
+                      state="open", ack_code=ackcodes.new_ack_code(seq), evidence_count=1, distinct_authors=1,
+                      opened_at=now, updated_at=now, last_evidence_at=now, expires_at=now + timedelta(hours=6))
+        session.add(alert)
+        session.flush()
+        outbox.emit(session, alert=alert, kind="opened", reason="first_notification",
+                    zone={"layer": "district", "code": "A", "name": "District A"}, now=now)
+
+
+class TimedSender:
+    """The real TwilioSender, with the time of each accepted send recorded."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.times: list[float] = []
+        self._lock = threading.Lock()
+
+    def send(self, to: str, body: str, *, status_callback: str | None = None) -> str:
+        sid = self.inner.send(to, body, status_callback=status_callback)
+        with self._lock:
+            self.times.append(time.monotonic())
+        return sid
+
+
+def main() -> int:
+    from alerts.rules import Rule
+    from db import migrate
+    from db.session import make_engine, make_sessionmaker
+    from dispatch.fanout import FanoutConfig
+    from dispatch.fanout_worker import FanoutWorker
+    from dispatch.senders.sms import TwilioSender
+    from tests.fakes.twilio_server import run_fake_twilio
+    from tocsin import models_registry
+    from tocsin.settings import Settings
+    from tocsin.worker import libpq_dsn
+
+    mps = float(sys.argv[1]) if len(sys.argv) > 1 else 100.0
+    settings = Settings()
+    try:
+        url = _database(settings.database_url)
+    except psycopg.OperationalError as exc:
+        print(f"skipped: PostgreSQL at {settings.database_url.split('@')[-1]} is not reachable ({exc})")
+        return 0
+    engine = None
+    try:
+        migrate.upgrade(url)
+        models_registry.load()
+        engine = make_engine(url, pool_size=8)
+        factory = make_sessionmaker(engine)
+        now = datetime.now(UTC)
+        _setup(factory, now)
+        rule = Rule(name="gas_leak_report", categories=("gas_leak",), layer="district", immediate=True)
+        with run_fake_twilio() as fake:
+            fake.callbacks_enabled = False
+            sender = TimedSender(TwilioSender(fake.account_sid, fake.auth_token, "+15005550006",
+                                              base_url=fake.base_url))
+            worker = FanoutWorker(factory, sender, rules=lambda: [rule],
+                                  config=FanoutConfig(public_base_url="http://bench.test", mps=mps),
+                                  clock=lambda: datetime.now(UTC), concurrency=8)
+            stop = threading.Event()
+            thread = threading.Thread(target=worker.run_forever, kwargs={"dsn": libpq_dsn(url), "stop": stop,
+                                                                         "poll_s": 0.5}, daemon=True)
+            thread.start()
+            deadline = time.monotonic() + RECIPIENTS / mps * 3 + 30
+            while len(sender.times) < RECIPIENTS and time.monotonic() < deadline:
+                time.sleep(0.05)
+            stop.set()
+            thread.join(15)
+            fake.wait_idle()
+            received = {m["to"] for m in fake.messages}
+        with factory() as session:
+            statuses = dict(session.execute(text("SELECT status, count(*) FROM deliveries GROUP BY status")).all())
+    finally:
+        if engine is not None:
+            engine.dispose()
+        _drop(settings.database_url)
+    times = sorted(sender.times)
+    achieved = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+    lost = RECIPIENTS - len(received)
+    print(f"deliveries by status: {statuses}; fake Twilio received {len(fake.messages)} messages for "
+          f"{len(received)} recipients")
+    print(f"sms_rate={achieved:.1f} configured={mps:g} lost={lost}")
+    return 0 if lost == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

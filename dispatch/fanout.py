@@ -1,0 +1,200 @@
+"""SMS fan-out planning: outbox event -> routing -> one `deliveries` row per recipient. Services never commit.
+
+Every outbox event is queued for the fan-out by a trigger (migration 0006). Planning an event
+re-reads its alert, asks `dispatch.routing.route` who is due at `now` (tier 1 on `opened`,
+later tiers on `escalation_tick` events once the rule's `escalate_after` has passed), renders
+the SMS once, and inserts the deliveries with ON CONFLICT DO NOTHING on (event_id, responder_id,
+channel), so a replayed plan cannot page anyone twice. Sending is `dispatch.deliveries`.
+
+Queue ceiling: Twilio queues up to 4 hours of messages at the account's messages-per-second
+(`TOCSIN_SMS_QUEUE_CEILING_S`, default 14,400 s); anything beyond fails at Twilio. The planner
+warns and counts `fanout_queue_ceiling_warnings` when the pending backlog would take longer.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from dispatch import metrics
+from dispatch.messages import gsm7_length, render_sms
+from dispatch.routing import Coverage, WeeklySchedule, route
+
+log = logging.getLogger(__name__)
+
+# Events that can page someone; acknowledged/resolved only inform the control room (MQTT).
+ROUTABLE_KINDS = frozenset({"opened", "updated", "repeated", "escalated", "escalation_tick"})
+DEFAULT_WINDOW_S = 600
+TWILIO_QUEUE_CEILING_S = 4 * 3600
+CHANNEL = "sms"
+
+
+@dataclass(frozen=True)
+class FanoutConfig:
+    public_base_url: str
+    mps: float = 1.0  # the Twilio account's messages per second
+    queue_ceiling_s: float = TWILIO_QUEUE_CEILING_S
+
+    def __post_init__(self) -> None:
+        if self.mps <= 0:
+            raise ValueError(f"mps {self.mps} must be positive")
+        if self.queue_ceiling_s <= 0:
+            raise ValueError(f"queue_ceiling_s {self.queue_ceiling_s} must be positive")
+
+
+def segments(body: str) -> int:
+    """GSM-7 segments an SMS body takes (160 septets in one, 153 each when concatenated)."""
+    n = gsm7_length(body)
+    return 1 if n <= 160 else math.ceil(n / 153)
+
+
+def queue_drain_s(*, messages: int, segments_each: int, mps: float) -> float:
+    """Seconds Twilio needs to drain `messages` of `segments_each` segments at `mps`. Pure."""
+    return messages * segments_each / mps
+
+
+@dataclass(frozen=True)
+class Planned:
+    outbox_id: int
+    alert_id: int | None
+    recipients: int
+    ceiling_warning: bool = False
+
+
+_CLAIM = text(
+    """
+    SELECT q.outbox_id, o.event_id, o.alert_id, o.kind FROM sms_fanout_queue q
+    JOIN outbox_events o ON o.id = q.outbox_id
+    ORDER BY q.outbox_id LIMIT :limit
+    FOR UPDATE OF q SKIP LOCKED
+    """
+)
+
+_ALERT = text(
+    """
+    SELECT a.id, a.rule, a.state, a.severity, a.category, a.evidence_count, a.ack_code, a.opened_at,
+           a.zone_id, l.name AS layer, z.code, z.name AS zone_name
+    FROM alerts a JOIN zones z ON z.id = a.zone_id JOIN zone_layers l ON l.id = z.layer_id
+    WHERE a.id = :id
+    """
+)
+
+_COVERAGE = text(
+    """
+    SELECT r.id, r.phone, r.opted_out, c.zone_id, c.layer, c.tier, c.on_call, c.timezone
+    FROM coverage c JOIN responders r ON r.id = c.responder_id
+    WHERE c.zone_id = :zone_id OR (c.zone_id IS NULL AND c.layer = :layer)
+    """
+)
+
+_INSERT = text(
+    """
+    INSERT INTO deliveries (event_id, alert_id, responder_id, channel, tier, body, status, attempts,
+                            next_attempt_at, created_at, updated_at)
+    VALUES (:event_id, :alert_id, :responder_id, :channel, :tier, :body, 'pending', 0, :now, :now, :now)
+    ON CONFLICT (event_id, responder_id, channel) DO NOTHING
+    """
+)
+
+
+@lru_cache(maxsize=1024)
+def _schedule(spec: str, timezone: str) -> WeeklySchedule:
+    return WeeklySchedule.parse(spec, timezone=timezone)
+
+
+def _coverage(session: Session, *, zone_id: int, layer: str) -> list[Coverage]:
+    rows = session.execute(_COVERAGE, {"zone_id": zone_id, "layer": layer}).all()
+    return [
+        Coverage(
+            responder_id=r.id, phone=r.phone, tier=r.tier, opted_out=r.opted_out,
+            zone_ids=frozenset({r.zone_id}) if r.zone_id is not None else None, layers=frozenset({r.layer}),
+            on_call=_schedule(r.on_call, r.timezone) if r.on_call else None,
+        )
+        for r in rows
+    ]
+
+
+def _tiers(coverage: Sequence[Coverage], chosen: Sequence[Any]) -> dict[Any, int]:
+    tiers: dict[Any, int] = {}
+    for c in coverage:
+        if c.responder_id in chosen:
+            tiers[c.responder_id] = min(c.tier, tiers.get(c.responder_id, c.tier))
+    return tiers
+
+
+def plan_event(session: Session, *, outbox_id: int, event_id: Any, alert_id: int | None, kind: str,
+               rules: Callable[[], Sequence[Any]], config: FanoutConfig, now: datetime) -> Planned:
+    """Create the deliveries one outbox event calls for (possibly none)."""
+    if kind not in ROUTABLE_KINDS or alert_id is None:
+        return Planned(outbox_id, alert_id, 0)
+    alert = session.execute(_ALERT, {"id": alert_id}).one_or_none()
+    if alert is None or alert.state == "resolved":
+        return Planned(outbox_id, alert_id, 0)
+    rule = next((r for r in rules() if r.name == alert.rule), None)
+    escalate_after_s = getattr(rule, "escalate_after_s", None)
+    window_s = getattr(rule, "window_s", None) or DEFAULT_WINDOW_S
+    coverage = _coverage(session, zone_id=alert.zone_id, layer=alert.layer)
+    notified = set(session.execute(
+        text("SELECT responder_id FROM deliveries WHERE alert_id = :a AND responder_id IS NOT NULL"),
+        {"a": alert_id},
+    ).scalars())
+    chosen = route(zone_id=alert.zone_id, layer=alert.layer, opened_at=alert.opened_at,
+                   acknowledged=alert.state != "open", escalate_after_s=escalate_after_s,
+                   coverage=coverage, already_notified=notified, now=now)
+    if not chosen:
+        return Planned(outbox_id, alert_id, 0)
+    body = render_sms(severity=alert.severity, category=alert.category, zone_name=alert.zone_name,
+                      zone_code=alert.code, evidence_count=alert.evidence_count, window_s=window_s,
+                      ack_code=alert.ack_code, link=f"{config.public_base_url.rstrip('/')}/a/{alert_id}")
+    tiers = _tiers(coverage, chosen)
+    session.execute(_INSERT, [
+        {"event_id": event_id, "alert_id": alert_id, "responder_id": rid, "channel": CHANNEL,
+         "tier": tiers[rid], "body": body, "now": now}
+        for rid in chosen
+    ])
+    backlog = session.execute(text("SELECT count(*) FROM deliveries WHERE status = 'pending'")).scalar_one()
+    drain_s = queue_drain_s(messages=backlog, segments_each=segments(body), mps=config.mps)
+    warn = drain_s > config.queue_ceiling_s
+    if warn:
+        metrics.increment(session, metrics.QUEUE_CEILING_WARNINGS)
+        log.warning(
+            "SMS backlog of %d messages x %d segment(s) at %.2f msg/s needs %.0fs, beyond Twilio's queue "
+            "ceiling of %.0fs (alert %s): raise the account's MPS or expect failures",
+            backlog, segments(body), config.mps, drain_s, config.queue_ceiling_s, alert_id,
+        )
+    log.info("alert %s event %s (%s): %d SMS planned", alert_id, outbox_id, kind, len(chosen))
+    return Planned(outbox_id, alert_id, len(chosen), warn)
+
+
+def plan_batch(session: Session, *, rules: Callable[[], Sequence[Any]], config: FanoutConfig, now: datetime,
+               limit: int = 500) -> list[Planned]:
+    """Plan up to `limit` queued events; several dispatchers can run this at once (SKIP LOCKED).
+
+    Routing depends on the alert and `now`, not on which of its events arrived, so a burst of
+    events for one alert is planned once (on its latest event) rather than once per event.
+    """
+    rows = session.execute(_CLAIM, {"limit": limit}).all()
+    latest = {r.alert_id: r for r in rows if r.kind in ROUTABLE_KINDS and r.alert_id is not None}
+    planned = []
+    for row in latest.values():
+        try:
+            with session.begin_nested():
+                planned.append(plan_event(session, outbox_id=row.outbox_id, event_id=row.event_id,
+                                          alert_id=row.alert_id, kind=row.kind, rules=rules, config=config, now=now))
+        except Exception:
+            # One unplannable event must not block every later page; it is counted and logged loudly.
+            log.exception("could not plan SMS for outbox event %s (alert %s); skipped", row.outbox_id, row.alert_id)
+            metrics.increment(session, metrics.FANOUT_ERRORS)
+    if rows:
+        session.execute(text("DELETE FROM sms_fanout_queue WHERE outbox_id = ANY(:ids)"),
+                        {"ids": [r.outbox_id for r in rows]})
+    done = {p.outbox_id for p in planned}
+    return planned + [Planned(r.outbox_id, r.alert_id, 0) for r in rows if r.outbox_id not in done]

@@ -1,0 +1,65 @@
+"""API shapes for responders, their coverage, deliveries and the outbox (the tables are in models.py)."""
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class CoverageSpec(BaseModel):
+    """What a responder covers: one zone (`zone` = its code) or a whole layer (`zone` omitted)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    layer: Annotated[str, Field(min_length=1, max_length=64)]
+    zone: Annotated[str | None, Field(max_length=64)] = None
+    tier: Annotated[int, Field(ge=1, le=99)] = 1
+    on_call: Annotated[
+        str | None, Field(max_length=500, description="Weekly schedule, e.g. 'mon-fri 08:00-18:00; sat 22:00-06:00'; "
+                                                      "omitted = always on call")
+    ] = None
+    timezone: Annotated[str, Field(max_length=64)] = "America/New_York"
+
+
+class ResponderCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    phone: Annotated[str, Field(min_length=3, max_length=32, description="Any dialable form; stored as E.164")]
+    coverage: list[CoverageSpec] = Field(default_factory=list, max_length=500)
+
+
+class ResponderUpdate(BaseModel):
+    """Fields to change; `coverage`, when given, replaces the responder's coverage."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    phone: Annotated[str | None, Field(min_length=3, max_length=32)] = None
+    opted_out: bool | None = None
+    coverage: list[CoverageSpec] | None = Field(default=None, max_length=500)
+
+
+class ResponderRead(BaseModel):
+    id: int
+    name: str
+    phone: str
+    opted_out: bool
+    coverage: list[CoverageSpec]
+    created_at: datetime
+    updated_at: datetime
+
+
+class OutboxEventRead(BaseModel):
+    id: int
+    event_id: str
+    alert_id: int | None
+    kind: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    next_attempt_at: datetime
+    published_at: datetime | None
+    parked_at: datetime | None

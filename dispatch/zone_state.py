@@ -1,0 +1,87 @@
+"""The retained per-zone state topic: `{prefix}/zones/{layer}/{code}/state`.
+
+It holds the zone's unresolved alerts (schema `tocsin.zone_state/1`, docs/mqtt.md), and an empty
+retained payload clears it once none remain, so a consumer that connects at any time learns what
+is going on everywhere from the retained messages alone. The relay marks a zone dirty when it
+publishes an event for it and flushes dirty zones after each batch; a zone whose state could not
+be published stays dirty and is tried again on the next pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from dispatch.senders.base import DeliveryError
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "tocsin.zone_state/1"
+_SEVERITY_RANK = {"minor": 1, "major": 2, "critical": 3}
+
+_UNRESOLVED = text(
+    """
+    SELECT a.id, a.rule, a.category, a.severity, a.state, a.opened_at, a.updated_at, a.evidence_count,
+           a.ack_code, z.name AS zone_name
+    FROM alerts a JOIN zones z ON z.id = a.zone_id JOIN zone_layers l ON l.id = z.layer_id
+    WHERE l.name = :layer AND z.code = :code AND a.state <> 'resolved'
+    ORDER BY a.id
+    """
+)
+
+
+def zone_state_topic(prefix: str, layer: str, code: str) -> str:
+    return f"{prefix}/zones/{layer}/{code}/state"
+
+
+def zone_summary(session: Session, *, layer: str, code: str, now: datetime) -> dict[str, Any] | None:
+    """The zone's unresolved alerts as the retained payload; None when there are none."""
+    rows = session.execute(_UNRESOLVED, {"layer": layer, "code": code}).all()
+    if not rows:
+        return None
+    return {
+        "schema": SCHEMA,
+        "zone": {"layer": layer, "code": code, "name": rows[0].zone_name},
+        "as_of": now.isoformat(),
+        "alert_count": len(rows),
+        "max_severity": max((r.severity for r in rows), key=lambda s: _SEVERITY_RANK.get(s, 0)),
+        "alerts": [
+            {"alert_id": r.id, "rule": r.rule, "category": r.category, "severity": r.severity, "state": r.state,
+             "opened_at": r.opened_at.isoformat(), "updated_at": r.updated_at.isoformat(),
+             "evidence_count": r.evidence_count, "ack_code": r.ack_code}
+            for r in rows
+        ],
+    }
+
+
+class ZoneStates:
+    """Zones whose retained state needs republishing."""
+
+    def __init__(self, publisher: Any, *, topic_prefix: str) -> None:
+        self.publisher = publisher
+        self.topic_prefix = topic_prefix
+        self.dirty: set[tuple[str, str]] = set()
+
+    def mark(self, payload: dict[str, Any]) -> None:
+        zone = payload.get("zone") or {}
+        if zone.get("layer") and zone.get("code"):
+            self.dirty.add((zone["layer"], zone["code"]))
+
+    def flush(self, session: Session, *, now: datetime) -> int:
+        """Publish every dirty zone's state (retained); returns how many were published."""
+        done = 0
+        for layer, code in sorted(self.dirty):
+            summary = zone_summary(session, layer=layer, code=code, now=now)
+            try:
+                self.publisher.publish(zone_state_topic(self.topic_prefix, layer, code),
+                                       summary if summary is not None else b"", retain=True)
+            except DeliveryError as exc:
+                log.warning("zone state %s/%s not published (%s); will retry", layer, code, exc)
+                break
+            self.dirty.discard((layer, code))
+            done += 1
+        return done

@@ -1,0 +1,114 @@
+"""The gazetteer in PostGIS: save entries, read them back, and a per-process cached `GazetteerIndex`.
+
+Building the index (Aho-Corasick over every name) takes a moment, so each process keeps one per
+database and rebuilds it only when the table changed: every `cached_index` call costs one small query
+(row count, newest load time, highest id), so a `tocsin gazetteer load` in another process is picked up
+by the running API on its next batch. `reload_index` forces a rebuild.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+
+import shapely
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from geo.gazetteer import GazetteerEntry, GazetteerIndex, normalise_name
+
+_INSERT = text(
+    """
+    INSERT INTO gazetteer_entries (name, normalised_name, kind, alternates, geom, priority, source, code, region,
+                                   radius_m)
+    SELECT u.name, u.nname, u.kind, CAST(u.alts AS text[]), ST_GeomFromWKB(u.wkb, 4326), u.priority, u.source,
+           u.code, u.region, u.radius_m
+    FROM unnest(CAST(:name AS text[]), CAST(:nname AS text[]), CAST(:kind AS text[]), CAST(:alts AS text[]),
+                CAST(:wkb AS bytea[]), CAST(:priority AS float8[]), CAST(:source AS text[]), CAST(:code AS text[]),
+                CAST(:region AS text[]), CAST(:radius_m AS float8[]))
+         AS u(name, nname, kind, alts, wkb, priority, source, code, region, radius_m)
+    """
+)
+
+_STAMP = text("SELECT count(*), coalesce(max(id), 0), max(loaded_at) FROM gazetteer_entries")
+
+
+def _pg_array_literal(values: Sequence[str]) -> str:
+    """A text[] literal; alternates travel as one string each so unnest keeps one row per entry."""
+    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + ",".join(quoted) + "}"
+
+
+def save_entries(session: Session, *, entries: Iterable[GazetteerEntry], replace_sources: bool = True) -> int:
+    """Insert entries; with replace_sources, entries already stored from the same sources are replaced
+    first, so loading the same file twice leaves one copy."""
+    entries = list(entries)
+    if not entries:
+        return 0
+    if replace_sources:
+        session.execute(text("DELETE FROM gazetteer_entries WHERE source = ANY(:sources)"),
+                        {"sources": sorted({e.source for e in entries})})
+    session.execute(_INSERT, {
+        "name": [e.name for e in entries],
+        "nname": [normalise_name(e.name) for e in entries],
+        "kind": [e.kind for e in entries],
+        "alts": [_pg_array_literal(e.alternates) for e in entries],
+        "wkb": list(shapely.to_wkb([e.geometry for e in entries])),
+        "priority": [float(e.priority) for e in entries],
+        "source": [e.source for e in entries],
+        "code": [e.code for e in entries],
+        "region": [e.region for e in entries],
+        "radius_m": [e.radius_m for e in entries],
+    })
+    return len(entries)
+
+
+def delete_source(session: Session, *, source: str) -> int:
+    return session.execute(text("DELETE FROM gazetteer_entries WHERE source = :s"), {"s": source}).rowcount
+
+
+def load_entries(session: Session) -> list[GazetteerEntry]:
+    """Every stored entry, in insertion order."""
+    rows = session.execute(text(
+        "SELECT name, kind, ST_AsBinary(geom), alternates, priority, source, code, region, radius_m "
+        "FROM gazetteer_entries ORDER BY id")).all()
+    geoms = shapely.from_wkb([bytes(r[2]) for r in rows]) if rows else []
+    return [
+        GazetteerEntry(name=r[0], kind=r[1], geometry=g, alternates=tuple(r[3] or ()), priority=float(r[4]),
+                       source=r[5], code=r[6], region=r[7], radius_m=r[8])
+        for r, g in zip(rows, geoms)
+    ]
+
+
+def count_by_source(session: Session) -> dict[str, int]:
+    return dict(session.execute(text(
+        "SELECT source, count(*) FROM gazetteer_entries GROUP BY source ORDER BY source")).all())
+
+
+_lock = threading.Lock()
+_cache: dict[str, tuple[tuple, GazetteerIndex]] = {}
+
+
+def _key(session: Session) -> str:
+    return session.get_bind().url.render_as_string(hide_password=True)
+
+
+def cached_index(session: Session) -> GazetteerIndex:
+    """The index of the stored gazetteer, rebuilt only when the table has changed since the last call."""
+    stamp = tuple(session.execute(_STAMP).one())
+    key = _key(session)
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+    index = GazetteerIndex(load_entries(session))
+    with _lock:
+        _cache[key] = (stamp, index)
+    return index
+
+
+def reload_index(session: Session) -> GazetteerIndex:
+    """Rebuild this process's index from the table now."""
+    with _lock:
+        _cache.pop(_key(session), None)
+    return cached_index(session)

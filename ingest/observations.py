@@ -1,0 +1,116 @@
+"""Read observations for the map: GeoJSON features with age, uncertainty, and post text or report details."""
+
+import json
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from db.errors import InvalidInput
+
+MAX_LIMIT = 10_000
+MAX_IDS = 1_000
+# Report fields the control room sees; raw holds the submitted body of that report version.
+REPORT_FIELDS = ("external_id", "status", "customers_affected", "cause", "description", "started_at",
+                 "estimated_restore_at", "address", "zip")
+
+# (colons escaped: SQLAlchemy text() would read ":MI" as a bind parameter)
+_UTC_ISO = "YYYY-MM-DD\"T\"HH24\\:MI\\:SS.US\"Z\""
+_REPORT_JSON = ", ".join(f"'{k}', o.raw->'properties'->'{k}'" for k in REPORT_FIELDS)
+
+# Each row's GeoJSON Feature is built by PostgreSQL: thousands of features without a Python object each.
+_SELECT = f"""
+    SELECT o.id, json_build_object(
+        'type', 'Feature', 'id', o.id, 'geometry', ST_AsGeoJSON(o.geom, 6)::json,
+        'properties', json_build_object(
+            'id', o.id, 'event_id', 'obs:' || o.id, 'source', o.source, 'category', o.category,
+            'confidence', round(o.confidence::numeric, 3),
+            'observed_at', to_char(o.observed_at AT TIME ZONE 'UTC', '{_UTC_ISO}'),
+            'received_at', to_char(o.received_at AT TIME ZONE 'UTC', '{_UTC_ISO}'),
+            'age_s', round(greatest(0, extract(epoch FROM (:now - o.observed_at)))::numeric, 1),
+            'uncertainty_m', round(o.uncertainty_m::numeric, 1), 'geotag_method', o.geotag_method,
+            -- Post text is public; a report's description is in its details instead.
+            'text', CASE WHEN o.source = 'utility_report' THEN NULL ELSE o.text END,
+            'report', CASE WHEN o.source = 'utility_report' THEN
+                jsonb_strip_nulls(jsonb_build_object({_REPORT_JSON})) || jsonb_build_object('utility', u.name) END
+        ))::text
+    FROM observations o
+    LEFT JOIN utilities u ON o.source = 'utility_report' AND o.author_hash = 'utility:' || u.id::text
+    WHERE o.geom IS NOT NULL
+"""
+
+
+def parse_bbox(value: str) -> tuple[float, float, float, float]:
+    """'west,south,east,north' in degrees (lon, lat), else InvalidInput quoting the value."""
+    parts = value.split(",")
+    try:
+        west, south, east, north = (float(p) for p in parts)
+    except ValueError:
+        raise InvalidInput(f"bbox {value!r} is not four numbers 'west,south,east,north'", field="bbox") from None
+    if not all(math.isfinite(v) for v in (west, south, east, north)):
+        raise InvalidInput(f"bbox {value!r} has a non-finite number", field="bbox")
+    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+        raise InvalidInput(f"bbox {value!r} is not west,south,east,north in degrees (lon before lat, "
+                           "west < east, south < north)", field="bbox")
+    return west, south, east, north
+
+
+def parse_ids(value: str) -> list[int]:
+    """'12,15' -> [12, 15]; at most MAX_IDS, else InvalidInput quoting the bad part."""
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    bad = next((p for p in parts if not p.isdigit()), None)
+    if bad is not None:
+        raise InvalidInput(f"ids item {bad!r} is not an observation id (a positive integer)", field="ids")
+    if len(parts) > MAX_IDS:
+        raise InvalidInput(f"ids has {len(parts)} items; at most {MAX_IDS} at once", field="ids")
+    return [int(p) for p in parts]
+
+
+def observation_features(session: Session, *, now: datetime, **filters: Any) -> list[dict[str, Any]]:
+    """Located observations as GeoJSON feature dicts, newest first; filters as in `observation_features_json`."""
+    return [json.loads(f) for _, f in observation_features_json(session, now=now, **filters)]
+
+
+def observation_features_json(
+    session: Session,
+    *,
+    now: datetime,
+    bbox: tuple[float, float, float, float] | None = None,
+    since: datetime | None = None,
+    after_id: int | None = None,
+    ids: Sequence[int] | None = None,
+    limit: int = 2_000,
+) -> list[tuple[int, str]]:
+    """(id, serialised GeoJSON feature) of located observations, newest first (by id), at most `limit`.
+
+    `bbox` is (west, south, east, north) in EPSG:4326; `since` compares with observed_at; `after_id`
+    keeps ids greater than it (the live feed's cursor); `ids` picks rows by id.
+    """
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit {limit} is not between 1 and {MAX_LIMIT}", field="limit")
+    if since is not None and since.tzinfo is None:
+        raise InvalidInput(f"since {since.isoformat()} has no timezone offset; add Z or +00:00", field="since")
+    sql = _SELECT
+    params: dict[str, Any] = {"limit": limit, "now": now}
+    if bbox is not None:
+        sql += " AND o.geom && ST_MakeEnvelope(:west, :south, :east, :north, 4326)"
+        params.update(dict(zip(("west", "south", "east", "north"), bbox)))
+    if since is not None:
+        sql += " AND o.observed_at >= :since"
+        params["since"] = since
+    if after_id is not None:
+        sql += " AND o.id > :after_id"
+        params["after_id"] = after_id
+    if ids is not None:
+        sql += " AND o.id = ANY(:ids)"
+        params["ids"] = list(ids)
+    sql += " ORDER BY o.id DESC LIMIT :limit"
+    return [(int(obs_id), feature) for obs_id, feature in session.execute(text(sql), params).all()]
+
+
+def latest_id(session: Session) -> int:
+    """The highest observation id (0 when there are none): where a live feed starts."""
+    return int(session.execute(text("SELECT coalesce(max(id), 0) FROM observations")).scalar_one())

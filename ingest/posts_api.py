@@ -1,0 +1,94 @@
+"""HTTP route for connectors and partners: `POST /v1/posts:batch` (JSON array or NDJSON)."""
+
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request
+
+from db.api import SessionDep
+from db.errors import Forbidden, InvalidInput
+from geo import gazetteer_store
+from ingest import api as ingest_api
+from ingest import keys, pipeline, posts
+from ingest.classify import Lexicon, load_lexicon
+from ingest.errors import RateLimited
+
+BATCH_PATH = "/v1/posts:batch"
+NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"})
+router = APIRouter(prefix="/v1", tags=["posts"])
+_lexicon_lock = threading.Lock()
+
+
+def current_partner(request: Request,
+                    caller: Annotated[keys.Caller, Depends(ingest_api.current_caller)]) -> keys.Caller:
+    if caller.role != "partner":
+        raise Forbidden(f"this endpoint needs a partner API key, not a {caller.role} key "
+                        "(create one with `tocsin partners add NAME`)")
+    limiter = request.app.state.rate_limiter
+    wait_s = limiter.take(caller.key_id, now_s=time.monotonic())
+    if wait_s is not None:
+        raise RateLimited(f"rate limit of {limiter.per_min} requests per minute exceeded for this key; "
+                          f"retry after {wait_s} s", retry_after_s=wait_s)
+    return caller
+
+
+async def _raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+def _lexicon(request: Request) -> Lexicon:
+    state = request.app.state
+    with _lexicon_lock:
+        if getattr(state, "lexicon", None) is None:
+            state.lexicon = load_lexicon()
+        return state.lexicon
+
+
+_EXAMPLE = [posts.PostIn.model_config["json_schema_extra"]["examples"][0]]  # type: ignore[index]
+
+
+@router.post(
+    "/posts:batch",
+    response_model=posts.BatchOut,
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"type": "array", "maxItems": posts.MAX_BATCH,
+                                        "items": {"$ref": "#/components/schemas/PostIn"}}, "example": _EXAMPLE},
+        "application/x-ndjson": {"schema": {"type": "string"},
+                                 "example": "{\"source\": \"bluesky\", \"external_id\": \"...\", ...}\n"}}}},
+    responses={401: {"description": "Missing or invalid API key"},
+               403: {"description": "The key is not a partner key"},
+               413: {"description": "Body over TOCSIN_POSTS_BATCH_MAX_BYTES"},
+               422: {"description": "The body is not a JSON array, or has more than 10,000 posts"}},
+)
+def posts_batch(
+    request: Request,
+    session: SessionDep,
+    caller: Annotated[keys.Caller, Depends(current_partner)],
+    body: Annotated[bytes, Depends(_raw_body)],
+    content_type: Annotated[str, Header()] = "application/json",
+) -> posts.BatchOut:
+    """Submit up to 10,000 public posts; each item gets its own result, a bad item never sinks the batch."""
+    media = content_type.split(";")[0].strip().lower()
+    if media not in NDJSON_TYPES and media not in ("application/json", ""):
+        raise InvalidInput(f"Content-Type {media!r} is not application/json or application/x-ndjson",
+                           field="Content-Type")
+    items = posts.parse_items(posts.split_body(body, ndjson=media in NDJSON_TYPES))
+    valid = [p for p in items if isinstance(p, posts.PostIn)]
+    state = request.app.state
+    done = pipeline.ingest_posts(
+        session, posts=valid, index=gazetteer_store.cached_index(session), lexicon=_lexicon(request),
+        rules=state.rules(), config=pipeline.PipelineConfig.from_settings(state.settings), now=datetime.now(UTC))
+    session.commit()
+    results: list[posts.ItemResultOut] = []
+    done_iter = iter(done)
+    for i, item in enumerate(items):
+        if isinstance(item, posts.Rejected):
+            results.append(posts.ItemResultOut(index=i, status="rejected", error=item.error))
+        else:
+            r = next(done_iter)
+            results.append(posts.ItemResultOut(index=i, status=r.status, id=r.id, error=r.error,
+                                               duplicate_of=r.duplicate_of, category=r.category, located=r.located))
+    counts = {s: sum(1 for r in results if r.status == s) for s in ("created", "duplicate", "rejected")}
+    return posts.BatchOut(**counts, results=results)

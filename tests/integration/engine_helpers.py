@@ -1,0 +1,80 @@
+"""Helpers for alert-engine tests: observations and signals in the hand-drawn districts, at chosen times."""
+
+import itertools
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from alerts import service as alert_service
+from geo.matching import ZoneMatch
+
+# A point inside each hand-drawn zone (tests/conftest.py DISTRICTS); all are inside precinct P1 too.
+INSIDE = {"A": (-73.975, 40.725), "B": (-73.925, 40.725), "C": (-73.95, 40.775)}
+_ids = itertools.count(1)
+
+
+def zone_matches(session: Session) -> dict[str, ZoneMatch]:
+    """{code: ZoneMatch} for every loaded zone, weight 1 (a point)."""
+    rows = session.execute(text(
+        "SELECT z.id, l.name, z.code, z.name FROM zones z JOIN zone_layers l ON l.id = z.layer_id"
+    )).all()
+    return {code: ZoneMatch(zid, layer, code, name, 1.0) for zid, layer, code, name in rows}
+
+
+def add_observation(session: Session, *, source: str, category: str, zone: str, author: str,
+                    observed_at: datetime, text_: str = "", external_id: str | None = None) -> int:
+    lon, lat = INSIDE[zone]
+    return session.execute(
+        text("""
+            INSERT INTO observations (source, external_id, author_hash, text, category, confidence, observed_at,
+                received_at, geom, uncertainty_m, geotag_method)
+            VALUES (:source, :ext, :author, :text, :category, 0.9, :at, :at,
+                    ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), 25, 'coordinates')
+            RETURNING id
+        """),
+        {"source": source, "ext": external_id or f"t-{next(_ids)}-{observed_at.timestamp()}", "author": author,
+         "text": text_, "category": category, "at": observed_at, "lon": lon, "lat": lat},
+    ).scalar_one()
+
+
+def feed(session: Session, *, rules, zones: dict[str, ZoneMatch], source: str, category: str, zone: str,
+         author: str, at: datetime, attributes: dict | None = None,
+         external_id: str | None = None) -> list[alert_service.AlertChange]:
+    """One observation in `zone` (and the precinct around it), observed and evaluated at `at`."""
+    oid = add_observation(session, source=source, category=category, zone=zone, author=author, observed_at=at,
+                          text_=f"{category} report by {author}", external_id=external_id)
+    signal = alert_service.SignalIn(
+        observation_id=oid, source=source, category=category, confidence=0.9, author_key=author, observed_at=at,
+        zones=[zones[zone], zones["P1"]], attributes=attributes or {},
+    )
+    return alert_service.observe(session, signal=signal, rules=rules, now=at)
+
+
+def events(session: Session, alert_id: int | None = None) -> list[dict]:
+    """Outbox payloads in the order they were written (optionally for one alert)."""
+    rows = session.execute(text(
+        "SELECT payload, created_at FROM outbox_events WHERE CAST(:a AS bigint) IS NULL OR alert_id = :a ORDER BY id"
+    ), {"a": alert_id}).all()
+    return [{**p, "_at": at} for p, at in rows]
+
+
+def ingest_process(database_url: str, rules_doc: dict, plan: list[tuple[str, datetime]], name: str,
+                   barrier) -> None:
+    """A worker process: for each (zone, time) in `plan`, wait for the other process, then ingest one post."""
+    from alerts.rules import parse_rules
+    from db.session import make_engine, make_sessionmaker, transaction
+    from tocsin import models_registry
+
+    models_registry.load()
+    rules = parse_rules(rules_doc)
+    engine = make_engine(database_url, pool_size=1)
+    factory = make_sessionmaker(engine)
+    with factory() as s:
+        zones = zone_matches(s)
+    for i, (zone, when) in enumerate(plan):
+        barrier.wait(timeout=60)
+        with transaction(factory) as s:
+            feed(s, rules=rules, zones=zones, source="post", category="flood", zone=zone, author=f"{name}-{i}",
+                 at=when, external_id=f"{name}-{i}")
+    engine.dispose()

@@ -1,0 +1,61 @@
+"""A utility sees and changes only its own reports; others' reports are 404 with no existence leak."""
+
+import pytest
+from reports_support import add_utility, auth, report
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def two_utilities(client, utility_key, session_factory):
+    other = add_utility(session_factory, "Other Gas")
+    mine = client.post("/v1/reports", json=report(), headers=auth(utility_key))
+    theirs = client.post("/v1/reports", json=report(external_id="THEIRS"), headers=auth(other))
+    assert (mine.status_code, theirs.status_code) == (201, 201)
+    return utility_key, other, mine.json()["id"], theirs.json()["id"]
+
+
+def test_get_of_another_utilitys_report_is_the_same_404_as_a_missing_one(client, two_utilities):
+    key, _, _, theirs = two_utilities
+    other = client.get(f"/v1/reports/{theirs}", headers=auth(key))
+    missing = client.get("/v1/reports/999999", headers=auth(key))
+    assert (other.status_code, missing.status_code) == (404, 404)
+    assert other.json()["detail"] == f"report {theirs} does not exist"
+    assert missing.json()["detail"] == "report 999999 does not exist"
+
+
+def test_patch_of_another_utilitys_report_is_404_and_changes_nothing(client, two_utilities):
+    key, other, _, theirs = two_utilities
+    r = client.patch(f"/v1/reports/{theirs}", json={"properties": {"status": "cancelled"}}, headers=auth(key))
+    assert r.status_code == 404
+    still = client.get(f"/v1/reports/{theirs}", headers=auth(other)).json()
+    assert (still["status"], still["version"]) == ("reported", 1)
+
+
+def test_list_shows_only_own_reports(client, two_utilities):
+    key, other, mine, theirs = two_utilities
+    assert [i["id"] for i in client.get("/v1/reports", headers=auth(key)).json()["items"]] == [mine]
+    assert [i["id"] for i in client.get("/v1/reports", headers=auth(other)).json()["items"]] == [theirs]
+
+
+def test_same_external_id_is_independent_per_utility(client, two_utilities, session_factory):
+    key, other, mine, _ = two_utilities
+    # "X1" exists for the first utility; the second may use it for its own report.
+    r = client.post("/v1/reports", json=report(), headers=auth(other))
+    assert r.status_code == 201 and r.json()["id"] != mine
+
+
+def test_revoked_key_is_401_and_rotated_key_works(client, utility_key, session_factory):
+    from datetime import UTC, datetime
+
+    from db.session import transaction
+    from ingest import keys
+
+    with transaction(session_factory) as session:
+        caller = keys.authenticate(session, key=utility_key)
+        second = keys.issue_key(session, role="utility", utility_id=caller.utility_id, label="backup")
+        rotated = keys.rotate_key(session, key_id=caller.key_id, now=datetime.now(UTC))
+        assert len(keys.list_keys(session, utility_id=caller.utility_id)) == 3
+    assert client.get("/v1/reports", headers=auth(utility_key)).status_code == 401
+    assert client.get("/v1/reports", headers=auth(rotated)).status_code == 200
+    assert client.get("/v1/reports", headers=auth(second)).status_code == 200

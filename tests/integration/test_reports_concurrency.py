@@ -1,0 +1,101 @@
+"""Two identical submissions at the same instant store one report: the database decides, not the code."""
+
+import threading
+import time
+from pathlib import Path
+from datetime import UTC, datetime
+
+import pytest
+from reports_support import report
+from sqlalchemy import text
+
+from db.errors import Conflict
+
+RULES_PATH = Path(__file__).resolve().parents[1] / "data" / "rules.yaml"
+
+pytestmark = pytest.mark.integration
+
+
+def _submit(session_factory, key, body, idempotency_key, out, *, hold: threading.Event | None = None):
+    """create_report in its own session; with `hold`, wait for it before committing."""
+    from alerts.rules import load_rules
+    from ingest import keys, reports
+    from ingest.schemas import ReportCreate
+
+    with session_factory() as session:
+        try:
+            caller = keys.authenticate(session, key=key)
+            result = reports.create_report(
+                session, caller=caller, body=ReportCreate.model_validate(body), idempotency_key=idempotency_key,
+                rules=load_rules(RULES_PATH), jurisdiction_bbox=(-74.3, 40.45, -73.65, 40.95),
+                now=datetime.now(UTC))
+            out["created"], out["id"] = result.created, result.report.id
+            if hold is not None:
+                hold.wait(10)
+            session.commit()
+        except Conflict as exc:
+            out["conflict"] = exc.message
+            session.rollback()
+
+
+def _race(session_factory, key, first_body, second_body, first_key=None, second_key=None):
+    """The first transaction inserts and holds; the second starts, must block, and resumes after the commit."""
+    release = threading.Event()
+    a, b = {}, {}
+    ta = threading.Thread(target=_submit, args=(session_factory, key, first_body, first_key, a),
+                          kwargs={"hold": release})
+    ta.start()
+    deadline = time.monotonic() + 10
+    while "id" not in a and time.monotonic() < deadline:
+        time.sleep(0.01)
+    tb = threading.Thread(target=_submit, args=(session_factory, key, second_body, second_key, b))
+    tb.start()
+    tb.join(0.5)
+    blocked = tb.is_alive()  # waiting on the unique index held by the first, uncommitted insert
+    release.set()
+    ta.join(10)
+    tb.join(10)
+    return a, b, blocked
+
+
+def _count(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT count(*) FROM utility_reports")).scalar_one()
+
+
+def test_identical_concurrent_posts_create_one_report(session_factory, utility_key, districts, engine):
+    a, b, blocked = _race(session_factory, utility_key, report(), report())
+    assert blocked
+    assert (a["created"], b["created"]) == (True, False)
+    assert a["id"] == b["id"]
+    assert _count(engine) == 1
+
+
+def test_same_idempotency_key_concurrently_with_another_external_id_is_a_conflict(
+        session_factory, utility_key, districts, engine):
+    a, b, blocked = _race(session_factory, utility_key, report(), report(external_id="OTHER"), "k-1", "k-1")
+    assert blocked
+    assert a["created"] is True
+    assert "Idempotency-Key 'k-1' was already used" in b["conflict"]
+    assert _count(engine) == 1
+    with engine.connect() as conn:  # the loser's observation went with it
+        assert conn.execute(text("SELECT count(*) FROM observations")).scalar_one() == 1
+
+
+def test_many_threads_same_report_over_http(client, utility_key, engine):
+    barrier = threading.Barrier(8)
+    codes: list[int] = []
+
+    def go():
+        barrier.wait()
+        r = client.post("/v1/reports", json=report(), headers={"Authorization": f"Bearer {utility_key}",
+                                                               "Idempotency-Key": "same"})
+        codes.append(r.status_code)
+
+    threads = [threading.Thread(target=go) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(codes) == [200] * 7 + [201]
+    assert _count(engine) == 1

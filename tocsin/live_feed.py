@@ -1,0 +1,89 @@
+"""What the live map receives: observation and alert-event messages read by id or after a cursor.
+
+Every message has an `id` ("obs:<observation id>" or "evt:<outbox event id>"); ids of one kind
+increase, so a client that remembers the highest of each resumes with `since_obs` / `since_evt`.
+"""
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from ingest import observations as obs_service
+
+# Ids are assigned at insert but become visible at commit, so a row with a lower id can commit after
+# one with a higher id. Backfill re-reads this many ids below the cursor; clients dedupe by id.
+OVERLAP_IDS = 200
+BACKFILL_LIMIT = 5_000
+
+
+@dataclass(frozen=True)
+class Message:
+    kind: str  # obs | evt
+    row_id: int
+    text: str  # serialised once, sent to every client as is
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.kind, self.row_id
+
+
+def parse_payload(payload: str) -> tuple[str, int] | None:
+    """'obs:12' -> ('obs', 12); anything else -> None (ignored, never fatal)."""
+    kind, _, raw = payload.partition(":")
+    if kind in ("obs", "evt") and raw.isdigit():
+        return kind, int(raw)
+    return None
+
+
+def obs_message(obs_id: int, feature_json: str) -> Message:
+    """Wrap a serialised feature (from PostgreSQL) without parsing it again."""
+    return Message("obs", obs_id, f'{{"id":"obs:{obs_id}","type":"observation","feature":{feature_json}}}')
+
+
+def evt_message(row_id: int, payload: dict[str, Any]) -> Message:
+    body = {"id": f"evt:{row_id}", "type": "alert_event", "event": payload}
+    return Message("evt", row_id, json.dumps(body, separators=(",", ":"), default=str))
+
+
+def _events(session: Session, where: str, params: dict[str, Any]) -> list[Message]:
+    rows = session.execute(
+        text(f"SELECT id, payload FROM outbox_events WHERE {where} ORDER BY id LIMIT :limit"),
+        {"limit": BACKFILL_LIMIT, **params},
+    ).all()
+    return [evt_message(row_id, payload) for row_id, payload in rows]
+
+
+def read_by_ids(session: Session, *, obs_ids: Sequence[int], evt_ids: Sequence[int], now: datetime) -> list[Message]:
+    """Messages for rows named by NOTIFY; observations without a location are skipped."""
+    out: list[Message] = []
+    if obs_ids:
+        features = obs_service.observation_features_json(session, now=now, ids=obs_ids, limit=obs_service.MAX_LIMIT)
+        out.extend(obs_message(i, f) for i, f in reversed(features))
+    if evt_ids:
+        out.extend(_events(session, "id = ANY(:ids)", {"ids": list(evt_ids)}))
+    return out
+
+
+def backfill(session: Session, *, since_obs: int | None, since_evt: int | None, now: datetime) -> list[Message]:
+    """What a reconnecting client missed after its cursors (with a small overlap), oldest first."""
+    out: list[Message] = []
+    if since_obs is not None:
+        features = obs_service.observation_features_json(
+            session, now=now, after_id=max(0, since_obs - OVERLAP_IDS), limit=BACKFILL_LIMIT)
+        out.extend(obs_message(i, f) for i, f in reversed(features))
+    if since_evt is not None:
+        out.extend(_events(session, "id > :after", {"after": max(0, since_evt - OVERLAP_IDS)}))
+    return out
+
+
+def cursors(session: Session) -> dict[str, int]:
+    """The highest ids now: where a client without a cursor starts."""
+    obs, evt = session.execute(
+        text("SELECT (SELECT coalesce(max(id), 0) FROM observations), (SELECT coalesce(max(id), 0) FROM outbox_events)")
+    ).one()
+    return {"obs": int(obs), "evt": int(evt)}

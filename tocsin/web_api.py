@@ -1,0 +1,62 @@
+"""The control-room map: the page at `/`, its static files, its configuration and GET /v1/observations."""
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import FileResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from alerts.api import OperatorDep
+from db.api import SessionDep
+from ingest import observations as obs_service
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+
+router = APIRouter(tags=["live map"])
+
+
+@router.get("/", include_in_schema=False)
+def index() -> FileResponse:
+    """The live map page."""
+    return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/v1/map/config")
+def map_config(request: Request) -> dict[str, Any]:
+    """What the page needs before sign-in: the basemap tile URL (null: zones on a plain background)."""
+    settings = request.app.state.settings
+    return {
+        "basemap_url": settings.basemap_url,
+        "basemap_attribution": settings.basemap_attribution,
+        "jurisdiction_bbox": list(settings.jurisdiction_bbox),
+    }
+
+
+@router.get("/v1/observations")
+def list_observations(
+    session: SessionDep,
+    identity: OperatorDep,
+    bbox: Annotated[str | None, Query(description="west,south,east,north in degrees (lon, lat)",
+                                      examples=["-74.05,40.65,-73.85,40.85"])] = None,
+    since: Annotated[datetime | None, Query(description="Observed at or after (ISO 8601 with offset)")] = None,
+    ids: Annotated[str | None, Query(description="Comma-separated observation ids (an alert's evidence)",
+                                     max_length=10_000)] = None,
+    limit: Annotated[int, Query(ge=1, le=obs_service.MAX_LIMIT)] = 2_000,
+) -> Response:
+    """Located observations as a GeoJSON FeatureCollection, newest first (viewer role or above)."""
+    features = obs_service.observation_features_json(
+        session, now=datetime.now(UTC), bbox=obs_service.parse_bbox(bbox) if bbox else None, since=since,
+        ids=obs_service.parse_ids(ids) if ids else None, limit=limit,
+    )
+    # The features arrive serialised from PostgreSQL; only the envelope is built here.
+    body = (f'{{"type":"FeatureCollection","count":{len(features)},'
+            f'"truncated":{json.dumps(len(features) == limit)},"features":[{",".join(f for _, f in features)}]}}')
+    return Response(body, media_type="application/json")
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
