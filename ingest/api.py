@@ -66,6 +66,11 @@ def current_caller(
 def current_utility(request: Request, caller: Annotated[keys.Caller, Depends(current_caller)]) -> keys.Caller:
     if caller.role != "utility":
         raise Forbidden("this endpoint needs a utility API key")
+    return within_rate_limit(request, caller)
+
+
+def within_rate_limit(request: Request, caller: keys.Caller) -> keys.Caller:
+    """Spend one of the key's tokens, or refuse with 429 and Retry-After."""
     limiter = request.app.state.rate_limiter
     wait_s = limiter.take(caller.key_id, now_s=time.monotonic())
     if wait_s is not None:

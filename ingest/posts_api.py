@@ -1,7 +1,6 @@
 """HTTP route for connectors and partners: `POST /v1/posts:batch` (JSON array or NDJSON)."""
 
 import threading
-import time
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -13,7 +12,6 @@ from geo import gazetteer_store
 from ingest import api as ingest_api
 from ingest import keys, pipeline, posts
 from ingest.classify import Lexicon, load_lexicon
-from ingest.errors import RateLimited
 
 BATCH_PATH = "/v1/posts:batch"
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"})
@@ -26,12 +24,7 @@ def current_partner(request: Request,
     if caller.role != "partner":
         raise Forbidden(f"this endpoint needs a partner API key, not a {caller.role} key "
                         "(create one with `tocsin partners add NAME`)")
-    limiter = request.app.state.rate_limiter
-    wait_s = limiter.take(caller.key_id, now_s=time.monotonic())
-    if wait_s is not None:
-        raise RateLimited(f"rate limit of {limiter.per_min} requests per minute exceeded for this key; "
-                          f"retry after {wait_s} s", retry_after_s=wait_s)
-    return caller
+    return ingest_api.within_rate_limit(request, caller)
 
 
 async def _raw_body(request: Request) -> bytes:

@@ -80,15 +80,10 @@ class ReportProperties(BaseModel):
                                 description="Used when geometry and zip are null; it must contain a 5-digit ZIP.")
 
 
-class ReportCreate(BaseModel):
-    """A GeoJSON Feature (RFC 7946: longitude first) describing one outage or hazard."""
+class _FeatureBody(BaseModel):
+    """Shared checks for bodies that carry a GeoJSON geometry: storable JSON, usable geometry."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [POINT_EXAMPLE, ZIP_EXAMPLE]})
-
-    type: Literal["Feature"]
-    geometry: dict[str, Any] | None = Field(
-        default=None, description="Point, Polygon or MultiPolygon; null when properties.zip or address is given.")
-    properties: ReportProperties
+    geometry: dict[str, Any] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -100,6 +95,17 @@ class ReportCreate(BaseModel):
     @classmethod
     def _geometry(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
         return _geometry_or_error(v)
+
+
+class ReportCreate(_FeatureBody):
+    """A GeoJSON Feature (RFC 7946: longitude first) describing one outage or hazard."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [POINT_EXAMPLE, ZIP_EXAMPLE]})
+
+    type: Literal["Feature"]
+    geometry: dict[str, Any] | None = Field(
+        default=None, description="Point, Polygon or MultiPolygon; null when properties.zip or address is given.")
+    properties: ReportProperties
 
     @model_validator(mode="after")
     def _somewhere(self) -> "ReportCreate":
@@ -134,7 +140,7 @@ class ReportPatchProperties(BaseModel):
         return self
 
 
-class ReportUpdate(BaseModel):
+class ReportUpdate(_FeatureBody):
     """A partial GeoJSON Feature: the properties to merge and, optionally, a new footprint."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [
@@ -146,17 +152,6 @@ class ReportUpdate(BaseModel):
     type: Literal["Feature"] | None = None
     geometry: dict[str, Any] | None = Field(default=None, description="A new footprint; re-matches zones.")
     properties: ReportPatchProperties = Field(default_factory=ReportPatchProperties)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _storable(cls, data: Any) -> Any:
-        check_json_values(data)
-        return data
-
-    @field_validator("geometry")
-    @classmethod
-    def _geometry(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        return _geometry_or_error(v)
 
     @model_validator(mode="after")
     def _geometry_not_null(self) -> "ReportUpdate":
