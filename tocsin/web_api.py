@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from alerts.api import OperatorDep
@@ -55,6 +55,12 @@ def list_observations(
     body = (f'{{"type":"FeatureCollection","count":{len(features)},'
             f'"truncated":{json.dumps(len(features) == limit)},"features":[{",".join(f for _, f in features)}]}}')
     return Response(body, media_type="application/json")
+
+
+@router.get("/a/{alert_id}", include_in_schema=False)
+def alert_link(alert_id: int) -> RedirectResponse:
+    """The short link in SMS and MQTT payloads: open the map on that alert."""
+    return RedirectResponse(f"/?alert={alert_id}", status_code=303)
 
 
 def install(app: FastAPI) -> None:

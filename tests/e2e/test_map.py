@@ -183,3 +183,13 @@ def test_websocket_reconnects_and_backfills_what_happened_while_down(page_for, l
     assert page.inner_text("#conn-status") == "Live: connected"
     # While the server was down the browser logged refused connections; nothing else went wrong.
     assert [e for e in page.errors if "ERR_CONNECTION_REFUSED" not in e] == []
+
+
+def test_alert_link_from_sms_opens_the_map_on_that_alert(page_for, live_server, tokens, utility_key):
+    page = page_for(tokens["viewer"])
+    [alert_id] = post_report(live_server.url, utility_key, -73.925, 40.725, external_id="E-link")["alerts_changed"]
+    r = httpx.get(f"{live_server.url}/a/{alert_id}")
+    assert r.status_code == 303 and r.headers["location"] == f"/?alert={alert_id}"
+    page.goto(f"{live_server.url}/a/{alert_id}")
+    page.wait_for_selector("#alert-detail:not([hidden]) #detail-evidence li", timeout=5_000)
+    assert page.locator(f".alert-item[data-alert-id='{alert_id}'][aria-current='true']").count() == 1

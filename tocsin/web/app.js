@@ -214,6 +214,8 @@ async function main() {
   startLive();
   await Promise.all([zonesLoaded, snapshotLoaded]);
   renderAlerts();
+  const linked = Number(new URLSearchParams(location.search).get("alert"));
+  if (linked) panel.select(linked);  // arrived from an SMS or MQTT link (/a/<id>)
   markRendered();
   setInterval(() => panel.render(unresolved()), 30000);  // ages in the list
 }
