@@ -70,6 +70,17 @@ def main() -> int:
     for s in n.per_label:
         print(f"  {s.label:<14} {s.support:>7} {s.precision:>6.3f} {s.recall:>6.3f} {s.f1:>6.3f}")
     print(f"  category macro-F1: {n.category_macro_f1:.3f}")
+    print("\nCAP 1.2 export against the OASIS XSD (samples from bench.cap_xsd)")
+    xsd = data_dir / "cap" / "CAP-v1.2.xsd"
+    if not xsd.exists():
+        print(f"  skipped: {xsd} is absent")
+    else:
+        from alerts.cap import render_cap, validate_cap
+        from bench.cap_xsd.__main__ import samples
+
+        for name, alert in samples():
+            problems = validate_cap(render_cap(alert, sender="tocsin@localhost"), xsd)
+            print(f"  {name:<26} {'valid' if not problems else 'INVALID: ' + '; '.join(problems)}")
     print(f"\n({time.perf_counter() - t0:.1f} s)")
     print(f"geo_acc161={_fmt(geo_acc)} relevance_f1={_fmt(rel_f1)} nyc_within_1km={n.within_1km_share:.3f} "
           f"nyc_category_f1={n.category_macro_f1:.3f}")
