@@ -1,0 +1,189 @@
+"""CLI for accounts: `tocsin utilities ...` (and their API keys) and `tocsin operators ...`.
+
+Registered on the main app by tocsin.cli; heavy imports stay inside the commands.
+"""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+utilities_app = typer.Typer(help="Utilities and their API keys.", no_args_is_help=True)
+keys_app = typer.Typer(help="A utility's API keys: list, add, revoke, rotate.", no_args_is_help=True)
+utilities_app.add_typer(keys_app, name="keys")
+operators_app = typer.Typer(help="Control-room operator accounts and their tokens.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(utilities_app, name="utilities")
+    app.add_typer(operators_app, name="operators")
+
+
+def _cli():
+    from tocsin import cli  # the shared helpers (_settings, _sessionmaker, _fail)
+
+    return cli
+
+
+@utilities_app.command("add")
+def utilities_add(
+    name: str,
+    territory: Annotated[Path | None, typer.Option(help="Polygon file of the utility's service territory")] = None,
+) -> None:
+    """Register a utility and print its first API key (shown once)."""
+    from db.session import transaction
+    from ingest import keys
+
+    territory_wkt = None
+    if territory is not None:
+        from shapely import union_all
+
+        from geo.zones import read_zone_file
+
+        records, _ = read_zone_file(territory, assume_crs="EPSG:4326")
+        if not records:
+            _cli()._fail(f"territory file {territory} has no usable polygon")
+        territory_wkt = union_all([r.geometry for r in records]).wkt
+    from db.errors import Conflict
+
+    try:
+        with transaction(_cli()._sessionmaker(_cli()._settings())) as session:
+            utility = keys.add_utility(session, name=name, territory_wkt=territory_wkt)
+            key = keys.issue_key(session, role="utility", utility_id=utility.id, label="first key")
+    except Conflict as exc:
+        _cli()._fail(exc.message)
+    typer.echo(key)
+
+
+@utilities_app.command("key")
+def utilities_key(name: str, label: str = "") -> None:
+    """Issue an additional API key for an existing utility (shown once)."""
+    from db.session import transaction
+    from ingest import keys
+
+    with transaction(_cli()._sessionmaker(_cli()._settings())) as session:
+        utility = keys.get_utility(session, name=name)
+        if utility is None:
+            _cli()._fail(f"utility {name!r} does not exist; add it with `tocsin utilities add {name}`")
+        typer.echo(keys.issue_key(session, role="utility", utility_id=utility.id, label=label))
+
+
+
+
+@keys_app.command("list")
+def keys_list(name: str) -> None:
+    """List a utility's keys by id and prefix (the keys themselves are never stored)."""
+    from db.session import transaction
+    from ingest import keys
+
+    with transaction(_cli()._sessionmaker(_cli()._settings())) as session:
+        utility = keys.get_utility(session, name=name)
+        if utility is None:
+            _cli()._fail(f"utility {name!r} does not exist")
+        for k in keys.list_keys(session, utility_id=utility.id):
+            state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+            typer.echo(f"{k.id:>6}  {k.prefix}…  {state:<24} {k.label}")
+
+
+@keys_app.command("add")
+def keys_add(name: str, label: str = "") -> None:
+    """Issue another key for a utility (shown once)."""
+    utilities_key(name, label)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: int) -> None:
+    """Revoke a key by id; requests with it get 401 at once."""
+    from datetime import UTC, datetime
+
+    from db.errors import NotFound
+    from db.session import transaction
+    from ingest import keys
+
+    try:
+        with transaction(_cli()._sessionmaker(_cli()._settings())) as session:
+            keys.revoke_key(session, key_id=key_id, now=datetime.now(UTC))
+    except NotFound as exc:
+        _cli()._fail(exc.message)
+    typer.echo(f"key {key_id} revoked")
+
+
+@keys_app.command("rotate")
+def keys_rotate(key_id: int) -> None:
+    """Revoke a key and print its replacement (shown once)."""
+    from datetime import UTC, datetime
+
+    from db.errors import NotFound
+    from db.session import transaction
+    from ingest import keys
+
+    try:
+        with transaction(_cli()._sessionmaker(_cli()._settings())) as session:
+            new = keys.rotate_key(session, key_id=key_id, now=datetime.now(UTC))
+    except NotFound as exc:
+        _cli()._fail(exc.message)
+    typer.echo(new)
+
+
+@operators_app.command("add")
+def operators_add(
+    name: str,
+    role: Annotated[str, typer.Option(help="viewer (read), operator (acknowledge, resolve, silence) or admin")],
+) -> None:
+    """Create an operator account and print its token (shown once)."""
+    from datetime import UTC, datetime
+
+    from alerts import operators
+    from db.errors import DomainError
+    from db.session import transaction
+
+    try:
+        with transaction(_cli()._sessionmaker(_cli()._settings())) as session:
+            _, token = operators.add_operator(session, name=name, role=role, now=datetime.now(UTC))
+    except DomainError as exc:
+        _cli()._fail(exc.message)
+    typer.echo(token)
+
+
+@operators_app.command("list")
+def operators_list() -> None:
+    """List operator accounts (never their tokens)."""
+    from alerts import operators
+    from db.session import transaction
+
+    with transaction(_cli()._sessionmaker(_cli()._settings())) as session:
+        for op in operators.list_operators(session):
+            status = f"disabled {op.disabled_at:%Y-%m-%d %H:%M}" if op.disabled_at else "active"
+            typer.echo(f"{op.name:<32} {op.role:<9} {status}")
+
+
+@operators_app.command("token")
+def operators_token(name: str) -> None:
+    """Issue a new token for an operator (shown once); the old token stops working."""
+    from alerts import operators
+    from db.errors import DomainError
+    from db.session import transaction
+
+    try:
+        with transaction(_cli()._sessionmaker(_cli()._settings())) as session:
+            token = operators.reissue_token(session, name=name)
+    except DomainError as exc:
+        _cli()._fail(exc.message)
+    typer.echo(token)
+
+
+@operators_app.command("disable")
+def operators_disable(name: str) -> None:
+    """Disable an operator account; its token stops working at once."""
+    from datetime import UTC, datetime
+
+    from alerts import operators
+    from db.errors import DomainError
+    from db.session import transaction
+
+    try:
+        with transaction(_cli()._sessionmaker(_cli()._settings())) as session:
+            operators.disable_operator(session, name=name, now=datetime.now(UTC))
+    except DomainError as exc:
+        _cli()._fail(exc.message)
+    typer.echo(f"operator {name} disabled")
