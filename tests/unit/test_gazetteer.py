@@ -7,6 +7,8 @@ from shapely.geometry import LineString, Point, box
 
 from geo import gazetteer
 
+from geo import gazetteer_builders
+
 
 @pytest.mark.parametrize("raw, expected", [
     ("Hell's Kitchen", "hells kitchen"),
@@ -124,7 +126,7 @@ def test_equal_area_radius_of_a_known_square():
 
 @pytest.fixture(scope="module")
 def demo_entries():
-    return gazetteer.build_demo_entries()
+    return gazetteer_builders.build_demo_entries()
 
 
 def test_demo_entries_cover_the_packages(demo_entries):
@@ -143,7 +145,7 @@ def test_demo_entries_cover_the_packages(demo_entries):
     assert "Hudson Yards" in by_name["Chelsea-Hudson Yards"].alternates
     assert "Bed-Stuy" in by_name["Bedford-Stuyvesant"].alternates
     assert all(e.geometry.is_valid or e.geometry.buffer(0).is_valid for e in demo_entries)
-    w, s, e_, n = gazetteer.NYC_BBOX
+    w, s, e_, n = gazetteer_builders.NYC_BBOX
     assert all(w - 0.1 <= e.geometry.centroid.x <= e_ + 0.1 and s - 0.1 <= e.geometry.centroid.y <= n + 0.1
                for e in demo_entries)
 
@@ -161,7 +163,7 @@ def test_demo_alternates_are_unambiguous_and_ascii(demo_entries):
 
 
 def test_world_entries():
-    entries = gazetteer.build_world_entries()
+    entries = gazetteer_builders.build_world_entries()
     countries = {e.code: e for e in entries if e.kind == "country"}
     assert len(countries) > 200
     jm = countries["JM"]

@@ -6,6 +6,8 @@ import pytest
 from shapely.geometry import LineString, Point, box
 
 from geo import gazetteer
+
+from geo import gazetteer_builders
 from geo.distance import haversine_m
 from geo.geotag import Geotag, geotag
 
@@ -215,5 +217,5 @@ _DEMO = []
 
 def _demo_index():
     if not _DEMO:
-        _DEMO.append(gazetteer.GazetteerIndex(gazetteer.build_demo_entries()))
+        _DEMO.append(gazetteer.GazetteerIndex(gazetteer_builders.build_demo_entries()))
     return _DEMO[0]

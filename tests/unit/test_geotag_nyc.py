@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 
 from geo import gazetteer
+
+from geo import gazetteer_builders
 from geo.distance import haversine_m
 from geo.geotag import geotag
 
@@ -22,9 +24,9 @@ REFUSED_FLOOR = 0.85
 def results():
     if not POSTS.exists():
         pytest.skip(f"{POSTS} is missing")
-    index = gazetteer.GazetteerIndex(gazetteer.build_demo_entries())
+    index = gazetteer.GazetteerIndex(gazetteer_builders.build_demo_entries())
     rows = [json.loads(line) for line in POSTS.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [(row, geotag(row["text"], index, bounds=gazetteer.NYC_BBOX)) for row in rows]
+    return [(row, geotag(row["text"], index, bounds=gazetteer_builders.NYC_BBOX)) for row in rows]
 
 
 def test_located_within_radius(results):
