@@ -212,3 +212,20 @@ def relay(settings):
     yield thread
     stop.set()
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def fake_server():
+    """A fake Twilio (tests/fakes/twilio_server.py) on a loopback port, shared by a module's tests."""
+    from tests.fakes.twilio_server import run_fake_twilio
+
+    with run_fake_twilio() as server:
+        yield server
+
+
+@pytest.fixture
+def fake(fake_server):
+    """The shared fake Twilio with its faults and records cleared between tests."""
+    fake_server.reset()
+    yield fake_server
+    fake_server.wait_idle()

@@ -17,7 +17,6 @@ from dispatch.fanout import FanoutConfig, queue_drain_s, segments
 from dispatch.fanout_worker import FanoutWorker
 from dispatch.schemas import CoverageSpec
 from dispatch.senders.sms import TwilioSender
-from tests.fakes.twilio_server import run_fake_twilio
 from tests.integration.dispatch_support import T0, deliveries, emit, open_alert
 
 pytestmark = pytest.mark.integration
@@ -25,19 +24,6 @@ pytestmark = pytest.mark.integration
 RULE = Rule(name="gas_leak_report", categories=("gas_leak",), layer="district", immediate=True,
             severity="critical", escalate_after_s=300)
 ANA, BEN, CY, DEE, EVE = "+12125550101", "+12125550102", "+12125550103", "+12125550104", "+12125550105"
-
-
-@pytest.fixture(scope="module")
-def fake_server():
-    with run_fake_twilio() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(fake_server):
-    fake_server.reset()
-    yield fake_server
-    fake_server.wait_idle()
 
 
 class Clock:

@@ -2,19 +2,9 @@
 
 import pytest
 
+from reports_support import add_utility, auth, load_zip_layer, make_client, report, square  # noqa: F401
+
 pytestmark = pytest.mark.integration
-
-
-def report(geometry: dict | None = None, **props) -> dict:
-    return {
-        "type": "Feature",
-        "geometry": geometry or {"type": "Point", "coordinates": [-73.975, 40.725]},
-        "properties": {"external_id": "X1", "category": "power_outage", **props},
-    }
-
-
-def auth(key: str) -> dict:
-    return {"Authorization": f"Bearer {key}"}
 
 
 @pytest.mark.parametrize("headers, needle", [
@@ -126,7 +116,6 @@ def test_two_polygon_zones_get_area_weights(client, utility_key):
 
 # --- limits, territory, ZIP and address, Idempotency-Key, rate limit ---------------------------------
 
-from reports_support import add_utility, load_zip_layer, make_client, square  # noqa: E402,F401
 
 
 def test_too_many_vertices_is_422_with_count_and_limit(make_client, utility_key):

@@ -17,25 +17,11 @@ from dispatch.senders.base import DeliveryError
 from dispatch.senders.console import ConsoleSender
 from dispatch.senders.sms import TwilioSender, classify
 from dispatch.twilio_signature import compute_twilio_signature, validate_twilio_signature
-from tests.fakes.twilio_server import run_fake_twilio, serve_in_thread
+from tests.fakes.twilio_server import serve_in_thread
 
 FROM = "+15005550006"
 TO = "+15558675310"
 SID = re.compile(r"^SM[0-9a-f]{32}$")
-
-
-@pytest.fixture(scope="module")
-def fake_server():
-    with run_fake_twilio() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(fake_server):
-    """The shared fake with its faults and records cleared between tests."""
-    fake_server.reset()
-    yield fake_server
-    fake_server.wait_idle()
 
 
 @pytest.fixture
