@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from alerts.reload import RulesProvider
 from db.session import make_engine, make_sessionmaker
 from dispatch.relay import Relay
 from dispatch.fanout import FanoutConfig
@@ -58,26 +59,20 @@ def build_sender(settings: Settings) -> TwilioSender | ConsoleSender:
     return ConsoleSender()
 
 
-def build_fanout(settings: Settings) -> FanoutWorker:
-    from alerts.rules import load_rules
-
+def build_fanout(settings: Settings, rules: Callable[[], list]) -> FanoutWorker:
     models_registry.load()
-    rules = load_rules(settings.rules_file)
     engine = make_engine(settings.database_url, pool_size=settings.sms_concurrency + 1)
     config = FanoutConfig(public_base_url=settings.public_base_url, mps=settings.sms_mps,
                           queue_ceiling_s=settings.sms_queue_ceiling_s)
-    return FanoutWorker(make_sessionmaker(engine), build_sender(settings), rules=lambda: rules, config=config,
+    return FanoutWorker(make_sessionmaker(engine), build_sender(settings), rules=rules, config=config,
                         clock=utcnow, max_attempts=settings.sms_max_attempts, concurrency=settings.sms_concurrency)
 
 
-def build_sweeper(settings: Settings, stop: threading.Event) -> Callable[[], None]:
-    """The alert sweeper loop; rules reload on file change (and on SIGHUP when run as the main program)."""
+def build_sweeper(settings: Settings, stop: threading.Event, provider: RulesProvider) -> Callable[[], None]:
+    """The alert sweeper loop, reading the rules the provider currently holds."""
     from alerts import sweeper
-    from alerts.reload import RulesProvider
 
     models_registry.load()
-    provider = RulesProvider(settings.rules_file)
-    provider.install_sighup()
     factory = make_sessionmaker(make_engine(settings.database_url, pool_size=1))
     return lambda: sweeper.run_forever(factory, rules=provider.current, clock=utcnow, stop=stop,
                                        interval_s=settings.sweep_interval_s)
@@ -93,13 +88,16 @@ def run(settings: Settings, *, stop: threading.Event | None = None) -> None:
         log.warning("MQTT broker at %s not reachable yet; events wait in the outbox", settings.mqtt_url)
     relay = build_relay(settings, publisher)
     log.info("relay running: %s -> %s", settings.database_url.split("@")[-1], settings.mqtt_url)
-    fanout = build_fanout(settings)
+    # One provider for the sweeper and the SMS fan-out: a reload (file change, SIGHUP) reaches both.
+    provider = RulesProvider(settings.rules_file)
+    provider.install_sighup()
+    fanout = build_fanout(settings, provider.current)
     sms_thread = threading.Thread(
         target=fanout.run_forever, kwargs={"dsn": libpq_dsn(settings.database_url), "stop": stop,
                                            "poll_s": settings.relay_poll_s},
         name="sms-fanout", daemon=True)
     sms_thread.start()
-    sweeper_thread = threading.Thread(target=build_sweeper(settings, stop), name="alert-sweeper", daemon=True)
+    sweeper_thread = threading.Thread(target=build_sweeper(settings, stop, provider), name="alert-sweeper", daemon=True)
     sweeper_thread.start()
     try:
         relay.run_forever(dsn=libpq_dsn(settings.database_url), clock=utcnow, stop=stop, poll_s=settings.relay_poll_s)
