@@ -52,7 +52,7 @@ def current_operator(
 OperatorDep = Annotated[operators.Identity, Depends(current_operator)]
 
 
-def _acting_operator(identity: OperatorDep) -> operators.Identity:
+async def _acting_operator(identity: OperatorDep) -> operators.Identity:  # no I/O: no thread hop
     return operators.require_role(identity, "operator")
 
 

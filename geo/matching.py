@@ -16,23 +16,28 @@ class ZoneMatch:
     weight: float  # share of the geometry's area inside the zone; 1.0 for points
 
 
-# A polygon's weight per zone is the share of its area inside that zone, on the spheroid.
-_MATCH_SQL = text(
-    """
-    WITH g AS (SELECT ST_GeomFromText(:wkt, 4326) AS geom)
-    SELECT z.id, l.name, z.code, z.name,
-           CASE WHEN GeometryType(g.geom) IN ('POINT', 'MULTIPOINT') THEN 1.0
-                ELSE ST_Area(ST_Intersection(z.geom, g.geom)::geography)
-                     / NULLIF(ST_Area(g.geom::geography), 0) END AS weight
-    FROM zones z JOIN zone_layers l ON l.id = z.layer_id, g
-    WHERE ST_Intersects(z.geom, g.geom)
-    ORDER BY l.name, z.code
-    """
-)
+# SQL fragment for a WITH clause: `m` is every zone, in every layer, that the geometry :wkt touches,
+# as (id, layer, code, name, weight). A point weighs 1 in each zone holding it; a polygon's weight per
+# zone is the share of its area inside that zone, on the spheroid. Zero weights (a polygon only
+# touching a zone's edge) are left out. Writers put it in their own statement to save a round trip.
+MATCH_CTE = """
+    g AS (SELECT ST_GeomFromText(:wkt, 4326) AS geom),
+    m AS MATERIALIZED (
+        SELECT * FROM (
+            SELECT z.id, l.name AS layer, z.code, z.name,
+                   coalesce(CASE WHEN GeometryType(g.geom) IN ('POINT', 'MULTIPOINT') THEN 1.0
+                                 ELSE ST_Area(ST_Intersection(z.geom, g.geom)::geography)
+                                      / NULLIF(ST_Area(g.geom::geography), 0) END, 0) AS weight
+            FROM zones z JOIN zone_layers l ON l.id = z.layer_id, g
+            WHERE ST_Intersects(z.geom, g.geom)
+        ) touching WHERE weight > 0
+    )
+"""
+_MATCH_SQL = text("WITH " + MATCH_CTE + " SELECT id, layer, code, name, weight FROM m ORDER BY layer, code")
 
 
 def match_zones(session: Session, *, geometry: BaseGeometry, min_weight: float = 0.0) -> list[ZoneMatch]:
     """Every zone, in every layer, that the geometry touches, with its area weight."""
     rows = session.execute(_MATCH_SQL, {"wkt": geometry.wkt}).all()
-    out = [ZoneMatch(r[0], r[1], r[2], r[3], float(r[4] or 0.0)) for r in rows]
+    out = [ZoneMatch(r[0], r[1], r[2], r[3], float(r[4])) for r in rows]
     return [m for m in out if m.weight > min_weight or m.weight == 1.0]

@@ -19,8 +19,9 @@ from any settings-like object. `ingest_posts` never commits: the caller's bounda
 
 Per batch: (1) Python: author hash, repost fingerprint, classify, geotag; (2) one query finds
 (source, external_id) already stored and one finds recent reposts; (3) one INSERT ... SELECT FROM
-unnest(...) ON CONFLICT DO NOTHING stores the new observations; (4) one statement matches the batch's
-distinct locations to zones and writes `observation_zones` and `signals`; (5) the rules run once per
+unnest(...) ON CONFLICT DO NOTHING stores the new observations; (4) the batch's distinct locations are
+matched to zones in the process (geo.zone_match, a cached copy of `zone_pieces`) and `observation_zones`
+and `signals` are written by COPY; (5) the rules run once per
 (rule, zone) the batch touched (`alerts.service.observe_many`).
 
 Dedup. The same (source, external_id) is stored once; a repeat answers `duplicate` with the stored id.
@@ -224,7 +225,8 @@ def ingest_posts(
     zones = post_store.match_and_signal(
         session,
         located=[(ids[p.external_id], p.tag) for p in located],
-        counted={ids[p.external_id] for p in counted},
+        counted={ids[p.external_id]: post_store.SignalRow(p.category, p.confidence, p.author, p.observed_at)
+                 for p in counted},
         layers=sorted({r.layer for r in rules if SOURCE in r.sources}),
         min_weight=min((r.min_zone_weight for r in rules if SOURCE in r.sources), default=1.0),
     )
@@ -272,10 +274,10 @@ def _columns(rows: list[_Prepared]) -> dict[str, list]:
         "author_hash": [p.author for p in rows],
         "text": [p.post.text for p in rows],
         "category": [p.category for p in rows],
-        "confidence": [p.confidence for p in rows],
+        "confidence": [float(p.confidence) for p in rows],
         "observed_at": [p.observed_at for p in rows],
         "wkb": [_stored_wkb(p.tag) if p.tag is not None else None for p in rows],
-        "uncertainty_m": [p.tag.uncertainty_m if p.tag is not None else None for p in rows],
+        "uncertainty_m": [float(p.tag.uncertainty_m) if p.tag is not None else None for p in rows],
         "geotag_method": [p.tag.method if p.tag is not None else "none" for p in rows],
         "raw": [json.dumps(p.raw, separators=(",", ":"), default=str) for p in rows],
         "text_fingerprint": [p.fingerprint for p in rows],

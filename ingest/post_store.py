@@ -1,4 +1,8 @@
-"""Set-based SQL for the post pipeline: a few statements per batch, never one round trip per post.
+"""The post pipeline's database work: a few statements per batch, never one round trip per post.
+
+Observations go in by one INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING (binary array
+parameters); zone weights are computed in the process (geo.zone_match); zone links and signals go in
+by COPY. Everything runs in the caller's transaction, which commits.
 
 Zone matching of uncertain locations (docs/architecture.md, "Zone weights for posts"):
 - a point whose uncertainty is at most POINT_RADIUS_M (coordinates, a station, an intersection)
@@ -14,17 +18,19 @@ so a borough-wide guess never counts toward a neighbourhood's threshold.
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import NamedTuple
 
+import numpy as np
 import shapely
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from geo.geotag import Geotag
 from geo.matching import ZoneMatch
+from geo import zone_match
 
 POINT_RADIUS_M = 300.0
 SOURCE = "post"
@@ -38,110 +44,43 @@ _RECENT = text(
     """
 )
 
-_INSERT = text(
-    """
+# Column arrays go over as binary parameters: psycopg's text format escapes every element of every array
+# in Python (a second per 10,000 posts); binary arrays are packed as they are.
+_INSERT = """
     INSERT INTO observations (source, external_id, author_hash, text, category, confidence, observed_at,
                               received_at, geom, uncertainty_m, geotag_method, raw, text_fingerprint)
-    SELECT 'post', u.external_id, u.author_hash, u.text, u.category, u.confidence, u.observed_at, :now,
+    SELECT 'post', u.external_id, u.author_hash, u.text, u.category, u.confidence, u.observed_at, %(now)b,
            ST_GeomFromWKB(u.wkb, 4326), u.uncertainty_m, u.geotag_method, CAST(u.raw AS jsonb), u.text_fingerprint
-    FROM unnest(CAST(:external_id AS text[]), CAST(:author_hash AS text[]), CAST(:text AS text[]),
-                CAST(:category AS text[]), CAST(:confidence AS float8[]), CAST(:observed_at AS timestamptz[]),
-                CAST(:wkb AS bytea[]), CAST(:uncertainty_m AS float8[]), CAST(:geotag_method AS text[]),
-                CAST(:raw AS text[]), CAST(:text_fingerprint AS text[]))
+    FROM unnest(CAST(%(external_id)b AS text[]), CAST(%(author_hash)b AS text[]), CAST(%(text)b AS text[]),
+                CAST(%(category)b AS text[]), CAST(%(confidence)b AS float8[]),
+                CAST(%(observed_at)b AS timestamptz[]), CAST(%(wkb)b AS bytea[]), CAST(%(uncertainty_m)b AS float8[]),
+                CAST(%(geotag_method)b AS text[]), CAST(%(raw)b AS text[]), CAST(%(text_fingerprint)b AS text[]))
          AS u(external_id, author_hash, text, category, confidence, observed_at, wkb, uncertainty_m,
               geotag_method, raw, text_fingerprint)
     ON CONFLICT (source, external_id) DO NOTHING
     RETURNING external_id, id
-    """
-)
-
-# Distinct locations of the batch are matched once each, against `zone_pieces` (zones cut into pieces of
-# at most 128 vertices, migration 0003): a point tests a few small pieces instead of whole neighbourhood
-# outlines, and an area (cut up the same way) sums its share of a zone over the pieces. Shares are ratios
-# of areas in lon/lat degrees: at city scale they differ from spheroidal ratios by far less than 0.1%.
-_LOCATIONS = """
-    g AS MATERIALIZED (
-        SELECT t.gi, CASE WHEN t.r IS NULL THEN ST_GeomFromWKB(t.w, 4326)
-                          ELSE ST_Buffer(ST_GeomFromWKB(t.w, 4326)::geography, t.r)::geometry END AS g
-        FROM unnest(CAST(:wkbs AS bytea[]), CAST(:radii AS float8[])) WITH ORDINALITY AS t(w, r, gi)
-    ), ga AS MATERIALIZED (
-        SELECT gi, g, CASE WHEN ST_Dimension(g) < 2 THEN 0 ELSE ST_Area(g) END AS area FROM g WHERE g IS NOT NULL
-    ), area_pieces AS MATERIALIZED (
-        SELECT gi, area, ST_Subdivide(g, 128) AS g FROM ga WHERE area > 0
-    ), per_piece AS MATERIALIZED (
-        -- Shortcuts for a zone piece holding the location piece and for a zone piece inside it;
-        -- materialised so that geometries never reach a sort.
-        SELECT a.gi, p.zone_id, a.area,
-               CASE WHEN ST_Covers(p.geom, a.g) THEN ST_Area(a.g)
-                    WHEN ST_Covers(a.g, p.geom) THEN ST_Area(p.geom)
-                    ELSE ST_Area(ST_Intersection(p.geom, a.g)) END AS inside
-        FROM area_pieces a JOIN zone_pieces p ON ST_Intersects(p.geom, a.g)
-    ), gm AS MATERIALIZED (
-        SELECT gi, zone_id, least(1.0, sum(inside) / area) AS weight FROM per_piece GROUP BY gi, zone_id, area
-        UNION ALL
-        SELECT DISTINCT ga.gi, p.zone_id, 1.0 FROM ga JOIN zone_pieces p ON ST_Intersects(p.geom, ga.g)
-        WHERE ga.area = 0
-        UNION ALL
-        SELECT * FROM unnest(CAST(:known_gi AS bigint[]), CAST(:known_zone AS integer[]),
-                             CAST(:known_weight AS float8[]))
-    )
 """
 
-_WEIGHTS = text("WITH " + _LOCATIONS + " SELECT gi, zone_id, weight FROM gm WHERE weight > 0")
+_COPY_LINKS = "COPY observation_zones (observation_id, zone_id, weight) FROM STDIN (FORMAT BINARY)"
+_COPY_SIGNALS = ("COPY signals (observation_id, zone_id, source, category, confidence, weight, author_key, "
+                 "observed_at) FROM STDIN (FORMAT BINARY)")
+_SIGNAL_TYPES = ["int8", "int4", "varchar", "varchar", "float8", "float8", "text", "timestamptz"]
+_PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8
+_LINK_ROW = np.dtype([("n", ">i2"), ("l1", ">i4"), ("obs", ">i8"), ("l2", ">i4"), ("zone", ">i4"),
+                      ("l3", ">i4"), ("weight", ">f8")])
 
-_MATCH = text(
-    "WITH " + _LOCATIONS + """
-    , kept AS MATERIALIZED (
-        SELECT o.id AS observation_id, gm.zone_id, gm.weight, o.counted
-        FROM unnest(CAST(:ids AS bigint[]), CAST(:gidx AS bigint[]), CAST(:counted AS boolean[])) AS o(id, gi, counted)
-        JOIN gm ON gm.gi = o.gi
-        WHERE gm.weight > 0
-    ), links AS (
-        INSERT INTO observation_zones (observation_id, zone_id, weight)
-        SELECT observation_id, zone_id, weight FROM kept
-    ), sig AS (
-        INSERT INTO signals (observation_id, zone_id, source, category, confidence, weight, author_key, observed_at)
-        SELECT k.observation_id, k.zone_id, 'post', ob.category, ob.confidence, k.weight, ob.author_hash,
-               ob.observed_at
-        FROM kept k JOIN observations ob ON ob.id = k.observation_id
-        WHERE k.counted
-    )
-    SELECT k.observation_id, z.id, l.name, z.code, z.name, k.weight
-    FROM kept k JOIN zones z ON z.id = k.zone_id JOIN zone_layers l ON l.id = z.layer_id
-    WHERE k.counted AND l.name = ANY(:layers) AND k.weight >= :min_weight
-    """
-)
-
-_ZONES_STAMP = text("SELECT count(*), coalesce(max(id), 0), max(updated_at) FROM zones")
-
-# Zone weights of large areas (gazetteer neighbourhoods, ZIPs, boroughs named in posts), per process:
-# the same few hundred outlines come back in every batch and cost far more than points to match.
-# Keyed by the database and the zones' state, so a zone load invalidates it.
+# Locations whose WKB is at least this long (gazetteer neighbourhoods, ZIPs, boroughs) are matched once per
+# process and zones state (geo.zone_match.cached_area_weights); pipeline stores their centre instead.
 LARGE_AREA_WKB_BYTES = 1_000
-_area_lock = threading.Lock()
-_area_cache: dict[tuple, dict[bytes, list[tuple[int, float]]]] = {}
-_AREA_CACHE_MAX = 20_000
 
 
-def _area_weights(session: Session, large: dict[bytes, bytes]) -> dict[bytes, list[tuple[int, float]]]:
-    """Zone weights for large areas {digest: wkb}, from the cache or computed in one statement."""
-    key = (session.get_bind().url.render_as_string(hide_password=True), tuple(session.execute(_ZONES_STAMP).one()))
-    with _area_lock:
-        cache = _area_cache.setdefault(key, {})
-        if len(_area_cache) > 4 or len(cache) > _AREA_CACHE_MAX:  # zones changed or much churn: start over
-            _area_cache.clear()
-            cache = _area_cache.setdefault(key, {})
-        missing = [d for d in large if d not in cache]
-    if missing:
-        rows = session.execute(_WEIGHTS, {"wkbs": [large[d] for d in missing], "radii": [None] * len(missing),
-                                          "known_gi": [], "known_zone": [], "known_weight": []})
-        found: dict[bytes, list[tuple[int, float]]] = {d: [] for d in missing}
-        for gi, zone_id, weight in rows:
-            found[missing[gi - 1]].append((zone_id, float(weight)))
-        with _area_lock:
-            cache.update(found)
-    with _area_lock:
-        return {d: cache.get(d) or [] for d in large}
+class SignalRow(NamedTuple):
+    """What a counted observation's signals carry besides (observation, zone, weight)."""
+
+    category: str
+    confidence: float
+    author_key: str | None
+    observed_at: datetime
 
 
 def existing_ids(session: Session, *, external_ids: Sequence[str]) -> dict[str, int]:
@@ -161,64 +100,117 @@ def recent_fingerprints(session: Session, *, fingerprints: Sequence[str], since:
     return out
 
 
+def _driver(session: Session):
+    """The psycopg connection under the session, inside the session's transaction."""
+    return session.connection().connection.driver_connection
+
+
 def insert_observations(session: Session, *, columns: dict[str, list], now: datetime) -> dict[str, int]:
-    """Insert new post observations; returns {external_id: id} for the rows this call inserted."""
+    """Insert new post observations; returns {external_id: id} for the rows this call inserted
+    (a row already stored, or stored by a concurrent batch first, is left out: a duplicate)."""
     if not columns["external_id"]:
         return {}
-    return dict(session.execute(_INSERT, {**columns, "now": now}).all())
+    with _driver(session).cursor() as cur:
+        cur.execute(_INSERT, {**columns, "now": now})
+        return dict(cur.fetchall())
+
+
+def _locate(located: Sequence[tuple[int, Geotag]], zs: zone_match.ZoneSet) -> tuple[np.ndarray, tuple]:
+    """Each observation's distinct location (an index), and the zone weights of those locations as
+    parallel arrays (location index, zone id, weight)."""
+    geoms = np.array([tag.geometry for _, tag in located], dtype=object)
+    uncertainty = np.array([tag.uncertainty_m for _, tag in located], dtype=np.float64)
+    circle = (shapely.get_type_id(geoms) == 0) & (uncertainty > POINT_RADIUS_M)
+    radii = [u if c else None for u, c in zip(uncertainty.tolist(), circle.tolist())]  # None: not a circle
+    wkbs = shapely.to_wkb(geoms).tolist()
+    distinct: dict[tuple[bytes, float | None], int] = {}
+    first: list[int] = []  # position of each distinct location's first observation
+    gidx = np.empty(len(located), dtype=np.int64)
+    for k, key in enumerate(zip(wkbs, radii)):
+        gi = distinct.get(key)
+        if gi is None:
+            gi = distinct[key] = len(first)
+            first.append(k)
+        gidx[k] = gi
+    first_arr = np.array(first, dtype=np.int64)
+    shapes = geoms[first_arr]
+    is_circle = circle[first_arr]
+    is_large = ~is_circle & (np.array([len(wkbs[k]) for k in first]) >= LARGE_AREA_WKB_BYTES)
+    if is_circle.any():
+        centres = shapely.get_coordinates(shapes[is_circle])
+        shapes[is_circle] = zone_match.geodesic_circles(centres[:, 0], centres[:, 1], uncertainty[first_arr][is_circle])
+    here = np.flatnonzero(~is_large)
+    g, zone, weight = zone_match.weights(zs, shapes[here])
+    g = here[g]
+    if is_large.any():
+        large_gi = np.flatnonzero(is_large)
+        digests = [hashlib.blake2b(wkbs[first[gi]], digest_size=16).digest() for gi in large_gi.tolist()]
+        known = zone_match.cached_area_weights(zs, dict(zip(digests, shapes[large_gi])))
+        extra = [(gi, z, w) for gi, d in zip(large_gi.tolist(), digests) for z, w in known[d]]
+        if extra:
+            eg, ez, ew = (np.array(c) for c in zip(*extra))
+            g, zone, weight = np.concatenate([g, eg]), np.concatenate([zone, ez]), np.concatenate([weight, ew])
+    return gidx, (g, zone, weight)
+
+
+def _expand(gidx: np.ndarray, matches: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per observation (by position), every match of its location: (position, zone id, weight)."""
+    g, zone, weight = matches
+    order = np.argsort(g, kind="stable")
+    g, zone, weight = g[order], zone[order], weight[order]
+    starts = np.searchsorted(g, gidx, "left")
+    counts = np.searchsorted(g, gidx, "right") - starts
+    pos = np.repeat(np.arange(len(gidx)), counts)
+    rows = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(starts, counts)
+    return pos, zone[rows], weight[rows]
+
+
+def _copy_links(cur, obs: np.ndarray, zone: np.ndarray, weight: np.ndarray) -> None:
+    """COPY (observation, zone, weight) rows in binary, packed by numpy rather than row by row."""
+    rows = np.empty(len(obs), dtype=_LINK_ROW)
+    rows["n"], rows["l1"], rows["l2"], rows["l3"] = 3, 8, 4, 8
+    rows["obs"], rows["zone"], rows["weight"] = obs, zone, weight
+    with cur.copy(_COPY_LINKS) as copy:
+        copy.write(_PGCOPY_HEADER + rows.tobytes() + b"\xff\xff")
 
 
 def match_and_signal(
     session: Session,
     *,
     located: Sequence[tuple[int, Geotag]],
-    counted: set[int],
+    counted: Mapping[int, SignalRow],
     layers: Sequence[str],
     min_weight: float,
 ) -> dict[int, list[ZoneMatch]]:
-    """Link located observations to zones and write signals for the counted ones, in one statement.
+    """Link located observations to zones and write signals for the counted ones (ids -> what their
+    signals carry). Zone weights are computed in the process (geo.zone_match); the rows go in by COPY.
 
     Returns, for counted observations, their matches in `layers` with weight >= min_weight: what the
     rules need (everything else is in the tables)."""
     if not located:
         return {}
-    distinct: dict[tuple[bytes, float | None], int] = {}
-    wkbs: list[bytes | None] = []
-    radii: list[float | None] = []
-    gidx: list[int] = []
-    large: dict[int, bytes] = {}  # gi -> digest of a large area
-    geoms = [tag.geometry for _, tag in located]
-    for (oid, tag), wkb in zip(located, shapely.to_wkb(geoms)):
-        radius = tag.uncertainty_m if tag.geometry.geom_type == "Point" and tag.uncertainty_m > POINT_RADIUS_M \
-            else None
-        key = (wkb, radius)
-        gi = distinct.get(key)
-        if gi is None:
-            wkbs.append(wkb)
-            radii.append(radius)
-            gi = distinct[key] = len(wkbs)  # WITH ORDINALITY counts from 1
-            if radius is None and len(wkb) >= LARGE_AREA_WKB_BYTES:
-                large[gi] = hashlib.blake2b(wkb, digest_size=16).digest()
-        gidx.append(gi)
-    known_gi: list[int] = []
-    known_zone: list[int] = []
-    known_weight: list[float] = []
-    if large:
-        weights = _area_weights(session, {d: wkbs[gi - 1] for gi, d in large.items()})
-        for gi, digest in large.items():
-            wkbs[gi - 1] = None  # matched already: the statement takes the known weights
-            for zone_id, weight in weights[digest]:
-                known_gi.append(gi)
-                known_zone.append(zone_id)
-                known_weight.append(weight)
-    rows = session.execute(_MATCH, {
-        "wkbs": wkbs, "radii": radii, "ids": [oid for oid, _ in located], "gidx": gidx,
-        "counted": [oid in counted for oid, _ in located], "layers": list(layers), "min_weight": min_weight,
-        "known_gi": known_gi, "known_zone": known_zone, "known_weight": known_weight,
-    })
+    zs = zone_match.zone_set(session)
+    gidx, matches = _locate(located, zs)
+    pos, zone, weight = _expand(gidx, matches)
+    ids = np.fromiter((oid for oid, _ in located), dtype=np.int64, count=len(located))
+    is_counted = np.fromiter((oid in counted for oid, _ in located), dtype=bool, count=len(located))
+    obs = ids[pos]
+    sig = np.flatnonzero(is_counted[pos])
+    with _driver(session).cursor() as cur:
+        if len(obs):
+            _copy_links(cur, obs, zone, weight)
+        if len(sig):
+            with cur.copy(_COPY_SIGNALS) as copy:
+                copy.set_types(_SIGNAL_TYPES)
+                for oid, zid, w in zip(obs[sig].tolist(), zone[sig].tolist(), weight[sig].tolist()):
+                    s = counted[oid]
+                    copy.write_row((oid, zid, SOURCE, s.category, s.confidence, w, s.author_key, s.observed_at))
+    wanted = set(layers)
     out: dict[int, list[ZoneMatch]] = defaultdict(list)
-    for oid, zone_id, layer, code, name, weight in rows:
-        out[oid].append(ZoneMatch(zone_id, layer, code, name, float(weight)))
+    for oid, zid, w in zip(obs[sig].tolist(), zone[sig].tolist(), weight[sig].tolist()):
+        layer, code, name = zs.info[zid]
+        if layer in wanted and w >= min_weight:
+            out[oid].append(ZoneMatch(zid, layer, code, name, w))
     return out
 
 

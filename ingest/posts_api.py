@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["posts"])
 _lexicon_lock = threading.Lock()
 
 
-def current_partner(request: Request,
+async def current_partner(request: Request,
                     caller: Annotated[keys.Caller, Depends(ingest_api.current_caller)]) -> keys.Caller:
     if caller.role != "partner":
         raise Forbidden(f"this endpoint needs a partner API key, not a {caller.role} key "

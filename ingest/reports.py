@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 
 from alerts import service as alert_service
 from alerts.rules import Rule
+from db import raw as db_raw
 from geo.geojson import area_km2, check_limits, parse_geometry, repair, within_bbox
-from geo.matching import ZoneMatch, match_zones
+from geo.matching import MATCH_CTE, ZoneMatch
 from ingest.errors import IdempotencyConflict, OutsideJurisdiction, OutsideTerritory, UnknownLocation
 from ingest.keys import Caller
 from ingest.models import Observation, UtilityReport
@@ -26,6 +27,7 @@ POINT_UNCERTAINTY_M = 25.0
 DEFAULT_MAX_VERTICES = 10_000
 DEFAULT_MAX_AREA_KM2 = 2_000.0
 ZIP_LAYER = "zcta"
+SOURCE = "utility_report"  # observations.source and signals.source
 # A report in a terminal status is history, not evidence: it never feeds the rules.
 TERMINAL_STATUSES = frozenset({"restored", "cancelled"})
 # The last 5-digit group (optionally ZIP+4) in an address is its ZIP; house numbers come first.
@@ -206,11 +208,18 @@ _LINK_ZONES = text(
 )
 
 
+def _attributes(*, status: str, customers_affected: int | None) -> dict[str, Any]:
+    """What rule conditions can test, e.g. `customers_affected: {gte: 500}`."""
+    return {k: v for k, v in (("customers_affected", customers_affected), ("status", status)) if v is not None}
+
+
 def feed_rules(session: Session, *, caller: Caller, observation_id: int, category: str, observed_at: datetime,
                zones: list[ZoneMatch], rules: Sequence[Rule], now: datetime, status: str,
-               customers_affected: int | None = None) -> list[int]:
-    """Store the zone links and hand the observation to the rules; returns the alerts that changed."""
-    if zones:  # one statement, not an ORM flush: this is on every report's path
+               customers_affected: int | None = None, written: bool = False) -> list[int]:
+    """Store the zone links and hand the observation to the rules; returns the alerts that changed.
+
+    `written`: the caller's statement already stored the links and signals and took the zone locks."""
+    if zones and not written:  # one statement, not an ORM flush: this is on every report's path
         session.execute(_LINK_ZONES, {"obs": observation_id, "zone_ids": [m.zone_id for m in zones],
                                       "weights": [m.weight for m in zones]})
     if status in TERMINAL_STATUSES:
@@ -218,37 +227,51 @@ def feed_rules(session: Session, *, caller: Caller, observation_id: int, categor
     changes = alert_service.observe(
         session,
         signal=alert_service.SignalIn(
-            observation_id=observation_id, source="utility_report", category=category, confidence=1.0,
+            observation_id=observation_id, source=SOURCE, category=category, confidence=1.0,
             author_key=f"utility:{caller.utility_id}", observed_at=observed_at, zones=zones,
-            # What rule conditions can test, e.g. `customers_affected: {gte: 500}`.
-            attributes={k: v for k, v in (("customers_affected", customers_affected), ("status", status))
-                        if v is not None},
+            attributes=_attributes(status=status, customers_affected=customers_affected),
         ),
-        rules=rules, now=now,
+        rules=rules, now=now, recorded=written, locked=written,
     )
     return [c.alert_id for c in changes]
 
 
-_INSERT_REPORT = text(
-    """
-    WITH obs AS (
+# One round trip stores the observation, the report and its first history row, matches the zones
+# (geo.matching.MATCH_CTE), links them, writes the rule signals and takes the zone locks rule
+# evaluation needs (alerts.observe: in zone order, held to commit). Links, signals and locks only
+# happen when both inserts did: a conflict leaves nothing behind but the observation, undone below.
+_INSERT_REPORT = (  # run through db.raw: this is every report's path
+    "WITH " + MATCH_CTE + """,
+    obs AS (
         INSERT INTO observations (source, external_id, author_hash, text, category, confidence,
             observed_at, received_at, geom, uncertainty_m, geotag_method, raw)
-        VALUES ('utility_report', :ext, :author, :text, :category, 1.0, :observed_at, :now,
-            ST_GeomFromText(:wkt, 4326), :unc, :method, CAST(:raw AS jsonb))
+        SELECT 'utility_report', :ext, :author, :text, :category, 1.0, :observed_at, :now, g.geom, :unc, :method,
+            CAST(:raw AS jsonb) FROM g
         ON CONFLICT (source, external_id) DO NOTHING RETURNING id
     ), rep AS (
         INSERT INTO utility_reports (observation_id, utility_id, external_id, category, status, customers_affected,
             cause, description, started_at, estimated_restore_at, footprint, body_hash, idempotency_key, version,
             created_at, updated_at)
         SELECT obs.id, :utility_id, :external_id, :category, :status, :customers, :cause, :text, :started_at,
-            :etr, ST_GeomFromText(:wkt, 4326), :body_hash, :idem, 1, :now, :now FROM obs
+            :etr, g.geom, :body_hash, :idem, 1, :now, :now FROM obs, g
         ON CONFLICT DO NOTHING RETURNING id, observation_id
     ), hist AS (
         INSERT INTO utility_report_history (report_id, version, observation_id, status, changes, key_id, at)
         SELECT rep.id, 1, rep.observation_id, :status, CAST(:changes AS jsonb), :key_id, :now FROM rep
+    ), links AS (
+        INSERT INTO observation_zones (observation_id, zone_id, weight)
+        SELECT rep.observation_id, m.id, m.weight FROM rep, m
+    ), sig AS (
+        INSERT INTO signals (observation_id, zone_id, source, category, confidence, weight, author_key, observed_at)
+        SELECT rep.observation_id, m.id, 'utility_report', :category, 1.0, m.weight, :author, :observed_at
+        FROM rep, m WHERE :feed
+    ), locks AS (
+        SELECT count(pg_advisory_xact_lock(:lock_class, zone_id)) AS n FROM (
+            SELECT m.id AS zone_id FROM rep, m WHERE :feed AND m.layer = ANY(:lock_layers) ORDER BY m.id) AS z
     )
-    SELECT obs.id AS obs_id, rep.id AS report_id FROM obs LEFT JOIN rep ON true
+    SELECT obs.id AS obs_id, rep.id AS report_id, m.id AS zone_id, m.layer, m.code, m.name, m.weight
+    FROM obs LEFT JOIN rep ON true LEFT JOIN m ON rep.id IS NOT NULL, locks
+    ORDER BY m.layer, m.code
     """
 )
 
@@ -279,7 +302,9 @@ def create_report(
     # One round trip stores observation, report and first history row. ON CONFLICT makes two identical
     # concurrent POSTs store one report (the loser waits on the unique index, then finds the winner's), and a
     # retry is found only when something conflicts, so the first submission pays no extra look-up.
-    row = session.execute(_INSERT_REPORT, {
+    attributes = _attributes(status=props.status, customers_affected=props.customers_affected)
+    feed = props.status not in TERMINAL_STATUSES
+    rows = db_raw.execute(session, _INSERT_REPORT, {
         "ext": f"{caller.utility_id}:{props.external_id}", "author": f"utility:{caller.utility_id}",
         "text": props.description, "category": props.category, "observed_at": observed_at, "now": now,
         "wkt": geom.wkt, "unc": uncertainty_m(geom), "method": "coordinates" if located.method == "geometry"
@@ -288,7 +313,11 @@ def create_report(
         "cause": props.cause, "started_at": props.started_at, "etr": props.estimated_restore_at,
         "body_hash": digest, "idem": idempotency_key, "key_id": caller.key_id,
         "changes": json.dumps({k: [None, v] for k, v in raw["properties"].items() if v is not None}),
-    }).first()
+        "feed": feed, "lock_class": alert_service.ZONE_LOCK,
+        "lock_layers": alert_service.layers_fed(rules, source=SOURCE, category=props.category, confidence=1.0,
+                                                attributes=attributes),
+    }).fetchall()
+    row = rows[0] if rows else None
     if row is not None and row.report_id is None:
         # The same Idempotency-Key won with another external_id: undo our observation, answer with theirs.
         session.execute(delete(Observation).where(Observation.id == row.obs_id))
@@ -310,9 +339,9 @@ def create_report(
     )
     make_transient_to_detached(report)
     session.add(report)  # persistent without another statement: every column is known
-    zones = match_zones(session, geometry=geom)
+    zones = [ZoneMatch(r.zone_id, r.layer, r.code, r.name, float(r.weight)) for r in rows if r.zone_id is not None]
     alerts_changed = feed_rules(session, caller=caller, observation_id=obs_id, category=props.category,
                                 observed_at=observed_at, zones=zones, rules=rules, now=now, status=props.status,
-                                customers_affected=props.customers_affected)
+                                customers_affected=props.customers_affected, written=True)
     return ReportResult(report=report, zones=zones, created=True, geometry=json.loads(shapely.to_geojson(geom)),
                         repaired=located.repaired, alerts_changed=alerts_changed, located_by=located.method)

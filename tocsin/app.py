@@ -184,3 +184,8 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        path_limits={posts_api.BATCH_PATH: settings.posts_batch_max_bytes})
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app built from TOCSIN_* settings: the factory `tocsin serve --workers N` gives each process."""
+    return create_app(Settings())

@@ -278,15 +278,25 @@ def connect_jetstream(
 
 
 @app.command()
-def serve(host: str | None = None, port: int | None = None) -> None:
+def serve(
+    host: str | None = None,
+    port: int | None = None,
+    workers: Annotated[int, typer.Option(min=1, help="API processes sharing the port (uvicorn workers). "
+                                         "Requests are CPU-bound Python: one per core is about right.")] = 1,
+) -> None:
     """Run the HTTP API."""
     import uvicorn
 
+    settings = _settings()
+    host, port = host or settings.api_host, port or settings.api_port
+    log_level = settings.log_level.lower()
+    if workers > 1:  # each process builds its own app (engine, rules, live listener) from the environment
+        uvicorn.run("tocsin.app:app_from_environment", factory=True, workers=workers, host=host, port=port,
+                    log_level=log_level)
+        return
     from tocsin.app import create_app
 
-    settings = _settings()
-    uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port,
-                log_level=settings.log_level.lower())
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
 
 
 @app.command()

@@ -1,8 +1,8 @@
 """End-to-end latency: utility report POSTed -> alert event received on MQTT, at 50/s and at 200/s.
 
 A fresh database on the local PostGIS gets a `grid` layer of 3,000 small zones and one rule that
-opens a critical alert on a single gas-leak report (immediate). A real API server (`tocsin serve`,
-uvicorn) and a real dispatcher (`tocsin worker`: relay, SMS fan-out, sweeper) run as subprocesses on
+opens a critical alert on a single gas-leak report (immediate). A real API server (`tocsin serve
+--workers 2`, uvicorn; BENCH_API_WORKERS overrides) and a real dispatcher (`tocsin worker`: relay, SMS fan-out, sweeper) run as subprocesses on
 the local services. Reports are posted on a fixed schedule (open loop, each into its own zone, so
 each opens one alert); a subscriber timestamps the `opened` events. Latency runs from just before
 the POST is sent to the MQTT message's arrival, so it includes the HTTP request itself.
@@ -34,6 +34,7 @@ DB_NAME = f"tocsin_bench_latency_{os.getpid()}"
 WEST, SOUTH, EAST, NORTH = -74.25, 40.50, -73.70, 40.90
 COLS, ROWS = 60, 50
 RATES = ((50, 10.0), (200, 10.0))  # reports per second, seconds (BENCH_RATES="5,50" overrides the rates)
+API_WORKERS = int(os.environ.get("BENCH_API_WORKERS", "2"))  # `tocsin serve --workers`: one per core
 REPO = Path(__file__).resolve().parents[2]
 RULES = """rules:
   - name: bench_gas_leak
@@ -232,8 +233,8 @@ def main() -> int:
         env = {**os.environ, "TOCSIN_DATABASE_URL": url, "TOCSIN_RULES_FILE": str(rules),
                "TOCSIN_MQTT_TOPIC_PREFIX": prefix, "TOCSIN_MQTT_CLIENT_ID": f"bench-relay-{uuid.uuid4().hex[:6]}",
                "TOCSIN_RATE_LIMIT_PER_MIN": "0", "TOCSIN_LOG_LEVEL": "WARNING"}
-        procs.append(subprocess.Popen([sys.executable, "-m", "tocsin.cli", "serve", "--port", str(port)],
-                                      env=env, cwd=REPO))
+        procs.append(subprocess.Popen([sys.executable, "-m", "tocsin.cli", "serve", "--port", str(port),
+                                       "--workers", str(API_WORKERS)], env=env, cwd=REPO))
         procs.append(subprocess.Popen([sys.executable, "-m", "tocsin.cli", "worker"], env=env, cwd=REPO))
         base = f"http://127.0.0.1:{port}"
         _wait_http(base, procs[0])

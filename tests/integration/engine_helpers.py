@@ -78,3 +78,31 @@ def ingest_process(database_url: str, rules_doc: dict, plan: list[tuple[str, dat
             feed(s, rules=rules, zones=zones, source="post", category="flood", zone=zone, author=f"{name}-{i}",
                  at=when, external_id=f"{name}-{i}")
     engine.dispose()
+
+
+def report_process(database_url: str, rules_doc: dict, plan: list[tuple[str, datetime]], name: str,
+                   barrier) -> None:
+    """A utility's API worker: for each (zone, time) in `plan`, wait for the other process, then POST one
+    outage report there through `ingest.reports.create_report` (the path that takes the zone locks in its
+    own insert statement)."""
+    from alerts.rules import parse_rules
+    from db.session import make_engine, make_sessionmaker, transaction
+    from ingest import keys, reports
+    from ingest.schemas import ReportCreate
+    from tocsin import models_registry
+
+    models_registry.load()
+    rules = parse_rules(rules_doc)
+    engine = make_engine(database_url, pool_size=1)
+    factory = make_sessionmaker(engine)
+    with transaction(factory) as s:
+        key = keys.issue_key(s, role="utility", utility_id=keys.add_utility(s, name=f"Utility {name}").id)
+    for i, (zone, when) in enumerate(plan):
+        lon, lat = INSIDE[zone]
+        body = ReportCreate.model_validate({"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                                           "properties": {"external_id": f"{name}-{i}", "category": "power_outage"}})
+        barrier.wait(timeout=60)
+        with transaction(factory) as s:
+            reports.create_report(s, caller=keys.authenticate(s, key=key), body=body, idempotency_key=None,
+                                  rules=rules, jurisdiction_bbox=(-180, -90, 180, 90), now=when)
+    engine.dispose()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from tests.integration.engine_helpers import ingest_process
+from tests.integration.engine_helpers import ingest_process, report_process
 
 pytestmark = pytest.mark.integration
 
@@ -17,18 +17,21 @@ RULES = {"rules": [{"name": "flood_posts", "categories": ["flood"], "sources": [
 ROUNDS = 12  # four per zone
 
 
-def test_two_processes_same_zone_one_alert(database_url, session_factory, districts):
-    # Round r sends one post from each process, at the same instant, into zone A, B or C in turn.
-    plan = [("ABC"[r % 3], T0 + timedelta(seconds=r)) for r in range(ROUNDS)]
+def _run(target, database_url: str, rules: dict, plan: list) -> None:
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(2)
-    procs = [ctx.Process(target=ingest_process, args=(database_url, RULES, plan, name, barrier))
-             for name in ("w1", "w2")]
+    procs = [ctx.Process(target=target, args=(database_url, rules, plan, name, barrier)) for name in ("w1", "w2")]
     for p in procs:
         p.start()
     for p in procs:
         p.join(timeout=120)
     assert [p.exitcode for p in procs] == [0, 0]
+
+
+def test_two_processes_same_zone_one_alert(database_url, session_factory, districts):
+    # Round r sends one post from each process, at the same instant, into zone A, B or C in turn.
+    plan = [("ABC"[r % 3], T0 + timedelta(seconds=r)) for r in range(ROUNDS)]
+    _run(ingest_process, database_url, RULES, plan)
 
     with session_factory() as s:
         rows = s.execute(text(
@@ -39,5 +42,22 @@ def test_two_processes_same_zone_one_alert(database_url, session_factory, distri
         assert [(code, state, opened) for code, state, opened, _ in rows] == [
             ("A", "open", T0), ("B", "open", T0 + timedelta(seconds=1)), ("C", "open", T0 + timedelta(seconds=2))]
         assert [n for *_, n in rows] == [2 * ROUNDS // 3] * 3  # every post from both processes is evidence
+        kinds = s.execute(text("SELECT kind, count(*) FROM outbox_events GROUP BY kind")).all()
+        assert kinds == [("opened", 3)]
+
+
+def test_two_api_workers_reporting_in_one_zone_open_one_alert(database_url, session_factory, districts):
+    """Utility reports lock their zones inside the insert statement itself; the threshold (2 reports from
+    2 utilities) is only reached by both processes' reports together, in every round's first pair."""
+    rules = {"rules": [{"name": "outages", "categories": ["power_outage"], "sources": ["utility_report"],
+                        "layer": "district", "window": "1h", "min_count": 2, "min_distinct_authors": 2}]}
+    plan = [("ABC"[r % 3], T0 + timedelta(seconds=r)) for r in range(ROUNDS)]
+    _run(report_process, database_url, rules, plan)
+    with session_factory() as s:
+        rows = s.execute(text(
+            "SELECT z.code, a.opened_at, a.evidence_count, a.distinct_authors FROM alerts a "
+            "JOIN zones z ON z.id = a.zone_id ORDER BY z.code")).all()
+        assert rows == [("A", T0, 8, 2), ("B", T0 + timedelta(seconds=1), 8, 2),
+                        ("C", T0 + timedelta(seconds=2), 8, 2)]
         kinds = s.execute(text("SELECT kind, count(*) FROM outbox_events GROUP BY kind")).all()
         assert kinds == [("opened", 3)]

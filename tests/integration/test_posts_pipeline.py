@@ -189,7 +189,7 @@ def test_repost_outside_the_window_counts_again(run, session_factory, settings):
 
 def test_detailed_outline_weights_and_their_cache(run, session_factory):
     """A many-vertex neighbourhood is matched once per process and reused; the weights stay right."""
-    from ingest import post_store
+    from geo import zone_match
 
     _, first = run([flood("o1", "u1", "Roundtown")])
     _, second = run([flood("o2", "u2", "Roundtown")])
@@ -198,4 +198,4 @@ def test_detailed_outline_weights_and_their_cache(run, session_factory):
         assert w[("district", "A")] == pytest.approx(0.5, abs=0.01)
         assert w[("district", "B")] == pytest.approx(0.5, abs=0.01)
         assert w[("precinct", "P1")] == 1.0
-    assert any(post_store._area_cache.values())
+    assert any(zs.area_weights for zs in zone_match._sets.values())

@@ -1,0 +1,146 @@
+"""The SQL of alerts.observe: a fixed handful of statements per batch (see that module's steps).
+
+Plain strings with `:name` parameters, run through db.raw (the hot path skips SQLAlchemy's execution layer).
+"""
+
+# Advisory locks on the zones, taken in zone order so that two writers never deadlock.
+LOCK_SQL = """
+    SELECT count(pg_advisory_xact_lock(:lock_class, z)) FROM (
+        SELECT z FROM unnest(CAST(:lock_zones AS integer[])) AS z ORDER BY z) AS ordered
+"""
+INSERT_SIGNALS_AND_LOCK = (
+    """
+    WITH ins AS (
+        INSERT INTO signals (observation_id, zone_id, source, category, confidence, weight, author_key, observed_at)
+        SELECT * FROM unnest(CAST(:observation_id AS bigint[]), CAST(:zone_id AS integer[]),
+                             CAST(:source AS text[]), CAST(:category AS text[]), CAST(:confidence AS float8[]),
+                             CAST(:weight AS float8[]), CAST(:author_key AS text[]),
+                             CAST(:observed_at AS timestamptz[]))
+        RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM ins) AS signals, (""" + LOCK_SQL + ") AS locks"
+)
+
+# Every (rule, zone) pair's state: the live window, the unresolved alert (row-locked, so the sweeper
+# skips it), the cooldown, an ack-code number where the pair may open, the notification log, and the
+# silences in force (the same on every row).
+READ = (
+    """
+    WITH r AS (
+        SELECT * FROM jsonb_to_recordset(CAST(:rules AS jsonb)) AS r(
+            ri int, name text, categories text[], sources text[], min_confidence float8, min_weight float8,
+            since timestamptz, open_count float8, open_authors int)
+    ), p AS (
+        SELECT p.pi, p.zone_id, r.* FROM unnest(CAST(:pi AS integer[]), CAST(:pri AS integer[]),
+                                                CAST(:pzone AS integer[])) AS p(pi, ri, zone_id)
+        JOIN r ON r.ri = p.ri
+    ), a AS MATERIALIZED (
+        SELECT al.id, al.rule, al.zone_id, al.category, al.severity, al.state, al.ack_code, al.evidence_count,
+               al.distinct_authors, al.opened_at, al.updated_at, al.expires_at, al.quiet_since
+        FROM alerts al
+        WHERE al.state <> 'resolved' AND (al.rule, al.zone_id) IN (SELECT name, zone_id FROM p)
+        FOR UPDATE OF al
+    )
+    SELECT p.pi, s.n, s.w, s.authors,
+           a.id, a.category, a.severity, a.state, a.ack_code, a.evidence_count, a.distinct_authors, a.opened_at,
+           a.updated_at, a.expires_at, a.quiet_since,
+           (SELECT max(c.cooldown_until) FROM alerts c
+            WHERE c.rule = p.name AND c.zone_id = p.zone_id AND c.state = 'resolved') AS cooldown_until,
+           CASE WHEN a.id IS NULL AND s.w + 1e-9 >= p.open_count AND s.authors >= p.open_authors
+                THEN nextval('ack_code_seq') END AS seq,
+           (SELECT jsonb_agg(jsonb_build_array(n.at, n.reason, n.state, n.severity) ORDER BY n.at, n.id)
+            FROM alert_notifications n WHERE n.alert_id = a.id) AS log,
+           (SELECT jsonb_agg(jsonb_build_array(si.matchers, si.starts_at, si.ends_at)) FROM silences si
+            WHERE si.starts_at <= :now AND si.ends_at > :now) AS silences
+    FROM p
+    LEFT JOIN a ON a.rule = p.name AND a.zone_id = p.zone_id
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS n, coalesce(sum(sg.weight), 0) AS w,
+               count(DISTINCT coalesce(sg.author_key, sg.observation_id::text)) AS authors
+        FROM signals sg
+        WHERE sg.zone_id = p.zone_id AND sg.category = ANY(p.categories) AND sg.source = ANY(p.sources)
+          AND sg.confidence >= p.min_confidence AND sg.weight >= p.min_weight
+          AND sg.observed_at > p.since AND sg.observed_at <= :now AND sg.retired_at IS NULL
+    ) s
+    """
+)
+
+
+INSERT_ALERTS = (
+    """
+    INSERT INTO alerts (rule, zone_id, category, severity, state, ack_code, evidence_count, distinct_authors,
+                        opened_at, updated_at, last_evidence_at, expires_at)
+    SELECT u.rule, u.zone_id, u.category, u.severity, 'open', u.ack_code, 0, u.authors, :now, :now, :now,
+           u.expires_at
+    FROM unnest(CAST(:rule AS text[]), CAST(:zone_id AS integer[]), CAST(:category AS text[]),
+                CAST(:severity AS text[]), CAST(:ack_code AS text[]), CAST(:authors AS integer[]),
+                CAST(:expires_at AS timestamptz[])) AS u(rule, zone_id, category, severity, ack_code, authors,
+                                                           expires_at)
+    ON CONFLICT (rule, zone_id) WHERE state <> 'resolved' DO NOTHING
+    RETURNING id, rule, zone_id
+    """
+)
+
+EVIDENCE = (
+    """
+    WITH w AS (
+        SELECT * FROM jsonb_to_recordset(CAST(:window AS jsonb)) AS w(
+            alert_id bigint, zone_id int, categories text[], sources text[], min_confidence float8,
+            min_weight float8, since timestamptz)
+    ), ins AS (
+        INSERT INTO alert_evidence (alert_id, observation_id, added_at)
+        SELECT DISTINCT x.alert_id, x.observation_id, CAST(:now AS timestamptz) FROM (
+            SELECT * FROM unnest(CAST(:alert_id AS bigint[]), CAST(:observation_id AS bigint[])) AS d(alert_id,
+                                                                                                     observation_id)
+            UNION ALL
+            SELECT w.alert_id, sg.observation_id FROM w JOIN signals sg
+              ON sg.zone_id = w.zone_id AND sg.category = ANY(w.categories) AND sg.source = ANY(w.sources)
+             AND sg.confidence >= w.min_confidence AND sg.weight >= w.min_weight
+             AND sg.observed_at > w.since AND sg.observed_at <= CAST(:now AS timestamptz) AND sg.retired_at IS NULL
+        ) x
+        ON CONFLICT DO NOTHING
+        RETURNING alert_id, observation_id
+    )
+    SELECT true AS new, ins.alert_id, o.source, count(*) FROM ins JOIN observations o ON o.id = ins.observation_id
+    GROUP BY ins.alert_id, o.source
+    UNION ALL
+    SELECT false, e.alert_id, o.source, count(*) FROM alert_evidence e JOIN observations o ON o.id = e.observation_id
+    WHERE e.alert_id = ANY(CAST(:old_of AS bigint[])) GROUP BY e.alert_id, o.source
+    """
+)
+
+WRITE = (
+    """
+    WITH upd AS (
+        UPDATE alerts a SET evidence_count = a.evidence_count + u.added,
+               distinct_authors = greatest(a.distinct_authors, u.authors), last_evidence_at = :now,
+               updated_at = :now, expires_at = u.expires_at, severity = u.severity,
+               quiet_since = CASE WHEN u.clear_quiet THEN NULL ELSE a.quiet_since END,
+               last_notified_at = CASE WHEN u.notified THEN CAST(:now AS timestamptz) ELSE a.last_notified_at END
+        FROM unnest(CAST(:u_id AS bigint[]), CAST(:u_added AS integer[]), CAST(:u_authors AS integer[]),
+                    CAST(:u_expires AS timestamptz[]), CAST(:u_severity AS text[]), CAST(:u_clear AS boolean[]),
+                    CAST(:u_notified AS boolean[])) AS u(id, added, authors, expires_at, severity, clear_quiet,
+                                                         notified)
+        WHERE a.id = u.id
+        RETURNING a.id
+    ), hist_rows AS (
+        INSERT INTO alert_history (alert_id, at, from_state, to_state, severity, actor, reason)
+        SELECT h.alert_id, :now, h.from_state, h.to_state, h.severity, h.actor, h.reason
+        FROM unnest(CAST(:h_id AS bigint[]), CAST(:h_from AS text[]), CAST(:h_to AS text[]),
+                    CAST(:h_severity AS text[]), CAST(:h_actor AS text[]), CAST(:h_reason AS text[]))
+             AS h(alert_id, from_state, to_state, severity, actor, reason)
+    ), ev AS (
+        INSERT INTO outbox_events (event_id, alert_id, kind, payload, created_at, next_attempt_at, attempts)
+        SELECT e.event_id, e.alert_id, e.kind, e.payload, :now, :now, 0
+        FROM unnest(CAST(:e_event_id AS uuid[]), CAST(:e_alert_id AS bigint[]), CAST(:e_kind AS text[]),
+                    CAST(:e_payload AS jsonb[])) AS e(event_id, alert_id, kind, payload)
+    ), log AS (
+        INSERT INTO alert_notifications (alert_id, at, reason, kind, state, severity, event_id)
+        SELECT e.alert_id, :now, e.reason, e.kind, e.state, e.severity, e.event_id
+        FROM unnest(CAST(:e_event_id AS uuid[]), CAST(:e_alert_id AS bigint[]), CAST(:e_kind AS text[]),
+                    CAST(:e_reason AS text[]), CAST(:e_state AS text[]), CAST(:e_severity AS text[]))
+             AS e(event_id, alert_id, kind, reason, state, severity)
+    )
+    SELECT count(*) FROM upd
+    """
+)
