@@ -24,7 +24,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from alerts import ackcodes, outbox
@@ -207,6 +206,8 @@ def _decide_open(session: Session, p: _Pair, now: datetime) -> bool:
     """Whether the pair opens an alert; sets its severity and reason."""
     rule, live = p.rule, p.live
     assert live is not None
+    if p.seq is None:  # the read saw the window below min_count or min_distinct_authors: no threshold is lower
+        return False
     ids = p.observation_ids
     stats = WindowStats(p.match.weight * len(ids), 1, len(ids)) if rule.immediate else live
     baseline = (window_baseline(session, zone_id=p.match.zone_id, categories=rule.categories,
@@ -214,8 +215,6 @@ def _decide_open(session: Session, p: _Pair, now: datetime) -> bool:
     severity = evaluate(rule, stats, baseline=baseline, attributes=p.feeding[-1].attributes)
     if severity is None or in_cooldown(p.cooldown_until, now):
         return False
-    if p.seq is None:  # not foreseen by the read (a spike rule above min_count): take a number now
-        p.seq = session.execute(text("SELECT nextval('ack_code_seq')")).scalar_one()
     p.alert = AlertRow(id=0, rule=rule.name, category=p.feeding[-1].category, severity=severity, state="open",
                        ack_code=ackcodes.new_ack_code(p.seq), evidence_count=0,
                        distinct_authors=live.distinct_authors, opened_at=now, updated_at=now,

@@ -21,6 +21,20 @@ INSERT_SIGNALS_AND_LOCK = (
     SELECT (SELECT count(*) FROM ins) AS signals, (""" + LOCK_SQL + ") AS locks"
 )
 
+def window_counts(row: str) -> str:
+    """A subquery counting what a rule counts in one zone over (since, :now]: count, weighted sum (`w`) and
+    distinct authors. `row` names the outer row holding zone_id, categories, sources, min_confidence,
+    min_weight and since."""
+    return f"""
+        SELECT count(*) AS n, coalesce(sum(sg.weight), 0) AS w,
+               count(DISTINCT coalesce(sg.author_key, sg.observation_id::text)) AS authors
+        FROM signals sg
+        WHERE sg.zone_id = {row}.zone_id AND sg.category = ANY({row}.categories) AND sg.source = ANY({row}.sources)
+          AND sg.confidence >= {row}.min_confidence AND sg.weight >= {row}.min_weight
+          AND sg.observed_at > {row}.since AND sg.observed_at <= :now AND sg.retired_at IS NULL
+    """
+
+
 # Every (rule, zone) pair's state: the live window, the unresolved alert (row-locked, so the sweeper
 # skips it), the cooldown, an ack-code number where the pair may open, the notification log, and the
 # silences in force (the same on every row).
@@ -54,16 +68,17 @@ READ = (
             WHERE si.starts_at <= :now AND si.ends_at > :now) AS silences
     FROM p
     LEFT JOIN a ON a.rule = p.name AND a.zone_id = p.zone_id
-    CROSS JOIN LATERAL (
-        SELECT count(*) AS n, coalesce(sum(sg.weight), 0) AS w,
-               count(DISTINCT coalesce(sg.author_key, sg.observation_id::text)) AS authors
-        FROM signals sg
-        WHERE sg.zone_id = p.zone_id AND sg.category = ANY(p.categories) AND sg.source = ANY(p.sources)
-          AND sg.confidence >= p.min_confidence AND sg.weight >= p.min_weight
-          AND sg.observed_at > p.since AND sg.observed_at <= :now AND sg.retired_at IS NULL
-    ) s
+    CROSS JOIN LATERAL (""" + window_counts("p") + """) s
     """
 )
+
+# The window statistics of many (rule, zone, window) rows at once, for the sweeper.
+WINDOWS = """
+    SELECT w.i, s.n, s.w, s.authors
+    FROM jsonb_to_recordset(CAST(:items AS jsonb)) AS w(i int, zone_id int, categories text[], sources text[],
+                                                     min_confidence float8, min_weight float8, since timestamptz)
+    CROSS JOIN LATERAL (""" + window_counts("w") + """) s
+"""
 
 
 INSERT_ALERTS = (

@@ -4,6 +4,7 @@ Every change that notifies writes its outbox event and notification-log row in t
 transaction; services never commit.
 """
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -12,16 +13,19 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from alerts import outbox
+from alerts import observe_sql, outbox
 from alerts.errors import UnknownAlert
 from alerts.evaluate import WindowStats
 from alerts.lifecycle import AlertState, check_transition
 from alerts.models import Alert, AlertHistory, AlertNotification
 from alerts.notify import Decision, Sent, SilenceView, decide
-from alerts.observe import ZONE_LOCK, AlertChange, SignalIn, feeds, layers_fed, observe_many  # noqa: F401
+from alerts.observe import (  # noqa: F401  (the service's interface)
+    ZONE_LOCK, AlertChange, SignalIn, feeds, layers_fed, observe_many,
+)
 from alerts.rules import Rule
 from alerts.silences import active_silences, create_silence, expire_silence, list_silences  # noqa: F401
 from alerts.views import AlertDetail, alert_view, get_alert, list_alerts, zone_ref  # noqa: F401
+from db import raw
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,23 @@ def window_stats(session: Session, rule: Rule, zone_id: int, now: datetime, *,
         _WINDOW_SQL, _window_params(rule, zone_id, now, window_s or rule.window_s)
     ).one()
     return WindowStats(weighted_count=float(weighted), distinct_authors=int(authors), count=int(count))
+
+
+def window_stats_many(session: Session, items: Sequence[tuple[Rule, int, float]],
+                      now: datetime) -> list[WindowStats]:
+    """What each rule counts in its zone over (now - window_s, now], for many (rule, zone_id, window_s) at
+    once, in one statement, in order (the sweeper's windows)."""
+    if not items:
+        return []
+    rows = raw.execute(session, observe_sql.WINDOWS, {"now": now, "items": json.dumps([
+        {"i": i, "zone_id": zone_id, "categories": list(rule.categories), "sources": list(rule.sources),
+         "min_confidence": rule.min_confidence, "min_weight": rule.min_zone_weight,
+         "since": (now - timedelta(seconds=window_s)).isoformat()}
+        for i, (rule, zone_id, window_s) in enumerate(items)])}).fetchall()
+    out = [WindowStats(0.0, 0, 0)] * len(items)
+    for r in rows:
+        out[r.i] = WindowStats(weighted_count=float(r.w), distinct_authors=int(r.authors), count=int(r.n))
+    return out
 
 
 def record_change(session: Session, *, alert: Alert, from_state: str | None, actor: str, reason: str,

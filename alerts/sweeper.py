@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts import baselines, outbox
 from alerts import service as alert_service
-from alerts.evaluate import escalation_ticks_due, hysteresis, ladder_severity, severity_rank
+from alerts.evaluate import WindowStats, escalation_ticks_due, hysteresis, ladder_severity, severity_rank
 from alerts.lifecycle import AlertState
 from alerts.models import Alert
 from alerts.notify import is_silenced
@@ -46,22 +46,25 @@ def sweep(session: Session, *, rules: Sequence[Rule], now: datetime, limit: int 
     ).all()
     zones = zone_refs(session, sorted({a.zone_id for a in alerts}))
     logs = alert_service.notification_logs(session, [a.id for a in alerts])
+    # Every live window in one statement: hundreds of unresolved alerts must not cost a round trip each.
+    ruled = [a for a in alerts if a.rule in by_name]
+    windows = dict(zip((a.id for a in ruled), alert_service.window_stats_many(
+        session, [(by_name[a.rule], a.zone_id, by_name[a.rule].hysteresis_window_s) for a in ruled], now)))
     for alert in alerts:
         result.swept += 1
         _sweep_one(session, alert=alert, rule=by_name.get(alert.rule), silences=silences, now=now, result=result,
-                   zone=zones[alert.zone_id], log_rows=logs.get(alert.id, []))
+                   zone=zones[alert.zone_id], log_rows=logs.get(alert.id, []), live=windows.get(alert.id))
     return result
 
 
 def _sweep_one(session: Session, *, alert: Alert, rule: Rule | None, silences: list, now: datetime,
-               result: SweepResult, zone: dict[str, str], log_rows: list) -> None:
+               result: SweepResult, zone: dict[str, str], log_rows: list, live: WindowStats | None) -> None:
     if alert.expires_at is not None and now >= alert.expires_at:
         alert_service.close(session, alert=alert, rule=rule, actor="sweeper", now=now,
                             reason=f"expired: no new evidence since {alert.last_evidence_at.isoformat()}")
         result.resolved.append(alert.id)
         return
-    if rule is not None:
-        live = alert_service.window_stats(session, rule, alert.zone_id, now, window_s=rule.hysteresis_window_s)
+    if rule is not None and live is not None:
         step = hysteresis(rule, weighted_count=live.weighted_count, quiet_since=alert.quiet_since, now=now)
         if step.resolve:
             alert_service.close(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -78,21 +78,26 @@ _CLAIM = text(
     """
 )
 
-_ALERT = text(
+_ALERTS = text(
     """
     SELECT a.id, a.rule, a.state, a.severity, a.category, a.evidence_count, a.ack_code, a.opened_at,
            a.zone_id, l.name AS layer, z.code, z.name AS zone_name
     FROM alerts a JOIN zones z ON z.id = a.zone_id JOIN zone_layers l ON l.id = z.layer_id
-    WHERE a.id = :id
+    WHERE a.id = ANY(:ids)
     """
 )
 
+# Every coverage row of any of the alerts' zones, and every layer-wide row of their layers.
 _COVERAGE = text(
     """
     SELECT r.id, r.phone, r.opted_out, c.zone_id, c.layer, c.tier, c.on_call, c.timezone
     FROM coverage c JOIN responders r ON r.id = c.responder_id
-    WHERE c.zone_id = :zone_id OR (c.zone_id IS NULL AND c.layer = :layer)
+    WHERE c.zone_id = ANY(:zone_ids) OR (c.zone_id IS NULL AND c.layer = ANY(:layers))
     """
+)
+
+_NOTIFIED = text(
+    "SELECT alert_id, responder_id FROM deliveries WHERE alert_id = ANY(:ids) AND responder_id IS NOT NULL"
 )
 
 _INSERT = text(
@@ -110,8 +115,55 @@ def _schedule(spec: str, timezone: str) -> WeeklySchedule:
     return WeeklySchedule.parse(spec, timezone=timezone)
 
 
-def _coverage(session: Session, *, zone_id: int, layer: str) -> list[Coverage]:
-    rows = session.execute(_COVERAGE, {"zone_id": zone_id, "layer": layer}).all()
+@dataclass(frozen=True)
+class Prefetched:
+    """What planning reads, loaded for a whole batch of alerts at once (`prefetch`).
+
+    `alerts`: alert rows by id (an id missing here is an alert that does not exist);
+    `zone_coverage` / `layer_coverage`: coverage rows by zone id, and layer-wide rows (no zone) by
+    layer; `notified`: the responders each alert has already been messaged by.
+    """
+
+    alerts: dict[int, Any] = field(default_factory=dict)
+    zone_coverage: dict[int, list[Any]] = field(default_factory=dict)
+    layer_coverage: dict[str, list[Any]] = field(default_factory=dict)
+    notified: dict[int, set[Any]] = field(default_factory=dict)
+
+    def coverage_rows(self, *, zone_id: int, layer: str) -> list[Any]:
+        """The rows of `c.zone_id = :zone_id OR (c.zone_id IS NULL AND c.layer = :layer)`."""
+        return self.zone_coverage.get(zone_id, []) + self.layer_coverage.get(layer, [])
+
+
+def prefetch(session: Session, alert_ids: Sequence[int]) -> Prefetched:
+    """Load the alerts, their coverage and who was already notified: at most three statements.
+
+    A read that cannot find anything is skipped: no coverage read when no alert is unresolved,
+    no "already notified" read when no alert has a coverage row (routing would choose nobody).
+    """
+    ids = list(dict.fromkeys(alert_ids))
+    if not ids:
+        return Prefetched()
+    alerts = {a.id: a for a in session.execute(_ALERTS, {"ids": ids}).all()}
+    live = [a for a in alerts.values() if a.state != "resolved"]
+    if not live:
+        return Prefetched(alerts)
+    zone_coverage: dict[int, list[Any]] = {}
+    layer_coverage: dict[str, list[Any]] = {}
+    for r in session.execute(_COVERAGE, {"zone_ids": sorted({a.zone_id for a in live}),
+                                         "layers": sorted({a.layer for a in live})}).all():
+        if r.zone_id is not None:
+            zone_coverage.setdefault(r.zone_id, []).append(r)
+        else:
+            layer_coverage.setdefault(r.layer, []).append(r)
+    data = Prefetched(alerts, zone_coverage, layer_coverage)
+    covered = [a.id for a in live if data.coverage_rows(zone_id=a.zone_id, layer=a.layer)]
+    if covered:
+        for alert_id, responder_id in session.execute(_NOTIFIED, {"ids": covered}).all():
+            data.notified.setdefault(alert_id, set()).add(responder_id)
+    return data
+
+
+def _coverage(rows: Sequence[Any]) -> list[Coverage]:
     return [
         Coverage(
             responder_id=r.id, phone=r.phone, tier=r.tier, opted_out=r.opted_out,
@@ -130,34 +182,46 @@ def _tiers(coverage: Sequence[Coverage], chosen: Sequence[Any]) -> dict[Any, int
     return tiers
 
 
-def plan_event(session: Session, *, outbox_id: int, event_id: Any, alert_id: int | None, kind: str,
-               rules: Callable[[], Sequence[Any]], config: FanoutConfig, now: datetime) -> Planned:
-    """Create the deliveries one outbox event calls for (possibly none)."""
+@dataclass(frozen=True)
+class _Decision:
+    """Who one event pages, decided without touching the database."""
+
+    alert: Any
+    chosen: list[Any]
+    tiers: dict[Any, int]
+    body: str
+
+
+def _decide(*, alert_id: int | None, kind: str, rules: Callable[[], Sequence[Any]], config: FanoutConfig,
+            now: datetime, data: Prefetched) -> _Decision | None:
+    """Route one event from prefetched data; None when nobody is to be paged. Runs no statement."""
     if kind not in ROUTABLE_KINDS or alert_id is None:
-        return Planned(outbox_id, alert_id, 0)
-    alert = session.execute(_ALERT, {"id": alert_id}).one_or_none()
+        return None
+    alert = data.alerts.get(alert_id)
     if alert is None or alert.state == "resolved":
-        return Planned(outbox_id, alert_id, 0)
+        return None
     rule = next((r for r in rules() if r.name == alert.rule), None)
     escalate_after_s = getattr(rule, "escalate_after_s", None)
     window_s = getattr(rule, "window_s", None) or DEFAULT_WINDOW_S
-    coverage = _coverage(session, zone_id=alert.zone_id, layer=alert.layer)
-    notified = set(session.execute(
-        text("SELECT responder_id FROM deliveries WHERE alert_id = :a AND responder_id IS NOT NULL"),
-        {"a": alert_id},
-    ).scalars())
+    coverage = _coverage(data.coverage_rows(zone_id=alert.zone_id, layer=alert.layer))
     chosen = route(zone_id=alert.zone_id, layer=alert.layer, opened_at=alert.opened_at,
                    acknowledged=alert.state != "open", escalate_after_s=escalate_after_s,
-                   coverage=coverage, already_notified=notified, now=now)
+                   coverage=coverage, already_notified=data.notified.get(alert_id, set()), now=now)
     if not chosen:
-        return Planned(outbox_id, alert_id, 0)
+        return None
     body = render_sms(severity=alert.severity, category=alert.category, zone_name=alert.zone_name,
                       zone_code=alert.code, evidence_count=alert.evidence_count, window_s=window_s,
                       ack_code=alert.ack_code, link=f"{config.public_base_url.rstrip('/')}/a/{alert_id}")
-    tiers = _tiers(coverage, chosen)
+    return _Decision(alert, chosen, _tiers(coverage, chosen), body)
+
+
+def _write(session: Session, decision: _Decision, *, outbox_id: int, event_id: Any, kind: str,
+           config: FanoutConfig, now: datetime) -> Planned:
+    """Insert a decision's deliveries and check the queue ceiling."""
+    alert_id, chosen, body = decision.alert.id, decision.chosen, decision.body
     session.execute(_INSERT, [
         {"event_id": event_id, "alert_id": alert_id, "responder_id": rid, "channel": CHANNEL,
-         "tier": tiers[rid], "body": body, "now": now}
+         "tier": decision.tiers[rid], "body": body, "now": now}
         for rid in chosen
     ])
     backlog = session.execute(text("SELECT count(*) FROM deliveries WHERE status = 'pending'")).scalar_one()
@@ -174,21 +238,49 @@ def plan_event(session: Session, *, outbox_id: int, event_id: Any, alert_id: int
     return Planned(outbox_id, alert_id, len(chosen), warn)
 
 
+def plan_event(session: Session, *, outbox_id: int, event_id: Any, alert_id: int | None, kind: str,
+               rules: Callable[[], Sequence[Any]], config: FanoutConfig, now: datetime,
+               prefetched: Prefetched | None = None) -> Planned:
+    """Create the deliveries one outbox event calls for (possibly none).
+
+    `prefetched` is data from `prefetch` covering this alert (as `plan_batch` passes); without it
+    the alert, its coverage and who was already notified are read here. Prefetched data must have
+    been read after any earlier plan of the same alert, or its "already notified" is stale.
+    """
+    if kind not in ROUTABLE_KINDS or alert_id is None:
+        return Planned(outbox_id, alert_id, 0)
+    data = prefetched if prefetched is not None else prefetch(session, [alert_id])
+    decision = _decide(alert_id=alert_id, kind=kind, rules=rules, config=config, now=now, data=data)
+    if decision is None:
+        return Planned(outbox_id, alert_id, 0)
+    return _write(session, decision, outbox_id=outbox_id, event_id=event_id, kind=kind, config=config, now=now)
+
+
 def plan_batch(session: Session, *, rules: Callable[[], Sequence[Any]], config: FanoutConfig, now: datetime,
                limit: int = 500) -> list[Planned]:
     """Plan up to `limit` queued events; several dispatchers can run this at once (SKIP LOCKED).
 
     Routing depends on the alert and `now`, not on which of its events arrived, so a burst of
     events for one alert is planned once (on its latest event) rather than once per event.
+
+    Set-based: the claim, one read each of the alerts, their coverage and who was already
+    notified (`prefetch`), and the queue delete, whatever the batch size. Only an event that pages
+    someone costs statements of its own, in a savepoint so that one unplannable event does not
+    block the rest; an event that pages nobody costs none.
     """
     rows = session.execute(_CLAIM, {"limit": limit}).all()
     latest = {r.alert_id: r for r in rows if r.kind in ROUTABLE_KINDS and r.alert_id is not None}
+    data = prefetch(session, list(latest))
     planned = []
     for row in latest.values():
         try:
+            decision = _decide(alert_id=row.alert_id, kind=row.kind, rules=rules, config=config, now=now, data=data)
+            if decision is None:
+                planned.append(Planned(row.outbox_id, row.alert_id, 0))
+                continue
             with session.begin_nested():
-                planned.append(plan_event(session, outbox_id=row.outbox_id, event_id=row.event_id,
-                                          alert_id=row.alert_id, kind=row.kind, rules=rules, config=config, now=now))
+                planned.append(_write(session, decision, outbox_id=row.outbox_id, event_id=row.event_id,
+                                      kind=row.kind, config=config, now=now))
         except Exception:
             # One unplannable event must not block every later page; it is counted and logged loudly.
             log.exception("could not plan SMS for outbox event %s (alert %s); skipped", row.outbox_id, row.alert_id)

@@ -10,6 +10,7 @@ be published stays dirty and is tried again on the next pass.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,14 +24,18 @@ log = logging.getLogger(__name__)
 SCHEMA = "tocsin.zone_state/1"
 _SEVERITY_RANK = {"minor": 1, "major": 2, "critical": 3}
 
-_UNRESOLVED = text(
-    """
-    SELECT a.id, a.rule, a.category, a.severity, a.state, a.opened_at, a.updated_at, a.evidence_count,
-           a.ack_code, z.name AS zone_name
+_COLUMNS = """
+    SELECT l.name AS layer, z.code, a.id, a.rule, a.category, a.severity, a.state, a.opened_at, a.updated_at,
+           a.evidence_count, a.ack_code, z.name AS zone_name
     FROM alerts a JOIN zones z ON z.id = a.zone_id JOIN zone_layers l ON l.id = z.layer_id
-    WHERE l.name = :layer AND z.code = :code AND a.state <> 'resolved'
-    ORDER BY a.id
-    """
+"""
+
+_UNRESOLVED = text(_COLUMNS + "WHERE l.name = :layer AND z.code = :code AND a.state <> 'resolved' ORDER BY a.id")
+
+# Every dirty zone's unresolved alerts in one statement (zones without any return no rows).
+_UNRESOLVED_MANY = text(
+    _COLUMNS + "WHERE (l.name, z.code) IN (SELECT * FROM unnest(CAST(:layers AS text[]), CAST(:codes AS text[]))) "
+    "AND a.state <> 'resolved' ORDER BY a.id"
 )
 
 
@@ -41,6 +46,24 @@ def zone_state_topic(prefix: str, layer: str, code: str) -> str:
 def zone_summary(session: Session, *, layer: str, code: str, now: datetime) -> dict[str, Any] | None:
     """The zone's unresolved alerts as the retained payload; None when there are none."""
     rows = session.execute(_UNRESOLVED, {"layer": layer, "code": code}).all()
+    return _summary(rows, layer=layer, code=code, now=now)
+
+
+def zone_summaries(session: Session, zones: Iterable[tuple[str, str]], *,
+                   now: datetime) -> dict[tuple[str, str], dict[str, Any] | None]:
+    """`zone_summary` for many (layer, code) zones in one statement; None for a zone with no alerts."""
+    wanted = sorted(set(zones))
+    if not wanted:
+        return {}
+    by_zone: dict[tuple[str, str], list[Any]] = {zone: [] for zone in wanted}
+    rows = session.execute(_UNRESOLVED_MANY, {"layers": [layer for layer, _ in wanted],
+                                              "codes": [code for _, code in wanted]}).all()
+    for r in rows:
+        by_zone[(r.layer, r.code)].append(r)
+    return {zone: _summary(found, layer=zone[0], code=zone[1], now=now) for zone, found in by_zone.items()}
+
+
+def _summary(rows: Sequence[Any], *, layer: str, code: str, now: datetime) -> dict[str, Any] | None:
     if not rows:
         return None
     return {
@@ -72,10 +95,15 @@ class ZoneStates:
             self.dirty.add((zone["layer"], zone["code"]))
 
     def flush(self, session: Session, *, now: datetime) -> int:
-        """Publish every dirty zone's state (retained); returns how many were published."""
+        """Publish every dirty zone's state (retained); returns how many were published.
+
+        The states of all dirty zones are read in one statement; a zone whose publish fails stays
+        dirty, and so do the zones after it (the broker is likely down), for the next pass.
+        """
         done = 0
+        summaries = zone_summaries(session, self.dirty, now=now)  # one statement for every dirty zone
         for layer, code in sorted(self.dirty):
-            summary = zone_summary(session, layer=layer, code=code, now=now)
+            summary = summaries[(layer, code)]
             try:
                 self.publisher.publish(zone_state_topic(self.topic_prefix, layer, code),
                                        summary if summary is not None else b"", retain=True)

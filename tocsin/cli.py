@@ -300,11 +300,20 @@ def serve(
 
 
 @app.command()
-def worker() -> None:
-    """Run the dispatcher: outbox relay to MQTT, and the SMS fan-out (Twilio, or the console without credentials)."""
+def worker(
+    roles: Annotated[str, typer.Option(help="Comma-separated roles for this process: relay (outbox to MQTT), sms "
+                                       "(fan-out to responders), sweeper (expiry, hysteresis, repeats, "
+                                       "escalation). Give the relay its own process when latency matters.")]
+    = "relay,sms,sweeper",
+) -> None:
+    """Run the dispatcher: outbox relay to MQTT, the SMS fan-out (Twilio, or the console without credentials)
+    and the alert sweeper."""
     from tocsin import worker as worker_mod
 
-    worker_mod.run(_settings())
+    chosen = tuple(r.strip() for r in roles.split(",") if r.strip())
+    if set(chosen) - set(worker_mod.ROLES) or not chosen:
+        _fail(f"--roles takes {', '.join(worker_mod.ROLES)} (comma-separated); got {roles!r}")
+    worker_mod.run(_settings(), roles=chosen)
 
 
 from tocsin import cli_accounts, cli_posts  # noqa: E402  (light at import; heavy imports inside commands)

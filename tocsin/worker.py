@@ -1,4 +1,4 @@
-"""The worker process: the outbox relay (and, later, the sweeper), with clean shutdown on SIGTERM."""
+"""The worker process: the outbox relay, the SMS fan-out and the sweeper, with clean shutdown on SIGTERM."""
 
 import logging
 import signal
@@ -78,31 +78,54 @@ def build_sweeper(settings: Settings, stop: threading.Event, provider: RulesProv
                                        interval_s=settings.sweep_interval_s)
 
 
-def run(settings: Settings, *, stop: threading.Event | None = None) -> None:
+ROLES = ("relay", "sms", "sweeper")
+
+
+def run(settings: Settings, *, stop: threading.Event | None = None, roles: tuple[str, ...] = ROLES) -> None:
+    """Run the dispatcher roles in this process: the outbox relay, the SMS fan-out and the alert sweeper.
+
+    All three by default. Each role is safe to run in several processes at once (SKIP LOCKED), so a
+    busy deployment can give the latency-critical relay a process of its own (`--roles relay`)."""
+    unknown = set(roles) - set(ROLES)
+    if unknown or not roles:
+        raise ValueError(f"worker roles must be among {', '.join(ROLES)}; got {', '.join(roles) or 'none'}")
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+    # One provider for the sweeper and the SMS fan-out: a reload (file change, SIGHUP) reaches both.
+    provider = RulesProvider(settings.rules_file)
+    provider.install_sighup()
+    threads = []
+    if "sms" in roles:
+        fanout = build_fanout(settings, provider.current)
+        threads.append(threading.Thread(
+            target=fanout.run_forever, kwargs={"dsn": libpq_dsn(settings.database_url), "stop": stop,
+                                               "poll_s": settings.relay_poll_s},
+            name="sms-fanout", daemon=True))
+    if "sweeper" in roles:
+        threads.append(threading.Thread(target=build_sweeper(settings, stop, provider), name="alert-sweeper",
+                                        daemon=True))
+    for t in threads:
+        t.start()
+    try:
+        if "relay" in roles:
+            _run_relay(settings, stop)
+        else:
+            stop.wait()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=10)
+
+
+def _run_relay(settings: Settings, stop: threading.Event) -> None:
     publisher = MqttPublisher(mqtt_config(settings))
     if not publisher.start(wait_s=10):
         log.warning("MQTT broker at %s not reachable yet; events wait in the outbox", settings.mqtt_url)
     relay = build_relay(settings, publisher)
     log.info("relay running: %s -> %s", settings.database_url.split("@")[-1], settings.mqtt_url)
-    # One provider for the sweeper and the SMS fan-out: a reload (file change, SIGHUP) reaches both.
-    provider = RulesProvider(settings.rules_file)
-    provider.install_sighup()
-    fanout = build_fanout(settings, provider.current)
-    sms_thread = threading.Thread(
-        target=fanout.run_forever, kwargs={"dsn": libpq_dsn(settings.database_url), "stop": stop,
-                                           "poll_s": settings.relay_poll_s},
-        name="sms-fanout", daemon=True)
-    sms_thread.start()
-    sweeper_thread = threading.Thread(target=build_sweeper(settings, stop, provider), name="alert-sweeper", daemon=True)
-    sweeper_thread.start()
     try:
         relay.run_forever(dsn=libpq_dsn(settings.database_url), clock=utcnow, stop=stop, poll_s=settings.relay_poll_s)
     finally:
-        stop.set()
-        sms_thread.join(timeout=10)
-        sweeper_thread.join(timeout=10)
         publisher.stop()
