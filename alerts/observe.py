@@ -347,7 +347,7 @@ def observe_many(session: Session, *, signals: Sequence[SignalIn], rules: Sequen
     if cols.get("zone_id"):
         raw.execute(session, sql.INSERT_SIGNALS_AND_LOCK, {**cols, "lock_class": ZONE_LOCK, "lock_zones": zones})
     elif zones and not locked:
-        raw.execute(session, sql.LOCK_SQL, {"lock_class": ZONE_LOCK, "lock_zones": zones})
+        raw.execute(session, sql.LOCK, {"lock_class": ZONE_LOCK, "lock_zones": zones})
     if not by_key:
         return []
     return _evaluate(session, list(by_key.values()), now)

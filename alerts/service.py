@@ -121,8 +121,9 @@ def notify(session: Session, *, alert: Alert, rule: Rule | None, zone: Mapping[s
            silences: Sequence[SilenceView] | None = None, log_rows: Sequence[Sent] | None = None) -> Decision:
     """Decide (notify.decide) and, when it says so, write one outbox event and one notification-log row.
 
-    Callers that already hold the active silences or the alert's notification log may pass them in."""
-    session.flush()
+    Callers that already hold the active silences or the alert's notification log may pass them in. No
+    flush of its own: the sweeper calls this for hundreds of alerts in one session, and a flush walks all of
+    them each time; the queries below autoflush when they run."""
     if silences is None:
         silences = active_silences(session, now=now)
     if log_rows is None:

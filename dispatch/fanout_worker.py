@@ -60,6 +60,7 @@ class FanoutWorker:
         clock: Callable[[], datetime],
         max_attempts: int = 8,
         concurrency: int = 4,
+        gather_s: float = 0.2,
     ) -> None:
         self.factory = factory
         self.sender = sender
@@ -68,6 +69,9 @@ class FanoutWorker:
         self.clock = clock
         self.max_attempts = max_attempts
         self.concurrency = max(1, concurrency)
+        # After a NOTIFY wakes the planner it waits this long, so that a burst of events is planned in one
+        # batch (a handful of statements) rather than one batch per event. SMS latency is seconds anyway.
+        self.gather_s = max(0.0, gather_s)
         self.status_callback = f"{config.public_base_url.rstrip('/')}/v1/twilio/status"
         self.limiter = RateLimiter(config.mps)
         self._wake = threading.Event()
@@ -133,6 +137,8 @@ class FanoutWorker:
                                 pass
                             for _ in listen.notifies(timeout=poll_s, stop_after=1):
                                 pass
+                            if self.gather_s:
+                                stop.wait(self.gather_s)
                 except Exception as exc:  # lost database, or a bug: log, back off, keep the dispatcher alive
                     log.warning("SMS planner error (%s); retrying in 1s", exc, exc_info=True)
                     stop.wait(1.0)

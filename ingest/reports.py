@@ -14,6 +14,7 @@ from sqlalchemy import delete, or_, select, text
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from alerts import service as alert_service
+from alerts.observe_sql import GENERIC_PLANS
 from alerts.rules import Rule
 from db import raw as db_raw
 from geo.geojson import area_km2, check_limits, parse_geometry, repair, within_bbox
@@ -266,7 +267,7 @@ _INSERT_REPORT = (  # run through db.raw: this is every report's path
         SELECT rep.observation_id, m.id, 'utility_report', :category, 1.0, m.weight, :author, :observed_at
         FROM rep, m WHERE :feed
     ), locks AS (
-        SELECT count(pg_advisory_xact_lock(:lock_class, zone_id)) AS n FROM (
+        SELECT count(pg_advisory_xact_lock(:lock_class, zone_id)) AS n, """ + GENERIC_PLANS + """ AS plans FROM (
             SELECT m.id AS zone_id FROM rep, m WHERE :feed AND m.layer = ANY(:lock_layers) ORDER BY m.id) AS z
     )
     SELECT obs.id AS obs_id, rep.id AS report_id, m.id AS zone_id, m.layer, m.code, m.name, m.weight

@@ -5,6 +5,7 @@ import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -116,7 +117,9 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
+        # As many pooled connections as worker threads: none is opened and closed per request.
+        to_thread.current_default_thread_limiter().total_tokens = settings.api_concurrency
+        engine = make_engine(settings.database_url, pool_size=settings.api_concurrency)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         if getattr(app.state, "rules_provider", None) is not None:

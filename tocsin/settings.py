@@ -24,6 +24,11 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Requests one API process works on at once (its thread pool and its database connections). Requests
+    # are mostly Python CPU: beyond a few per core, more only queue on the GIL (and database connections
+    # opened for the overflow were closed again after each request); the rest wait, cheaply, in the
+    # event loop.
+    api_concurrency: int = Field(default=8, ge=1, le=200)
     public_base_url: str = "http://127.0.0.1:8000"
     # Live map basemap: an XYZ tile URL such as https://tile.openstreetmap.org/{z}/{x}/{y}.png; unset draws
     # zones and labels on a plain background (works offline).
@@ -59,6 +64,8 @@ class Settings(BaseSettings):
     sms_queue_ceiling_s: float = Field(default=4 * 3600, gt=0)
     sms_max_attempts: int = Field(default=8, ge=1)
     sms_concurrency: int = Field(default=4, ge=1, le=64)
+    # The SMS planner waits this long after an outbox NOTIFY, so a burst of events is planned as one batch.
+    sms_gather_s: float = Field(default=0.2, ge=0, le=10)
     phone_region: str = "US"
 
     relay_batch_size: int = Field(default=200, ge=1)

@@ -65,7 +65,8 @@ def build_fanout(settings: Settings, rules: Callable[[], list]) -> FanoutWorker:
     config = FanoutConfig(public_base_url=settings.public_base_url, mps=settings.sms_mps,
                           queue_ceiling_s=settings.sms_queue_ceiling_s)
     return FanoutWorker(make_sessionmaker(engine), build_sender(settings), rules=rules, config=config,
-                        clock=utcnow, max_attempts=settings.sms_max_attempts, concurrency=settings.sms_concurrency)
+                        clock=utcnow, max_attempts=settings.sms_max_attempts, concurrency=settings.sms_concurrency,
+                        gather_s=settings.sms_gather_s)
 
 
 def build_sweeper(settings: Settings, stop: threading.Event, provider: RulesProvider) -> Callable[[], None]:
