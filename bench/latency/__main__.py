@@ -120,28 +120,27 @@ def _post_schedule(base: str, key: str, *, first_cell: int, rate: float, seconds
                    connections: int = 32) -> tuple[dict[int, float], int, float]:
     """POST one report per cell on an open-loop schedule; returns ({alert_id: sent_at}, failures, achieved rate).
 
-    One asyncio thread sends them (httpx.AsyncClient, up to `connections` at once): a load generator
-    with dozens of threads spends more CPU fighting over its own GIL than the server it measures."""
+    One asyncio thread sends them (bench.http_load, up to `connections` at once): the load generator
+    shares the two cores with what it measures, so it must cost little (httpx cost ~9 ms CPU a POST)."""
     import asyncio
 
-    import httpx
+    from bench.http_load import Pool
 
     n = int(rate * seconds)
     sent: dict[int, float] = {}
     failures = [0]
 
-    async def one(client: httpx.AsyncClient, limit: asyncio.Semaphore, i: int, at: float) -> None:
+    async def one(pool: Pool, i: int, at: float) -> None:
         await asyncio.sleep(max(0.0, at - time.monotonic()))
         west, south, east, north = _cell(first_cell + i)
         feature = {"type": "Feature",
                    "geometry": {"type": "Point", "coordinates": [(west + east) / 2, (south + north) / 2]},
                    "properties": {"external_id": f"lat-{first_cell + i}", "category": "gas_leak"}}
-        async with limit:
-            t = time.time()
-            try:
-                r = await client.post("/v1/reports", json=feature)
-            except httpx.HTTPError as exc:
-                r, why = None, f"{type(exc).__name__}: {exc}"
+        t = time.time()
+        try:
+            r = await pool.post("/v1/reports", json=feature)
+        except OSError as exc:
+            r, why = None, f"{type(exc).__name__}: {exc}"
         if r is not None and r.status_code == 201 and r.json().get("alerts_changed"):
             sent[r.json()["alerts_changed"][0]] = t
             return
@@ -150,13 +149,11 @@ def _post_schedule(base: str, key: str, *, first_cell: int, rate: float, seconds
             print(f"  failed post: {why if r is None else f'{r.status_code} {r.text[:200]}'}", flush=True)
 
     async def run() -> float:
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=30,
-                                     limits=limits) as client:
-            limit = asyncio.Semaphore(connections)
-            start = time.monotonic() + 0.2
-            await asyncio.gather(*(one(client, limit, i, start + i / rate) for i in range(n)))
-            return time.monotonic() - start
+        pool = Pool(base, size=connections, headers={"Authorization": f"Bearer {key}"})
+        start = time.monotonic() + 0.2
+        await asyncio.gather(*(one(pool, i, start + i / rate) for i in range(n)))
+        await pool.aclose()
+        return time.monotonic() - start
 
     elapsed = asyncio.run(run())
     return sent, failures[0], n / max(elapsed, 1e-9)
