@@ -325,7 +325,7 @@ def _write(session: Session, pairs: list[_Pair], now: datetime) -> None:
                 e[k].append(v)
             log.info("alert %s notify %s", a.id, p.decision.reason)
     raw.execute(session, sql.WRITE, {"now": now, **{f"u_{k}": v for k, v in u.items()},
-                             **{f"h_{k}": v for k, v in h.items()}, **{f"e_{k}": v for k, v in e.items()}})
+                                     **{f"h_{k}": v for k, v in h.items()}, **{f"e_{k}": v for k, v in e.items()}})
 
 
 def _expire_cached(session: Session, alert_ids: set[int]) -> None:
