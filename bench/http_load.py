@@ -5,13 +5,22 @@ client's own CPU is taken from what it measures. httpx spent about 9 ms of CPU p
 than the API server's whole request); this client writes the request bytes itself and reads the
 status line, headers and Content-Length body back, at a few hundred microseconds per request. It
 speaks only what the benchmarks need: POST or GET with a JSON body, responses with Content-Length.
+Also `free_port`, for the servers the benchmarks start.
 """
 
 import asyncio
 import json
+import socket
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody is listening on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ Run: .venv/bin/python -m bench.latency
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import psycopg
+
+from bench.http_load import free_port
 
 DB_NAME = f"tocsin_bench_latency_{os.getpid()}"
 WEST, SOUTH, EAST, NORTH = -74.25, 40.50, -73.70, 40.90
@@ -74,12 +75,6 @@ def _setup(url: str) -> str:
         key = keys.issue_key(session, role="utility", utility_id=utility.id)
     engine.dispose()
     return key
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Arrivals:
@@ -236,7 +231,7 @@ def main() -> int:
         rules = Path(tempfile.mkdtemp()) / "rules.yaml"
         rules.write_text(RULES)
         prefix = f"bench/{uuid.uuid4().hex[:8]}/tocsin/v1"
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, "TOCSIN_DATABASE_URL": url, "TOCSIN_RULES_FILE": str(rules),
                "TOCSIN_MQTT_TOPIC_PREFIX": prefix, "TOCSIN_MQTT_CLIENT_ID": f"bench-relay-{uuid.uuid4().hex[:6]}",
                "TOCSIN_RATE_LIMIT_PER_MIN": "0", "TOCSIN_LOG_LEVEL": "WARNING", **({"TOCSIN_SWEEP_INTERVAL_S": os.environ["SWEEP"]} if os.environ.get("SWEEP") else {})}

@@ -20,23 +20,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from bench.http_load import free_port
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 CLIENTS, RATE, DURATION_S = 50, 100, 10.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _serve(url: str, port: int) -> subprocess.Popen:
@@ -130,7 +125,7 @@ def main() -> int:
     token = setup.load(factory, now=setup.utcnow())
     expect = setup.counts(factory)
     print(f"database {setup.DB_NAME}: {expect[0]} NTAs, {expect[1]} observations")
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = _serve(url, port)
     try:

@@ -13,12 +13,13 @@ Last line: `reports_per_s=<x> p50_ms=<y> p99_ms=<z>`.
 import asyncio
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
 import time
 import uuid
+
+from bench.http_load import free_port
 
 DB_NAME = "tocsin_bench_reports"
 NYC = (-74.02, 40.60, -73.78, 40.85)  # mostly land: Manhattan, Brooklyn, Queens, the Bronx
@@ -65,12 +66,6 @@ def _setup(url: str) -> str:
         conn.execute(text("VACUUM ANALYZE zones"))
     engine.dispose()
     return key
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cpu_s(root_pid: int) -> float:
@@ -144,7 +139,7 @@ def main() -> int:
     workers = int(os.environ.get("BENCH_WORKERS", "2"))
     url = _database(settings)
     key = _setup(url)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "TOCSIN_DATABASE_URL": url, "TOCSIN_RATE_LIMIT_PER_MIN": "0", "TOCSIN_LOG_LEVEL": "WARNING"}
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "bench.reports.server:app", "--host", "127.0.0.1",
