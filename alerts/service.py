@@ -8,7 +8,6 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -20,7 +19,7 @@ from alerts.lifecycle import AlertState, check_transition
 from alerts.models import Alert, AlertHistory, AlertNotification
 from alerts.notify import Decision, Sent, SilenceView, decide
 from alerts.observe import (  # noqa: F401  (the service's interface)
-    ZONE_LOCK, AlertChange, SignalIn, feeds, layers_fed, observe_many,
+    ZONE_LOCK, AlertChange, SignalIn, layers_fed, observe_many,
 )
 from alerts.rules import Rule
 from alerts.silences import active_silences, create_silence, expire_silence, list_silences  # noqa: F401
@@ -34,34 +33,6 @@ def observe(session: Session, *, signal: SignalIn, rules: Sequence[Rule], now: d
             recorded: bool = False, locked: bool = False) -> list[AlertChange]:
     """Record a signal in every zone it matched, evaluate the rules it can feed, and open or update alerts."""
     return observe_many(session, signals=[signal], rules=rules, now=now, recorded=recorded, locked=locked)
-
-
-_WINDOW_FILTER = """
-    zone_id = :zone_id AND category = ANY(:categories) AND source = ANY(:sources)
-    AND confidence >= :min_confidence AND weight >= :min_weight
-    AND observed_at > :since AND observed_at <= :now AND retired_at IS NULL
-"""
-_WINDOW_SQL = text(
-    "SELECT count(*), coalesce(sum(weight), 0), count(DISTINCT coalesce(author_key, observation_id::text)) "
-    f"FROM signals WHERE {_WINDOW_FILTER}"
-)
-
-
-def _window_params(rule: Rule, zone_id: int, now: datetime, window_s: float) -> dict[str, Any]:
-    return {
-        "zone_id": zone_id, "categories": list(rule.categories), "sources": list(rule.sources),
-        "min_confidence": rule.min_confidence, "min_weight": rule.min_zone_weight,
-        "since": now - timedelta(seconds=window_s), "now": now,
-    }
-
-
-def window_stats(session: Session, rule: Rule, zone_id: int, now: datetime, *,
-                 window_s: float | None = None) -> WindowStats:
-    """What the rule counts in the zone over (now - window, now]."""
-    count, weighted, authors = session.execute(
-        _WINDOW_SQL, _window_params(rule, zone_id, now, window_s or rule.window_s)
-    ).one()
-    return WindowStats(weighted_count=float(weighted), distinct_authors=int(authors), count=int(count))
 
 
 def window_stats_many(session: Session, items: Sequence[tuple[Rule, int, float]],
@@ -196,46 +167,3 @@ def retire_evidence(session: Session, *, observation_ids: Sequence[int], now: da
         {"now": now, "ids": list(observation_ids)},
     )
     return result.rowcount or 0
-
-
-# ---------------------------------------------------------------- batches: skip (rule, zone) pairs that cannot change
-
-_WINDOW_BY_ZONE = text(
-    "SELECT zone_id, coalesce(sum(weight), 0), count(DISTINCT coalesce(author_key, observation_id::text)) "
-    "FROM signals WHERE zone_id = ANY(:zone_ids) AND category = ANY(:categories) AND source = ANY(:sources) "
-    "AND confidence >= :min_confidence AND weight >= :min_weight "
-    "AND observed_at > :since AND observed_at <= :now AND retired_at IS NULL GROUP BY zone_id"
-)
-
-
-def signals_that_matter(session: Session, *, signals: Sequence[SignalIn], rules: Sequence[Rule],
-                        now: datetime) -> list[SignalIn]:
-    """The (already recorded) signals trimmed to zones where `observe_many` can change something.
-
-    A zone stays when a rule the signals feed there is immediate, has an unresolved alert there, or
-    already reaches its min_count and min_distinct_authors in the window (no threshold is below
-    min_count). Two queries per rule instead of several per (rule, zone): a batch of posts touches
-    hundreds of zones, most of them far from any threshold."""
-    keep: set[int] = set()
-    for rule in rules:
-        zones = {m.zone_id for s in signals for m in s.zones if feeds(rule, s, m)}
-        if not zones:
-            continue
-        if rule.immediate:
-            keep |= zones
-            continue
-        params = _window_params(rule, 0, now, rule.hysteresis_window_s)
-        params.pop("zone_id")
-        for zone_id, weighted, authors in session.execute(_WINDOW_BY_ZONE, {**params, "zone_ids": sorted(zones)}):
-            if float(weighted) + 1e-9 >= rule.min_count and int(authors) >= rule.min_distinct_authors:
-                keep.add(zone_id)
-        keep.update(session.scalars(select(Alert.zone_id).where(
-            Alert.rule == rule.name, Alert.zone_id.in_(sorted(zones)), Alert.state != AlertState.RESOLVED)))
-    out = []
-    for s in signals:
-        zones = [m for m in s.zones if m.zone_id in keep]
-        if zones:
-            out.append(SignalIn(observation_id=s.observation_id, source=s.source, category=s.category,
-                                confidence=s.confidence, author_key=s.author_key, observed_at=s.observed_at,
-                                zones=tuple(zones), attributes=s.attributes))
-    return out

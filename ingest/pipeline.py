@@ -21,8 +21,8 @@ Per batch: (1) Python: author hash, repost fingerprint, classify, geotag; (2) on
 (source, external_id) already stored and one finds recent reposts; (3) one INSERT ... SELECT FROM
 unnest(...) ON CONFLICT DO NOTHING stores the new observations; (4) the batch's distinct locations are
 matched to zones in the process (geo.zone_match, a cached copy of `zone_pieces`) and `observation_zones`
-and `signals` are written by COPY; (5) the rules run once per
-(rule, zone) the batch touched (`alerts.service.observe_many`).
+and `signals` are written by COPY; (5) the rules evaluate every (rule, zone) the batch touched in four
+statements, counting after they take the zones' locks (`alerts.service.observe_many`).
 
 Dedup. The same (source, external_id) is stored once; a repeat answers `duplicate` with the stored id.
 The same normalised text from the same author within `dedup_window_s` (default 1 h) of another stored
@@ -235,9 +235,8 @@ def ingest_posts(
                                author_key=p.author, observed_at=p.observed_at, zones=tuple(zones[oid]))
         for p in counted if zones.get(oid := ids[p.external_id])
     ]
-    # The signals rows are written; the rules run only where something can change (alerts open there,
-    # or the window already reaches a threshold).
-    signals = alert_service.signals_that_matter(session, signals=signals, rules=rules, now=now) if signals else []
+    # The signals rows are written; the rules evaluate every (rule, zone) they feed in a few statements,
+    # counting only after taking the zones' locks, so a concurrent batch's evidence is never missed.
     changes = alert_service.observe_many(session, signals=signals, rules=rules, now=now, recorded=True) \
         if signals else []
     if changes:

@@ -300,9 +300,8 @@ def create_report(
 
     observed_at = props.started_at or now
     raw = body.model_dump(mode="json")
-    # One round trip stores observation, report and first history row. ON CONFLICT makes two identical
-    # concurrent POSTs store one report (the loser waits on the unique index, then finds the winner's), and a
-    # retry is found only when something conflicts, so the first submission pays no extra look-up.
+    # ON CONFLICT makes two identical concurrent POSTs store one report (the loser waits on the unique index,
+    # then finds the winner's), and a retry is found only when something conflicts: no extra look-up first.
     attributes = _attributes(status=props.status, customers_affected=props.customers_affected)
     feed = props.status not in TERMINAL_STATUSES
     rows = db_raw.execute(session, _INSERT_REPORT, {

@@ -106,3 +106,31 @@ def report_process(database_url: str, rules_doc: dict, plan: list[tuple[str, dat
             reports.create_report(s, caller=keys.authenticate(s, key=key), body=body, idempotency_key=None,
                                   rules=rules, jurisdiction_bbox=(-180, -90, 180, 90), now=when)
     engine.dispose()
+
+
+def post_batch_process(database_url: str, rules_doc: dict, plan: list[tuple[str, datetime]], name: str,
+                       barrier) -> None:
+    """A post-intake worker: for each (zone, time) in `plan`, wait for the other process, then ingest a batch
+    of one flood post located in that zone through `ingest.pipeline.ingest_posts` (the batch path)."""
+    from alerts.rules import parse_rules
+    from db.session import make_engine, make_sessionmaker, transaction
+    from geo.gazetteer import GazetteerIndex
+    from ingest import pipeline, posts
+    from ingest.classify import load_lexicon
+    from tocsin import models_registry
+
+    models_registry.load()
+    rules, lexicon, index = parse_rules(rules_doc), load_lexicon(), GazetteerIndex([], context_regions={})
+    config = pipeline.PipelineConfig(author_hash_key="test", jurisdiction_bbox=(-180, -90, 180, 90))
+    engine = make_engine(database_url, pool_size=1)
+    factory = make_sessionmaker(engine)
+    for i, (zone, when) in enumerate(plan):
+        item = {"source": "test", "external_id": f"{name}-{i}", "author": f"{name}-{i}",
+                "text": "Street flooding here, water up to the car doors", "created_at": when.isoformat(),
+                "coordinates": list(INSIDE[zone])}
+        batch = [p for p in posts.parse_items([item]) if isinstance(p, posts.PostIn)]
+        barrier.wait(timeout=60)
+        with transaction(factory) as s:
+            pipeline.ingest_posts(s, posts=batch, index=index, lexicon=lexicon, rules=rules, config=config,
+                                  now=when)
+    engine.dispose()

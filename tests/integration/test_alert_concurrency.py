@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from tests.integration.engine_helpers import ingest_process, report_process
+from tests.integration.engine_helpers import ingest_process, post_batch_process, report_process
 
 pytestmark = pytest.mark.integration
 
@@ -61,3 +61,15 @@ def test_two_api_workers_reporting_in_one_zone_open_one_alert(database_url, sess
                         ("C", T0 + timedelta(seconds=2), 8, 2)]
         kinds = s.execute(text("SELECT kind, count(*) FROM outbox_events GROUP BY kind")).all()
         assert kinds == [("opened", 3)]
+
+
+def test_two_post_batches_in_one_zone_open_one_alert(database_url, session_factory, districts):
+    """The batch path records its signals first and counts only after the zone locks: two concurrent
+    batches whose posts reach the threshold only together still open the alert in the first round."""
+    plan = [("ABC"[r % 3], T0 + timedelta(seconds=r)) for r in range(ROUNDS)]
+    _run(post_batch_process, database_url, RULES, plan)
+    with session_factory() as s:
+        rows = s.execute(text(
+            "SELECT z.code, a.opened_at, a.evidence_count FROM alerts a JOIN zones z ON z.id = a.zone_id "
+            "ORDER BY z.code")).all()
+        assert rows == [("A", T0, 8), ("B", T0 + timedelta(seconds=1), 8), ("C", T0 + timedelta(seconds=2), 8)]
