@@ -12,14 +12,15 @@ from db.base import Base
 
 
 class Signal(Base):
-    """An observation as the rules see it: one row per zone it matched, with a weight."""
+    """An observation as the rules see it: one row per zone it matched, with a weight. No foreign keys
+    (migration 0010): triggers delete signals with their observation or zone."""
 
     __tablename__ = "signals"
     __table_args__ = (Index("ix_signals_zone_category_time", "zone_id", "category", "observed_at"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    observation_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("observations.id", ondelete="CASCADE"))
-    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"))
+    observation_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    zone_id: Mapped[int]
     source: Mapped[str] = mapped_column(String(32))
     category: Mapped[str] = mapped_column(String(32))
     confidence: Mapped[float]

@@ -13,17 +13,18 @@ the answer is None: no place is better than a wrong one.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from functools import cached_property
 
 import shapely
-from shapely.geometry import Point, box, shape
+from shapely.geometry import Point
 from shapely.geometry.base import BaseGeometry
 
 from geo.distance import haversine_m
 from geo.gazetteer import STREET_SUFFIXES, GazetteerIndex
+from geo.geotag_inputs import place_geometry as place_geometry_of
+from geo.geotag_inputs import valid_lonlat
 
 COORDINATE_UNCERTAINTY_M = 10.0
 INTERSECTION_UNCERTAINTY_M = 50.0
@@ -128,33 +129,6 @@ def _agree(a: _Reading, b: _Reading) -> bool:
     return False
 
 
-def _valid_lonlat(lon, lat) -> bool:
-    try:
-        lon, lat = float(lon), float(lat)
-    except (TypeError, ValueError):
-        return False
-    # (0, 0) is the classic null-island placeholder, not a post from the Gulf of Guinea.
-    return -180 <= lon <= 180 and -90 <= lat <= 90 and not (lon == 0 and lat == 0) and not math.isnan(lon + lat)
-
-
-def _place_geometry(place: dict) -> BaseGeometry | None:
-    bbox = place.get("bbox") or place.get("bounding_box")
-    try:
-        if bbox is not None:
-            w, s, e, n = (float(v) for v in bbox)
-            if -180 <= w <= e <= 180 and -90 <= s <= n <= 90:
-                return box(w, s, e, n)
-            return None
-        gj = place.get("geometry") or place.get("polygon") or (place if "coordinates" in place else None)
-        if gj is None:
-            return None
-        g = shape(gj)
-        w, s, e, n = g.bounds
-        return g if not g.is_empty and -180 <= w <= e <= 180 and -90 <= s <= n <= 90 else None
-    except (TypeError, ValueError, KeyError, AttributeError):
-        return None
-
-
 def geotag(
     text: str,
     index: GazetteerIndex,
@@ -163,14 +137,16 @@ def geotag(
     place: dict | None = None,
     bounds: tuple[float, float, float, float] | None = None,
     min_confidence: float = 0.5,
+    place_geometry: BaseGeometry | None = None,
 ) -> Geotag | None:
     """Locate a post. `coordinates` is (lon, lat); `place` has a name and a bbox [w, s, e, n] or a GeoJSON
-    polygon; `bounds` (w, s, e, n) is the jurisdiction. Invalid coordinates or place geometry are ignored."""
-    if coordinates is not None and _valid_lonlat(*coordinates):
+    polygon; `bounds` (w, s, e, n) is the jurisdiction. Invalid coordinates or place geometry are ignored.
+    `place_geometry`, when given, is the place's geometry already built (geo.geotag_batch)."""
+    if coordinates is not None and valid_lonlat(*coordinates):
         return Geotag(Point(float(coordinates[0]), float(coordinates[1])), COORDINATE_UNCERTAINTY_M, 0.99, "coordinates")
     place_tag = None
     if place:
-        g = _place_geometry(place)
+        g = place_geometry if place_geometry is not None else place_geometry_of(place)
         if g is not None:
             w, s, e, n = g.bounds
             half_diag_m = max(haversine_m(w, s, e, n) / 2, COORDINATE_UNCERTAINTY_M)
@@ -200,7 +176,7 @@ def _coordinates_in_text(text: str, bounds) -> Geotag | None:
     for m in _TEXT_COORDS_RE.finditer(text):
         a, b = float(m.group(1)), float(m.group(2))
         options = [(b, a), (a, b)]  # (lon, lat): "lat, lon" first
-        options = [(lon, lat) for lon, lat in options if _valid_lonlat(lon, lat) and abs(lat) <= 90]
+        options = [(lon, lat) for lon, lat in options if valid_lonlat(lon, lat) and abs(lat) <= 90]
         if bounds is not None and any(_in_bounds(lon, lat, bounds) for lon, lat in options):
             options = [o for o in options if _in_bounds(o[0], o[1], bounds)]
         if options:

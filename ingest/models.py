@@ -36,12 +36,13 @@ class Observation(Base):
 
 
 class ObservationZone(Base):
+    """A located observation's zone and weight. No foreign keys (migration 0010): a batch writes tens of
+    thousands of these, and triggers delete them with their observation or zone."""
+
     __tablename__ = "observation_zones"
 
-    observation_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("observations.id", ondelete="CASCADE"), primary_key=True
-    )
-    zone_id: Mapped[int] = mapped_column(ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True)
+    observation_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    zone_id: Mapped[int] = mapped_column(primary_key=True)
     weight: Mapped[float]
 
 

@@ -17,12 +17,15 @@ Interface (the HTTP batch endpoint, `tocsin replay` and the Jetstream connector 
 `PipelineConfig.from_settings` reads `author_hash_key`, `jurisdiction_bbox` and `post_dedup_window_s`
 from any settings-like object. `ingest_posts` never commits: the caller's boundary does.
 
-Per batch: (1) Python: author hash, repost fingerprint, classify, geotag; (2) one query finds
-(source, external_id) already stored and one finds recent reposts; (3) one INSERT ... SELECT FROM
-unnest(...) ON CONFLICT DO NOTHING stores the new observations; (4) the batch's distinct locations are
-matched to zones in the process (geo.zone_match, a cached copy of `zone_pieces`) and `observation_zones`
-and `signals` are written by COPY; (5) the rules evaluate every (rule, zone) the batch touched in four
-statements, counting after they take the zones' locks (`alerts.service.observe_many`).
+Per batch: (1) author keys (once per distinct author) and repost fingerprints; one query finds
+(source, external_id) already stored and one finds recent reposts; (2) the new posts go through in
+chunks of CHUNK, in two stages that overlap: a worker thread classifies, geotags and matches a chunk to
+zones (ingest.post_chunks, against a cached copy of `zone_pieces`, geo.zone_match) while this thread
+writes the chunk before it: one INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING for the
+observations, then COPY for `observation_zones` and `signals`; (3) the rules evaluate every (rule,
+zone) the batch touched in four statements, counting after they take the zones' locks
+(`alerts.service.observe_many`). The stages overlap because the database works on one core while
+Python works on the other (the worker holds the GIL; this thread mostly waits on the socket).
 
 Dedup. The same (source, external_id) is stored once; a repeat answers `duplicate` with the stored id.
 The same normalised text from the same author within `dedup_window_s` (default 1 h) of another stored
@@ -33,26 +36,28 @@ concurrent batches carrying the same repost can each count it once; the window c
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import shapely
+import numpy as np
 from sqlalchemy.orm import Session
 
 from alerts import service as alert_service
 from alerts.rules import Rule
+from geo import zone_match
 from geo.gazetteer import GazetteerIndex
-from geo.geotag import Geotag, geotag
-from ingest import post_store
-from ingest.classify import NONE, Lexicon, classify
+from ingest import post_chunks, post_store, post_zones
+from ingest.classify import Lexicon
+from ingest.post_chunks import Head
 from ingest.posts import PostIn, author_key, text_fingerprint
 
 log = logging.getLogger(__name__)
 
 SOURCE = "post"  # observations.source and signals.source for every public post
+CHUNK = 2_000  # posts per chunk: small enough to overlap the stages, large enough to keep statements few
 
 
 @dataclass(frozen=True)
@@ -84,53 +89,6 @@ class ItemResult:
     located: bool | None = None
 
 
-@dataclass
-class _Prepared:
-    """One post after the Python stage."""
-
-    index: int
-    post: PostIn
-    external_id: str
-    author: str
-    fingerprint: str
-    category: str
-    confidence: float
-    observed_at: datetime
-    tag: Geotag | None
-    raw: dict = field(default_factory=dict)
-    repost_of: int | None = None
-    repost_of_index: int | None = None
-
-
-def _prepare(i: int, post: PostIn, *, index: GazetteerIndex, lexicon: Lexicon, config: PipelineConfig,
-             now: datetime) -> _Prepared:
-    akey = author_key(post.author, secret=config.author_hash_key)
-    cls = classify(post.text, lexicon)
-    place = post.place.model_dump(exclude_none=True) if post.place is not None else None
-    tag = geotag(post.text, index, coordinates=post.coordinates, place=place, bounds=config.jurisdiction_bbox,
-                 min_confidence=config.min_geotag_confidence)
-    # An incident post's confidence is that of its category at its place (independent readings).
-    confidence = cls.confidence * tag.confidence if tag is not None and cls.category != NONE else cls.confidence
-    raw: dict = {"source": post.source, "external_id": post.external_id,
-                 "classification": {"category": cls.category, "confidence": cls.confidence,
-                                    "matched": list(cls.matched)}}
-    if post.lang:
-        raw["lang"] = post.lang
-    if post.url:
-        raw["url"] = post.url
-    if post.place is not None and post.place.name:
-        raw["place_name"] = post.place.name
-    if tag is not None:
-        raw["geotag"] = {"method": tag.method, "confidence": round(tag.confidence, 3), "kind": tag.kind,
-                         "matched": tag.matched}
-    created = post.created_at
-    return _Prepared(
-        index=i, post=post, external_id=f"{post.source}:{post.external_id}", author=akey,
-        fingerprint=text_fingerprint(akey, post.text), category=cls.category, confidence=round(confidence, 4),
-        observed_at=min(created, now), tag=tag, raw=raw,
-    )
-
-
 def _in_bbox(lon: float, lat: float, bbox: tuple[float, float, float, float]) -> bool:
     return bbox[0] <= lon <= bbox[2] and bbox[1] <= lat <= bbox[3]
 
@@ -146,7 +104,7 @@ def swapped_coordinates(post: PostIn, bbox: tuple[float, float, float, float]) -
             "coordinates are [longitude, latitude]")
 
 
-def _mark_reposts(session: Session, fresh: list[_Prepared], window_s: float) -> None:
+def _mark_reposts(session: Session, fresh: list[Head], window_s: float) -> None:
     """Set repost_of / repost_of_index for posts whose text the same author posted within the window."""
     if not fresh:
         return
@@ -154,7 +112,7 @@ def _mark_reposts(session: Session, fresh: list[_Prepared], window_s: float) -> 
     stored = post_store.recent_fingerprints(
         session, fingerprints=list({p.fingerprint for p in fresh}),
         since=min(p.observed_at for p in fresh) - window, until=max(p.observed_at for p in fresh) + window)
-    earlier: dict[str, list[_Prepared]] = {}
+    earlier: dict[str, list[Head]] = {}
     for p in sorted(fresh, key=lambda p: (p.observed_at, p.index)):
         prior = next((oid for oid, at in stored.get(p.fingerprint, ()) if abs(at - p.observed_at) <= window), None)
         if prior is not None:
@@ -164,6 +122,13 @@ def _mark_reposts(session: Session, fresh: list[_Prepared], window_s: float) -> 
             if twin is not None:
                 p.repost_of_index = twin.index
         earlier.setdefault(p.fingerprint, []).append(p)
+
+
+def _heads(items: Sequence[tuple[int, PostIn]], config: PipelineConfig, now: datetime) -> list[Head]:
+    keys = {a: author_key(a, secret=config.author_hash_key) for a in {post.author for _, post in items}}
+    return [Head(index=i, post=post, external_id=f"{post.source}:{post.external_id}", author=keys[post.author],
+                 fingerprint=text_fingerprint(keys[post.author], post.text), observed_at=min(post.created_at, now))
+            for i, post in items]
 
 
 def ingest_posts(
@@ -178,63 +143,45 @@ def ingest_posts(
 ) -> list[ItemResult]:
     """Store, locate, match and evaluate a batch of posts; one result per post, in order. Never commits."""
     results: dict[int, ItemResult] = {}
-    prepared = []
+    accepted = []
     for i, post in enumerate(posts):
         problem = swapped_coordinates(post, config.jurisdiction_bbox)
         if problem:
             results[i] = ItemResult(i, "rejected", error=problem)
         else:
-            prepared.append(_prepare(i, post, index=index, lexicon=lexicon, config=config, now=now))
+            accepted.append((i, post))
+    heads = _heads(accepted, config, now)
 
     # (source, external_id) already stored, or repeated inside this batch: the first one wins.
-    existing = post_store.existing_ids(session, external_ids=list({p.external_id for p in prepared}))
-    first: dict[str, _Prepared] = {}
-    fresh: list[_Prepared] = []
-    repeats: list[_Prepared] = []
-    for p in prepared:
-        if p.external_id in existing:
-            results[p.index] = ItemResult(p.index, "duplicate", id=existing[p.external_id],
-                                          duplicate_of=existing[p.external_id])
-        elif p.external_id in first:
-            repeats.append(p)
+    existing = post_store.existing_ids(session, external_ids=list({h.external_id for h in heads}))
+    first: dict[str, Head] = {}
+    fresh: list[Head] = []
+    repeats: list[Head] = []
+    for h in heads:
+        if h.external_id in existing:
+            results[h.index] = ItemResult(h.index, "duplicate", id=existing[h.external_id],
+                                          duplicate_of=existing[h.external_id])
+        elif h.external_id in first:
+            repeats.append(h)
         else:
-            first[p.external_id] = p
-            fresh.append(p)
-
+            first[h.external_id] = h
+            fresh.append(h)
     _mark_reposts(session, fresh, config.dedup_window_s)
-    for p in fresh:
-        if p.repost_of is not None or p.repost_of_index is not None:
-            p.raw["counted"] = False
-            p.raw["reason"] = "repost"
-    ids = post_store.insert_observations(session, columns=_columns(fresh), now=now)
-    # Lost a race with a concurrent batch: the other one stored it first.
-    raced = [p for p in fresh if p.external_id not in ids]
-    if raced:
-        ids.update(post_store.existing_ids(session, external_ids=[p.external_id for p in raced]))
-        for p in raced:
-            results[p.index] = ItemResult(p.index, "duplicate", id=ids.get(p.external_id),
-                                          duplicate_of=ids.get(p.external_id))
-        fresh = [p for p in fresh if p.index not in results]
 
-    by_index = {p.index: p for p in fresh}
-    for p in fresh:
-        if p.repost_of_index is not None:
-            p.repost_of = ids[by_index[p.repost_of_index].external_id]
-    counted = [p for p in fresh if p.repost_of is None and p.category != NONE and p.tag is not None]
-    located = [p for p in fresh if p.tag is not None]
-    zones = post_store.match_and_signal(
-        session,
-        located=[(ids[p.external_id], p.tag) for p in located],
-        counted={ids[p.external_id]: post_store.SignalRow(p.category, p.confidence, p.author, p.observed_at)
-                 for p in counted},
-        layers=sorted({r.layer for r in rules if SOURCE in r.sources}),
-        min_weight=min((r.min_zone_weight for r in rules if SOURCE in r.sources), default=1.0),
-    )
-    signals = [
-        alert_service.SignalIn(observation_id=oid, source=SOURCE, category=p.category, confidence=p.confidence,
-                               author_key=p.author, observed_at=p.observed_at, zones=tuple(zones[oid]))
-        for p in counted if zones.get(oid := ids[p.external_id])
-    ]
+    layers = sorted({r.layer for r in rules if SOURCE in r.sources})
+    min_weight = min((r.min_zone_weight for r in rules if SOURCE in r.sources), default=1.0)
+    zones = zone_match.zone_set(session) if fresh else None
+    ids: dict[str, int] = {}
+    signals: list[alert_service.SignalIn] = []
+    done: list[tuple[Head, str, bool]] = []  # (post, category, located) of every post stored here
+    for chunk in _staged(fresh, lambda part: post_chunks.work(
+            part, index=index, lexicon=lexicon, zones=zones, bounds=config.jurisdiction_bbox,
+            min_confidence=config.min_geotag_confidence)):
+        signals += _store_chunk(session, chunk, ids, results, zones=zones, layers=layers, min_weight=min_weight,
+                                now=now)
+        done += [(h, c, loc) for h, c, loc in zip(chunk.heads, chunk.categories, chunk.located)
+                 if h.index not in results]
+
     # The signals rows are written; the rules evaluate every (rule, zone) they feed in a few statements,
     # counting only after taking the zones' locks, so a concurrent batch's evidence is never missed.
     changes = alert_service.observe_many(session, signals=signals, rules=rules, now=now, recorded=True) \
@@ -243,41 +190,54 @@ def ingest_posts(
         log.info("post batch: %d posts, %d signals, alerts changed %s", len(posts), len(signals),
                  sorted({c.alert_id for c in changes}))
 
-    for p in fresh:
-        oid = ids[p.external_id]
-        if p.repost_of is not None:
-            results[p.index] = ItemResult(p.index, "duplicate", id=oid, duplicate_of=p.repost_of,
-                                          category=p.category, located=p.tag is not None)
-        else:
-            results[p.index] = ItemResult(p.index, "created", id=oid, category=p.category,
-                                          located=p.tag is not None)
-    for p in repeats:
-        oid = ids.get(p.external_id) or existing.get(p.external_id)
-        results[p.index] = ItemResult(p.index, "duplicate", id=oid, duplicate_of=oid)
+    by_index = {h.index: h for h in fresh}
+    for h, category, located in done:
+        oid = ids[h.external_id]
+        if h.repost_of_index is not None:
+            h.repost_of = ids.get(by_index[h.repost_of_index].external_id)
+        status = "duplicate" if h.is_repost else "created"
+        results[h.index] = ItemResult(h.index, status, id=oid, duplicate_of=h.repost_of, category=category,
+                                      located=located)
+    for h in repeats:
+        oid = ids.get(h.external_id) or existing.get(h.external_id)
+        results[h.index] = ItemResult(h.index, "duplicate", id=oid, duplicate_of=oid)
     return [results[i] for i in range(len(posts))]
 
 
-def _stored_wkb(tag: Geotag) -> bytes:
-    """What the observation row keeps as its location: the geometry, or for a detailed outline (a named
-    neighbourhood, ZIP or borough) its central point, with the outline's radius as uncertainty_m. Copying
-    the same outline into thousands of rows costs more than the rest of the insert; the zones were
-    matched against the outline itself."""
-    wkb = shapely.to_wkb(tag.geometry)
-    return wkb if len(wkb) < post_store.LARGE_AREA_WKB_BYTES else shapely.to_wkb(tag.point)
+def _staged(fresh: list[Head], work: Callable[[list[Head]], post_chunks.Chunk]) -> Iterator[post_chunks.Chunk]:
+    """The chunks' Python stage, one chunk ahead of the caller in a worker thread (inline for one chunk)."""
+    parts = post_chunks.chunks(fresh, CHUNK)
+    if len(parts) <= 1:
+        yield from (work(part) for part in parts)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="post-chunks") as pool:
+        ahead = pool.submit(work, parts[0])
+        for part in parts[1:]:
+            current, ahead = ahead, pool.submit(work, part)
+            yield current.result()
+        yield ahead.result()
 
 
-def _columns(rows: list[_Prepared]) -> dict[str, list]:
-    """The new observations as column arrays for one INSERT ... SELECT FROM unnest(...)."""
-    return {
-        "external_id": [p.external_id for p in rows],
-        "author_hash": [p.author for p in rows],
-        "text": [p.post.text for p in rows],
-        "category": [p.category for p in rows],
-        "confidence": [float(p.confidence) for p in rows],
-        "observed_at": [p.observed_at for p in rows],
-        "wkb": [_stored_wkb(p.tag) if p.tag is not None else None for p in rows],
-        "uncertainty_m": [float(p.tag.uncertainty_m) if p.tag is not None else None for p in rows],
-        "geotag_method": [p.tag.method if p.tag is not None else "none" for p in rows],
-        "raw": [json.dumps(p.raw, separators=(",", ":"), default=str) for p in rows],
-        "text_fingerprint": [p.fingerprint for p in rows],
-    }
+def _store_chunk(session: Session, chunk: post_chunks.Chunk, ids: dict[str, int], results: dict[int, ItemResult], *,
+                 zones: zone_match.ZoneSet, layers: Sequence[str], min_weight: float,
+                 now: datetime) -> list[alert_service.SignalIn]:
+    """Write one chunk: observations, zone links and signals. Returns what the rules need of its signals."""
+    inserted = post_store.insert_observations(session, columns=chunk.columns, now=now)
+    ids.update(inserted)
+    raced = [h for h in chunk.heads if h.external_id not in inserted]
+    if raced:  # lost a race with a concurrent batch: the other one stored it first
+        ids.update(post_store.existing_ids(session, external_ids=[h.external_id for h in raced]))
+        for h in raced:
+            oid = ids.get(h.external_id)
+            results[h.index] = ItemResult(h.index, "duplicate", id=oid, duplicate_of=oid)
+    oid_at = np.array([inserted.get(h.external_id, 0) for h in chunk.heads], dtype=np.int64)
+    keep = oid_at[chunk.link_pos] > 0
+    obs, zone, weight = oid_at[chunk.link_pos][keep], chunk.link_zone[keep], chunk.link_weight[keep]
+    counted = {int(oid_at[k]): k for k in np.flatnonzero(chunk.counted & (oid_at > 0)).tolist()}
+    sig = post_store.write_links_and_signals(session, obs=obs, zone=zone, weight=weight, counted=counted)
+    matches = post_zones.rule_matches(zones, obs[sig].tolist(), zone[sig].tolist(), weight[sig].tolist(),
+                                      layers=layers, min_weight=min_weight)
+    return [alert_service.SignalIn(observation_id=oid, source=SOURCE, category=chunk.categories[k],
+                                   confidence=chunk.confidences[k], author_key=chunk.heads[k].author,
+                                   observed_at=chunk.heads[k].observed_at, zones=tuple(matches[oid]))
+            for oid, k in counted.items() if matches.get(oid)]

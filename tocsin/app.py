@@ -25,7 +25,7 @@ from dispatch import metrics_api, twilio_api
 from ingest import api as ingest_api
 from ingest import errors as ingest_errors
 from ingest import open311_api
-from ingest import posts_api
+from ingest import posts_api, warmup
 from ingest.ratelimit import KeyRateLimiter
 from tocsin import live, models_registry, web_api
 from tocsin.settings import Settings
@@ -111,8 +111,9 @@ async def _empty_receive() -> dict:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
-def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = None) -> FastAPI:
-    """Build the API; the engine opens in the lifespan and closes with it."""
+def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = None, warm: bool = False) -> FastAPI:
+    """Build the API; the engine opens in the lifespan and closes with it. `warm`: build the post
+    pipeline's caches in the background as it starts (ingest.warmup; `tocsin serve` does)."""
     models_registry.load()
 
     @asynccontextmanager
@@ -124,6 +125,8 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
         app.state.sessionmaker = make_sessionmaker(engine)
         if getattr(app.state, "rules_provider", None) is not None:
             app.state.rules_provider.install_sighup()
+        if warm and settings.warm_post_caches:
+            warmup.start_warming(app.state.sessionmaker)
         try:
             yield
         finally:
@@ -191,4 +194,4 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
 
 def app_from_environment() -> FastAPI:
     """The app built from TOCSIN_* settings: the factory `tocsin serve --workers N` gives each process."""
-    return create_app(Settings())
+    return create_app(Settings(), warm=True)

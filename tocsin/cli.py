@@ -296,7 +296,7 @@ def serve(
         return
     from tocsin.app import create_app
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    uvicorn.run(create_app(settings, warm=True), host=host, port=port, log_level=log_level)
 
 
 @app.command()

@@ -2,9 +2,10 @@
 
 Each frame is one JSON message object, or a JSON array of them when a client has a backlog.
 
-Migration 0009 makes every observation and outbox insert NOTIFY `tocsin_live` with `obs:<id>` or
-`evt:<id>` at commit. The hub holds the only listening connection, reads each batch of rows once,
-serialises each message once and queues it to every connected client. A client that connects with
+Migrations 0009 and 0010 make every outbox insert NOTIFY `tocsin_live` with `evt:<id>`, and every insert
+statement on observations with `obs:<id>,<id>,...`, at commit. The hub holds the only listening
+connection, reads each batch of rows once, serialises each message once and queues it to every
+connected client. A client that connects with
 `since_obs` / `since_evt` first gets what it missed from the database, then the live stream.
 """
 
@@ -146,7 +147,7 @@ class LiveHub:
             if not payloads:
                 await conn.execute("SELECT 1")  # notice a dead connection between quiet spells
                 continue
-            # Coalesce a burst (a bulk insert NOTIFYs once per row) into one read.
+            # Coalesce a burst (many reports, or a bulk insert's id chunks) into one read.
             payloads += [n.payload async for n in conn.notifies(timeout=self.coalesce_s, stop_after=5_000)]
             if not self.clients:
                 continue
@@ -160,7 +161,7 @@ class LiveHub:
         for payload in payloads:
             parsed = live_feed.parse_payload(payload)
             if parsed is not None:
-                (obs_ids if parsed[0] == "obs" else evt_ids).append(parsed[1])
+                (obs_ids if parsed[0] == "obs" else evt_ids).extend(parsed[1])
         with self.factory() as session:
             return live_feed.read_by_ids(session, obs_ids=obs_ids, evt_ids=evt_ids, now=self.clock())
 

@@ -32,11 +32,13 @@ class Message:
         return self.kind, self.row_id
 
 
-def parse_payload(payload: str) -> tuple[str, int] | None:
-    """'obs:12' -> ('obs', 12); anything else -> None (ignored, never fatal)."""
+def parse_payload(payload: str) -> tuple[str, list[int]] | None:
+    """'obs:12' -> ('obs', [12]); 'obs:12,13' (one NOTIFY per insert statement, migration 0010) ->
+    ('obs', [12, 13]); anything else -> None (ignored, never fatal)."""
     kind, _, raw = payload.partition(":")
-    if kind in ("obs", "evt") and raw.isdigit():
-        return kind, int(raw)
+    ids = raw.split(",")
+    if kind in ("obs", "evt") and all(i.isdigit() for i in ids):
+        return kind, [int(i) for i in ids]
     return None
 
 

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     # opened for the overflow were closed again after each request); the rest wait, cheaply, in the
     # event loop.
     api_concurrency: int = Field(default=8, ge=1, le=200)
+    # `tocsin serve` builds the post pipeline's caches (gazetteer outlines' zone weights) in the background
+    # as it starts (ingest.warmup); a deployment that takes no public posts can skip the CPU it costs.
+    warm_post_caches: bool = True
     public_base_url: str = "http://127.0.0.1:8000"
     # Live map basemap: an XYZ tile URL such as https://tile.openstreetmap.org/{z}/{x}/{y}.png; unset draws
     # zones and labels on a plain background (works offline).

@@ -234,7 +234,8 @@ def main() -> int:
         port = free_port()
         env = {**os.environ, "TOCSIN_DATABASE_URL": url, "TOCSIN_RULES_FILE": str(rules),
                "TOCSIN_MQTT_TOPIC_PREFIX": prefix, "TOCSIN_MQTT_CLIENT_ID": f"bench-relay-{uuid.uuid4().hex[:6]}",
-               "TOCSIN_RATE_LIMIT_PER_MIN": "0", "TOCSIN_LOG_LEVEL": "WARNING", **({"TOCSIN_SWEEP_INTERVAL_S": os.environ["SWEEP"]} if os.environ.get("SWEEP") else {})}
+               "TOCSIN_RATE_LIMIT_PER_MIN": "0", "TOCSIN_LOG_LEVEL": "WARNING", "TOCSIN_WARM_POST_CACHES": "false",
+               **({"TOCSIN_SWEEP_INTERVAL_S": os.environ["SWEEP"]} if os.environ.get("SWEEP") else {})}
         procs.append(subprocess.Popen([sys.executable, "-m", "tocsin.cli", "serve", "--port", str(port),
                                        "--workers", str(API_WORKERS)], env=env, cwd=REPO))
         # The deployment README.md describes for a busy site: the relay in a process of its own.

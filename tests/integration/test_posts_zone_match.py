@@ -118,8 +118,7 @@ def test_match_and_signal_writes_links_signals_and_returns_rule_matches(session_
             "confidence": [0.0], "observed_at": [now], "wkb": [None], "uncertainty_m": [None],
             "geotag_method": ["none"], "raw": ["{}"], "text_fingerprint": [None]}, now=now) == {}
         oid = [ids["t:1"], ids["t:2"], ids["t:3"]]
-        counted = {oid[0]: post_store.SignalRow("flood", 0.8, "a1", now),
-                   oid[1]: post_store.SignalRow("flood", 0.9, "a2", now)}
+        counted = {oid[0], oid[1]}
         matches = post_store.match_and_signal(s, located=list(zip(oid, tags)), counted=counted,
                                               layers=["district"], min_weight=0.5)
     assert {o: sorted((m.code, round(m.weight, 3)) for m in ms) for o, ms in matches.items()} == {

@@ -9,8 +9,11 @@ from tocsin.live_feed import Message, parse_payload
 
 
 @pytest.mark.parametrize("payload, expected", [
-    ("obs:12", ("obs", 12)),
-    ("evt:7", ("evt", 7)),
+    ("obs:12", ("obs", [12])),
+    ("evt:7", ("evt", [7])),
+    ("obs:12,13,200", ("obs", [12, 13, 200])),
+    ("obs:12,,13", None),
+    ("obs:12,", None),
     ("obs:", None),
     ("obs:-1", None),
     ("xyz:3", None),

@@ -1,0 +1,117 @@
+"""Zone weights of located posts, in the process (pure: tags and a geo.zone_match.ZoneSet in, arrays out).
+
+Zone matching of uncertain locations (docs/architecture.md, "Zone weights for posts"):
+- a point whose uncertainty is at most POINT_RADIUS_M (coordinates, a station, an intersection)
+  matches the zone that contains it, with weight 1;
+- a point with a larger uncertainty (a neighbourhood known only by its centre) is matched as the
+  circle of that radius, measured on the spheroid;
+- a polygon (a tagged place, a neighbourhood or ZIP named in the text) matches every zone it touches,
+  with weight = the share of its area inside that zone (1 when the zone covers it).
+Rules only count a signal in a zone when its weight reaches the rule's min_zone_weight (default 0.5),
+so a borough-wide guess never counts toward a neighbourhood's threshold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+
+import numpy as np
+import shapely
+
+from geo import zone_match
+from geo.geotag import Geotag
+from geo.matching import ZoneMatch
+
+POINT_RADIUS_M = 300.0
+# Locations whose WKB is at least this long (gazetteer neighbourhoods, ZIPs, boroughs) are matched once per
+# process and zones state (geo.zone_match.cached_area_weights); the pipeline stores their centre instead.
+LARGE_AREA_WKB_BYTES = 1_000
+
+
+def locate(tags: Sequence[Geotag], zs: zone_match.ZoneSet,
+           wkbs: Sequence[bytes] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every zone each tag's location touches: parallel arrays (position in `tags`, zone id, weight),
+    grouped by position. `wkbs`: the tags' geometries as WKB, when the caller has them already."""
+    if not len(tags):
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
+    gidx, matches = _distinct_locations(tags, zs, wkbs)
+    return _expand(gidx, matches)
+
+
+def _distinct_locations(tags: Sequence[Geotag], zs: zone_match.ZoneSet,
+                        wkbs: Sequence[bytes] | None) -> tuple[np.ndarray, tuple]:
+    """Each tag's distinct location (an index), and the zone weights of those locations as parallel
+    arrays (location index, zone id, weight)."""
+    geoms = np.array([tag.geometry for tag in tags], dtype=object)
+    uncertainty = np.array([tag.uncertainty_m for tag in tags], dtype=np.float64)
+    circle = (shapely.get_type_id(geoms) == 0) & (uncertainty > POINT_RADIUS_M)
+    radii = [u if c else None for u, c in zip(uncertainty.tolist(), circle.tolist())]  # None: not a circle
+    if wkbs is None:
+        wkbs = shapely.to_wkb(geoms).tolist()
+    distinct: dict[tuple[bytes, float | None], int] = {}
+    first: list[int] = []  # position of each distinct location's first tag
+    gidx = np.empty(len(tags), dtype=np.int64)
+    for k, key in enumerate(zip(wkbs, radii)):
+        gi = distinct.get(key)
+        if gi is None:
+            gi = distinct[key] = len(first)
+            first.append(k)
+        gidx[k] = gi
+    first_arr = np.array(first, dtype=np.int64)
+    shapes = geoms[first_arr]
+    is_circle = circle[first_arr]
+    is_large = ~is_circle & (np.array([len(wkbs[k]) for k in first]) >= LARGE_AREA_WKB_BYTES)
+    if is_circle.any():
+        centres = shapely.get_coordinates(shapes[is_circle])
+        shapes[is_circle] = zone_match.geodesic_circles(centres[:, 0], centres[:, 1], uncertainty[first_arr][is_circle])
+    here = np.flatnonzero(~is_large)
+    g, zone, weight = zone_match.weights(zs, shapes[here])
+    g = here[g]
+    if is_large.any():
+        large_gi = np.flatnonzero(is_large)
+        digests = [hashlib.blake2b(wkbs[first[gi]], digest_size=16).digest() for gi in large_gi.tolist()]
+        known = zone_match.cached_area_weights(zs, dict(zip(digests, shapes[large_gi])))
+        extra = [(gi, z, w) for gi, d in zip(large_gi.tolist(), digests) for z, w in known[d]]
+        if extra:
+            eg, ez, ew = (np.array(c) for c in zip(*extra))
+            g, zone, weight = np.concatenate([g, eg]), np.concatenate([zone, ez]), np.concatenate([weight, ew])
+    return gidx, (g, zone, weight)
+
+
+def _expand(gidx: np.ndarray, matches: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per tag (by position), every match of its location: (position, zone id, weight)."""
+    g, zone, weight = matches
+    order = np.argsort(g, kind="stable")
+    g, zone, weight = g[order], zone[order], weight[order]
+    starts = np.searchsorted(g, gidx, "left")
+    counts = np.searchsorted(g, gidx, "right") - starts
+    pos = np.repeat(np.arange(len(gidx)), counts)
+    rows = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts) + np.repeat(starts, counts)
+    return pos, zone[rows], weight[rows]
+
+
+def rule_matches(zs: zone_match.ZoneSet, obs: Sequence[int], zone: Sequence[int], weight: Sequence[float], *,
+                 layers: Collection[str], min_weight: float) -> dict[int, list[ZoneMatch]]:
+    """Of (observation, zone, weight) rows, those in `layers` with weight >= min_weight, by observation:
+    what the rules need."""
+    wanted = set(layers)
+    out: dict[int, list[ZoneMatch]] = defaultdict(list)
+    for oid, zid, w in zip(obs, zone, weight):
+        layer, code, name = zs.info[zid]
+        if layer in wanted and w >= min_weight:
+            out[oid].append(ZoneMatch(zid, layer, code, name, w))
+    return out
+
+
+def warm(zs: zone_match.ZoneSet, outlines: Sequence[object]) -> int:
+    """Compute and keep the zone weights of the detailed outlines among `outlines` (shapely geometries,
+    typically the gazetteer's neighbourhoods, ZIPs and boroughs), so that the first batch naming them
+    does not pay for it. Returns how many are now cached."""
+    geoms = np.array([g for g in outlines if shapely.get_dimensions(g) == 2], dtype=object)
+    if not len(geoms):
+        return 0
+    wkbs = shapely.to_wkb(geoms).tolist()
+    large = {hashlib.blake2b(w, digest_size=16).digest(): g for w, g in zip(wkbs, geoms) if len(w) >= LARGE_AREA_WKB_BYTES}
+    return len(zone_match.cached_area_weights(zs, large))

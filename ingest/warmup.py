@@ -1,0 +1,46 @@
+"""Warm the post pipeline's per-process caches when a server starts, instead of in its first batches.
+
+The gazetteer index, the zones as matched (geo.zone_match.zone_set) and the zone weights of the
+gazetteer's detailed outlines (ingest.post_zones.warm: about 30 ms an outline, some 450 in the NYC demo
+gazetteer) are built once per process. Built lazily, they made the first post batch after a start
+take seconds longer; `tocsin serve` builds them in a background thread as it starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+from geo import gazetteer_store, zone_match
+from ingest import post_zones
+
+log = logging.getLogger(__name__)
+
+
+def warm_post_caches(factory: Callable[[], Session]) -> int:
+    """Build the caches; returns how many outlines have their zone weights cached."""
+    with factory() as session:
+        index = gazetteer_store.cached_index(session)
+        zones = zone_match.zone_set(session)
+    return post_zones.warm(zones, [entry.geometry for entry in index.entries])
+
+
+def start_warming(factory: Callable[[], Session]) -> threading.Thread:
+    """warm_post_caches in a daemon thread; a failure is logged, never fatal (the caches fill lazily)."""
+
+    def run() -> None:
+        started = time.perf_counter()
+        try:
+            n = warm_post_caches(factory)
+        except Exception:
+            log.warning("warming the post caches failed; they will fill as posts arrive", exc_info=True)
+            return
+        log.info("post caches warm: %d outlines' zone weights in %.1f s", n, time.perf_counter() - started)
+
+    thread = threading.Thread(target=run, name="warm-post-caches", daemon=True)
+    thread.start()
+    return thread
