@@ -22,10 +22,11 @@ Per batch: (1) author keys (once per distinct author) and repost fingerprints; o
 chunks of CHUNK, in two stages that overlap: a worker thread classifies, geotags and matches a chunk to
 zones (ingest.post_chunks, against a cached copy of `zone_pieces`, geo.zone_match) while this thread
 writes the chunk before it: one INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING for the
-observations, then COPY for `observation_zones` and `signals`; (3) the rules evaluate every (rule,
-zone) the batch touched in four statements, counting after they take the zones' locks
-(`alerts.service.observe_many`). The stages overlap because the database works on one core while
-Python works on the other (the worker holds the GIL; this thread mostly waits on the socket).
+observations, a binary COPY of their zone links (incident posts only) and one INSERT ... SELECT of
+the counted ones' signals from those links; (3) the rules evaluate every (rule, zone) the batch
+touched in four statements, counting after they take the zones' locks (`alerts.service.observe_many`).
+The stages overlap because PostgreSQL works on one core while the worker's Python works on the
+other; this thread mostly waits on the socket, with the GIL released.
 
 Dedup. The same (source, external_id) is stored once; a repeat answers `duplicate` with the stored id.
 The same normalised text from the same author within `dedup_window_s` (default 1 h) of another stored

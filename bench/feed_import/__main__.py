@@ -27,24 +27,11 @@ SNAPSHOT = ("outages", "pge", "snapshot_fca7d6b_2024-02-05_2000records.json")
 CALIFORNIA = (-125.0, 32.0, -114.0, 42.0)
 
 
-def _database(settings) -> str:
-    import psycopg
-
-    from db import migrate
-
-    admin = settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-    url = settings.database_url.rsplit("/", 1)[0] + f"/{DB_NAME}"
-    migrate.upgrade(url)
-    return url
-
-
 def main() -> int:
     from sqlalchemy import text
 
     from alerts.rules import load_rules
+    from bench.db import bench_database
     from db.session import make_engine, make_sessionmaker, transaction
     from ingest import feed_import, keys, reports
     from ingest.feeds import parse_feed
@@ -60,7 +47,7 @@ def main() -> int:
     parsed = parse_feed("pge", json.loads(path.read_text())[:limit])
     n = len(parsed.items)
     models_registry.load()
-    engine = make_engine(_database(settings), pool_size=2)
+    engine = make_engine(bench_database(settings.database_url, DB_NAME), pool_size=2)
     factory = make_sessionmaker(engine)
     rules = load_rules(settings.rules_file)
     with engine.begin() as conn:

@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 
 import psycopg
 
+from bench.db import bench_database, drop_database
 from bench.http_load import free_port
 
 DB_NAME = f"tocsin_bench_latency_{os.getpid()}"
@@ -212,15 +213,11 @@ def main() -> int:
     from tocsin.settings import Settings
 
     settings = Settings()
-    admin = settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
     try:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}"')
-            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+        url = bench_database(settings.database_url, DB_NAME, fresh=True, migrate=False)
     except psycopg.OperationalError as exc:
         print(f"skipped: PostgreSQL is not reachable ({exc})")
         return 0
-    url = settings.database_url.rsplit("/", 1)[0] + f"/{DB_NAME}"
     procs: list[subprocess.Popen] = []
     arrivals = None
     results = []
@@ -279,8 +276,7 @@ def main() -> int:
             arrivals.clear_retained([f"{prefix}/zones/grid/G{i}/state" for i in range(COLS * ROWS)]
                                     + [f"{prefix}/status"])
             arrivals.close()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        drop_database(settings.database_url, DB_NAME)
     ok = True
     for rate, latencies, missing, failures, achieved, dispatch in results:
         print(f"rate {rate}/s: posted at {achieved:.0f}/s, {len(latencies)} events timed, {missing} missing, "

@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench.db import bench_database
 from bench.http_load import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -120,7 +121,7 @@ def main() -> int:
     from tocsin.settings import Settings
 
     models_registry.load()
-    url = setup.database(Settings().database_url)
+    url = bench_database(Settings().database_url, setup.DB_NAME)
     factory = make_sessionmaker(make_engine(url, pool_size=2))
     token = setup.load(factory, now=setup.utcnow())
     expect = setup.counts(factory)

@@ -17,21 +17,6 @@ TEXTS = [
 CATEGORIES = ["flood", "fire", "gas_leak", "power_outage", "collision"]
 
 
-def database(base_url: str) -> str:
-    """Create (once) and migrate the dedicated database; returns its URL."""
-    import psycopg
-
-    from db import migrate
-
-    admin = base_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-    url = base_url.rsplit("/", 1)[0] + f"/{DB_NAME}"
-    migrate.upgrade(url)
-    return url
-
-
 def load(factory, *, now: datetime) -> str:
     """NTAs (once), then a fresh set of observations and alerts; returns an admin operator token."""
     from sqlalchemy import text

@@ -50,21 +50,6 @@ INCIDENTS = [
 ]
 
 
-def _database(settings) -> str:
-    import psycopg
-
-    from db import migrate
-
-    base = settings.database_url
-    admin = base.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-    url = base.rsplit("/", 1)[0] + f"/{DB_NAME}"
-    migrate.upgrade(url)
-    return url
-
-
 def _setup(factory) -> None:
     """Demo zones and gazetteer, loaded once per database."""
     from sqlalchemy import text
@@ -185,13 +170,14 @@ def _pipeline(factory, posts: list, settings, now: datetime) -> tuple[float, dic
 def main() -> int:
     from sqlalchemy import text
 
+    from bench.db import bench_database
     from db.session import make_engine, make_sessionmaker
     from tocsin import models_registry
     from tocsin.settings import Settings
 
     settings = Settings()
     models_registry.load()
-    url = _database(settings)
+    url = bench_database(settings.database_url, DB_NAME)
     engine = make_engine(url, pool_size=2)
     factory = make_sessionmaker(engine)
     _setup(factory)

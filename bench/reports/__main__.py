@@ -19,20 +19,11 @@ import sys
 import time
 import uuid
 
+from bench.db import bench_database
 from bench.http_load import free_port
 
 DB_NAME = "tocsin_bench_reports"
 NYC = (-74.02, 40.60, -73.78, 40.85)  # mostly land: Manhattan, Brooklyn, Queens, the Bronx
-
-
-def _database(settings) -> str:
-    import psycopg
-
-    admin = settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB_NAME,)).fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-    return settings.database_url.rsplit("/", 1)[0] + f"/{DB_NAME}"
 
 
 def _setup(url: str) -> str:
@@ -137,7 +128,7 @@ def main() -> int:
     clients = int(os.environ.get("BENCH_CLIENTS", "32"))
     seconds = float(os.environ.get("BENCH_SECONDS", "20"))
     workers = int(os.environ.get("BENCH_WORKERS", "2"))
-    url = _database(settings)
+    url = bench_database(settings.database_url, DB_NAME, migrate=False)
     key = _setup(url)
     port = free_port()
     env = {**os.environ, "TOCSIN_DATABASE_URL": url, "TOCSIN_RATE_LIMIT_PER_MIN": "0", "TOCSIN_LOG_LEVEL": "WARNING"}

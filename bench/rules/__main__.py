@@ -26,6 +26,8 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 
+from bench.db import bench_database
+
 DB_NAME = "tocsin_bench_rules"
 N_SIGNALS = int(os.environ.get("BENCH_RULES_SIGNALS", "3000"))
 COLS, ROWS = 40, 25
@@ -63,20 +65,6 @@ for _r in RULES_DOC["rules"]:
 POST_CATEGORIES = ["flood", "fire", "collision", "power_outage", "water_main", "medical", "structural", "hazmat",
                    "other"]
 REPORT_CATEGORIES = ["power_outage", "gas_leak", "water_main"]
-
-
-def _database(settings) -> str:
-    import psycopg
-
-    from db import migrate
-
-    admin = settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-    url = settings.database_url.rsplit("/", 1)[0] + f"/{DB_NAME}"
-    migrate.upgrade(url)
-    return url
 
 
 def _grid(factory) -> list:
@@ -160,7 +148,7 @@ def main() -> int:
 
     models_registry.load()
     settings = Settings()
-    url = _database(settings)
+    url = bench_database(settings.database_url, DB_NAME, fresh=True)
     engine = make_engine(url, pool_size=2)
     factory = make_sessionmaker(engine)
     rules = parse_rules(RULES_DOC)

@@ -18,22 +18,10 @@ import psycopg
 from shapely.geometry import MultiPolygon, Polygon
 from sqlalchemy import text
 
+from bench.db import bench_database, drop_database
+
 RECIPIENTS = 1000
 DB_NAME = f"tocsin_bench_sms_{os.getpid()}"
-
-
-def _database(base: str) -> str:
-    admin = base.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}"')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-    return base.rsplit("/", 1)[0] + f"/{DB_NAME}"
-
-
-def _drop(base: str) -> None:
-    admin = base.replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
 
 
 def _setup(factory, now: datetime) -> None:
@@ -94,7 +82,7 @@ def main() -> int:
     mps = float(sys.argv[1]) if len(sys.argv) > 1 else 100.0
     settings = Settings()
     try:
-        url = _database(settings.database_url)
+        url = bench_database(settings.database_url, DB_NAME, fresh=True, migrate=False)
     except psycopg.OperationalError as exc:
         print(f"skipped: PostgreSQL at {settings.database_url.split('@')[-1]} is not reachable ({exc})")
         return 0
@@ -130,7 +118,7 @@ def main() -> int:
     finally:
         if engine is not None:
             engine.dispose()
-        _drop(settings.database_url)
+        drop_database(settings.database_url, DB_NAME)
     times = sorted(sender.times)
     achieved = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
     lost = RECIPIENTS - len(received)
