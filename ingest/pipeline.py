@@ -17,16 +17,17 @@ Interface (the HTTP batch endpoint, `tocsin replay` and the Jetstream connector 
 `PipelineConfig.from_settings` reads `author_hash_key`, `jurisdiction_bbox` and `post_dedup_window_s`
 from any settings-like object. `ingest_posts` never commits: the caller's boundary does.
 
-Per batch: (1) author keys (once per distinct author) and repost fingerprints; one query finds
-(source, external_id) already stored and one finds recent reposts; (2) the new posts go through in
-chunks of CHUNK, in two stages that overlap: a worker thread classifies, geotags and matches a chunk to
-zones (ingest.post_chunks, against a cached copy of `zone_pieces`, geo.zone_match) while this thread
-writes the chunk before it: one INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING for the
-observations, a binary COPY of their zone links (incident posts only) and one INSERT ... SELECT of
-the counted ones' signals from those links; (3) the rules evaluate every (rule, zone) the batch
-touched in four statements, counting after they take the zones' locks (`alerts.service.observe_many`).
-The stages overlap because PostgreSQL works on one core while the worker's Python works on the
-other; this thread mostly waits on the socket, with the GIL released.
+Per batch, in chunks of CHUNK posts and two stages that overlap: a worker thread classifies and
+geotags each chunk and matches its incident posts to zones (ingest.post_chunks, against a cached copy
+of `zone_pieces`, geo.zone_match), starting at once, while this thread (1) works out which posts are
+new: author keys (once per distinct author) and repost fingerprints, one query for (source,
+external_id) already stored and one for recent reposts; then (2) writes each chunk as the worker
+hands it over: one INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING for the new observations,
+a binary COPY of their zone links and one INSERT ... SELECT of the counted ones' signals from those
+links; and (3) has the rules evaluate every (rule, zone) the batch touched in four statements,
+counting after they take the zones' locks (`alerts.service.observe_many`). The stages overlap because
+PostgreSQL works on one core while the worker's Python works on the other; this thread mostly waits
+on the socket, with the GIL released. Batches under THREAD_MIN posts run the Python stage inline.
 
 Dedup. The same (source, external_id) is stored once; a repeat answers `duplicate` with the stored id.
 The same normalised text from the same author within `dedup_window_s` (default 1 h) of another stored
@@ -39,7 +40,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -59,6 +60,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = "post"  # observations.source and signals.source for every public post
 CHUNK = 2_000  # posts per chunk: small enough to overlap the stages, large enough to keep statements few
+THREAD_MIN = 64  # smaller batches (a connector's few posts) run the Python stage inline
 
 
 @dataclass(frozen=True)
@@ -151,37 +153,45 @@ def ingest_posts(
             results[i] = ItemResult(i, "rejected", error=problem)
         else:
             accepted.append((i, post))
-    heads = _heads(accepted, config, now)
+    # The Python stage needs nothing from dedup: it starts on the first chunk now, in a worker thread,
+    # while this thread works out which posts are new.
+    parts = [accepted[k:k + CHUNK] for k in range(0, len(accepted), CHUNK)]
+    zones = zone_match.zone_set(session) if accepted else None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="post-chunks") if len(accepted) >= THREAD_MIN \
+            else _Inline() as pool:
+        staged = _ahead(pool, [[post for _, post in part] for part in parts], lambda chunk_posts: post_chunks.work(
+            chunk_posts, index=index, lexicon=lexicon, zones=zones, bounds=config.jurisdiction_bbox,
+            min_confidence=config.min_geotag_confidence))
+        heads = _heads(accepted, config, now)
 
-    # (source, external_id) already stored, or repeated inside this batch: the first one wins.
-    existing = post_store.existing_ids(session, external_ids=list({h.external_id for h in heads}))
-    first: dict[str, Head] = {}
-    fresh: list[Head] = []
-    repeats: list[Head] = []
-    for h in heads:
-        if h.external_id in existing:
-            results[h.index] = ItemResult(h.index, "duplicate", id=existing[h.external_id],
-                                          duplicate_of=existing[h.external_id])
-        elif h.external_id in first:
-            repeats.append(h)
-        else:
-            first[h.external_id] = h
-            fresh.append(h)
-    _mark_reposts(session, fresh, config.dedup_window_s)
+        # (source, external_id) already stored, or repeated inside this batch: the first one wins.
+        existing = post_store.existing_ids(session, external_ids=list({h.external_id for h in heads}))
+        first: dict[str, Head] = {}
+        fresh: list[Head] = []
+        repeats: list[Head] = []
+        for h in heads:
+            if h.external_id in existing:
+                results[h.index] = ItemResult(h.index, "duplicate", id=existing[h.external_id],
+                                              duplicate_of=existing[h.external_id])
+            elif h.external_id in first:
+                repeats.append(h)
+            else:
+                first[h.external_id] = h
+                fresh.append(h)
+        _mark_reposts(session, fresh, config.dedup_window_s)
 
-    layers = sorted({r.layer for r in rules if SOURCE in r.sources})
-    min_weight = min((r.min_zone_weight for r in rules if SOURCE in r.sources), default=1.0)
-    zones = zone_match.zone_set(session) if fresh else None
-    ids: dict[str, int] = {}
-    signals: list[alert_service.SignalIn] = []
-    done: list[tuple[Head, str, bool]] = []  # (post, category, located) of every post stored here
-    for chunk in _staged(fresh, lambda part: post_chunks.work(
-            part, index=index, lexicon=lexicon, zones=zones, bounds=config.jurisdiction_bbox,
-            min_confidence=config.min_geotag_confidence)):
-        signals += _store_chunk(session, chunk, ids, results, zones=zones, layers=layers, min_weight=min_weight,
-                                now=now)
-        done += [(h, c, loc) for h, c, loc in zip(chunk.heads, chunk.categories, chunk.located)
-                 if h.index not in results]
+        layers = sorted({r.layer for r in rules if SOURCE in r.sources})
+        min_weight = min((r.min_zone_weight for r in rules if SOURCE in r.sources), default=1.0)
+        new = {h.index for h in fresh}
+        ids: dict[str, int] = {}
+        signals: list[alert_service.SignalIn] = []
+        done: list[tuple[Head, str, bool]] = []  # (post, category, located) of every post stored here
+        for start, chunk in zip(range(0, len(heads), CHUNK), staged):
+            part = heads[start:start + CHUNK]
+            signals += _store_chunk(session, chunk, part, [h.index in new for h in part], ids, results, zones=zones,
+                                    layers=layers, min_weight=min_weight, now=now)
+            done += [(h, c, loc) for h, c, loc in zip(part, chunk.categories, chunk.located)
+                     if h.index in new and h.index not in results]
 
     # The signals rows are written; the rules evaluate every (rule, zone) they feed in a few statements,
     # counting only after taking the zones' locks, so a concurrent batch's evidence is never missed.
@@ -205,40 +215,59 @@ def ingest_posts(
     return [results[i] for i in range(len(posts))]
 
 
-def _staged(fresh: list[Head], work: Callable[[list[Head]], post_chunks.Chunk]) -> Iterator[post_chunks.Chunk]:
-    """The chunks' Python stage, one chunk ahead of the caller in a worker thread (inline for one chunk)."""
-    parts = post_chunks.chunks(fresh, CHUNK)
-    if len(parts) <= 1:
-        yield from (work(part) for part in parts)
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="post-chunks") as pool:
-        ahead = pool.submit(work, parts[0])
-        for part in parts[1:]:
-            current, ahead = ahead, pool.submit(work, part)
-            yield current.result()
-        yield ahead.result()
+class _Inline:
+    """An executor that runs each call as it is submitted (small batches: no thread)."""
+
+    def __enter__(self) -> _Inline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, fn: Callable, *args: object) -> Future:
+        future: Future = Future()
+        future.set_result(fn(*args))
+        return future
 
 
-def _store_chunk(session: Session, chunk: post_chunks.Chunk, ids: dict[str, int], results: dict[int, ItemResult], *,
-                 zones: zone_match.ZoneSet, layers: Sequence[str], min_weight: float,
-                 now: datetime) -> list[alert_service.SignalIn]:
-    """Write one chunk: observations, zone links and signals. Returns what the rules need of its signals."""
-    inserted = post_store.insert_observations(session, columns=chunk.columns, now=now)
+def _ahead(pool, parts: list[list[PostIn]], work: Callable[[list[PostIn]], post_chunks.Chunk]
+           ) -> Iterator[post_chunks.Chunk]:
+    """work(part) for each part, in order: the first is submitted now, and each next one as the
+    caller takes the one before, so the worker stays one chunk ahead."""
+    futures = [pool.submit(work, parts[0])] if parts else []
+
+    def results() -> Iterator[post_chunks.Chunk]:
+        for k in range(len(parts)):
+            if k + 1 < len(parts):
+                futures.append(pool.submit(work, parts[k + 1]))
+            yield futures[k].result()
+
+    return results()
+
+
+def _store_chunk(session: Session, chunk: post_chunks.Chunk, heads: list[Head], new: list[bool],
+                 ids: dict[str, int], results: dict[int, ItemResult], *, zones: zone_match.ZoneSet,
+                 layers: Sequence[str], min_weight: float, now: datetime) -> list[alert_service.SignalIn]:
+    """Write one chunk's new posts: observations, zone links and signals. Returns what the rules need
+    of its signals."""
+    columns, counted_at = post_chunks.rows(chunk, heads, new)
+    inserted = post_store.insert_observations(session, columns=columns, now=now)
     ids.update(inserted)
-    raced = [h for h in chunk.heads if h.external_id not in inserted]
+    raced = [h for h, yes in zip(heads, new) if yes and h.external_id not in inserted]
     if raced:  # lost a race with a concurrent batch: the other one stored it first
         ids.update(post_store.existing_ids(session, external_ids=[h.external_id for h in raced]))
         for h in raced:
             oid = ids.get(h.external_id)
             results[h.index] = ItemResult(h.index, "duplicate", id=oid, duplicate_of=oid)
-    oid_at = np.array([inserted.get(h.external_id, 0) for h in chunk.heads], dtype=np.int64)
+    # 0 where nothing was inserted here (stored before, a repeat, or raced): no links, no signals.
+    oid_at = np.array([inserted.get(h.external_id, 0) if yes else 0 for h, yes in zip(heads, new)], dtype=np.int64)
     keep = oid_at[chunk.link_pos] > 0
     obs, zone, weight = oid_at[chunk.link_pos][keep], chunk.link_zone[keep], chunk.link_weight[keep]
-    counted = {int(oid_at[k]): k for k in np.flatnonzero(chunk.counted & (oid_at > 0)).tolist()}
+    counted = {int(oid_at[k]): k for k in np.flatnonzero(counted_at & (oid_at > 0)).tolist()}
     sig = post_store.write_links_and_signals(session, obs=obs, zone=zone, weight=weight, counted=counted)
     matches = post_zones.rule_matches(zones, obs[sig].tolist(), zone[sig].tolist(), weight[sig].tolist(),
                                       layers=layers, min_weight=min_weight)
     return [alert_service.SignalIn(observation_id=oid, source=SOURCE, category=chunk.categories[k],
-                                   confidence=chunk.confidences[k], author_key=chunk.heads[k].author,
-                                   observed_at=chunk.heads[k].observed_at, zones=tuple(matches[oid]))
+                                   confidence=chunk.confidences[k], author_key=heads[k].author,
+                                   observed_at=heads[k].observed_at, zones=tuple(matches[oid]))
             for oid, k in counted.items() if matches.get(oid)]

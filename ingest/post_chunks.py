@@ -1,9 +1,10 @@
 """The Python stage of the post pipeline for one chunk of new posts (pure: no database).
 
-`Head` is what the pipeline knows of a post before this stage: its ids, author key, repost fingerprint
-and whether it repeats an earlier post (dedup runs on the whole batch first). `work` classifies and
-geotags a chunk, builds the observation rows as column arrays, and matches the locations of incident
-posts to zones against a geo.zone_match.ZoneSet, so that the database stage only ships what it is given.
+`work` classifies and geotags a chunk of posts and matches the locations of incident posts to zones
+against a geo.zone_match.ZoneSet. It needs nothing from dedup, so the pipeline starts it before dedup.
+`Head` is what dedup knows of a post: its ids, author key, repost fingerprint and whether it repeats
+an earlier post. `rows` joins the two into the observation rows of a chunk's new posts, as column
+arrays, so that the database stage only ships what it is given.
 """
 
 from __future__ import annotations
@@ -45,61 +46,73 @@ class Head:
 
 @dataclass(frozen=True)
 class Chunk:
-    """A chunk after the Python stage. Positions are into `heads`."""
+    """A chunk of posts after the Python stage. Positions are into the chunk."""
 
-    heads: list[Head]
     categories: list[str]
     confidences: list[float]
     located: list[bool]
-    columns: dict[str, list]  # for post_store.insert_observations
-    counted: np.ndarray  # bool per position: feeds the rules (new, an incident, located)
-    link_pos: np.ndarray  # zone links: (position, zone id, weight)
+    wkb: list[bytes | None]  # as stored: the geometry, or a detailed outline's centre
+    uncertainty_m: list[float | None]
+    geotag_method: list[str]
+    raw: list[str]  # JSON, without the repost marks (dedup comes later: `rows` adds them)
+    incident: np.ndarray  # bool per position: located and reporting an incident (it has zone links)
+    link_pos: np.ndarray  # zone links of incident posts: (position, zone id, weight)
     link_zone: np.ndarray
     link_weight: np.ndarray
 
 
-def work(heads: list[Head], *, index: GazetteerIndex, lexicon: Lexicon, zones: zone_match.ZoneSet,
+def work(posts: list[PostIn], *, index: GazetteerIndex, lexicon: Lexicon, zones: zone_match.ZoneSet,
          bounds: tuple[float, float, float, float], min_confidence: float) -> Chunk:
-    places = [h.post.place.model_dump(exclude_none=True) if h.post.place is not None else None for h in heads]
-    tags = geotag_many([(h.post.text, h.post.coordinates, place) for h, place in zip(heads, places)], index,
+    """Classify, geotag and zone-match a chunk. Needs nothing from dedup, so it can start at once."""
+    places = [post.place.model_dump(exclude_none=True) if post.place is not None else None for post in posts]
+    tags = geotag_many([(post.text, post.coordinates, place) for post, place in zip(posts, places)], index,
                        bounds=bounds, min_confidence=min_confidence)
     wkbs = shapely.to_wkb(np.array([t.geometry if t is not None else None for t in tags], dtype=object)).tolist()
     categories, confidences, raws = [], [], []
-    for h, tag in zip(heads, tags):
-        cls = classify(h.post.text, lexicon)
+    for post, tag in zip(posts, tags):
+        cls = classify(post.text, lexicon)
         # An incident post's confidence is that of its category at its place (independent readings).
         confidence = cls.confidence * tag.confidence if tag is not None and cls.category != NONE else cls.confidence
         categories.append(cls.category)
         confidences.append(round(confidence, 4))
-        raws.append(_raw(h, cls, tag))
-    located = [t is not None for t in tags]
+        raws.append(_raw(post, cls, tag))
     # Zone links for posts that report an incident: they are what rules count and operators see as
     # evidence. Everyday chatter is stored with its location (the map shows it) but not matched to
     # zones: nothing counts it or reads its zones, and it is most of the stream.
-    at = [k for k, (t, c) in enumerate(zip(tags, categories)) if t is not None and c != NONE]
-    pos, zone, weight = post_zones.locate([tags[k] for k in at], zones, [wkbs[k] for k in at])
-    counted = np.array([t is not None and c != NONE and not h.is_repost
-                        for h, t, c in zip(heads, tags, categories)], dtype=bool)
+    incident = np.array([t is not None and c != NONE for t, c in zip(tags, categories)], dtype=bool)
+    at = np.flatnonzero(incident)
+    pos, zone, weight = post_zones.locate([tags[k] for k in at.tolist()], zones, [wkbs[k] for k in at.tolist()])
+    return Chunk(
+        categories=categories, confidences=confidences, located=[t is not None for t in tags],
+        wkb=[_stored_wkb(t, w) for t, w in zip(tags, wkbs)],
+        uncertainty_m=[float(t.uncertainty_m) if t is not None else None for t in tags],
+        geotag_method=[t.method if t is not None else "none" for t in tags], raw=raws, incident=incident,
+        link_pos=at[pos], link_zone=zone, link_weight=weight)
+
+
+def rows(chunk: Chunk, heads: Sequence[Head], new: Sequence[bool]) -> tuple[dict[str, list], np.ndarray]:
+    """The observation rows of the chunk's new posts (heads[k] is the post at position k; new[k]: it is
+    to be stored) as column arrays for post_store.insert_observations, and which positions feed the
+    rules (new, an incident, located, not a repost)."""
+    at = [k for k, yes in enumerate(new) if yes]
     columns = {
-        "external_id": [h.external_id for h in heads],
-        "author_hash": [h.author for h in heads],
-        "text": [h.post.text for h in heads],
-        "category": categories,
-        "confidence": [float(c) for c in confidences],
-        "observed_at": [h.observed_at for h in heads],
-        "wkb": [_stored_wkb(t, w) for t, w in zip(tags, wkbs)],
-        "uncertainty_m": [float(t.uncertainty_m) if t is not None else None for t in tags],
-        "geotag_method": [t.method if t is not None else "none" for t in tags],
-        "raw": raws,
-        "text_fingerprint": [h.fingerprint for h in heads],
+        "external_id": [heads[k].external_id for k in at],
+        "author_hash": [heads[k].author for k in at],
+        "text": [heads[k].post.text for k in at],
+        "category": [chunk.categories[k] for k in at],
+        "confidence": [float(chunk.confidences[k]) for k in at],
+        "observed_at": [heads[k].observed_at for k in at],
+        "wkb": [chunk.wkb[k] for k in at],
+        "uncertainty_m": [chunk.uncertainty_m[k] for k in at],
+        "geotag_method": [chunk.geotag_method[k] for k in at],
+        "raw": [_repost_marked(chunk.raw[k]) if heads[k].is_repost else chunk.raw[k] for k in at],
+        "text_fingerprint": [heads[k].fingerprint for k in at],
     }
-    return Chunk(heads=heads, categories=categories, confidences=confidences, located=located, columns=columns,
-                 counted=counted, link_pos=np.asarray(at, dtype=np.int64)[pos] if len(pos) else pos,
-                 link_zone=zone, link_weight=weight)
+    counted = chunk.incident & np.array([yes and not h.is_repost for h, yes in zip(heads, new)], dtype=bool)
+    return columns, counted
 
 
-def _raw(h: Head, cls, tag: Geotag | None) -> str:
-    post = h.post
+def _raw(post: PostIn, cls, tag: Geotag | None) -> str:
     raw: dict = {"source": post.source, "external_id": post.external_id,
                  "classification": {"category": cls.category, "confidence": cls.confidence,
                                     "matched": list(cls.matched)}}
@@ -112,10 +125,11 @@ def _raw(h: Head, cls, tag: Geotag | None) -> str:
     if tag is not None:
         raw["geotag"] = {"method": tag.method, "confidence": round(tag.confidence, 3), "kind": tag.kind,
                          "matched": tag.matched}
-    if h.is_repost:
-        raw["counted"] = False
-        raw["reason"] = "repost"
     return json.dumps(raw, separators=(",", ":"), default=str)
+
+
+def _repost_marked(raw: str) -> str:
+    return json.dumps({**json.loads(raw), "counted": False, "reason": "repost"}, separators=(",", ":"), default=str)
 
 
 def _stored_wkb(tag: Geotag | None, wkb: bytes | None) -> bytes | None:
@@ -126,7 +140,3 @@ def _stored_wkb(tag: Geotag | None, wkb: bytes | None) -> bytes | None:
     if tag is None or wkb is None or len(wkb) < post_zones.LARGE_AREA_WKB_BYTES:
         return wkb
     return shapely.to_wkb(tag.point)
-
-
-def chunks(heads: Sequence[Head], size: int) -> list[list[Head]]:
-    return [list(heads[k:k + size]) for k in range(0, len(heads), size)]

@@ -36,12 +36,13 @@ def rules(settings):
 @pytest.fixture(params=["one chunk", "a chunk per post"])
 def run(request, monkeypatch, session_factory, districts, index, lexicon, rules, settings):
     """Ingest dicts through parse_items + ingest_posts in one committed transaction; each test runs with
-    the batch in one chunk, and again with every post its own chunk (the staged path, worker thread)."""
+    the batch in one chunk (inline), and again with every post its own chunk in the worker thread."""
     from db.session import transaction
     from ingest import pipeline, posts
 
     if request.param == "a chunk per post":
         monkeypatch.setattr(pipeline, "CHUNK", 1)
+        monkeypatch.setattr(pipeline, "THREAD_MIN", 1)
 
     def go(items, *, now=NOW):
         parsed = posts.parse_items(items)
@@ -181,6 +182,10 @@ def test_same_text_same_author_within_window_counts_once(run, session_factory):
     assert results[1].duplicate_of == results[0].id and results[2].duplicate_of == results[0].id
     assert results[1].id not in (None, results[0].id)  # stored for evidence display
     assert signals_of(session_factory, results[1].id) == {}
+    with session_factory() as s:
+        marks = dict(s.execute(text("SELECT id, raw->>'reason' FROM observations WHERE id = ANY(:ids)"),
+                               {"ids": [r.id for r in results]}).all())
+    assert [marks[r.id] for r in results] == [None, "repost", "repost", None]
     assert open_alerts(session_factory) == []  # two counted posts, not four
     # A later batch: the same text again is still a repost; a new author counts and crosses the threshold.
     _, later = run([flood("r5", "spammer", "Alphaville", minutes=1, same_text=True),
