@@ -63,8 +63,10 @@ def _events(session: Session, where: str, params: dict[str, Any]) -> list[Messag
 def read_by_ids(session: Session, *, obs_ids: Sequence[int], evt_ids: Sequence[int], now: datetime) -> list[Message]:
     """Messages for rows named by NOTIFY; observations without a location are skipped."""
     out: list[Message] = []
-    if obs_ids:
-        features = obs_service.observation_features_json(session, now=now, ids=obs_ids, limit=obs_service.MAX_LIMIT)
+    ids = sorted(set(obs_ids))
+    for start in range(0, len(ids), obs_service.MAX_LIMIT):  # a burst of bulk inserts can name more
+        page = ids[start:start + obs_service.MAX_LIMIT]
+        features = obs_service.observation_features_json(session, now=now, ids=page, limit=len(page))
         out.extend(obs_message(i, f) for i, f in reversed(features))
     if evt_ids:
         out.extend(_events(session, "id = ANY(:ids)", {"ids": list(evt_ids)}))
