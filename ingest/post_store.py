@@ -15,10 +15,6 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo import zone_match
-from geo.geotag import Geotag
-from geo.matching import ZoneMatch
-from ingest import post_zones
 
 SOURCE = "post"
 
@@ -116,29 +112,6 @@ def write_links_and_signals(session: Session, *, obs: np.ndarray, zone: np.ndarr
         if len(sig):
             cur.execute(_INSERT_SIGNALS, {"ids": list(counted)})
     return sig
-
-
-def match_and_signal(
-    session: Session,
-    *,
-    located: Sequence[tuple[int, Geotag]],
-    counted: Collection[int],
-    layers: Sequence[str],
-    min_weight: float,
-) -> dict[int, list[ZoneMatch]]:
-    """Link located observations to zones and write signals for the counted ones, all in one go (the
-    pipeline runs the same steps in stages, ingest.pipeline).
-
-    Returns, for counted observations, their matches in `layers` with weight >= min_weight: what the
-    rules need (everything else is in the tables)."""
-    if not located:
-        return {}
-    zs = zone_match.zone_set(session)
-    pos, zone, weight = post_zones.locate([tag for _, tag in located], zs)
-    obs = np.fromiter((oid for oid, _ in located), dtype=np.int64, count=len(located))[pos]
-    sig = write_links_and_signals(session, obs=obs, zone=zone, weight=weight, counted=counted)
-    return post_zones.rule_matches(zs, obs[sig].tolist(), zone[sig].tolist(), weight[sig].tolist(),
-                                   layers=layers, min_weight=min_weight)
 
 
 def purge_posts(session: Session, *, received_before: datetime) -> int:

@@ -71,13 +71,18 @@ def _distinct_locations(tags: Sequence[Geotag], zs: zone_match.ZoneSet,
     g = here[g]
     if is_large.any():
         large_gi = np.flatnonzero(is_large)
-        digests = [hashlib.blake2b(wkbs[first[gi]], digest_size=16).digest() for gi in large_gi.tolist()]
+        digests = [_digest(wkbs[first[gi]]) for gi in large_gi.tolist()]
         known = zone_match.cached_area_weights(zs, dict(zip(digests, shapes[large_gi])))
         extra = [(gi, z, w) for gi, d in zip(large_gi.tolist(), digests) for z, w in known[d]]
         if extra:
             eg, ez, ew = (np.array(c) for c in zip(*extra))
             g, zone, weight = np.concatenate([g, eg]), np.concatenate([zone, ez]), np.concatenate([weight, ew])
     return gidx, (g, zone, weight)
+
+
+def _digest(wkb: bytes) -> bytes:
+    """The key of a large area's cached zone weights (geo.zone_match.cached_area_weights)."""
+    return hashlib.blake2b(wkb, digest_size=16).digest()
 
 
 def _expand(gidx: np.ndarray, matches: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -113,5 +118,5 @@ def warm(zs: zone_match.ZoneSet, outlines: Sequence[object]) -> int:
     if not len(geoms):
         return 0
     wkbs = shapely.to_wkb(geoms).tolist()
-    large = {hashlib.blake2b(w, digest_size=16).digest(): g for w, g in zip(wkbs, geoms) if len(w) >= LARGE_AREA_WKB_BYTES}
+    large = {_digest(w): g for w, g in zip(wkbs, geoms) if len(w) >= LARGE_AREA_WKB_BYTES}
     return len(zone_match.cached_area_weights(zs, large))

@@ -93,14 +93,15 @@ def test_a_zone_change_is_seen_by_the_next_batch(session_factory, districts):
         assert weights_by_code(s, where)[0] == pytest.approx({"A": 0.5, "P1": 1.0}, abs=1e-9)
 
 
-def test_match_and_signal_writes_links_signals_and_returns_rule_matches(session_factory, districts):
-    """Straight through post_store: a point known to 1.5 km (a circle) on the A/B border, a box in A and a
-    point in C; only counted observations get signals; the answer holds rule layers at min_weight."""
+def test_locate_write_and_rule_matches(session_factory, districts):
+    """The pipeline's steps one by one: a point known to 1.5 km (a circle) on the A/B border, a box in A and
+    a point in C; only counted observations get signals; the rule matches hold rule layers at min_weight."""
     from datetime import UTC, datetime
 
     from db.session import transaction
+    from geo import zone_match
     from geo.geotag import Geotag
-    from ingest import post_store
+    from ingest import post_store, post_zones
 
     now = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)
     tags = [Geotag(Point(-73.95, 40.725), 1500.0, 0.8, "text"),
@@ -119,8 +120,12 @@ def test_match_and_signal_writes_links_signals_and_returns_rule_matches(session_
             "geotag_method": ["none"], "raw": ["{}"], "text_fingerprint": [None]}, now=now) == {}
         oid = [ids["t:1"], ids["t:2"], ids["t:3"]]
         counted = {oid[0], oid[1]}
-        matches = post_store.match_and_signal(s, located=list(zip(oid, tags)), counted=counted,
-                                              layers=["district"], min_weight=0.5)
+        zs = zone_match.zone_set(s)
+        pos, zone, weight = post_zones.locate(tags, zs)
+        obs = np.array(oid, dtype=np.int64)[pos]
+        sig = post_store.write_links_and_signals(s, obs=obs, zone=zone, weight=weight, counted=counted)
+        matches = post_zones.rule_matches(zs, obs[sig].tolist(), zone[sig].tolist(), weight[sig].tolist(),
+                                          layers=["district"], min_weight=0.5)
     assert {o: sorted((m.code, round(m.weight, 3)) for m in ms) for o, ms in matches.items()} == {
         oid[0]: [("A", 0.5), ("B", 0.5)], oid[1]: [("A", 1.0)]}
     with session_factory() as s:
