@@ -19,6 +19,8 @@ class UpsertCounts:
     updated: int
 
 
+ANALYZE_AFTER = 200  # zones written by one load before it refreshes the planner's statistics
+
 _UPSERT = text(
     """
     INSERT INTO zones (layer_id, code, name, properties, geom, area_m2, updated_at)
@@ -70,6 +72,10 @@ def upsert_zones(
         updated += int(not was_insert)
         if progress:
             progress(1)
+    if inserted + updated >= ANALYZE_AFTER:
+        # Statistics now, not when autovacuum next looks (up to a minute): until then the planner takes the
+        # layer for a handful of zones, and the report path's zone look-ups scan the whole layer.
+        session.execute(text("ANALYZE zones"))
     return UpsertCounts(inserted, updated)
 
 

@@ -12,6 +12,12 @@ Before those, per rate: the rate actually sustained, missing events (must be 0),
 latency (from the alert's `opened_at`, the `now` the API took when it began the report, to arrival).
 When the API cannot keep up with the schedule, requests queue and e2e latency grows with the run.
 
+Then the same schedule runs against the stack's floor (bench.latency.floor: FastAPI, one PostgreSQL
+transaction that finds the zone and writes an outbox row, a LISTEN/NOTIFY relay publishing at QoS 1),
+on the same grid and subscriber, with the product's processes stopped: `floor_e2e_p50_ms=
+floor_e2e_p99_ms= rate=` per rate, printed before the product's lines. BENCH_FLOOR=0 skips it. The
+database is ANALYZEd after the warm-up, as a running server's would be (see `_analyze`).
+
 Run: .venv/bin/python -m bench.latency
 """
 
@@ -25,6 +31,7 @@ import time
 import uuid
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import psycopg
@@ -123,8 +130,10 @@ class Arrivals:
 
 
 def _post_schedule(base: str, key: str, *, first_cell: int, rate: float, seconds: float,
-                   connections: int = 32) -> tuple[dict[int, float], int, float]:
+                   connections: int = 32, floor: bool = False) -> tuple[dict[Any, float], int, float]:
     """POST one report per cell on an open-loop schedule; returns ({alert_id: sent_at}, failures, achieved rate).
+
+    `floor`: the reports go to bench.latency.floor's API and are keyed by the event_id they carry.
 
     One asyncio thread sends them (bench.http_load, up to `connections` at once): the load generator
     shares the two cores with what it measures, so it must cost little (httpx cost ~9 ms CPU a POST)."""
@@ -142,11 +151,16 @@ def _post_schedule(base: str, key: str, *, first_cell: int, rate: float, seconds
         feature = {"type": "Feature",
                    "geometry": {"type": "Point", "coordinates": [(west + east) / 2, (south + north) / 2]},
                    "properties": {"external_id": f"lat-{first_cell + i}", "category": "gas_leak"}}
+        if floor:
+            feature["properties"]["event_id"] = str(uuid.uuid4())
         t = time.time()
         try:
             r = await pool.post("/v1/reports", json=feature)
         except OSError as exc:
             r, why = None, f"{type(exc).__name__}: {exc}"
+        if r is not None and r.status_code == 201 and floor:
+            sent[feature["properties"]["event_id"]] = t
+            return
         if r is not None and r.status_code == 201 and r.json().get("alerts_changed"):
             sent[r.json()["alerts_changed"][0]] = t
             return
@@ -188,6 +202,16 @@ def _relay_probe(url: str, *, rate: float, seconds: float) -> dict[str, float]:
     return committed
 
 
+def _analyze(url: str) -> None:
+    """Statistics for the tables the warm-up wrote, as a running server's database has them.
+
+    A fresh database has none until autovacuum looks (up to a minute): the planner then takes alerts
+    and the outbox for empty, and plans that last the run (generic plans are kept per connection)
+    scan them whole as they grow."""
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -209,6 +233,55 @@ def _wait_http(base: str, proc: subprocess.Popen, timeout_s: float = 60) -> None
     raise RuntimeError("the API server did not start")
 
 
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def _wait_for(arrivals: "Arrivals", keys: Any, *, floor: bool, timeout_s: float = 15) -> None:
+    seen = arrivals.by_event if floor else arrivals.at
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not all(k in seen for k in keys):
+        time.sleep(0.05)
+
+
+def _floor_runs(url: str, env: dict[str, str], mqtt_url: str, prefix: str, rates: tuple[tuple[int, float], ...],
+                first: int) -> list[tuple[int, list[float], int, int, float]]:
+    """The same schedule against bench.latency.floor (the stack's least report -> MQTT path)."""
+    from bench.latency import floor
+
+    floor.create_schema(url.replace("postgresql+psycopg://", "postgresql://", 1))
+    port = free_port()
+    env = {**env, "TOCSIN_MQTT_URL": mqtt_url}
+    procs = [subprocess.Popen([sys.executable, "-m", "bench.latency.floor", "api", str(port)], env=env, cwd=REPO),
+             subprocess.Popen([sys.executable, "-m", "bench.latency.floor", "relay"], env=env, cwd=REPO)]
+    arrivals = None
+    out = []
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_http(base, procs[0])
+        arrivals = Arrivals(mqtt_url, f"{prefix}/floor")
+        _post_schedule(base, "", first_cell=first, rate=50, seconds=2, floor=True)  # warm-up
+        first += 100
+        for rate, seconds in rates:
+            sent, failures, achieved = _post_schedule(base, "", first_cell=first, rate=rate, seconds=seconds,
+                                                      floor=True)
+            first += int(rate * seconds)
+            _wait_for(arrivals, sent, floor=True)
+            latencies = [(arrivals.by_event[e] - t) * 1000 for e, t in sent.items() if e in arrivals.by_event]
+            out.append((rate, latencies, len(sent) - len(latencies), failures, achieved))
+    finally:
+        _stop(procs)
+        if arrivals is not None:
+            arrivals.close()
+    return out
+
+
 def main() -> int:
     from tocsin.settings import Settings
 
@@ -223,6 +296,7 @@ def main() -> int:
     results = []
     relay_ms: list[float] = []
     committed: dict[str, float] = {}
+    floors: list[tuple[int, list[float], int, int, float]] = []
     try:
         key = _setup(url)
         rules = Path(tempfile.mkdtemp()) / "rules.yaml"
@@ -245,6 +319,7 @@ def main() -> int:
         _wait_http(base, procs[0])
         arrivals = Arrivals(settings.mqtt_url, f"{prefix}/alerts/#")
         _post_schedule(base, key, first_cell=0, rate=50, seconds=2)  # warm-up: connections, prepared plans
+        _analyze(url)
         first = 100
         rates = RATES
         if os.environ.get("BENCH_RATES"):
@@ -252,26 +327,19 @@ def main() -> int:
         for rate, seconds in rates:
             sent, failures, achieved = _post_schedule(base, key, first_cell=first, rate=rate, seconds=seconds)
             first += int(rate * seconds)
-            deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and not all(a in arrivals.at for a in sent):
-                time.sleep(0.05)
+            _wait_for(arrivals, sent, floor=False)
             latencies = [(arrivals.at[a] - t) * 1000 for a, t in sent.items() if a in arrivals.at]
             dispatch = [arrivals.dispatch_ms[a] for a in sent if a in arrivals.dispatch_ms]
             missing = sum(1 for a in sent if a not in arrivals.at)
             results.append((rate, latencies, missing, failures, achieved, dispatch))
         committed = _relay_probe(url, rate=200, seconds=5)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not all(e in arrivals.by_event for e in committed):
-            time.sleep(0.05)
+        _wait_for(arrivals, committed, floor=True)
         relay_ms = [(arrivals.by_event[e] - t) * 1000 for e, t in committed.items() if e in arrivals.by_event]
+        _stop(procs)
+        if os.environ.get("BENCH_FLOOR", "1") != "0":
+            floors = _floor_runs(url, env, settings.mqtt_url, prefix, rates, 0)  # cells reused: no alerts
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        _stop(procs)
         if arrivals is not None:  # after the relay stopped: its last word is a retained status
             arrivals.clear_retained([f"{prefix}/zones/grid/G{i}/state" for i in range(COLS * ROWS)]
                                     + [f"{prefix}/status"])
@@ -289,6 +357,13 @@ def main() -> int:
         print(f"dispatcher only (outbox event committed -> MQTT arrival, 200/s for 5 s): "
               f"p50_ms={_percentile(relay_ms, 0.5):.1f} p99_ms={_percentile(relay_ms, 0.99):.1f} "
               f"missing={len(committed) - len(relay_ms)}")
+    for rate, latencies, missing, failures, achieved in floors:
+        print(f"floor rate {rate}/s: posted at {achieved:.0f}/s, {len(latencies)} events timed, {missing} missing, "
+              f"{failures} failed posts")
+    for rate, latencies, *_rest in floors:
+        if latencies:
+            print(f"floor_e2e_p50_ms={_percentile(latencies, 0.5):.1f} "
+                  f"floor_e2e_p99_ms={_percentile(latencies, 0.99):.1f} rate={rate}")
     for rate, latencies, *_rest in results:
         if latencies:
             print(f"e2e_p50_ms={_percentile(latencies, 0.5):.1f} e2e_p99_ms={_percentile(latencies, 0.99):.1f} "
