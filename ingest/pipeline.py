@@ -22,9 +22,9 @@ geotags each chunk and matches its incident posts to zones (ingest.post_chunks, 
 of `zone_pieces`, geo.zone_match), starting at once, while this thread (1) works out which posts are
 new: author keys (once per distinct author) and repost fingerprints, one query for (source,
 external_id) already stored and one for recent reposts; then (2) writes each chunk as the worker
-hands it over: one INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING for the new observations,
-a binary COPY of their zone links and one INSERT ... SELECT of the counted ones' signals from those
-links; and (3) has the rules evaluate every (rule, zone) the batch touched in four statements,
+hands it over: one INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING for the new observations
+and one INSERT ... SELECT of the counted ones' signals (their zone weights, joined to those rows; a
+post's zones are its signals, it writes no observation_zones rows); and (3) has the rules evaluate every (rule, zone) the batch touched in four statements,
 counting after they take the zones' locks (`alerts.service.observe_many`). The stages overlap because
 PostgreSQL works on one core while the worker's Python works on the other; this thread mostly waits
 on the socket, with the GIL released. Batches under THREAD_MIN posts run the Python stage inline.
@@ -248,7 +248,7 @@ def _ahead(pool, parts: list[list[PostIn]], work: Callable[[list[PostIn]], post_
 def _store_chunk(session: Session, chunk: post_chunks.Chunk, heads: list[Head], new: list[bool],
                  ids: dict[str, int], results: dict[int, ItemResult], *, zones: zone_match.ZoneSet,
                  layers: Sequence[str], min_weight: float, now: datetime) -> list[alert_service.SignalIn]:
-    """Write one chunk's new posts: observations, zone links and signals. Returns what the rules need
+    """Write one chunk's new posts: observations and signals. Returns what the rules need
     of its signals."""
     columns, counted_at = post_chunks.rows(chunk, heads, new)
     inserted = post_store.insert_observations(session, columns=columns, now=now)
@@ -259,13 +259,14 @@ def _store_chunk(session: Session, chunk: post_chunks.Chunk, heads: list[Head], 
         for h in raced:
             oid = ids.get(h.external_id)
             results[h.index] = ItemResult(h.index, "duplicate", id=oid, duplicate_of=oid)
-    # 0 where nothing was inserted here (stored before, a repeat, or raced): no links, no signals.
+    # 0 where nothing was inserted here (stored before, a repeat, or raced), or not counted: no signals.
     oid_at = np.array([inserted.get(h.external_id, 0) if yes else 0 for h, yes in zip(heads, new)], dtype=np.int64)
+    oid_at[~counted_at] = 0
     keep = oid_at[chunk.link_pos] > 0
     obs, zone, weight = oid_at[chunk.link_pos][keep], chunk.link_zone[keep], chunk.link_weight[keep]
-    counted = {int(oid_at[k]): k for k in np.flatnonzero(counted_at & (oid_at > 0)).tolist()}
-    sig = post_store.write_links_and_signals(session, obs=obs, zone=zone, weight=weight, counted=counted)
-    matches = post_zones.rule_matches(zones, obs[sig].tolist(), zone[sig].tolist(), weight[sig].tolist(),
+    counted = {int(oid_at[k]): k for k in np.flatnonzero(oid_at > 0).tolist()}
+    post_store.write_signals(session, obs=obs, zone=zone, weight=weight)
+    matches = post_zones.rule_matches(zones, obs.tolist(), zone.tolist(), weight.tolist(),
                                       layers=layers, min_weight=min_weight)
     return [alert_service.SignalIn(observation_id=oid, source=SOURCE, category=chunk.categories[k],
                                    confidence=chunk.confidences[k], author_key=heads[k].author,

@@ -55,8 +55,8 @@ class Chunk:
     uncertainty_m: list[float | None]
     geotag_method: list[str]
     raw: list[str]  # JSON, without the repost marks (dedup comes later: `rows` adds them)
-    incident: np.ndarray  # bool per position: located and reporting an incident (it has zone links)
-    link_pos: np.ndarray  # zone links of incident posts: (position, zone id, weight)
+    incident: np.ndarray  # bool per position: located and reporting an incident (it is matched to zones)
+    link_pos: np.ndarray  # zone weights of incident posts: (position, zone id, weight)
     link_zone: np.ndarray
     link_weight: np.ndarray
 

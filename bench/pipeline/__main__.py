@@ -7,7 +7,7 @@ bbox around the point (25%), or named by neighbourhood in the text (15%). 30% re
 become signals and feed data/rules.yaml); the rest is everyday chatter, stored and matched to zones.
 
 - Pipeline: `ingest.pipeline.ingest_posts` in batches of 10,000 (the API's limit), each committed:
-  classify, geotag, dedup, observations, observation_zones, signals and the rules (data/rules.yaml).
+  classify, geotag, dedup, observations, signals and the rules (data/rules.yaml).
   The per-process caches a running server holds (ingest.warmup, which `tocsin serve` runs as it
   starts) are built first and not timed: this is the steady-state rate of a running server.
 - Floor: COPY the same 100,000 points into a temporary table (GiST-indexed and analysed, so the planner

@@ -17,9 +17,17 @@ def counts(session_factory) -> tuple[int, int]:
         return s.execute(text("SELECT (SELECT count(*) FROM observation_zones), (SELECT count(*) FROM signals)")).one()
 
 
+def add_links(session_factory) -> None:
+    """Zone links like a utility report's (posts keep only their signals): one per signal."""
+    with session_factory.begin() as s:
+        s.execute(text("INSERT INTO observation_zones (observation_id, zone_id, weight) "
+                       "SELECT observation_id, zone_id, weight FROM signals"))
+
+
 def test_deleting_observations_deletes_their_links_and_signals(run, session_factory):
     _, results = run([post("1", "Street flooding here, water everywhere", coordinates=[-73.975, 40.725]),
                       post("2", "Street flooding here too, cars stuck", author="bob", coordinates=[-73.925, 40.725])])
+    add_links(session_factory)
     links, signals = counts(session_factory)
     assert links >= 2 and signals >= 2  # each post is in a district and in P1
     with session_factory.begin() as s:
@@ -33,6 +41,7 @@ def test_deleting_observations_deletes_their_links_and_signals(run, session_fact
 
 def test_deleting_a_zone_deletes_its_links_and_signals_only(run, session_factory):
     _, results = run([post("1", "Street flooding here, water everywhere", coordinates=[-73.975, 40.725])])
+    add_links(session_factory)
     with session_factory() as s:
         before = set(s.execute(text("SELECT z.code FROM observation_zones oz JOIN zones z ON z.id = oz.zone_id")).scalars())
     assert {"A", "P1"} <= before

@@ -91,7 +91,7 @@ def test_purge_deletes_posts_older_than_retention(cli, session_factory, settings
     assert "purged 1 posts" in r.output
     with session_factory() as s:
         assert s.execute(text("SELECT raw->>'external_id' FROM observations")).scalars().all() == ["new"]
-        assert s.execute(text("SELECT count(*) FROM observation_zones")).scalar_one() == 2  # the new post's
+        assert s.execute(text("SELECT count(*) FROM signals")).scalar_one() == 2  # the new post's
     assert cli("posts", "purge", "--older-than", "soon").exit_code == 2
 
 

@@ -61,10 +61,13 @@ def post(ext, text_, *, author="alice", minutes=0, **extra):
 
 
 def zones_of(session_factory, observation_id):
+    """A post's zones and weights: its signals (posts keep no observation_zones rows of their own)."""
     with session_factory() as s:
+        assert s.execute(text("SELECT count(*) FROM observation_zones WHERE observation_id = :id"),
+                         {"id": observation_id}).scalar_one() == 0
         return {(layer, code): round(w, 3) for layer, code, w in s.execute(text(
-            "SELECT l.name, z.code, oz.weight FROM observation_zones oz JOIN zones z ON z.id = oz.zone_id "
-            "JOIN zone_layers l ON l.id = z.layer_id WHERE oz.observation_id = :id"), {"id": observation_id})}
+            "SELECT l.name, z.code, sg.weight FROM signals sg JOIN zones z ON z.id = sg.zone_id "
+            "JOIN zone_layers l ON l.id = z.layer_id WHERE sg.observation_id = :id"), {"id": observation_id})}
 
 
 def signals_of(session_factory, observation_id):

@@ -123,20 +123,26 @@ def test_locate_write_and_rule_matches(session_factory, districts):
         zs = zone_match.zone_set(s)
         pos, zone, weight = post_zones.locate(tags, zs)
         obs = np.array(oid, dtype=np.int64)[pos]
-        sig = post_store.write_links_and_signals(s, obs=obs, zone=zone, weight=weight, counted=counted)
-        matches = post_zones.rule_matches(zs, obs[sig].tolist(), zone[sig].tolist(), weight[sig].tolist(),
+        # Where each location falls, counted or not (t:3 is chatter the caller would not match).
+        assert sorted((int(o), int(z), round(float(w), 3)) for o, z, w in zip(obs, zone, weight)) == sorted(
+            (o, _zone_id(s, c), w) for o, c, w in (
+                (oid[0], "A", 0.5), (oid[0], "B", 0.5), (oid[0], "P1", 1.0), (oid[1], "A", 1.0),
+                (oid[1], "P1", 1.0), (oid[2], "C", 1.0), (oid[2], "P1", 1.0)))
+        keep = np.isin(obs, list(counted))
+        post_store.write_signals(s, obs=obs[keep], zone=zone[keep], weight=weight[keep])
+        matches = post_zones.rule_matches(zs, obs[keep].tolist(), zone[keep].tolist(), weight[keep].tolist(),
                                           layers=["district"], min_weight=0.5)
     assert {o: sorted((m.code, round(m.weight, 3)) for m in ms) for o, ms in matches.items()} == {
         oid[0]: [("A", 0.5), ("B", 0.5)], oid[1]: [("A", 1.0)]}
     with session_factory() as s:
-        links = s.execute(text("SELECT o.external_id, z.code, round(oz.weight::numeric, 3) FROM observation_zones oz "
-                               "JOIN zones z ON z.id = oz.zone_id JOIN observations o ON o.id = oz.observation_id "
-                               "ORDER BY 1, 2")).all()
-        signals = s.execute(text("SELECT s.observation_id, z.code, s.source, s.category, s.confidence, s.author_key, "
-                                 "s.observed_at FROM signals s JOIN zones z ON z.id = s.zone_id ORDER BY 1, 2")).all()
-    assert [(e, c, float(w)) for e, c, w in links] == [
-        ("t:1", "A", 0.5), ("t:1", "B", 0.5), ("t:1", "P1", 1.0), ("t:2", "A", 1.0), ("t:2", "P1", 1.0),
-        ("t:3", "C", 1.0), ("t:3", "P1", 1.0)]
-    assert [(o, c) for o, c, *_ in signals] == [(oid[0], "A"), (oid[0], "B"), (oid[0], "P1"), (oid[1], "A"),
-                                                (oid[1], "P1")]
-    assert signals[0][2:] == ("post", "flood", 0.8, "a1", now)
+        signals = s.execute(text("SELECT s.observation_id, z.code, round(s.weight::numeric, 3), s.source, s.category, "
+                                 "s.confidence, s.author_key, s.observed_at FROM signals s "
+                                 "JOIN zones z ON z.id = s.zone_id ORDER BY 1, 2")).all()
+        assert s.execute(text("SELECT count(*) FROM observation_zones")).scalar_one() == 0
+    assert [(o, c, float(w)) for o, c, w, *_ in signals] == [
+        (oid[0], "A", 0.5), (oid[0], "B", 0.5), (oid[0], "P1", 1.0), (oid[1], "A", 1.0), (oid[1], "P1", 1.0)]
+    assert signals[0][3:] == ("post", "flood", 0.8, "a1", now)
+
+
+def _zone_id(session, code: str) -> int:
+    return session.execute(text("SELECT id FROM zones WHERE code = :code"), {"code": code}).scalar_one()
