@@ -28,20 +28,29 @@ def test_a_bulk_zone_load_leaves_the_planner_statistics(session_factory):
         assert session.execute(text("SELECT reltuples FROM pg_class WHERE relname = 'zones'")).scalar_one() == n
 
 
-def test_the_report_insert_runs_on_a_generic_plan(session_factory, districts, utility_key):
+def test_the_report_insert_runs_on_a_generic_plan(session_factory, districts, utility_key, database_url):
+    from db.session import make_engine, make_sessionmaker
     from ingest import keys, reports
     from ingest.schemas import ReportCreate
 
-    with session_factory() as session:
-        caller = keys.authenticate(session, key=utility_key)
-        for i in range(8):  # psycopg prepares a statement at its 5th execution on a connection
-            body = ReportCreate.model_validate({
-                "type": "Feature", "geometry": {"type": "Point", "coordinates": [-73.975, 40.725]},
-                "properties": {"external_id": f"P{i}", "category": "power_outage"}})
-            reports.create_report(session, caller=caller, body=body, idempotency_key=None, rules=[],
-                                  jurisdiction_bbox=(-75.0, 40.0, -73.0, 41.5), now=NOW)
-            session.commit()
-        generic, custom = session.execute(text(
-            "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
-            "WHERE statement LIKE '%INSERT INTO utility_reports%'")).one()
+    # One pooled connection, a transaction per report as the API has: psycopg prepares a statement at
+    # its 5th execution on a connection, and PostgreSQL counts the plans it made for it.
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        factory = make_sessionmaker(engine)
+        for i in range(8):
+            with factory() as session:
+                caller = keys.authenticate(session, key=utility_key)
+                body = ReportCreate.model_validate({
+                    "type": "Feature", "geometry": {"type": "Point", "coordinates": [-73.975, 40.725]},
+                    "properties": {"external_id": f"P{i}", "category": "power_outage"}})
+                reports.create_report(session, caller=caller, body=body, idempotency_key=None, rules=[],
+                                      jurisdiction_bbox=(-75.0, 40.0, -73.0, 41.5), now=NOW)
+                session.commit()
+        with factory() as session:
+            generic, custom = session.execute(text(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                "WHERE statement LIKE '%INSERT INTO utility_reports%'")).one()
+    finally:
+        engine.dispose()
     assert custom == 0 and generic >= 1, (generic, custom)
