@@ -15,6 +15,8 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from db import raw
+
 
 SOURCE = "post"
 
@@ -27,17 +29,17 @@ _RECENT = text(
     """
 )
 
-# Column arrays go over as binary parameters: psycopg's text format escapes every element of every array
-# in Python (a second per 10,000 posts); binary arrays are packed as they are.
+# Column arrays go over as array literals written by db.raw (one str.join each): psycopg would pack
+# every element of every array in Python.
 _INSERT = """
     INSERT INTO observations (source, external_id, author_hash, text, category, confidence, observed_at,
                               received_at, geom, uncertainty_m, geotag_method, raw, text_fingerprint)
-    SELECT 'post', u.external_id, u.author_hash, u.text, u.category, u.confidence, u.observed_at, %(now)b,
+    SELECT 'post', u.external_id, u.author_hash, u.text, u.category, u.confidence, u.observed_at, :now,
            ST_GeomFromWKB(u.wkb, 4326), u.uncertainty_m, u.geotag_method, CAST(u.raw AS jsonb), u.text_fingerprint
-    FROM unnest(CAST(%(external_id)b AS text[]), CAST(%(author_hash)b AS text[]), CAST(%(text)b AS text[]),
-                CAST(%(category)b AS text[]), CAST(%(confidence)b AS float8[]),
-                CAST(%(observed_at)b AS timestamptz[]), CAST(%(wkb)b AS bytea[]), CAST(%(uncertainty_m)b AS float8[]),
-                CAST(%(geotag_method)b AS text[]), CAST(%(raw)b AS text[]), CAST(%(text_fingerprint)b AS text[]))
+    FROM unnest(CAST(:external_id AS text[]), CAST(:author_hash AS text[]), CAST(:text AS text[]),
+                CAST(:category AS text[]), CAST(:confidence AS float8[]),
+                CAST(:observed_at AS timestamptz[]), CAST(:wkb AS bytea[]), CAST(:uncertainty_m AS float8[]),
+                CAST(:geotag_method AS text[]), CAST(:raw AS text[]), CAST(:text_fingerprint AS text[]))
          AS u(external_id, author_hash, text, category, confidence, observed_at, wkb, uncertainty_m,
               geotag_method, raw, text_fingerprint)
     ON CONFLICT (source, external_id) DO NOTHING
@@ -50,7 +52,7 @@ _INSERT = """
 _INSERT_SIGNALS = """
     INSERT INTO signals (observation_id, zone_id, source, category, confidence, weight, author_key, observed_at)
     SELECT l.obs, l.zone, o.source, o.category, o.confidence, l.weight, o.author_hash, o.observed_at
-    FROM unnest(CAST(%(obs)b AS bigint[]), CAST(%(zone)b AS integer[]), CAST(%(weight)b AS float8[]))
+    FROM unnest(CAST(:obs AS bigint[]), CAST(:zone AS integer[]), CAST(:weight AS float8[]))
          AS l(obs, zone, weight)
     JOIN observations o ON o.id = l.obs
 """
@@ -73,27 +75,19 @@ def recent_fingerprints(session: Session, *, fingerprints: Sequence[str], since:
     return out
 
 
-def _driver(session: Session):
-    """The psycopg connection under the session, inside the session's transaction."""
-    return session.connection().connection.driver_connection
-
-
 def insert_observations(session: Session, *, columns: dict[str, list], now: datetime) -> dict[str, int]:
     """Insert new post observations; returns {external_id: id} for the rows this call inserted
     (a row already stored, or stored by a concurrent batch first, is left out: a duplicate)."""
     if not columns["external_id"]:
         return {}
-    with _driver(session).cursor() as cur:
-        cur.execute(_INSERT, {**columns, "now": now})
-        return dict(cur.fetchall())
+    return dict(raw.execute(session, _INSERT, {**columns, "now": now}).fetchall())
 
 
 def write_signals(session: Session, *, obs: np.ndarray, zone: np.ndarray, weight: np.ndarray) -> None:
     """Write the signals of counted posts: one row per (observation, zone, weight), with the
     observation's category, confidence, author and time."""
     if len(obs):
-        with _driver(session).cursor() as cur:
-            cur.execute(_INSERT_SIGNALS, {"obs": obs.tolist(), "zone": zone.tolist(), "weight": weight.tolist()})
+        raw.execute(session, _INSERT_SIGNALS, {"obs": obs.tolist(), "zone": zone.tolist(), "weight": weight.tolist()})
 
 
 def purge_posts(session: Session, *, received_before: datetime) -> int:
