@@ -97,19 +97,35 @@ class ZoneStates:
     def flush(self, session: Session, *, now: datetime) -> int:
         """Publish every dirty zone's state (retained); returns how many were published.
 
-        The states of all dirty zones are read in one statement; a zone whose publish fails stays
-        dirty, and so do the zones after it (the broker is likely down), for the next pass.
+        The states of all dirty zones are read in one statement and sent back to back, then their
+        PUBACKs awaited (one round trip for the lot, not one per zone: the relay's next batch waits
+        for this). A zone whose publish fails stays dirty, and so do the zones after it (the broker
+        is likely down), for the next pass; republishing a retained state is harmless.
         """
-        done = 0
         summaries = zone_summaries(session, self.dirty, now=now)  # one statement for every dirty zone
+        send = getattr(self.publisher, "publish_nowait", None)
+        sent: list[tuple[tuple[str, str], Any]] = []
         for layer, code in sorted(self.dirty):
             summary = summaries[(layer, code)]
+            topic = zone_state_topic(self.topic_prefix, layer, code)
+            payload = summary if summary is not None else b""
             try:
-                self.publisher.publish(zone_state_topic(self.topic_prefix, layer, code),
-                                       summary if summary is not None else b"", retain=True)
+                if send is None:
+                    self.publisher.publish(topic, payload, retain=True)
+                    sent.append(((layer, code), None))
+                else:
+                    sent.append(((layer, code), send(topic, payload, retain=True)))
             except DeliveryError as exc:
                 log.warning("zone state %s/%s not published (%s); will retry", layer, code, exc)
                 break
+        done = 0
+        for (layer, code), ticket in sent:
+            if ticket is not None:
+                try:
+                    self.publisher.confirm(ticket)
+                except DeliveryError as exc:
+                    log.warning("zone state %s/%s not acknowledged (%s); will retry", layer, code, exc)
+                    break
             self.dirty.discard((layer, code))
             done += 1
         return done

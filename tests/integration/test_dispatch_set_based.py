@@ -225,6 +225,40 @@ def test_a_zone_whose_publish_failed_stays_dirty(session_factory, grid):
     assert zones.dirty == set() and len(zones.publisher.published) == 3
 
 
+class Pipelined:
+    """A publisher with the MQTT sender's publish_nowait/confirm; records the order of the calls."""
+
+    def __init__(self, fail_topic: str | None = None):
+        self.calls: list[tuple[str, str]] = []
+        self.fail_topic = fail_topic
+
+    def publish_nowait(self, topic, payload, *, retain=False, expiry_s=None):
+        assert retain
+        self.calls.append(("send", topic))
+        return topic
+
+    def confirm(self, ticket, *, timeout_s=None):
+        self.calls.append(("ack", ticket))
+        if ticket == self.fail_topic:
+            raise DeliveryError("no PUBACK", retryable=True)
+
+
+def test_zone_states_are_sent_back_to_back_then_acknowledged(session_factory, grid):
+    for code in grid[:3]:
+        open_alert(session_factory, layer="grid", code=code, now=T0)
+    topics = [f"p/zones/grid/{code}/state" for code in sorted(grid[:3])]
+    zones = ZoneStates(Pipelined(fail_topic=topics[1]), topic_prefix="p")
+    zones.dirty = {("grid", code) for code in grid[:3]}
+    with session_factory() as session:
+        assert zones.flush(session, now=T0) == 1
+    assert zones.publisher.calls == [("send", t) for t in topics] + [("ack", topics[0]), ("ack", topics[1])]
+    assert zones.dirty == {("grid", c) for c in sorted(grid[:3])[1:]}  # the unacknowledged one and after
+    zones.publisher.fail_topic = None
+    with session_factory() as session:
+        assert zones.flush(session, now=T0) == 2
+    assert zones.dirty == set()
+
+
 def test_flushing_nothing_runs_no_query(session_factory, clean_db):
     zones = ZoneStates(Recorder(), topic_prefix="p")
     with session_factory() as session, statements(clean_db) as seen:
