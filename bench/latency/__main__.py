@@ -18,6 +18,12 @@ on the same grid and subscriber, with the product's processes stopped: `floor_e2
 floor_e2e_p99_ms= rate=` per rate, printed before the product's lines. BENCH_FLOOR=0 skips it. The
 database is ANALYZEd after the warm-up, as a running server's would be (see `_analyze`).
 
+For each rate and for both, the CPU each process group spent per report (bench.cpu: the API with its
+workers, the relay, the SMS planner and sweeper, every PostgreSQL process, Mosquitto, and this load
+generator with its subscriber): `cpu_ms_per_report product rate=50: api= relay= ... total=`, then
+`cpu per report at 50/s: product X ms, floor Y ms`. Two cores give 10 ms of CPU per report at 200/s,
+all of it; that figure says how far the product is from the rate, whatever the machine's noise.
+
 Run: .venv/bin/python -m bench.latency
 """
 
@@ -36,6 +42,7 @@ from urllib.parse import urlparse
 
 import psycopg
 
+from bench import cpu
 from bench.db import bench_database, drop_database
 from bench.http_load import free_port
 
@@ -250,8 +257,18 @@ def _wait_for(arrivals: "Arrivals", keys: Any, *, floor: bool, timeout_s: float 
         time.sleep(0.05)
 
 
+def _cpu_groups(ours: dict[str, int]) -> cpu.Groups | None:
+    """Our processes (with their children: uvicorn's workers), PostgreSQL, Mosquitto and this load generator
+    (with its subscriber)."""
+    if not cpu.available():
+        return None
+    roots = {name: (lambda pid=pid: [pid]) for name, pid in ours.items()}
+    return cpu.Groups({**roots, "postgres": "postgres", "mosquitto": "mosquitto", "load": lambda: [os.getpid()]},
+                      trees=ours)
+
+
 def _floor_runs(url: str, env: dict[str, str], mqtt_url: str, prefix: str, rates: tuple[tuple[int, float], ...],
-                first: int) -> list[tuple[int, list[float], int, int, float]]:
+                first: int, cpu_ms: dict) -> list[tuple[int, list[float], int, int, float]]:
     """The same schedule against bench.latency.floor (the stack's least report -> MQTT path)."""
     from bench.latency import floor
 
@@ -268,11 +285,16 @@ def _floor_runs(url: str, env: dict[str, str], mqtt_url: str, prefix: str, rates
         arrivals = Arrivals(mqtt_url, f"{prefix}/floor")
         _post_schedule(base, "", first_cell=first, rate=50, seconds=2, floor=True)  # warm-up
         first += 100
+        groups = _cpu_groups({"api": procs[0].pid, "relay": procs[1].pid})
         for rate, seconds in rates:
+            if groups:
+                groups.start()
             sent, failures, achieved = _post_schedule(base, "", first_cell=first, rate=rate, seconds=seconds,
                                                       floor=True)
             first += int(rate * seconds)
             _wait_for(arrivals, sent, floor=True)
+            if groups:
+                cpu_ms[("floor", rate)] = cpu.per_item_ms(groups.stop(), int(rate * seconds))
             latencies = [(arrivals.by_event[e] - t) * 1000 for e, t in sent.items() if e in arrivals.by_event]
             out.append((rate, latencies, len(sent) - len(latencies), failures, achieved))
     finally:
@@ -297,6 +319,10 @@ def main() -> int:
     relay_ms: list[float] = []
     committed: dict[str, float] = {}
     floors: list[tuple[int, list[float], int, int, float]] = []
+    cpu_ms: dict[tuple[str, int], dict[str, float]] = {}  # (product | floor, rate) -> group -> ms per report
+    rates = RATES
+    if os.environ.get("BENCH_RATES"):
+        rates = tuple((int(r), 10.0) for r in os.environ["BENCH_RATES"].split(","))
     try:
         key = _setup(url)
         rules = Path(tempfile.mkdtemp()) / "rules.yaml"
@@ -321,13 +347,15 @@ def main() -> int:
         _post_schedule(base, key, first_cell=0, rate=50, seconds=2)  # warm-up: connections, prepared plans
         _analyze(url)
         first = 100
-        rates = RATES
-        if os.environ.get("BENCH_RATES"):
-            rates = tuple((int(r), 10.0) for r in os.environ["BENCH_RATES"].split(","))
+        groups = _cpu_groups({"api": procs[0].pid, "relay": procs[1].pid, "sms_sweeper": procs[2].pid})
         for rate, seconds in rates:
+            if groups:
+                groups.start()
             sent, failures, achieved = _post_schedule(base, key, first_cell=first, rate=rate, seconds=seconds)
             first += int(rate * seconds)
             _wait_for(arrivals, sent, floor=False)
+            if groups:
+                cpu_ms[("product", rate)] = cpu.per_item_ms(groups.stop(), int(rate * seconds))
             latencies = [(arrivals.at[a] - t) * 1000 for a, t in sent.items() if a in arrivals.at]
             dispatch = [arrivals.dispatch_ms[a] for a in sent if a in arrivals.dispatch_ms]
             missing = sum(1 for a in sent if a not in arrivals.at)
@@ -337,7 +365,7 @@ def main() -> int:
         relay_ms = [(arrivals.by_event[e] - t) * 1000 for e, t in committed.items() if e in arrivals.by_event]
         _stop(procs)
         if os.environ.get("BENCH_FLOOR", "1") != "0":
-            floors = _floor_runs(url, env, settings.mqtt_url, prefix, rates, 0)  # cells reused: no alerts
+            floors = _floor_runs(url, env, settings.mqtt_url, prefix, rates, 0, cpu_ms)  # cells reused: no alerts
     finally:
         _stop(procs)
         if arrivals is not None:  # after the relay stopped: its last word is a retained status
@@ -357,6 +385,13 @@ def main() -> int:
         print(f"dispatcher only (outbox event committed -> MQTT arrival, 200/s for 5 s): "
               f"p50_ms={_percentile(relay_ms, 0.5):.1f} p99_ms={_percentile(relay_ms, 0.99):.1f} "
               f"missing={len(committed) - len(relay_ms)}")
+    for (what, rate), ms in sorted(cpu_ms.items()):
+        print(cpu.line(f"cpu_ms_per_report {what} rate={rate}:", ms))
+    for rate, _seconds in rates:
+        if ("product", rate) in cpu_ms and ("floor", rate) in cpu_ms:
+            mine, least = (sum(cpu_ms[(w, rate)].values()) for w in ("product", "floor"))
+            print(f"cpu per report at {rate}/s: product {mine:.1f} ms, floor {least:.1f} ms, "
+                  f"floor/product={least / max(mine, 1e-9):.2f}")
     for rate, latencies, missing, failures, achieved in floors:
         print(f"floor rate {rate}/s: posted at {achieved:.0f}/s, {len(latencies)} events timed, {missing} missing, "
               f"{failures} failed posts")

@@ -16,15 +16,22 @@ become signals and feed data/rules.yaml); the rest is everyday chatter, stored a
 
 `python -m bench.pipeline N` runs with N posts instead of 100,000 (a quick look, not the figure).
 
+Before it, the CPU each phase cost (this process's Python, and every PostgreSQL process), in seconds
+per 100,000 posts: `cpu_s_per_100k_posts pipeline: python= postgres= total=`, and the same for the
+floor runs. The machine's noise moves CPU far less than wall time (bench.cpu).
+
 Last line: `posts_per_s=<x> floor_per_s=<y> ratio=<x/y>`.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+
+from bench import cpu
 
 N_POSTS = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 BATCH = 10_000
@@ -138,24 +145,28 @@ def _floor(engine, points: list[tuple[float, float]]) -> float:
         return len(points) / (time.perf_counter() - t0)
 
 
-def _pipeline(factory, posts: list, settings, now: datetime) -> tuple[float, dict[str, int]]:
-    from alerts.rules import load_rules
-    from db.session import transaction
+def _warm(factory):
+    """The per-process caches, built once as `tocsin serve` does in the background as it starts
+    (ingest.warmup): the gazetteer index, the zones as matched and the zone weights of the gazetteer's
+    outlines. Returns the gazetteer index."""
     from geo import gazetteer_store
-    from ingest import pipeline
-    from ingest.classify import load_lexicon
-
     from ingest.warmup import warm_post_caches
 
-    rules, lexicon = load_rules(settings.rules_file), load_lexicon()
-    config = pipeline.PipelineConfig.from_settings(settings)
-    # Built once per process, as `tocsin serve` does in the background as it starts (ingest.warmup):
-    # the gazetteer index, the zones as matched and the zone weights of the gazetteer's outlines.
     t0 = time.perf_counter()
     warm_post_caches(factory)
     print(f"caches warmed in {time.perf_counter() - t0:.1f} s (as `tocsin serve` does as it starts; not timed)")
     with factory() as session:
-        index = gazetteer_store.cached_index(session)
+        return gazetteer_store.cached_index(session)
+
+
+def _pipeline(factory, posts: list, settings, now: datetime, index) -> tuple[float, dict[str, int]]:
+    from alerts.rules import load_rules
+    from db.session import transaction
+    from ingest import pipeline
+    from ingest.classify import load_lexicon
+
+    rules, lexicon = load_rules(settings.rules_file), load_lexicon()
+    config = pipeline.PipelineConfig.from_settings(settings)
     counts: dict[str, int] = {}
     t0 = time.perf_counter()
     for start in range(0, len(posts), BATCH):
@@ -186,9 +197,23 @@ def main() -> int:
     with factory() as session:
         zones = session.execute(text("SELECT count(*) FROM zones")).scalar_one()
     print(f"{len(posts)} posts, {zones} zones in {DB_NAME}", flush=True)
-    floor_before = _floor(engine, points)
-    posts_per_s, counts = _pipeline(factory, posts, settings, now)
-    floor_after = _floor(engine, points)
+    index = _warm(factory)
+    groups = cpu.Groups({"python": lambda: [os.getpid()], "postgres": "postgres"}) if cpu.available() else None
+    spent = {}
+    for name, run in (("floor before", lambda: _floor(engine, points)),
+                      ("pipeline", lambda: _pipeline(factory, posts, settings, now, index)),
+                      ("floor after", lambda: _floor(engine, points))):
+        if groups:
+            groups.start()
+        result = run()
+        if groups:
+            spent[name] = groups.stop()
+        if name == "floor before":
+            floor_before = result
+        elif name == "pipeline":
+            posts_per_s, counts = result
+        else:
+            floor_after = result
     floor_per_s = max(floor_before, floor_after)
     with factory() as session:
         n_links, n_signals, n_alerts = session.execute(text(
@@ -196,6 +221,8 @@ def main() -> int:
             "(SELECT count(*) FROM alerts)")).one()
     print(f"results {counts}; {n_links} zone links, {n_signals} signals, {n_alerts} alerts")
     print(f"floor before {floor_before:,.0f}/s, after {floor_after:,.0f}/s")
+    for name, seconds in spent.items():  # what the machine's noise moves least: CPU, not wall time
+        print(cpu.line(f"cpu_s_per_100k_posts {name}:", {g: v * 100_000 / len(posts) for g, v in seconds.items()}))
     engine.dispose()
     print(f"posts_per_s={posts_per_s:.0f} floor_per_s={floor_per_s:.0f} ratio={posts_per_s / floor_per_s:.3f}")
     return 0
