@@ -12,6 +12,8 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.observe_sql import GENERIC_PLANS
+from db import raw as db_raw
 from dispatch.senders.base import DeliveryError
 from dispatch.zone_state import ZoneStates
 
@@ -19,16 +21,19 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "tocsin_outbox"
 
-# SKIP LOCKED lets several relays share the outbox without blocking or double-claiming.
-_CLAIM = text(
-    """
-    SELECT id, event_id, kind, payload, attempts FROM outbox_events
-    WHERE published_at IS NULL AND parked_at IS NULL AND next_attempt_at <= :now
-    ORDER BY id
+# SKIP LOCKED lets several relays share the outbox without blocking or double-claiming. The claim also
+# makes the rest of its transaction use generic plans (`plans`, evaluated once): the zone-state read
+# that follows was otherwise re-planned at every batch, 0.7 ms of server CPU for a 0.1 ms query.
+_CLAIM = """
+    WITH plans AS MATERIALIZED (SELECT """ + GENERIC_PLANS + """ AS mode)
+    SELECT o.id, o.event_id, o.kind, o.payload, o.attempts FROM outbox_events o, plans
+    WHERE o.published_at IS NULL AND o.parked_at IS NULL AND o.next_attempt_at <= :now AND plans.mode IS NOT NULL
+    ORDER BY o.id
     LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-    """
-)
+    FOR UPDATE OF o SKIP LOCKED
+"""
+_MARK_PUBLISHED = ("UPDATE outbox_events SET published_at = :now, attempts = attempts + 1, last_error = NULL "
+                   "WHERE id = ANY(:ids)")
 
 
 class Publisher(Protocol):
@@ -83,7 +88,7 @@ class Relay:
         acknowledged event is marked published in one statement, all inside the claim's transaction.
         """
         with self.factory() as session, session.begin():
-            rows = session.execute(_CLAIM, {"now": now, "limit": self.batch_size}).all()
+            rows = db_raw.execute(session, _CLAIM, {"now": now, "limit": self.batch_size}).fetchall()
             sent = []
             for row in rows:
                 try:
@@ -107,11 +112,7 @@ class Relay:
                 self.zone_states.mark(row.payload)
                 log.debug("published event %s (%s)", row.event_id, row.kind)
             if published:
-                session.execute(
-                    text("UPDATE outbox_events SET published_at = :now, attempts = attempts + 1, last_error = NULL "
-                         "WHERE id = ANY(:ids)"),
-                    {"now": now, "ids": published},
-                )
+                db_raw.execute(session, _MARK_PUBLISHED, {"now": now, "ids": published})
             if self.zone_states.dirty:
                 self.zone_states.flush(session, now=now)
         return len(rows)
