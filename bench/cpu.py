@@ -1,8 +1,10 @@
 """CPU time of processes, read from /proc: a figure shared, noisy machines disturb far less than wall time.
 
 A neighbour's load stretches latency and throughput from run to run by 20 % or more here; the CPU a
-piece of work costs moves much less. The benchmarks print it beside their figures, per process group,
-so that a change can be judged by what it costs rather than by how long it happened to take.
+piece of work costs moves much less between runs made side by side (about 5 %), though the host's
+speed still moves it by up to a quarter over an hour: compare paired runs, old and new alternating.
+The benchmarks print it beside their figures, per process group, so that a change can be judged by
+what it costs rather than by how long it happened to take.
 
 `Groups` maps names to process ids (and, for the groups that ask, their descendants, found when
 sampled: uvicorn's workers are children of the server), or to a command name: "postgres" is every
