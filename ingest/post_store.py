@@ -8,7 +8,7 @@ go in by one INSERT ... SELECT. Everything runs in the caller's transaction, whi
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 import numpy as np
