@@ -24,10 +24,11 @@ new: author keys (once per distinct author) and repost fingerprints, one query f
 external_id) already stored and one for recent reposts; then (2) writes each chunk as the worker
 hands it over: one INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING for the new observations
 and one INSERT ... SELECT of the counted ones' signals (their zone weights, joined to those rows; a
-post's zones are its signals, it writes no observation_zones rows); and (3) has the rules evaluate every (rule, zone) the batch touched in four statements,
-counting after they take the zones' locks (`alerts.service.observe_many`). The stages overlap because
-PostgreSQL works on one core while the worker's Python works on the other; this thread mostly waits
-on the socket, with the GIL released. Batches under THREAD_MIN posts run the Python stage inline.
+post's zones are its signals, it writes no observation_zones rows); and (3) has the rules evaluate
+every (rule, zone) the batch touched in four statements, counting after they take the zones' locks
+(`alerts.service.observe_many`). The stages overlap because PostgreSQL works on one core while the
+worker's Python works on the other; this thread mostly waits on the socket, with the GIL released.
+Batches under THREAD_MIN posts run the Python stage inline.
 
 Dedup. The same (source, external_id) is stored once; a repeat answers `duplicate` with the stored id.
 The same normalised text from the same author within `dedup_window_s` (default 1 h) of another stored

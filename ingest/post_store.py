@@ -29,8 +29,8 @@ _RECENT = text(
     """
 )
 
-# Column arrays go over as array literals written by db.raw (one str.join each): psycopg would pack
-# every element of every array in Python.
+# Column arrays go through db.raw: a chunk's thousands of elements in binary, a connector's few posts as
+# array literals.
 _INSERT = """
     INSERT INTO observations (source, external_id, author_hash, text, category, confidence, observed_at,
                               received_at, geom, uncertainty_m, geotag_method, raw, text_fingerprint)
@@ -47,8 +47,7 @@ _INSERT = """
 """
 
 # A counted post's signals are its zone weights with the observation's own fields. Posts keep no
-# observation_zones rows: nothing reads a post's links but this statement, and writing every row twice
-# (links, then signals from them) cost a third of the batch's database time.
+# observation_zones rows: nothing but this statement read them, and they were the same rows written twice.
 _INSERT_SIGNALS = """
     INSERT INTO signals (observation_id, zone_id, source, category, confidence, weight, author_key, observed_at)
     SELECT l.obs, l.zone, o.source, o.category, o.confidence, l.weight, o.author_hash, o.observed_at

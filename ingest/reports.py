@@ -307,9 +307,10 @@ def create_report(
     # then finds the winner's), and a retry is found only when something conflicts: no extra look-up first.
     attributes = _attributes(status=props.status, customers_affected=props.customers_affected)
     feed = props.status not in TERMINAL_STATUSES
-    # Generic plans from the insert on: set by its own statement, as the other hot statements do, the
-    # setting came too late for the insert itself, which PostgreSQL re-planned every time (1.4 ms of server
-    # CPU, as much as running it). Its generic plan is the same shape (GiST probe with the parameter).
+    # Generic plans for the rest of the transaction, set by a statement of its own. Set inside the insert
+    # (as the rules' statements set it), it came too late for the insert's own plan, and PostgreSQL
+    # re-planned the insert for every report: 1.4 ms of server time, as much as running it. The generic
+    # plan has the same shape, a GiST probe with the parameter.
     db_raw.execute(session, _GENERIC_PLANS, {})
     rows = db_raw.execute(session, _INSERT_REPORT, {
         "ext": f"{caller.utility_id}:{props.external_id}", "author": f"utility:{caller.utility_id}",

@@ -18,7 +18,8 @@ become signals and feed data/rules.yaml); the rest is everyday chatter, stored a
 
 Before it, the CPU each phase cost (this process's Python, and every PostgreSQL process), in seconds
 per 100,000 posts: `cpu_s_per_100k_posts pipeline: python= postgres= total=`, and the same for the
-floor runs. The machine's noise moves CPU far less than wall time (bench.cpu).
+floor runs. Between runs made side by side, the machine's noise moves CPU far less than wall time
+(bench.cpu).
 
 Last line: `posts_per_s=<x> floor_per_s=<y> ratio=<x/y>`.
 """
@@ -200,20 +201,18 @@ def main() -> int:
     index = _warm(factory)
     groups = cpu.Groups({"python": lambda: [os.getpid()], "postgres": "postgres"}) if cpu.available() else None
     spent = {}
-    for name, run in (("floor before", lambda: _floor(engine, points)),
-                      ("pipeline", lambda: _pipeline(factory, posts, settings, now, index)),
-                      ("floor after", lambda: _floor(engine, points))):
+
+    def measured(name, run):
         if groups:
             groups.start()
         result = run()
         if groups:
             spent[name] = groups.stop()
-        if name == "floor before":
-            floor_before = result
-        elif name == "pipeline":
-            posts_per_s, counts = result
-        else:
-            floor_after = result
+        return result
+
+    floor_before = measured("floor before", lambda: _floor(engine, points))
+    posts_per_s, counts = measured("pipeline", lambda: _pipeline(factory, posts, settings, now, index))
+    floor_after = measured("floor after", lambda: _floor(engine, points))
     floor_per_s = max(floor_before, floor_after)
     with factory() as session:
         n_links, n_signals, n_alerts = session.execute(text(
@@ -221,7 +220,7 @@ def main() -> int:
             "(SELECT count(*) FROM alerts)")).one()
     print(f"results {counts}; {n_links} zone links, {n_signals} signals, {n_alerts} alerts")
     print(f"floor before {floor_before:,.0f}/s, after {floor_after:,.0f}/s")
-    for name, seconds in spent.items():  # what the machine's noise moves least: CPU, not wall time
+    for name, seconds in spent.items():
         print(cpu.line(f"cpu_s_per_100k_posts {name}:", {g: v * 100_000 / len(posts) for g, v in seconds.items()}))
     engine.dispose()
     print(f"posts_per_s={posts_per_s:.0f} floor_per_s={floor_per_s:.0f} ratio={posts_per_s / floor_per_s:.3f}")
