@@ -33,17 +33,32 @@ class SweepResult:
     notified: list[tuple[int, str]] = field(default_factory=list)  # (alert id, reason)
     escalation_ticks: list[int] = field(default_factory=list)
     baseline_hours: int = 0
+    last_id: int | None = None  # the highest alert id this call swept; None when it found none
+
+    def add(self, other: "SweepResult") -> None:
+        self.swept += other.swept
+        self.resolved += other.resolved
+        self.notified += other.notified
+        self.escalation_ticks += other.escalation_ticks
+        self.baseline_hours += other.baseline_hours
+        self.last_id = other.last_id if other.last_id is not None else self.last_id
 
 
-def sweep(session: Session, *, rules: Sequence[Rule], now: datetime, limit: int = 500) -> SweepResult:
-    """One pass over unresolved alerts (at most `limit`, oldest first) in the caller's transaction."""
-    result = SweepResult(baseline_hours=baselines.fold_hours(session, now=now))
+SWEEP_CHUNK = 100  # alerts per transaction of a pass: their row locks are held for one chunk, not the pass
+
+
+def sweep(session: Session, *, rules: Sequence[Rule], now: datetime, limit: int = 500, after_id: int = 0,
+          fold_baselines: bool = True) -> SweepResult:
+    """Sweep unresolved alerts with ids above `after_id` (at most `limit`, oldest first) in the caller's
+    transaction. Alerts locked by someone else (rule evaluation) are skipped until the next pass."""
+    result = SweepResult(baseline_hours=baselines.fold_hours(session, now=now) if fold_baselines else 0)
     by_name = {r.name: r for r in rules}
     silences = active_silences(session, now=now)
     alerts = session.scalars(
-        select(Alert).where(Alert.state != AlertState.RESOLVED).order_by(Alert.id).limit(limit)
-        .with_for_update(skip_locked=True)
+        select(Alert).where(Alert.state != AlertState.RESOLVED, Alert.id > after_id).order_by(Alert.id)
+        .limit(limit).with_for_update(skip_locked=True)
     ).all()
+    result.last_id = alerts[-1].id if alerts else None
     zones = zone_refs(session, sorted({a.zone_id for a in alerts}))
     logs = alert_service.notification_logs(session, [a.id for a in alerts])
     # Every live window in one statement: hundreds of unresolved alerts must not cost a round trip each.
@@ -111,13 +126,31 @@ def _escalate(session: Session, *, alert: Alert, rule: Rule, zone: dict[str, str
     log.info("alert %s escalation tick %s", alert.id, due)
 
 
+def sweep_pass(factory: sessionmaker[Session], *, rules: Sequence[Rule], now: datetime,
+               chunk: int = SWEEP_CHUNK) -> SweepResult:
+    """Every unresolved alert, `chunk` at a time in ascending id order, one transaction each.
+
+    A pass used to be one transaction over the oldest 500: while those stayed unresolved, an alert past
+    them was never swept (no expiry, no repeat, no escalation tick), and the 500 row locks were held for
+    the whole pass, so a report in one of those zones waited for it to end."""
+    total = SweepResult()
+    after = 0
+    while True:
+        with factory() as session, session.begin():
+            result = sweep(session, rules=rules, now=now, limit=chunk, after_id=after, fold_baselines=after == 0)
+        total.add(result)
+        if result.last_id is None:
+            return total
+        after = result.last_id
+
+
 def run_forever(factory: sessionmaker[Session], *, rules: Callable[[], Sequence[Rule]],
                 clock: Callable[[], datetime], stop: threading.Event, interval_s: float = 5.0) -> None:
-    """Sweep every `interval_s` until `stop`; one transaction per pass, errors logged and retried next pass."""
+    """Sweep every `interval_s` until `stop` (`sweep_pass`: a transaction per chunk of alerts); errors are
+    logged and retried next pass."""
     while not stop.is_set():
         try:
-            with factory() as session, session.begin():
-                result = sweep(session, rules=rules(), now=clock())
+            result = sweep_pass(factory, rules=rules(), now=clock())
             if result.resolved or result.notified or result.escalation_ticks:
                 log.info("sweep: %d alerts, resolved %s, notified %s, escalation ticks %s", result.swept,
                          result.resolved, [a for a, _ in result.notified], result.escalation_ticks)
