@@ -52,13 +52,15 @@ def sweep(session: Session, *, rules: Sequence[Rule], now: datetime, limit: int 
     """Sweep unresolved alerts with ids above `after_id` (at most `limit`, oldest first) in the caller's
     transaction. Alerts locked by someone else (rule evaluation) are skipped until the next pass."""
     result = SweepResult(baseline_hours=baselines.fold_hours(session, now=now) if fold_baselines else 0)
-    by_name = {r.name: r for r in rules}
-    silences = active_silences(session, now=now)
     alerts = session.scalars(
         select(Alert).where(Alert.state != AlertState.RESOLVED, Alert.id > after_id).order_by(Alert.id)
         .limit(limit).with_for_update(skip_locked=True)
     ).all()
-    result.last_id = alerts[-1].id if alerts else None
+    if not alerts:  # the end of a pass: nothing more to read
+        return result
+    result.last_id = alerts[-1].id
+    by_name = {r.name: r for r in rules}
+    silences = active_silences(session, now=now)
     zones = zone_refs(session, sorted({a.zone_id for a in alerts}))
     logs = alert_service.notification_logs(session, [a.id for a in alerts])
     # Every live window in one statement: hundreds of unresolved alerts must not cost a round trip each.
