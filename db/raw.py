@@ -16,6 +16,7 @@ not SQLAlchemy's wrappers: hot-path statements resolve their conflicts in SQL (O
 than by catching errors.
 """
 
+import contextlib
 import functools
 import re
 from collections.abc import Callable, Mapping
@@ -27,6 +28,8 @@ import numpy as np
 import psycopg
 from psycopg.rows import namedtuple_row
 from sqlalchemy.orm import Session
+
+from db import pg_binary
 
 # `:name` but not a `::type` cast.
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -42,6 +45,14 @@ def to_psycopg(sql: str, binary: frozenset[str] = frozenset()) -> str:
 def connection(session: Session) -> psycopg.Connection:
     """The session's own driver connection: statements on it share the session's transaction."""
     return session.connection().connection.driver_connection
+
+
+def pipeline(session: Session) -> contextlib.AbstractContextManager:
+    """psycopg's pipeline mode on the session's connection: `execute` sends and returns at once, and the
+    server starts on it while the caller prepares the next; results are read after the block (which
+    syncs), from the cursors `execute` returned. Only db.raw statements belong inside: one that reads
+    its result at once (any session.execute) waits for everything before it."""
+    return connection(session).pipeline()
 
 
 # Lists up to this long go as literals, longer ones in binary. Measured per array (Python CPU, with a
@@ -82,15 +93,23 @@ def pg_array(values: list) -> str | None:
 
 
 def execute(session: Session, sql: str, params: Mapping[str, Any]) -> psycopg.Cursor:
-    """Run one statement in the session's transaction; iterate or fetch the cursor for its rows."""
-    cursor = connection(session).cursor(row_factory=namedtuple_row)
+    """Run one statement in the session's transaction; iterate or fetch the cursor for its rows.
+    A parameter may also be a db.pg_binary.Packed array, sent as packed."""
+    conn = connection(session)
     binary = []
     literal = {}
+    packed = False
     for k, v in params.items():
-        if isinstance(v, list):
+        if isinstance(v, pg_binary.Packed):
+            binary.append(k)
+            packed = True
+        elif isinstance(v, list):
             text_ = pg_array(v) if len(v) <= LITERAL_MAX else None
             if text_ is None:
                 binary.append(k)
             else:
                 literal[k] = text_
+    if packed:
+        pg_binary.register(conn)  # before the cursor, which takes a copy of the connection's adapters
+    cursor = conn.cursor(row_factory=namedtuple_row)
     return cursor.execute(to_psycopg(sql, frozenset(binary)), {**params, **literal} if literal else params)

@@ -17,18 +17,19 @@ Interface (the HTTP batch endpoint, `tocsin replay` and the Jetstream connector 
 `PipelineConfig.from_settings` reads `author_hash_key`, `jurisdiction_bbox` and `post_dedup_window_s`
 from any settings-like object. `ingest_posts` never commits: the caller's boundary does.
 
-Per batch, in chunks of CHUNK posts and two stages that overlap: a worker thread classifies and
-geotags each chunk and matches its incident posts to zones (ingest.post_chunks, against a cached copy
-of `zone_pieces`, geo.zone_match), starting at once, while this thread (1) works out which posts are
-new: author keys (once per distinct author) and repost fingerprints, one query for (source,
-external_id) already stored and one for recent reposts; then (2) writes each chunk as the worker
-hands it over: one INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING for the new observations
-and one INSERT ... SELECT of the counted ones' signals (their zone weights, joined to those rows; a
-post's zones are its signals, it writes no observation_zones rows); and (3) has the rules evaluate
-every (rule, zone) the batch touched in four statements, counting after they take the zones' locks
-(`alerts.service.observe_many`). The stages overlap because PostgreSQL works on one core while the
-worker's Python works on the other; this thread mostly waits on the socket, with the GIL released.
-Batches under THREAD_MIN posts run the Python stage inline.
+Per batch, in chunks of CHUNK posts and stages that overlap: a worker process classifies and geotags
+each chunk and matches its incident posts to zones (ingest.post_chunks, against a cached copy of
+`zone_pieces`, geo.zone_match; ingest.post_workers forks it with the server's caches), every chunk
+sent to it at once, while this thread (1) works out which posts are new: author keys (once per
+distinct author) and repost fingerprints, one query for (source, external_id) already stored and one
+for recent reposts; then (2) sends each chunk as the worker hands it over, in one statement: the new
+observations (INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING) and the signals of the
+counted ones among those it inserted (a post's zones are its signals, it writes no observation_zones
+rows), in psycopg's pipeline mode, so PostgreSQL writes one chunk while Python prepares the next; and
+(3) reads the ids and has the rules evaluate every (rule, zone) the batch touched in four statements,
+counting after they take the zones' locks (`alerts.service.observe_many`). The worker, this thread
+and PostgreSQL each keep a core busy in turn. With `worker_process=False` (or no fork) the stage runs
+in a thread one chunk ahead; batches under THREAD_MIN posts run it inline.
 
 Dedup. The same (source, external_id) is stored once; a repeat answers `duplicate` with the stored id.
 The same normalised text from the same author within `dedup_window_s` (default 1 h) of another stored
@@ -39,9 +40,10 @@ concurrent batches carrying the same repost can each count it once; the window c
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -50,9 +52,10 @@ from sqlalchemy.orm import Session
 
 from alerts import service as alert_service
 from alerts.rules import Rule
+from db import raw
 from geo import zone_match
 from geo.gazetteer import GazetteerIndex
-from ingest import post_chunks, post_store, post_zones
+from ingest import post_chunks, post_store, post_workers, post_zones
 from ingest.classify import Lexicon
 from ingest.post_chunks import Head
 from ingest.posts import PostIn, author_key, text_fingerprint
@@ -70,6 +73,7 @@ class PipelineConfig:
     jurisdiction_bbox: tuple[float, float, float, float]
     dedup_window_s: float = 3600.0
     min_geotag_confidence: float = 0.5
+    worker_process: bool = True  # the Python stage in a process of its own (ingest.post_workers)
 
     @classmethod
     def from_settings(cls, settings: object) -> PipelineConfig:
@@ -77,7 +81,8 @@ class PipelineConfig:
         key = key.get_secret_value() if hasattr(key, "get_secret_value") else str(key)
         return cls(author_hash_key=key, jurisdiction_bbox=tuple(getattr(settings, "jurisdiction_bbox")),
                    dedup_window_s=float(getattr(settings, "post_dedup_window_s", 3600.0)),
-                   min_geotag_confidence=float(getattr(settings, "geotag_min_confidence", 0.5)))
+                   min_geotag_confidence=float(getattr(settings, "geotag_min_confidence", 0.5)),
+                   worker_process=bool(getattr(settings, "post_worker_process", True)))
 
 
 @dataclass(frozen=True)
@@ -154,15 +159,13 @@ def ingest_posts(
             results[i] = ItemResult(i, "rejected", error=problem)
         else:
             accepted.append((i, post))
-    # The Python stage needs nothing from dedup: it starts on the first chunk now, in a worker thread,
-    # while this thread works out which posts are new.
-    parts = [accepted[k:k + CHUNK] for k in range(0, len(accepted), CHUNK)]
-    zones = zone_match.zone_set(session) if accepted else None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="post-chunks") if len(accepted) >= THREAD_MIN \
-            else _Inline() as pool:
-        staged = _ahead(pool, [[post for _, post in part] for part in parts], lambda chunk_posts: post_chunks.work(
-            chunk_posts, index=index, lexicon=lexicon, zones=zones, bounds=config.jurisdiction_bbox,
-            min_confidence=config.min_geotag_confidence))
+    # The Python stage needs nothing from dedup: it starts on the first chunk now, in the worker process
+    # (or thread), while this thread works out which posts are new.
+    parts = [post_chunks.items([post for _, post in accepted[k:k + CHUNK]]) for k in range(0, len(accepted), CHUNK)]
+    context = post_workers.Context(index, lexicon, zone_match.zone_set(session), config.jurisdiction_bbox,
+                                   config.min_geotag_confidence) if accepted else None
+    zones = context.zones if context else None
+    with _stage(context, parts, process=config.worker_process) as staged:
         heads = _heads(accepted, config, now)
 
         # (source, external_id) already stored, or repeated inside this batch: the first one wins.
@@ -184,14 +187,19 @@ def ingest_posts(
         layers = sorted({r.layer for r in rules if SOURCE in r.sources})
         min_weight = min((r.min_zone_weight for r in rules if SOURCE in r.sources), default=1.0)
         new = {h.index for h in fresh}
+        # Each chunk is sent as the worker hands it over, without waiting for the one before: PostgreSQL
+        # writes chunk k while Python prepares chunk k + 1. The results are read after the last.
+        sent: list[_SentChunk] = []
+        with raw.pipeline(session):
+            for start, chunk in zip(range(0, len(heads), CHUNK), staged):
+                part = heads[start:start + CHUNK]
+                sent.append(_send_chunk(session, chunk, part, [h.index in new for h in part], now=now))
         ids: dict[str, int] = {}
         signals: list[alert_service.SignalIn] = []
         done: list[tuple[Head, str, bool]] = []  # (post, category, located) of every post stored here
-        for start, chunk in zip(range(0, len(heads), CHUNK), staged):
-            part = heads[start:start + CHUNK]
-            signals += _store_chunk(session, chunk, part, [h.index in new for h in part], ids, results, zones=zones,
-                                    layers=layers, min_weight=min_weight, now=now)
-            done += [(h, c, loc) for h, c, loc in zip(part, chunk.categories, chunk.located)
+        for item in sent:
+            signals += _finish_chunk(session, item, ids, results, zones=zones, layers=layers, min_weight=min_weight)
+            done += [(h, c, loc) for h, c, loc in zip(item.heads, item.chunk.categories, item.chunk.located)
                      if h.index in new and h.index not in results]
 
     # The signals rows are written; the rules evaluate every (rule, zone) they feed in a few statements,
@@ -216,57 +224,70 @@ def ingest_posts(
     return [results[i] for i in range(len(posts))]
 
 
-class _Inline:
-    """An executor that runs each call as it is submitted (small batches: no thread)."""
+@contextlib.contextmanager
+def _stage(context: post_workers.Context | None, parts: list[list[post_chunks.Item]], *, process: bool
+           ) -> Iterator[Iterator[post_chunks.Chunk]]:
+    """post_chunks.work for each part, in order, started now: in the worker process (every part sent
+    at once; it works through them in turn), else in a thread that stays one part ahead of the caller,
+    or inline for a batch under THREAD_MIN posts."""
+    size = sum(map(len, parts))
+    if context is None or size < THREAD_MIN:
+        yield (context.work(part) for part in parts) if context else iter(())
+    elif process and post_workers.available():
+        futures = [post_workers.submit(context, part) for part in parts]
+        yield (future.result() for future in futures)
+    else:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="post-chunks") as pool:
+            futures = [pool.submit(context.work, parts[0])]
 
-    def __enter__(self) -> _Inline:
-        return self
+            def results() -> Iterator[post_chunks.Chunk]:
+                for k in range(len(parts)):
+                    if k + 1 < len(parts):
+                        futures.append(pool.submit(context.work, parts[k + 1]))
+                    yield futures[k].result()
 
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def submit(self, fn: Callable, *args: object) -> Future:
-        future: Future = Future()
-        future.set_result(fn(*args))
-        return future
-
-
-def _ahead(pool, parts: list[list[PostIn]], work: Callable[[list[PostIn]], post_chunks.Chunk]
-           ) -> Iterator[post_chunks.Chunk]:
-    """work(part) for each part, in order: the first is submitted now, and each next one as the
-    caller takes the one before, so the worker stays one chunk ahead."""
-    futures = [pool.submit(work, parts[0])] if parts else []
-
-    def results() -> Iterator[post_chunks.Chunk]:
-        for k in range(len(parts)):
-            if k + 1 < len(parts):
-                futures.append(pool.submit(work, parts[k + 1]))
-            yield futures[k].result()
-
-    return results()
+            yield results()
 
 
-def _store_chunk(session: Session, chunk: post_chunks.Chunk, heads: list[Head], new: list[bool],
-                 ids: dict[str, int], results: dict[int, ItemResult], *, zones: zone_match.ZoneSet,
-                 layers: Sequence[str], min_weight: float, now: datetime) -> list[alert_service.SignalIn]:
-    """Write one chunk's new posts: observations and signals. Returns what the rules need
-    of its signals."""
+@dataclass(frozen=True)
+class _SentChunk:
+    chunk: post_chunks.Chunk
+    heads: list[Head]
+    new: list[bool]
+    counted_at: np.ndarray  # per position: its signals were sent (new, an incident, located, not a repost)
+    sent: post_store.Sent
+
+
+def _send_chunk(session: Session, chunk: post_chunks.Chunk, heads: list[Head], new: list[bool], *,
+                now: datetime) -> _SentChunk:
+    """Send one chunk's new posts and the signals of its counted ones, without waiting."""
     columns, counted_at = post_chunks.rows(chunk, heads, new)
-    inserted = post_store.insert_observations(session, columns=columns, now=now)
+    keep = counted_at[chunk.link_pos]
+    links = post_store.Links([heads[k].external_id for k in chunk.link_pos[keep].tolist()],
+                             chunk.link_zone[keep], chunk.link_weight[keep])
+    return _SentChunk(chunk, heads, new, counted_at, post_store.send_posts(session, columns=columns, links=links,
+                                                                           now=now))
+
+
+def _finish_chunk(session: Session, item: _SentChunk, ids: dict[str, int], results: dict[int, ItemResult], *,
+                  zones: zone_match.ZoneSet, layers: Sequence[str], min_weight: float
+                  ) -> list[alert_service.SignalIn]:
+    """Read a sent chunk's ids; returns what the rules need of the signals it wrote."""
+    chunk, heads, new = item.chunk, item.heads, item.new
+    inserted = item.sent.ids()
     ids.update(inserted)
     raced = [h for h, yes in zip(heads, new) if yes and h.external_id not in inserted]
-    if raced:  # lost a race with a concurrent batch: the other one stored it first
+    if raced:  # lost a race with a concurrent batch: the other one stored it first (and wrote its signals)
         ids.update(post_store.existing_ids(session, external_ids=[h.external_id for h in raced]))
         for h in raced:
             oid = ids.get(h.external_id)
             results[h.index] = ItemResult(h.index, "duplicate", id=oid, duplicate_of=oid)
     # 0 where nothing was inserted here (stored before, a repeat, or raced), or not counted: no signals.
     oid_at = np.array([inserted.get(h.external_id, 0) if yes else 0 for h, yes in zip(heads, new)], dtype=np.int64)
-    oid_at[~counted_at] = 0
+    oid_at[~item.counted_at] = 0
     keep = oid_at[chunk.link_pos] > 0
     obs, zone, weight = oid_at[chunk.link_pos][keep], chunk.link_zone[keep], chunk.link_weight[keep]
     counted = {int(oid_at[k]): k for k in np.flatnonzero(oid_at > 0).tolist()}
-    post_store.write_signals(session, obs=obs, zone=zone, weight=weight)
     matches = post_zones.rule_matches(zones, obs.tolist(), zone.tolist(), weight.tolist(),
                                       layers=layers, min_weight=min_weight)
     return [alert_service.SignalIn(observation_id=oid, source=SOURCE, category=chunk.categories[k],

@@ -9,12 +9,13 @@ arrays, so that the database stage only ships what it is given.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 from datetime import datetime
 
 import numpy as np
+import orjson
 import shapely
 
 from geo import zone_match
@@ -61,11 +62,28 @@ class Chunk:
     link_weight: np.ndarray
 
 
-def work(posts: list[PostIn], *, index: GazetteerIndex, lexicon: Lexicon, zones: zone_match.ZoneSet,
+class Item(NamedTuple):
+    """What the Python stage reads of a post: plain values, cheap to send to a worker process (a
+    pydantic model costs more to pickle than the stage costs to run)."""
+
+    text: str
+    coordinates: tuple[float, float] | None
+    place: dict | None  # PlaceIn as a dict, without unset fields
+    source: str
+    external_id: str
+    lang: str | None
+    url: str | None
+
+
+def items(posts: Sequence[PostIn]) -> list[Item]:
+    return [Item(p.text, p.coordinates, p.place.model_dump(exclude_none=True) if p.place is not None else None,
+                 p.source, p.external_id, p.lang, p.url) for p in posts]
+
+
+def work(posts: list[Item], *, index: GazetteerIndex, lexicon: Lexicon, zones: zone_match.ZoneSet,
          bounds: tuple[float, float, float, float], min_confidence: float) -> Chunk:
     """Classify, geotag and zone-match a chunk. Needs nothing from dedup, so it can start at once."""
-    places = [post.place.model_dump(exclude_none=True) if post.place is not None else None for post in posts]
-    tags = geotag_many([(post.text, post.coordinates, place) for post, place in zip(posts, places)], index,
+    tags = geotag_many([(post.text, post.coordinates, post.place) for post in posts], index,
                        bounds=bounds, min_confidence=min_confidence)
     wkbs = shapely.to_wkb(np.array([t.geometry if t is not None else None for t in tags], dtype=object)).tolist()
     categories, confidences, raws = [], [], []
@@ -112,7 +130,7 @@ def rows(chunk: Chunk, heads: Sequence[Head], new: Sequence[bool]) -> tuple[dict
     return columns, counted
 
 
-def _raw(post: PostIn, cls, tag: Geotag | None) -> str:
+def _raw(post: Item, cls, tag: Geotag | None) -> str:
     raw: dict = {"source": post.source, "external_id": post.external_id,
                  "classification": {"category": cls.category, "confidence": cls.confidence,
                                     "matched": list(cls.matched)}}
@@ -120,16 +138,22 @@ def _raw(post: PostIn, cls, tag: Geotag | None) -> str:
         raw["lang"] = post.lang
     if post.url:
         raw["url"] = post.url
-    if post.place is not None and post.place.name:
-        raw["place_name"] = post.place.name
+    if post.place is not None and post.place.get("name"):
+        raw["place_name"] = post.place["name"]
     if tag is not None:
         raw["geotag"] = {"method": tag.method, "confidence": round(tag.confidence, 3), "kind": tag.kind,
                          "matched": tag.matched}
-    return json.dumps(raw, separators=(",", ":"), default=str)
+    return _json(raw)
+
+
+def _json(value: dict) -> str:
+    """Compact JSON, as json.dumps(separators=(",", ":")) writes it but in a tenth of its time; numpy
+    numbers as numbers, anything else unknown as its str."""
+    return orjson.dumps(value, default=str, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 def _repost_marked(raw: str) -> str:
-    return json.dumps({**json.loads(raw), "counted": False, "reason": "repost"}, separators=(",", ":"), default=str)
+    return _json({**orjson.loads(raw), "counted": False, "reason": "repost"})
 
 
 def _stored_wkb(tag: Geotag | None, wkb: bytes | None) -> bytes | None:

@@ -1,21 +1,23 @@
 """The post pipeline's database work: a few statements per batch, never one round trip per post.
 
-Observations go in by one INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING (binary array
-parameters); zone weights are computed in the process (ingest.post_zones); the counted posts' signals
-go in by one INSERT ... SELECT. Everything runs in the caller's transaction, which commits.
+A chunk's observations and its counted posts' signals go in by one statement: INSERT ... SELECT FROM
+unnest(...) ON CONFLICT DO NOTHING, and the signals of the rows it inserted, from the zone weights
+computed in the process (ingest.post_zones), all as packed binary arrays (db.pg_binary). Everything
+runs in the caller's transaction, which commits.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from db import raw
+from db import pg_binary, raw
 
 
 SOURCE = "post"
@@ -29,32 +31,66 @@ _RECENT = text(
     """
 )
 
-# Column arrays go through db.raw: a chunk's thousands of elements in binary, a connector's few posts as
-# array literals.
+# A chunk of posts and its signals go in one statement: the new observations (ON CONFLICT DO NOTHING),
+# then the signals of those just inserted, joined on external_id to their zone weights. A post keeps no
+# observation_zones rows: nothing read them but the signals, and they were the same rows written twice.
+# The arrays are packed whole by db.pg_binary; the caller may send several chunks before reading any
+# result (db.raw.pipeline), so PostgreSQL writes one chunk while Python prepares the next.
 _INSERT = """
-    INSERT INTO observations (source, external_id, author_hash, text, category, confidence, observed_at,
-                              received_at, geom, uncertainty_m, geotag_method, raw, text_fingerprint)
-    SELECT 'post', u.external_id, u.author_hash, u.text, u.category, u.confidence, u.observed_at, :now,
-           ST_GeomFromWKB(u.wkb, 4326), u.uncertainty_m, u.geotag_method, CAST(u.raw AS jsonb), u.text_fingerprint
-    FROM unnest(CAST(:external_id AS text[]), CAST(:author_hash AS text[]), CAST(:text AS text[]),
-                CAST(:category AS text[]), CAST(:confidence AS float8[]),
-                CAST(:observed_at AS timestamptz[]), CAST(:wkb AS bytea[]), CAST(:uncertainty_m AS float8[]),
-                CAST(:geotag_method AS text[]), CAST(:raw AS text[]), CAST(:text_fingerprint AS text[]))
-         AS u(external_id, author_hash, text, category, confidence, observed_at, wkb, uncertainty_m,
-              geotag_method, raw, text_fingerprint)
-    ON CONFLICT (source, external_id) DO NOTHING
-    RETURNING external_id, id
+    WITH ins AS (
+        INSERT INTO observations (source, external_id, author_hash, text, category, confidence, observed_at,
+                                  received_at, geom, uncertainty_m, geotag_method, raw, text_fingerprint)
+        SELECT 'post', u.external_id, u.author_hash, u.text, u.category, u.confidence, u.observed_at, :now,
+               ST_GeomFromWKB(u.wkb, 4326), u.uncertainty_m, u.geotag_method, CAST(u.raw AS jsonb),
+               u.text_fingerprint
+        FROM unnest(CAST(:external_id AS text[]), CAST(:author_hash AS text[]), CAST(:text AS text[]),
+                    CAST(:category AS text[]), CAST(:confidence AS float8[]),
+                    CAST(:observed_at AS timestamptz[]), CAST(:wkb AS bytea[]), CAST(:uncertainty_m AS float8[]),
+                    CAST(:geotag_method AS text[]), CAST(:raw AS text[]), CAST(:text_fingerprint AS text[]))
+             AS u(external_id, author_hash, text, category, confidence, observed_at, wkb, uncertainty_m,
+                  geotag_method, raw, text_fingerprint)
+        ON CONFLICT (source, external_id) DO NOTHING
+        RETURNING id, external_id, source, category, confidence, author_hash, observed_at
+    ), signal_rows AS (
+        INSERT INTO signals (observation_id, zone_id, source, category, confidence, weight, author_key,
+                             observed_at)
+        SELECT ins.id, l.zone, ins.source, ins.category, ins.confidence, l.weight, ins.author_hash, ins.observed_at
+        FROM unnest(CAST(:link_external_id AS text[]), CAST(:link_zone AS integer[]), CAST(:link_weight AS float8[]))
+             AS l(external_id, zone, weight)
+        JOIN ins ON ins.external_id = l.external_id
+    )
+    SELECT external_id, id FROM ins
 """
 
-# A counted post's signals are its zone weights with the observation's own fields. Posts keep no
-# observation_zones rows: nothing but this statement read them, and they were the same rows written twice.
-_INSERT_SIGNALS = """
-    INSERT INTO signals (observation_id, zone_id, source, category, confidence, weight, author_key, observed_at)
-    SELECT l.obs, l.zone, o.source, o.category, o.confidence, l.weight, o.author_hash, o.observed_at
-    FROM unnest(CAST(:obs AS bigint[]), CAST(:zone AS integer[]), CAST(:weight AS float8[]))
-         AS l(obs, zone, weight)
-    JOIN observations o ON o.id = l.obs
-"""
+_PACK = {"external_id": pg_binary.text, "author_hash": pg_binary.text, "text": pg_binary.text,
+         "category": pg_binary.text, "confidence": pg_binary.float8, "observed_at": pg_binary.timestamptz,
+         "wkb": pg_binary.bytea, "uncertainty_m": pg_binary.float8, "geotag_method": pg_binary.text,
+         "raw": pg_binary.text, "text_fingerprint": pg_binary.text}
+
+
+@dataclass(frozen=True)
+class Links:
+    """Zone weights to store as signals: (external id of the post, zone id, weight) per row."""
+
+    external_id: list[str]
+    zone: np.ndarray
+    weight: np.ndarray
+
+    @classmethod
+    def none(cls) -> Links:
+        return cls([], np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float64))
+
+
+class Sent:
+    """A chunk's statement, sent; `ids()` waits for it (inside db.raw.pipeline, for the pipeline's sync)."""
+
+    def __init__(self, cursor) -> None:
+        self._cursor = cursor
+
+    def ids(self) -> dict[str, int]:
+        """{external_id: id} of the rows this statement inserted (a row already stored, or stored by a
+        concurrent batch first, is left out: a duplicate)."""
+        return dict(self._cursor.fetchall()) if self._cursor is not None else {}
 
 
 def existing_ids(session: Session, *, external_ids: Sequence[str]) -> dict[str, int]:
@@ -74,19 +110,22 @@ def recent_fingerprints(session: Session, *, fingerprints: Sequence[str], since:
     return out
 
 
-def insert_observations(session: Session, *, columns: dict[str, list], now: datetime) -> dict[str, int]:
-    """Insert new post observations; returns {external_id: id} for the rows this call inserted
-    (a row already stored, or stored by a concurrent batch first, is left out: a duplicate)."""
+def send_posts(session: Session, *, columns: dict[str, list], links: Links, now: datetime) -> Sent:
+    """Insert new post observations, and the signals of those inserted here that `links` names.
+    `columns` holds the observation rows as column lists (ingest.post_chunks.rows). Returns at once
+    inside db.raw.pipeline; read the inserted ids from the result."""
     if not columns["external_id"]:
-        return {}
-    return dict(raw.execute(session, _INSERT, {**columns, "now": now}).fetchall())
+        return Sent(None)
+    params = {name: pack(columns[name]) for name, pack in _PACK.items()}
+    params.update(now=now, link_external_id=pg_binary.text(links.external_id),
+                  link_zone=pg_binary.int4(links.zone), link_weight=pg_binary.float8(links.weight))
+    return Sent(raw.execute(session, _INSERT, params))
 
 
-def write_signals(session: Session, *, obs: np.ndarray, zone: np.ndarray, weight: np.ndarray) -> None:
-    """Write the signals of counted posts: one row per (observation, zone, weight), with the
-    observation's category, confidence, author and time."""
-    if len(obs):
-        raw.execute(session, _INSERT_SIGNALS, {"obs": obs.tolist(), "zone": zone.tolist(), "weight": weight.tolist()})
+def insert_observations(session: Session, *, columns: dict[str, list], now: datetime,
+                        links: Links | None = None) -> dict[str, int]:
+    """send_posts, waiting for its ids."""
+    return send_posts(session, columns=columns, links=links or Links.none(), now=now).ids()
 
 
 def purge_posts(session: Session, *, received_before: datetime) -> int:

@@ -167,7 +167,7 @@ def split_body(body: bytes, *, ndjson: bool, max_items: int = MAX_BATCH) -> list
 
 def author_key(author: str, *, secret: str) -> str:
     """The author's keyed hash (HMAC-SHA256, hex): stable per author, useless without the secret."""
-    return hmac.new(secret.encode(), author.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(secret.encode(), author.encode(), "sha256").hex()
 
 
 _URL = re.compile(r"https?://\S+|www\.\S+")

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     post_dedup_window_s: float = Field(default=3600.0, ge=0)
     post_retention_days: float = Field(default=30.0, gt=0)
     posts_batch_max_bytes: int = Field(default=32_000_000, ge=1)
+    # A post batch's classify/geotag stage runs in a forked worker process (ingest.post_workers), on
+    # the other core; false runs it in a thread of the serving process.
+    post_worker_process: bool = True
 
     twilio_account_sid: str | None = None
     twilio_auth_token: SecretStr | None = None

@@ -33,25 +33,31 @@ def rules(settings):
     return load_rules(settings.rules_file)
 
 
-@pytest.fixture(params=["one chunk", "a chunk per post"])
+@pytest.fixture(params=["one chunk", "a chunk per post, worker process", "a chunk per post, worker thread"])
 def run(request, monkeypatch, session_factory, districts, index, lexicon, rules, settings):
     """Ingest dicts through parse_items + ingest_posts in one committed transaction; each test runs with
-    the batch in one chunk (inline), and again with every post its own chunk in the worker thread."""
+    the batch in one chunk (inline), and again with every post its own chunk in the worker process, and
+    in a worker thread. `go.in_process`: the Python stage ran in this process (its caches are here)."""
+    from dataclasses import replace
+
     from db.session import transaction
     from ingest import pipeline, posts
 
-    if request.param == "a chunk per post":
+    config = pipeline.PipelineConfig.from_settings(settings)
+    if request.param != "one chunk":
         monkeypatch.setattr(pipeline, "CHUNK", 1)
         monkeypatch.setattr(pipeline, "THREAD_MIN", 1)
+        config = replace(config, worker_process=request.param.endswith("process"))
 
     def go(items, *, now=NOW):
         parsed = posts.parse_items(items)
         valid = [p for p in parsed if isinstance(p, posts.PostIn)]
         with transaction(session_factory) as session:
             results = pipeline.ingest_posts(session, posts=valid, index=index, lexicon=lexicon, rules=rules,
-                                             config=pipeline.PipelineConfig.from_settings(settings), now=now)
+                                             config=config, now=now)
         return parsed, results
 
+    go.in_process = not request.param.endswith("process")
     return go
 
 
@@ -214,4 +220,5 @@ def test_detailed_outline_weights_and_their_cache(run, session_factory):
         assert w[("district", "A")] == pytest.approx(0.5, abs=0.01)
         assert w[("district", "B")] == pytest.approx(0.5, abs=0.01)
         assert w[("precinct", "P1")] == 1.0
-    assert any(zs.area_weights for zs in zone_match._sets.values())
+    if run.in_process:  # else the cache is the worker process's
+        assert any(zs.area_weights for zs in zone_match._sets.values())

@@ -101,35 +101,38 @@ def test_locate_write_and_rule_matches(session_factory, districts):
     from db.session import transaction
     from geo import zone_match
     from geo.geotag import Geotag
+    from db import raw
     from ingest import post_store, post_zones
 
     now = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)
     tags = [Geotag(Point(-73.95, 40.725), 1500.0, 0.8, "text"),
             Geotag(box(-73.99, 40.71, -73.96, 40.74), 900.0, 0.9, "place"),
             Geotag(Point(-73.925, 40.775), 10.0, 1.0, "coordinates")]
+    columns = {
+        "external_id": ["t:1", "t:2", "t:3"], "author_hash": ["a1", "a2", None], "text": ["x", "y", "z"],
+        "category": ["flood", "flood", "none"], "confidence": [0.8, 0.9, 0.1], "observed_at": [now] * 3,
+        "wkb": [shapely.to_wkb(t.geometry) for t in tags], "uncertainty_m": [t.uncertainty_m for t in tags],
+        "geotag_method": [t.method for t in tags], "raw": ["{}"] * 3, "text_fingerprint": ["f1", "f2", "f3"]}
     with transaction(session_factory) as s:
-        ids = post_store.insert_observations(s, columns={
-            "external_id": ["t:1", "t:2", "t:3"], "author_hash": ["a1", "a2", None], "text": ["x", "y", "z"],
-            "category": ["flood", "flood", "none"], "confidence": [0.8, 0.9, 0.1], "observed_at": [now] * 3,
-            "wkb": [shapely.to_wkb(t.geometry) for t in tags], "uncertainty_m": [t.uncertainty_m for t in tags],
-            "geotag_method": [t.method for t in tags], "raw": ["{}"] * 3, "text_fingerprint": ["f1", "f2", "f3"]},
-            now=now)
+        zs = zone_match.zone_set(s)
+        pos, zone, weight = post_zones.locate(tags, zs)
+        # Where each location falls, counted or not (t:3 is chatter the caller would not match).
+        assert sorted((columns["external_id"][p], _code(s, int(z)), round(float(w), 3))
+                      for p, z, w in zip(pos, zone, weight)) == sorted((
+                          ("t:1", "A", 0.5), ("t:1", "B", 0.5), ("t:1", "P1", 1.0), ("t:2", "A", 1.0),
+                          ("t:2", "P1", 1.0), ("t:3", "C", 1.0), ("t:3", "P1", 1.0)))
+        keep = pos < 2  # t:1 and t:2 are counted
+        with raw.pipeline(s):  # sent, then read after the sync, as the pipeline does
+            sent = post_store.send_posts(s, columns=columns, now=now, links=post_store.Links(
+                [columns["external_id"][p] for p in pos[keep].tolist()], zone[keep], weight[keep]))
+        ids = sent.ids()
         assert post_store.insert_observations(s, columns={  # the same external id again: not inserted
             "external_id": ["t:1"], "author_hash": [None], "text": [None], "category": ["none"],
             "confidence": [0.0], "observed_at": [now], "wkb": [None], "uncertainty_m": [None],
-            "geotag_method": ["none"], "raw": ["{}"], "text_fingerprint": [None]}, now=now) == {}
+            "geotag_method": ["none"], "raw": ["{}"], "text_fingerprint": [None]}, now=now,
+            links=post_store.Links(["t:1"], np.array([_zone_id(s, "C")]), np.array([1.0]))) == {}
         oid = [ids["t:1"], ids["t:2"], ids["t:3"]]
-        counted = {oid[0], oid[1]}
-        zs = zone_match.zone_set(s)
-        pos, zone, weight = post_zones.locate(tags, zs)
         obs = np.array(oid, dtype=np.int64)[pos]
-        # Where each location falls, counted or not (t:3 is chatter the caller would not match).
-        assert sorted((int(o), int(z), round(float(w), 3)) for o, z, w in zip(obs, zone, weight)) == sorted(
-            (o, _zone_id(s, c), w) for o, c, w in (
-                (oid[0], "A", 0.5), (oid[0], "B", 0.5), (oid[0], "P1", 1.0), (oid[1], "A", 1.0),
-                (oid[1], "P1", 1.0), (oid[2], "C", 1.0), (oid[2], "P1", 1.0)))
-        keep = np.isin(obs, list(counted))
-        post_store.write_signals(s, obs=obs[keep], zone=zone[keep], weight=weight[keep])
         matches = post_zones.rule_matches(zs, obs[keep].tolist(), zone[keep].tolist(), weight[keep].tolist(),
                                           layers=["district"], min_weight=0.5)
     assert {o: sorted((m.code, round(m.weight, 3)) for m in ms) for o, ms in matches.items()} == {
@@ -142,6 +145,10 @@ def test_locate_write_and_rule_matches(session_factory, districts):
     assert [(o, c, float(w)) for o, c, w, *_ in signals] == [
         (oid[0], "A", 0.5), (oid[0], "B", 0.5), (oid[0], "P1", 1.0), (oid[1], "A", 1.0), (oid[1], "P1", 1.0)]
     assert signals[0][3:] == ("post", "flood", 0.8, "a1", now)
+
+
+def _code(session, zone_id: int) -> str:
+    return session.execute(text("SELECT code FROM zones WHERE id = :id"), {"id": zone_id}).scalar_one()
 
 
 def _zone_id(session, code: str) -> int:

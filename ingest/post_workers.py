@@ -1,0 +1,162 @@
+"""A worker process for the post pipeline's Python stage (ingest.post_chunks.work).
+
+The stage (classify, geotag, zone weights, the stored JSON) is pure Python and holds the GIL. In a
+thread beside the request's own Python (dedup, packing, the rules) the two take turns on one core,
+and a batch of 10,000 posts spent most of its time waiting for the GIL. In a process of its own the
+stage runs on the other core.
+
+The process is forked, so it starts with the parent's caches as they are at that moment: the
+gazetteer index, the lexicon, the zones as matched and the zone weights of the gazetteer's outlines
+(ingest.warmup), which take seconds to build and would take as long again in a fresh interpreter.
+It is forked on first use and again whenever a batch brings a different context (a reloaded
+gazetteer or zone layer: other objects). The context's objects are held here while the process
+lives, so that their ids, which identify the context, cannot be reused by new objects.
+
+Nothing is lost when the process dies: a chunk whose process broke is done again in the calling
+thread, and the next batch forks a new process. The process closes the sockets and pipes it inherits
+but the pool's two pipes (a copy of a socket or pipe held open here would keep its other end from seeing
+it closed). Where fork or /proc is unavailable (not Linux), or `TOCSIN_POST_WORKER_PROCESS=false`,
+the stage runs in a thread as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+from geo import zone_match
+from geo.gazetteer import GazetteerIndex
+from ingest import post_chunks
+from ingest.classify import Lexicon
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What post_chunks.work needs besides the posts."""
+
+    index: GazetteerIndex
+    lexicon: Lexicon
+    zones: zone_match.ZoneSet
+    bounds: tuple[float, float, float, float]
+    min_confidence: float
+
+    def key(self) -> tuple:
+        return id(self.index), id(self.lexicon), id(self.zones), self.bounds, self.min_confidence
+
+    def work(self, items: list[post_chunks.Item]) -> post_chunks.Chunk:
+        return post_chunks.work(items, index=self.index, lexicon=self.lexicon, zones=self.zones,
+                                bounds=self.bounds, min_confidence=self.min_confidence)
+
+
+_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+_context: Context | None = None  # the context the process was forked with; in the process, its own
+
+
+def available() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods() and os.path.isdir("/proc/self/fd")
+
+
+def _work(items: list[post_chunks.Item]) -> post_chunks.Chunk:
+    """In the process: the stage, with the context it was forked with."""
+    assert _context is not None
+    return _context.work(items)
+
+
+def _started() -> int:
+    return os.getpid()
+
+
+def _sockets_and_pipes() -> dict[int, str]:
+    """This process's open sockets and pipes: {descriptor: its kernel object, as "pipe:[inode]"}."""
+    out = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue  # the listing's own descriptor, closed already
+        if target.startswith(("socket:", "pipe:")):
+            out[int(name)] = target
+    return out
+
+
+_server_fds: dict[int, str] = {}  # the parent's sockets and pipes just before it made the pool
+
+
+def _close_inherited() -> None:
+    """In the process, first thing: close the sockets and pipes it inherited from the server (its
+    listening socket, database connections, a browser driver's pipes in tests). A copy held open here
+    would keep their other ends from ever seeing them closed. The pool's own pipes are newer, so not
+    among them (same descriptor and same kernel object: a number reused since is left alone); files
+    stay open, since libraries read theirs (pyproj's proj.db)."""
+    for fd, target in _sockets_and_pipes().items():
+        if _server_fds.get(fd) == target:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def pool_for(context: Context) -> ProcessPoolExecutor:
+    """The worker process, forked with this context (again, if the last one had another context or broke)."""
+    global _pool, _context
+    with _lock:
+        if _pool is not None and _context is not None and _context.key() == context.key() \
+                and not getattr(_pool, "_broken", False):
+            return _pool
+        old = _pool
+        _context = context
+        _server_fds.clear()
+        _server_fds.update(_sockets_and_pipes())
+        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"),
+                                    initializer=_close_inherited)
+        _pool.submit(_started).result()  # fork now, from this context, not at some later submit
+        if old is not None:
+            old.shutdown(wait=False)  # work already sent to it still finishes
+        return _pool
+
+
+def submit(context: Context, items: list[post_chunks.Item]) -> Future:
+    """post_chunks.work(items) in the worker process; if the process breaks, done here instead."""
+    try:
+        future = pool_for(context).submit(_work, items)
+    except (BrokenProcessPool, RuntimeError, OSError) as exc:
+        log.warning("post worker process unavailable (%s); this chunk runs in the caller", exc)
+        return _done(context, items)
+    return _Fallback(future, context, items)
+
+
+class _Fallback:
+    """A future whose result, if the worker process died before giving it, is computed in the caller."""
+
+    def __init__(self, future: Future, context: Context, items: list[post_chunks.Item]) -> None:
+        self._future, self._context, self._items = future, context, items
+
+    def result(self) -> post_chunks.Chunk:
+        try:
+            return self._future.result()
+        except BrokenProcessPool:
+            log.warning("post worker process died; its chunk of %d posts runs in the caller", len(self._items))
+            return self._context.work(self._items)
+
+
+def _done(context: Context, items: list[post_chunks.Item]) -> Future:
+    future: Future = Future()
+    future.set_result(context.work(items))
+    return future
+
+
+def shutdown() -> None:
+    """Stop the worker process (tests; a server stops it at exit)."""
+    global _pool, _context
+    with _lock:
+        if _pool is not None:
+            _pool.shutdown(wait=True, cancel_futures=True)
+        _pool, _context = None, None

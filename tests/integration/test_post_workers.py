@@ -1,0 +1,109 @@
+"""The post pipeline's worker process (ingest.post_workers): the same answers as the stage run here, a
+new process for a new context, and no chunk lost when the process dies."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from tests.integration.posts_support import entries
+
+pytestmark = pytest.mark.integration
+
+BOUNDS = (-74.3, 40.45, -73.65, 40.95)
+
+
+@pytest.fixture
+def context(session_factory, districts):
+    from geo import zone_match
+    from geo.gazetteer import GazetteerIndex
+    from ingest import post_workers
+    from ingest.classify import load_lexicon
+
+    with session_factory() as s:
+        zones = zone_match.zone_set(s)
+    yield post_workers.Context(GazetteerIndex(entries(), context_regions={}), load_lexicon(), zones, BOUNDS, 0.5)
+    post_workers.shutdown()
+
+
+def _items(n=40):
+    from ingest import post_chunks
+    from ingest.posts import PostIn
+
+    texts = ["Street flooding in Alphaville", "Fire near Betaburg Station", "gas smell at Cedar Hill",
+             "lovely brunch in Midway", "power out in Roundtown"]
+    return post_chunks.items([PostIn(source="t", external_id=str(i), author="a", text=texts[i % len(texts)],
+                                     created_at="2026-11-25T21:00:00Z",
+                                     coordinates=(-73.97, 40.72) if i % 3 == 2 else None) for i in range(n)])
+
+
+def _same(a, b):
+    assert (a.categories, a.confidences, a.located, a.wkb, a.uncertainty_m, a.geotag_method, a.raw) == (
+        b.categories, b.confidences, b.located, b.wkb, b.uncertainty_m, b.geotag_method, b.raw)
+    for name in ("incident", "link_pos", "link_zone", "link_weight"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+def _worker_pid(context):
+    from ingest import post_workers
+
+    return post_workers.pool_for(context).submit(os.getpid).result()
+
+
+def test_the_process_gives_the_stage_s_own_answers(context):
+    from ingest import post_workers
+
+    items = _items()
+    here = context.work(items)
+    assert sum(here.located) >= 20 and len(here.link_pos) > 0  # the fixture locates and links posts
+    _same(post_workers.submit(context, items).result(), here)
+    assert _worker_pid(context) != os.getpid()
+
+
+def test_a_new_context_forks_a_new_process_that_sees_it(context):
+    from dataclasses import replace
+
+    from geo.gazetteer import GazetteerIndex
+    from ingest import post_workers
+
+    first = _worker_pid(context)
+    assert _worker_pid(context) == first  # the same context keeps its process
+    # A gazetteer without "Alphaville": the new process must not answer from the old one.
+    smaller = replace(context, index=GazetteerIndex([e for e in entries() if e.name != "Alphaville"],
+                                                    context_regions={}))
+    items = _items(5)
+    chunk = post_workers.submit(smaller, items).result()
+    assert _worker_pid(smaller) != first
+    assert context.work(items).located[0] is True  # "Street flooding in Alphaville", without coordinates
+    assert chunk.located[0] is False
+    _same(chunk, smaller.work(items))
+
+
+def test_a_dead_process_loses_no_chunk(context):
+    from ingest import post_workers
+
+    items = _items()
+    pid = _worker_pid(context)
+    os.kill(pid, signal.SIGKILL)
+    # The chunk sent to the dead process is done here instead; the next one gets a new process.
+    _same(post_workers.submit(context, items).result(), context.work(items))
+    assert _worker_pid(context) not in (pid, os.getpid())
+
+
+def test_the_process_lets_go_of_the_server_s_pipes(context):
+    """A pipe the server holds when the process is forked is closed there: else its reader would never
+    see end-of-file when the server closes its end (a browser driver in the tests hung on exactly that)."""
+    from ingest import post_workers
+
+    post_workers.shutdown()
+    r, w = os.pipe()
+    try:
+        pool = post_workers.pool_for(context)
+        with pytest.raises(OSError):
+            pool.submit(os.fstat, w).result()  # EBADF in the process
+        os.close(w)
+        os.set_blocking(r, False)  # with a copy of the write end open somewhere, this read raises instead
+        assert os.read(r, 1) == b""  # end-of-file
+    finally:
+        os.close(r)
