@@ -28,6 +28,13 @@ MAX_BATCH = 10_000
 MAX_TEXT = 10_000
 
 
+def _without_nul(v: str | None) -> str | None:
+    """PostgreSQL stores no NUL character in text or JSON: refused here, for this item alone."""
+    if v is not None and "\x00" in v:
+        raise ValueError("contains a NUL character (\\u0000), which cannot be stored")
+    return v
+
+
 class PlaceIn(BaseModel):
     """A place the post was tagged with: a name, and a bbox [west, south, east, north] or a GeoJSON polygon."""
 
@@ -36,6 +43,11 @@ class PlaceIn(BaseModel):
     name: str | None = Field(default=None, max_length=300)
     bbox: tuple[float, float, float, float] | None = None
     polygon: dict[str, Any] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _no_nul(cls, v: str | None) -> str | None:
+        return _without_nul(v)
 
     @field_validator("bbox")
     @classmethod
@@ -85,6 +97,11 @@ class PostIn(BaseModel):
     coordinates: tuple[float, float] | None = None
     place: PlaceIn | None = None
     url: str | None = Field(default=None, max_length=2048)
+
+    @field_validator("external_id", "author", "text", "lang", "url")
+    @classmethod
+    def _no_nul(cls, v: str | None) -> str | None:
+        return _without_nul(v)
 
     @field_validator("coordinates")
     @classmethod

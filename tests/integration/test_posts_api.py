@@ -59,6 +59,19 @@ def test_json_array_with_good_bad_and_repeated_items(client, partner_key):
     assert "created_at" in res[4]["error"] and "2026-11-25T21:00:00" in res[4]["error"]
 
 
+def test_a_nul_character_rejects_its_item_alone(client, partner_key):
+    """PostgreSQL stores no NUL in text or JSON: such an item is rejected by name, the rest of the batch stored."""
+    body = [post("z1", "Street flooding in Alphaville"), post("z2", "fire\u0000 at Cedar Hill"),
+            post("z3", "Smoke at Betaburg Station", place={"name": "corner\u0000"})]
+    r = client.post("/v1/posts:batch", content=json.dumps(body).encode(),
+                    headers={**auth(partner_key), "Content-Type": "application/json"})
+    assert r.status_code == 200, r.text
+    res = r.json()["results"]
+    assert [x["status"] for x in res] == ["created", "rejected", "rejected"]
+    assert "text: contains a NUL character" in res[1]["error"]
+    assert "place.name: contains a NUL character" in res[2]["error"]
+
+
 def test_ndjson_with_a_malformed_line(client, partner_key):
     lines = [json.dumps(post("n1", "Basement flooded on my street")), "{not json", "",
              json.dumps(post("n2", "Huge fire at Cedar Hill, flames everywhere"))]
