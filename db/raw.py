@@ -26,7 +26,7 @@ from uuid import UUID
 
 import numpy as np
 import psycopg
-from psycopg.rows import namedtuple_row
+from psycopg.rows import namedtuple_row, tuple_row
 from sqlalchemy.orm import Session
 
 from db import pg_binary
@@ -92,9 +92,10 @@ def pg_array(values: list) -> str | None:
     return None
 
 
-def execute(session: Session, sql: str, params: Mapping[str, Any]) -> psycopg.Cursor:
-    """Run one statement in the session's transaction; iterate or fetch the cursor for its rows.
-    A parameter may also be a db.pg_binary.Packed array, sent as packed."""
+def execute(session: Session, sql: str, params: Mapping[str, Any], *, tuples: bool = False) -> psycopg.Cursor:
+    """Run one statement in the session's transaction; iterate or fetch the cursor for its rows (named
+    tuples; plain ones with `tuples`, for thousands of rows). A parameter may also be a
+    db.pg_binary.Packed array, sent as packed."""
     conn = connection(session)
     binary = []
     literal = {}
@@ -111,5 +112,5 @@ def execute(session: Session, sql: str, params: Mapping[str, Any]) -> psycopg.Cu
                 literal[k] = text_
     if packed:
         pg_binary.register(conn)  # before the cursor, which takes a copy of the connection's adapters
-    cursor = conn.cursor(row_factory=namedtuple_row)
+    cursor = conn.cursor(row_factory=tuple_row if tuples else namedtuple_row)
     return cursor.execute(to_psycopg(sql, frozenset(binary)), {**params, **literal} if literal else params)

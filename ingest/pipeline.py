@@ -228,14 +228,14 @@ def ingest_posts(
 def _stage(context: post_workers.Context | None, parts: list[list[post_chunks.Item]], *, process: bool
            ) -> Iterator[Iterator[post_chunks.Chunk]]:
     """post_chunks.work for each part, in order, started now: in the worker process (every part sent
-    at once; it works through them in turn), else in a thread that stays one part ahead of the caller,
+    at once; it works through them in turn, and this thread takes the last ones it has not started
+    whenever it would wait), else in a thread that stays one part ahead of the caller,
     or inline for a batch under THREAD_MIN posts."""
     size = sum(map(len, parts))
     if context is None or size < THREAD_MIN:
         yield (context.work(part) for part in parts) if context else iter(())
     elif process and post_workers.available():
-        futures = [post_workers.submit(context, part) for part in parts]
-        yield (future.result() for future in futures)
+        yield post_workers.work_all(context, parts)
     else:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="post-chunks") as pool:
             futures = [pool.submit(context.work, parts[0])]

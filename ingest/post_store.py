@@ -119,7 +119,7 @@ def send_posts(session: Session, *, columns: dict[str, list], links: Links, now:
     params = {name: pack(columns[name]) for name, pack in _PACK.items()}
     params.update(now=now, link_external_id=pg_binary.text(links.external_id),
                   link_zone=pg_binary.int4(links.zone), link_weight=pg_binary.float8(links.weight))
-    return Sent(raw.execute(session, _INSERT, params))
+    return Sent(raw.execute(session, _INSERT, params, tuples=True))
 
 
 def insert_observations(session: Session, *, columns: dict[str, list], now: datetime,

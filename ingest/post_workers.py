@@ -27,6 +27,7 @@ import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from geo import zone_match
@@ -133,11 +134,36 @@ def submit(context: Context, items: list[post_chunks.Item]) -> Future:
     return _Fallback(future, context, items)
 
 
+def work_all(context: Context, parts: list[list[post_chunks.Item]]) -> Iterator[post_chunks.Chunk]:
+    """post_chunks.work for each part, in order: every part is sent to the process now, and whenever the
+    caller waits for the next result it takes the last part the process has not started and does it
+    itself, so neither side idles while the other has work queued."""
+    futures: list[Future | _Fallback] = [submit(context, part) for part in parts]  # now, not at the first next()
+
+    def results() -> Iterator[post_chunks.Chunk]:
+        for k in range(len(parts)):
+            while not futures[k].done():
+                steal = next((j for j in range(len(parts) - 1, k, -1) if futures[j].cancel()), None)
+                if steal is None:
+                    break
+                futures[steal] = _done(context, parts[steal])
+            yield futures[k].result()
+
+    return results()
+
+
 class _Fallback:
     """A future whose result, if the worker process died before giving it, is computed in the caller."""
 
     def __init__(self, future: Future, context: Context, items: list[post_chunks.Item]) -> None:
         self._future, self._context, self._items = future, context, items
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def cancel(self) -> bool:
+        """True if the process had not started it (it never will)."""
+        return self._future.cancel()
 
     def result(self) -> post_chunks.Chunk:
         try:

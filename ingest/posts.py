@@ -193,8 +193,12 @@ _WORD = re.compile(r"[^\W_]+")
 
 def normalise_text(text: str) -> str:
     """Text as compared for reposts: NFKC, case-folded, links dropped, words joined by single spaces."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(_WORD.findall(_URL.sub(" ", text)))
+    if not text.isascii():  # NFKC leaves ASCII as it is
+        text = unicodedata.normalize("NFKC", text)
+    text = text.casefold()
+    if "://" in text or "www." in text:  # the common post has no link: skip the pass
+        text = _URL.sub(" ", text)
+    return " ".join(_WORD.findall(text))
 
 
 def text_fingerprint(author_key_: str, text: str) -> str:

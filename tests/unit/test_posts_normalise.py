@@ -98,3 +98,17 @@ def test_fingerprint_compares_normalised_text(a, b, same):
 
 def test_fingerprint_depends_on_the_author():
     assert posts.text_fingerprint("alice", "fire") != posts.text_fingerprint("bob", "fire")
+
+
+@pytest.mark.parametrize("text", [
+    "Street FLOODING on 5th Ave!!", "see https://t.co/AbC and www.Example.com/x now", "ﬁre in the Straße",
+    "Ｆｕｌｌ width ＦＩＲＥ", "no_links_here but_under_scores", "émoji 🔥 fire", "", "   ", "HTTP://CAPS.example",
+])
+def test_normalised_text_is_what_the_plain_definition_gives(text):
+    """The fast paths (ASCII skips NFKC, a text without a link skips the link pass) change nothing."""
+    import re
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    plain = " ".join(re.findall(r"[^\W_]+", re.sub(r"https?://\S+|www\.\S+", " ", folded)))
+    assert posts.normalise_text(text) == plain
