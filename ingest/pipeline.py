@@ -228,8 +228,7 @@ def ingest_posts(
 def _stage(context: post_workers.Context | None, parts: list[list[post_chunks.Item]], *, process: bool
            ) -> Iterator[Iterator[post_chunks.Chunk]]:
     """post_chunks.work for each part, in order, started now: in the worker process (every part sent
-    at once; it works through them in turn, and this thread takes the last ones it has not started
-    whenever it would wait), else in a thread that stays one part ahead of the caller,
+    at once; it works through them in turn), else in a thread that stays one part ahead of the caller,
     or inline for a batch under THREAD_MIN posts."""
     size = sum(map(len, parts))
     if context is None or size < THREAD_MIN:

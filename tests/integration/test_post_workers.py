@@ -107,27 +107,3 @@ def test_the_process_lets_go_of_the_server_s_pipes(context):
         assert os.read(r, 1) == b""  # end-of-file
     finally:
         os.close(r)
-
-
-def test_the_caller_takes_the_parts_the_process_has_not_started(context):
-    """While the caller waits on a long first part, it does the last parts itself; every result still comes
-    back in order, and the same as the stage gives in-process."""
-    from dataclasses import dataclass
-
-    from ingest import post_workers
-
-    calls = []
-
-    @dataclass(frozen=True)
-    class Recording(post_workers.Context):
-        def work(self, items):
-            calls.append(len(items))  # the caller's calls only: the process has its own copy of the list
-            return super().work(items)
-
-    recording = Recording(context.index, context.lexicon, context.zones, context.bounds, context.min_confidence)
-    long_part, small = _items(400), _items(3)
-    parts = [long_part, small[:1], small[1:2], small[2:]]
-    got = list(post_workers.work_all(recording, parts))
-    assert calls and set(calls) == {1}  # it took small parts, never the long one the process had started
-    for chunk, part in zip(got, parts):
-        _same(chunk, context.work(part))
