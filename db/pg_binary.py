@@ -1,9 +1,10 @@
 """Array parameters packed in PostgreSQL's binary array format by numpy, not element by element.
 
 psycopg packs a list parameter in Python, one element at a time through its dumper: about 1 µs an
-element, more for datetimes. A post chunk sends eleven arrays of 2,000 elements and its signals
-three of about 13,000, so that loop was about a tenth of the post pipeline's Python. Here each array
-is built whole: the elements' bytes joined once and the 4-byte length headers scattered in by numpy.
+element, more for datetimes. A post chunk sends eleven arrays of 2,000 elements and three of its
+signals' (about 4,000), so that loop was a tenth to a seventh of the post pipeline's Python. Here
+each array is built whole: the elements' bytes joined once, the 4-byte length headers inserted by
+numpy (2,000 strings: 0.3-0.6 ms against psycopg's 1.2; 2,000 floats: 0.25 against 1.2).
 
     from db import pg_binary
     raw.execute(session, "... unnest(CAST(:ids AS bigint[]), CAST(:names AS text[])) ...",
@@ -11,7 +12,7 @@ is built whole: the elements' bytes joined once and the 4-byte length headers sc
 
 Each function returns a `Packed` (bytes and the array's type OID); db.raw hands it to psycopg, which
 sends it as is, in binary. None in a list is SQL NULL (for floats, NaN stays NaN). Text is sent as
-UTF-8, so the connection's client encoding must be UTF8 (psycopg's default; `dumper` checks).
+UTF-8, so the connection's client encoding must be UTF8 (psycopg's default; `register` checks).
 
 The wire format (PostgreSQL's array_send): int32 ndim, int32 has-nulls flag, uint32 element OID,
 then per dimension int32 size and int32 lower bound (1); then per element an int32 byte length (-1:

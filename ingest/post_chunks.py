@@ -76,13 +76,8 @@ class Item(NamedTuple):
 
 
 def items(posts: Sequence[PostIn]) -> list[Item]:
-    return [Item(p.text, p.coordinates, _place(p.place) if p.place is not None else None, p.source, p.external_id,
-                 p.lang, p.url) for p in posts]
-
-
-def _place(place) -> dict:
-    """PlaceIn as model_dump(exclude_none=True) gives it, in a fifth of its time."""
-    return {k: v for k, v in (("name", place.name), ("bbox", place.bbox), ("polygon", place.polygon)) if v is not None}
+    return [Item(p.text, p.coordinates, p.place.model_dump(exclude_none=True) if p.place is not None else None,
+                 p.source, p.external_id, p.lang, p.url) for p in posts]
 
 
 def work(posts: list[Item], *, index: GazetteerIndex, lexicon: Lexicon, zones: zone_match.ZoneSet,
@@ -152,8 +147,8 @@ def _raw(post: Item, cls, tag: Geotag | None) -> str:
 
 
 def _json(value: dict) -> str:
-    """Compact JSON, as json.dumps(separators=(",", ":")) writes it but in a tenth of its time; numpy
-    numbers as numbers, anything else unknown as its str."""
+    """Compact JSON, as json.dumps(separators=(",", ":")) writes it but in an eighth of its time (0.9 µs
+    against 7.1 for a post's); numpy numbers as numbers, anything else unknown as its str."""
     return orjson.dumps(value, default=str, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 

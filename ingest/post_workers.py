@@ -14,8 +14,8 @@ lives, so that their ids, which identify the context, cannot be reused by new ob
 
 Nothing is lost when the process dies: a chunk whose process broke is done again in the calling
 thread, and the next batch forks a new process. The process closes the sockets and pipes it inherits
-but the pool's two pipes (a copy of a socket or pipe held open here would keep its other end from seeing
-it closed). Where fork or /proc is unavailable (not Linux), or `TOCSIN_POST_WORKER_PROCESS=false`,
+from the server (a copy held open there would keep their other ends from seeing them closed), not
+the pool's own. Where fork or /proc is unavailable (not Linux), or `TOCSIN_POST_WORKER_PROCESS=false`,
 the stage runs in a thread as before.
 """
 
@@ -25,9 +25,9 @@ import logging
 import multiprocessing
 import os
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from geo import zone_match

@@ -17,13 +17,3 @@ def test_repost_marks_are_added_to_the_stored_json():
     raw = post_chunks._json({"source": "t", "classification": {"category": "fire"}})
     assert json.loads(post_chunks._repost_marked(raw)) == {
         "source": "t", "classification": {"category": "fire"}, "counted": False, "reason": "repost"}
-
-
-def test_a_place_is_read_as_its_model_dump_gives_it():
-    """post_chunks reads PlaceIn's fields by name (cheaper than model_dump): a new field must be added there."""
-    from ingest.posts import PlaceIn
-
-    assert set(PlaceIn.model_fields) == {"name", "bbox", "polygon"}
-    polygon = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}
-    for place in (PlaceIn(name="x"), PlaceIn(bbox=(-74, 40, -73, 41)), PlaceIn(name="y", polygon=polygon)):
-        assert post_chunks._place(place) == place.model_dump(exclude_none=True)
