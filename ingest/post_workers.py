@@ -15,8 +15,8 @@ lives, so that their ids, which identify the context, cannot be reused by new ob
 Nothing is lost when the process dies: a chunk whose process broke is done again in the calling
 thread, and the next batch forks a new process. The process closes the sockets and pipes it inherits
 from the server (a copy held open there would keep their other ends from seeing them closed), not
-the pool's own. Where fork or /proc is unavailable (not Linux), or `TOCSIN_POST_WORKER_PROCESS=false`,
-the stage runs in a thread as before.
+the pool's own, and exits within a second of the server. Where fork or /proc is unavailable (not
+Linux), or `TOCSIN_POST_WORKER_PROCESS=false`, the stage runs in a thread as before.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -56,6 +57,7 @@ class Context:
                                 bounds=self.bounds, min_confidence=self.min_confidence)
 
 
+PARENT_CHECK_S = 1.0  # how often the process checks that the server is still there
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _context: Context | None = None  # the context the process was forked with; in the process, its own
@@ -91,18 +93,31 @@ def _sockets_and_pipes() -> dict[int, str]:
 _server_fds: dict[int, str] = {}  # the parent's sockets and pipes just before it made the pool
 
 
-def _close_inherited() -> None:
-    """In the process, first thing: close the sockets and pipes it inherited from the server (its
-    listening socket, database connections, a browser driver's pipes in tests). A copy held open here
-    would keep their other ends from ever seeing them closed. The pool's own pipes are newer, so not
-    among them (same descriptor and same kernel object: a number reused since is left alone); files
-    stay open, since libraries read theirs (pyproj's proj.db)."""
+def _start_in_process() -> None:
+    """In the process, first thing (the pool's initializer).
+
+    Close the sockets and pipes it inherited from the server (its listening socket, database
+    connections, a browser driver's pipes in tests): a copy held open here would keep their other ends
+    from ever seeing them closed. The pool's own pipes are newer, so not among them (same descriptor
+    and same kernel object: a number reused since is left alone); files stay open, since libraries read
+    theirs (pyproj's proj.db).
+
+    And leave when the server does: the process also holds the write end of its own work queue, so a
+    dead server's queue never reads as closed here. A thread looks at the parent's pid every second."""
     for fd, target in _sockets_and_pipes().items():
         if _server_fds.get(fd) == target:
             try:
                 os.close(fd)
             except OSError:
                 pass
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(0)  # the server is gone (this process was handed to init): nothing is waiting for us
+
+    threading.Thread(target=watch, name="post-worker-parent-watch", daemon=True).start()
 
 
 def pool_for(context: Context) -> ProcessPoolExecutor:
@@ -117,7 +132,7 @@ def pool_for(context: Context) -> ProcessPoolExecutor:
         _server_fds.clear()
         _server_fds.update(_sockets_and_pipes())
         _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"),
-                                    initializer=_close_inherited)
+                                    initializer=_start_in_process)
         _pool.submit(_started).result()  # fork now, from this context, not at some later submit
         if old is not None:
             old.shutdown(wait=False)  # work already sent to it still finishes

@@ -107,3 +107,26 @@ def test_the_process_lets_go_of_the_server_s_pipes(context):
         assert os.read(r, 1) == b""  # end-of-file
     finally:
         os.close(r)
+
+
+def test_the_process_leaves_when_the_server_dies(tmp_path):
+    """A server killed outright (no atexit, no pool shutdown) leaves no worker process behind."""
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import os, sys\n"
+        "from ingest import post_workers\n"
+        "context = post_workers.Context(object(), object(), object(), (0.0, 0.0, 1.0, 1.0), 0.5)\n"
+        "print(post_workers.pool_for(context).submit(os.getpid).result(), flush=True)\n"
+        "os._exit(0)\n"  # as a SIGKILL would leave it: nothing shuts the pool down
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    worker = int(out.stdout.strip())
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{worker}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    state = open(f"/proc/{worker}/stat").read().split()[2] if os.path.exists(f"/proc/{worker}") else "gone"
+    assert state in ("gone", "Z"), f"worker {worker} still running ({state})"
