@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -102,8 +103,13 @@ def _start_in_process() -> None:
     and same kernel object: a number reused since is left alone); files stay open, since libraries read
     theirs (pyproj's proj.db).
 
-    And leave when the server does: the process also holds the write end of its own work queue, so a
-    dead server's queue never reads as closed here. A thread looks at the parent's pid every second."""
+    Take back the server's signal handlers (uvicorn's would make SIGTERM set a flag nobody reads
+    here): SIGTERM ends the process, and SIGINT (Ctrl-C reaches the whole process group) is left to
+    the server. And leave when the server does: the process also holds the write end of its own work
+    queue, so a dead server's queue never reads as closed here. A thread looks at the parent's pid
+    every second."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for fd, target in _sockets_and_pipes().items():
         if _server_fds.get(fd) == target:
             try:

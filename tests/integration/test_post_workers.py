@@ -130,3 +130,24 @@ def test_the_process_leaves_when_the_server_dies(tmp_path):
         time.sleep(0.1)
     state = open(f"/proc/{worker}/stat").read().split()[2] if os.path.exists(f"/proc/{worker}") else "gone"
     assert state in ("gone", "Z"), f"worker {worker} still running ({state})"
+
+
+def test_sigterm_ends_the_process_whatever_the_server_s_handlers(context):
+    """The server (uvicorn) handles SIGTERM with a flag; the forked process must not inherit that."""
+    import signal
+    import time
+
+    from ingest import post_workers
+
+    post_workers.shutdown()
+    previous = signal.signal(signal.SIGTERM, lambda *a: None)  # as a server's handler would
+    try:
+        pid = _worker_pid(context)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}") \
+            and open(f"/proc/{pid}/stat").read().split()[2] != "Z":
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
