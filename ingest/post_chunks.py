@@ -110,7 +110,7 @@ def work(posts: list[Item], *, index: GazetteerIndex, lexicon: Lexicon, zones: z
 
 def rows(chunk: Chunk, heads: Sequence[Head], new: Sequence[bool]) -> tuple[dict[str, list], np.ndarray]:
     """The observation rows of the chunk's new posts (heads[k] is the post at position k; new[k]: it is
-    to be stored) as column arrays for post_store.insert_observations, and which positions feed the
+    to be stored) as column arrays for post_store.send_posts, and which positions feed the
     rules (new, an incident, located, not a repost)."""
     at = [k for k, yes in enumerate(new) if yes]
     columns = {
