@@ -122,12 +122,6 @@ def send_posts(session: Session, *, columns: dict[str, list], links: Links, now:
     return Sent(raw.execute(session, _INSERT, params, tuples=True))
 
 
-def insert_observations(session: Session, *, columns: dict[str, list], now: datetime,
-                        links: Links | None = None) -> dict[str, int]:
-    """send_posts, waiting for its ids."""
-    return send_posts(session, columns=columns, links=links or Links.none(), now=now).ids()
-
-
 def purge_posts(session: Session, *, received_before: datetime) -> int:
     """Delete posts received before the cutoff (their zone links, signals and alert evidence cascade)."""
     return session.execute(

@@ -126,11 +126,11 @@ def test_locate_write_and_rule_matches(session_factory, districts):
             sent = post_store.send_posts(s, columns=columns, now=now, links=post_store.Links(
                 [columns["external_id"][p] for p in pos[keep].tolist()], zone[keep], weight[keep]))
         ids = sent.ids()
-        assert post_store.insert_observations(s, columns={  # the same external id again: not inserted
+        assert post_store.send_posts(s, columns={  # the same external id again: not inserted, no signals
             "external_id": ["t:1"], "author_hash": [None], "text": [None], "category": ["none"],
             "confidence": [0.0], "observed_at": [now], "wkb": [None], "uncertainty_m": [None],
             "geotag_method": ["none"], "raw": ["{}"], "text_fingerprint": [None]}, now=now,
-            links=post_store.Links(["t:1"], np.array([_zone_id(s, "C")]), np.array([1.0]))) == {}
+            links=post_store.Links(["t:1"], np.array([_zone_id(s, "C")]), np.array([1.0]))).ids() == {}
         oid = [ids["t:1"], ids["t:2"], ids["t:3"]]
         obs = np.array(oid, dtype=np.int64)[pos]
         matches = post_zones.rule_matches(zs, obs[keep].tolist(), zone[keep].tolist(), weight[keep].tolist(),
