@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from alerts import ackcodes, outbox
-from alerts.models import Alert
+from alerts.models import Alert, AlertNotification
 from db.session import transaction
 
 T0 = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # a Wednesday, 10:00 in New York
@@ -28,16 +28,21 @@ def zone_ref(session, layer: str, code: str) -> tuple[int, dict[str, str]]:
 
 def open_alert(factory, *, code: str = "A", layer: str = "district", rule: str = "gas_leak_report",
                category: str = "gas_leak", severity: str = "critical", now: datetime = T0) -> Alert:
-    """Open an alert and write its `opened` outbox event in one transaction, as alerts.service does."""
+    """Open an alert and write its `opened` outbox event and notification-log row in one transaction, as
+    alerts.service does. (Without the log row, a resolve before the live sweeper's first pass decided
+    "never notified" and sent nothing, so the zone's retained state was never cleared: a flaky test.)"""
     with transaction(factory) as session:
         zone_id, zone = zone_ref(session, layer, code)
         seq = session.execute(text("SELECT nextval('ack_code_seq')")).scalar_one()
         alert = Alert(rule=rule, zone_id=zone_id, category=category, severity=severity, state="open",
                       ack_code=ackcodes.new_ack_code(seq), evidence_count=1, distinct_authors=1, opened_at=now,
-                      updated_at=now, last_evidence_at=now, expires_at=now + timedelta(hours=6))
+                      updated_at=now, last_evidence_at=now, expires_at=now + timedelta(hours=6),
+                      last_notified_at=now)
         session.add(alert)
         session.flush()
-        outbox.emit(session, alert=alert, kind="opened", reason="first_notification", zone=zone, now=now)
+        event = outbox.emit(session, alert=alert, kind="opened", reason="first_notification", zone=zone, now=now)
+        session.add(AlertNotification(alert_id=alert.id, at=now, reason="first_notification", kind=event.kind,
+                                      state=alert.state, severity=alert.severity, event_id=event.event_id))
     return alert
 
 
