@@ -76,10 +76,6 @@ class Links:
     zone: np.ndarray
     weight: np.ndarray
 
-    @classmethod
-    def none(cls) -> Links:
-        return cls([], np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float64))
-
 
 class Sent:
     """A chunk's statement, sent; `ids()` waits for it (inside db.raw.pipeline, for the pipeline's sync)."""
