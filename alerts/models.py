@@ -30,6 +30,15 @@ class Signal(Base):
     retired_at: Mapped[datetime | None]
 
 
+class SignalLayer(Base):
+    """A zone layer whose zones public posts write signals in (migration 0012; ingest.signal_layers)."""
+
+    __tablename__ = "signal_layers"
+
+    layer_id: Mapped[int] = mapped_column(ForeignKey("zone_layers.id", ondelete="CASCADE"), primary_key=True)
+    added_at: Mapped[datetime]
+
+
 class Alert(Base):
     __tablename__ = "alerts"
     __table_args__ = (

@@ -33,6 +33,8 @@ class Observation(Base):
     raw: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     # Hash of (author key, normalised text) for posts: finds reposts within the dedup window (migration 0003).
     text_fingerprint: Mapped[str | None] = mapped_column(String(32))
+    # A counted post's zone weights in every layer, packed (ingest.post_zones.WEIGHTS; migration 0012).
+    zone_weights: Mapped[bytes | None]
 
 
 class ObservationZone(Base):

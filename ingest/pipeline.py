@@ -23,10 +23,10 @@ each chunk and matches its incident posts to zones (ingest.post_chunks, against 
 sent to it at once, while this thread (1) works out which posts are new: author keys (once per
 distinct author) and repost fingerprints, one query for (source, external_id) already stored and one
 for recent reposts; then (2) sends each chunk as the worker hands it over, in one statement: the new
-observations (INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING) and the signals of the
-counted ones among those it inserted (a post's zones are its signals, it writes no observation_zones
-rows), in psycopg's pipeline mode, so PostgreSQL writes one chunk while Python prepares the next; and
-(3) reads the ids and has the rules evaluate every (rule, zone) the batch touched in four statements,
+observations (INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING), each counted one keeping its
+zone weights in every layer, and the signals of the counted ones among those it inserted, in the layers
+the rules count posts in (ingest.signal_layers; no observation_zones rows), in psycopg's pipeline
+mode, so PostgreSQL writes one chunk while Python prepares the next; and (3) reads the ids and has the rules evaluate every (rule, zone) the batch touched in four statements,
 counting after they take the zones' locks (`alerts.service.observe_many`). The worker, this thread
 and PostgreSQL each keep a core busy in turn. With `worker_process=False` (or no fork) the stage runs
 in a thread one chunk ahead; batches under THREAD_MIN posts run it inline.
@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,10 +55,10 @@ from alerts.rules import Rule
 from db import raw
 from geo import zone_match
 from geo.gazetteer import GazetteerIndex
-from ingest import post_chunks, post_store, post_workers, post_zones
+from ingest import post_chunks, post_store, post_workers, post_zones, signal_layers
 from ingest.classify import Lexicon
 from ingest.post_chunks import Head
-from ingest.posts import PostIn, author_key, text_fingerprint
+from ingest.posts import PostIn, author_keys, text_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def _mark_reposts(session: Session, fresh: list[Head], window_s: float) -> None:
 
 
 def _heads(items: Sequence[tuple[int, PostIn]], config: PipelineConfig, now: datetime) -> list[Head]:
-    keys = {a: author_key(a, secret=config.author_hash_key) for a in {post.author for _, post in items}}
+    keys = author_keys((post.author for _, post in items), secret=config.author_hash_key)
     return [Head(index=i, post=post, external_id=f"{post.source}:{post.external_id}", author=keys[post.author],
                  fingerprint=text_fingerprint(keys[post.author], post.text), observed_at=min(post.created_at, now))
             for i, post in items]
@@ -184,8 +184,14 @@ def ingest_posts(
                 fresh.append(h)
         _mark_reposts(session, fresh, config.dedup_window_s)
 
-        layers = sorted({r.layer for r in rules if SOURCE in r.sources})
-        min_weight = min((r.min_zone_weight for r in rules if SOURCE in r.sources), default=1.0)
+        counting = [r for r in rules if SOURCE in r.sources]
+        min_weight = min((r.min_zone_weight for r in counting), default=1.0)
+        windows: dict[str, float] = {}
+        for r in counting:
+            windows[r.layer] = max(windows.get(r.layer, 0.0), r.window_s)
+        # Signals go in the layers the rules count posts in (ingest.signal_layers), not in every layer.
+        written = post_zones.layer_mask(zones, signal_layers.layers_to_write(session, wanted=windows, now=now)) \
+            if zones is not None else None
         new = {h.index for h in fresh}
         # Each chunk is sent as the worker hands it over, without waiting for the one before: PostgreSQL
         # writes chunk k while Python prepares chunk k + 1. The results are read after the last.
@@ -193,12 +199,14 @@ def ingest_posts(
         with raw.pipeline(session):
             for start, chunk in zip(range(0, len(heads), CHUNK), staged):
                 part = heads[start:start + CHUNK]
-                sent.append(_send_chunk(session, chunk, part, [h.index in new for h in part], now=now))
+                sent.append(_send_chunk(session, chunk, part, [h.index in new for h in part], written=written,
+                                        now=now))
         ids: dict[str, int] = {}
         signals: list[alert_service.SignalIn] = []
         done: list[tuple[Head, str, bool]] = []  # (post, category, located) of every post stored here
         for item in sent:
-            signals += _finish_chunk(session, item, ids, results, zones=zones, layers=layers, min_weight=min_weight)
+            signals += _finish_chunk(session, item, ids, results, zones=zones, layers=windows.keys(),
+                                     min_weight=min_weight)
             done += [(h, c, loc) for h, c, loc in zip(item.heads, item.chunk.categories, item.chunk.located)
                      if h.index in new and h.index not in results]
 
@@ -258,10 +266,11 @@ class _SentChunk:
 
 
 def _send_chunk(session: Session, chunk: post_chunks.Chunk, heads: list[Head], new: list[bool], *,
-                now: datetime) -> _SentChunk:
-    """Send one chunk's new posts and the signals of its counted ones, without waiting."""
+                written: np.ndarray | None, now: datetime) -> _SentChunk:
+    """Send one chunk's new posts and the signals of its counted ones in the `written` zones (a mask by
+    zone id), without waiting."""
     columns, counted_at = post_chunks.rows(chunk, heads, new)
-    keep = counted_at[chunk.link_pos]
+    keep = counted_at[chunk.link_pos] & written[chunk.link_zone]
     links = post_store.Links([heads[k].external_id for k in chunk.link_pos[keep].tolist()],
                              chunk.link_zone[keep], chunk.link_weight[keep])
     return _SentChunk(chunk, heads, new, counted_at, post_store.send_posts(session, columns=columns, links=links,
@@ -269,7 +278,7 @@ def _send_chunk(session: Session, chunk: post_chunks.Chunk, heads: list[Head], n
 
 
 def _finish_chunk(session: Session, item: _SentChunk, ids: dict[str, int], results: dict[int, ItemResult], *,
-                  zones: zone_match.ZoneSet, layers: Sequence[str], min_weight: float
+                  zones: zone_match.ZoneSet, layers: Collection[str], min_weight: float
                   ) -> list[alert_service.SignalIn]:
     """Read a sent chunk's ids; returns what the rules need of the signals it wrote."""
     chunk, heads, new = item.chunk, item.heads, item.new
@@ -284,7 +293,8 @@ def _finish_chunk(session: Session, item: _SentChunk, ids: dict[str, int], resul
     # 0 where nothing was inserted here (stored before, a repeat, or raced), or not counted: no signals.
     oid_at = np.array([inserted.get(h.external_id, 0) if yes else 0 for h, yes in zip(heads, new)], dtype=np.int64)
     oid_at[~item.counted_at] = 0
-    keep = oid_at[chunk.link_pos] > 0
+    keep = (oid_at[chunk.link_pos] > 0) & post_zones.layer_mask(zones, layers)[chunk.link_zone] \
+        & (chunk.link_weight >= min_weight)
     obs, zone, weight = oid_at[chunk.link_pos][keep], chunk.link_zone[keep], chunk.link_weight[keep]
     counted = {int(oid_at[k]): k for k in np.flatnonzero(oid_at > 0).tolist()}
     matches = post_zones.rule_matches(zones, obs.tolist(), zone.tolist(), weight.tolist(),

@@ -60,6 +60,7 @@ class Chunk:
     link_pos: np.ndarray  # zone weights of incident posts: (position, zone id, weight)
     link_zone: np.ndarray
     link_weight: np.ndarray
+    zone_weights: list[bytes | None]  # the same per position, packed (post_zones.pack_weights)
 
 
 class Item(NamedTuple):
@@ -105,14 +106,17 @@ def work(posts: list[Item], *, index: GazetteerIndex, lexicon: Lexicon, zones: z
         wkb=[_stored_wkb(t, w) for t, w in zip(tags, wkbs)],
         uncertainty_m=[float(t.uncertainty_m) if t is not None else None for t in tags],
         geotag_method=[t.method if t is not None else "none" for t in tags], raw=raws, incident=incident,
-        link_pos=at[pos], link_zone=zone, link_weight=weight)
+        link_pos=at[pos], link_zone=zone, link_weight=weight,
+        zone_weights=post_zones.pack_weights(at[pos], zone, weight, len(posts)))
 
 
 def rows(chunk: Chunk, heads: Sequence[Head], new: Sequence[bool]) -> tuple[dict[str, list], np.ndarray]:
     """The observation rows of the chunk's new posts (heads[k] is the post at position k; new[k]: it is
     to be stored) as column arrays for post_store.send_posts, and which positions feed the
-    rules (new, an incident, located, not a repost)."""
+    rules (new, an incident, located, not a repost). A counted post keeps its zone weights in every layer
+    (ingest.signal_layers backfills from them)."""
     at = [k for k, yes in enumerate(new) if yes]
+    counted = chunk.incident & np.array([yes and not h.is_repost for h, yes in zip(heads, new)], dtype=bool)
     columns = {
         "external_id": [heads[k].external_id for k in at],
         "author_hash": [heads[k].author for k in at],
@@ -125,8 +129,8 @@ def rows(chunk: Chunk, heads: Sequence[Head], new: Sequence[bool]) -> tuple[dict
         "geotag_method": [chunk.geotag_method[k] for k in at],
         "raw": [_repost_marked(chunk.raw[k]) if heads[k].is_repost else chunk.raw[k] for k in at],
         "text_fingerprint": [heads[k].fingerprint for k in at],
+        "zone_weights": [chunk.zone_weights[k] if counted[k] else None for k in at],
     }
-    counted = chunk.incident & np.array([yes and not h.is_repost for h, yes in zip(heads, new)], dtype=bool)
     return columns, counted
 
 

@@ -39,16 +39,18 @@ _RECENT = text(
 _INSERT = """
     WITH ins AS (
         INSERT INTO observations (source, external_id, author_hash, text, category, confidence, observed_at,
-                                  received_at, geom, uncertainty_m, geotag_method, raw, text_fingerprint)
+                                  received_at, geom, uncertainty_m, geotag_method, raw, text_fingerprint,
+                                  zone_weights)
         SELECT 'post', u.external_id, u.author_hash, u.text, u.category, u.confidence, u.observed_at, :now,
                ST_GeomFromWKB(u.wkb, 4326), u.uncertainty_m, u.geotag_method, CAST(u.raw AS jsonb),
-               u.text_fingerprint
+               u.text_fingerprint, u.zone_weights
         FROM unnest(CAST(:external_id AS text[]), CAST(:author_hash AS text[]), CAST(:text AS text[]),
                     CAST(:category AS text[]), CAST(:confidence AS float8[]),
                     CAST(:observed_at AS timestamptz[]), CAST(:wkb AS bytea[]), CAST(:uncertainty_m AS float8[]),
-                    CAST(:geotag_method AS text[]), CAST(:raw AS text[]), CAST(:text_fingerprint AS text[]))
+                    CAST(:geotag_method AS text[]), CAST(:raw AS text[]), CAST(:text_fingerprint AS text[]),
+                    CAST(:zone_weights AS bytea[]))
              AS u(external_id, author_hash, text, category, confidence, observed_at, wkb, uncertainty_m,
-                  geotag_method, raw, text_fingerprint)
+                  geotag_method, raw, text_fingerprint, zone_weights)
         ON CONFLICT (source, external_id) DO NOTHING
         RETURNING id, external_id, source, category, confidence, author_hash, observed_at
     ), signal_rows AS (
@@ -65,7 +67,7 @@ _INSERT = """
 _PACK = {"external_id": pg_binary.text, "author_hash": pg_binary.text, "text": pg_binary.text,
          "category": pg_binary.text, "confidence": pg_binary.float8, "observed_at": pg_binary.timestamptz,
          "wkb": pg_binary.bytea, "uncertainty_m": pg_binary.float8, "geotag_method": pg_binary.text,
-         "raw": pg_binary.text, "text_fingerprint": pg_binary.text}
+         "raw": pg_binary.text, "text_fingerprint": pg_binary.text, "zone_weights": pg_binary.bytea}
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,42 @@ def _expand(gidx: np.ndarray, matches: tuple) -> tuple[np.ndarray, np.ndarray, n
     return pos, zone[rows], weight[rows]
 
 
+# A counted post's zone weights, every layer, as kept on its observation (observations.zone_weights): one
+# record per zone, little-endian. ingest.signal_layers writes signals from them when a rule starts
+# counting a layer whose signals were not written.
+WEIGHTS = np.dtype([("zone", "<i4"), ("weight", "<f8")])
+
+
+def pack_weights(pos: np.ndarray, zone: np.ndarray, weight: np.ndarray, n: int) -> list[bytes | None]:
+    """Per position 0..n-1, its rows of (pos, zone, weight) (grouped by position, as `locate` gives them)
+    as WEIGHTS records; None for a position without any."""
+    out: list[bytes | None] = [None] * n
+    if not len(pos):
+        return out
+    records = np.empty(len(pos), WEIGHTS)
+    records["zone"], records["weight"] = zone, weight
+    blob, size = records.tobytes(), WEIGHTS.itemsize
+    starts = np.flatnonzero(np.concatenate([[True], pos[1:] != pos[:-1]]))
+    ends = np.concatenate([starts[1:], [len(pos)]])
+    for p, start, end in zip(pos[starts].tolist(), starts.tolist(), ends.tolist()):
+        out[p] = blob[start * size:end * size]
+    return out
+
+
+def unpack_weights(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The (zone ids, weights) that pack_weights stored."""
+    records = np.frombuffer(blob, WEIGHTS)
+    return records["zone"].astype(np.int64), records["weight"].astype(np.float64)
+
+
+def layer_mask(zs: zone_match.ZoneSet, layers: Collection[str]) -> np.ndarray:
+    """Booleans by zone id: the zone is in one of `layers`."""
+    mask = np.zeros(max(zs.info, default=-1) + 1, dtype=bool)
+    wanted = set(layers)
+    mask[[zid for zid, (layer, _, _) in zs.info.items() if layer in wanted]] = True
+    return mask
+
+
 def rule_matches(zs: zone_match.ZoneSet, obs: Sequence[int], zone: Sequence[int], weight: Sequence[float], *,
                  layers: Collection[str], min_weight: float) -> dict[int, list[ZoneMatch]]:
     """Of (observation, zone, weight) rows, those in `layers` with weight >= min_weight, by observation:

@@ -12,6 +12,16 @@ from tests.integration.test_posts_pipeline import index, lexicon, post, rules, r
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(autouse=True)
+def precincts_written(session_factory, districts):
+    """Posts write signals in `precinct` too, as when a rule counts posts there (ingest.signal_layers):
+    each post then has signals in two zones."""
+    from ingest import signal_layers
+
+    with session_factory.begin() as s:
+        signal_layers.layers_to_write(s, wanted={"district": 600, "precinct": 600}, now=datetime.now(UTC))
+
+
 def counts(session_factory) -> tuple[int, int]:
     with session_factory() as s:
         return s.execute(text("SELECT (SELECT count(*) FROM observation_zones), (SELECT count(*) FROM signals)")).one()

@@ -73,6 +73,7 @@ def test_replay_refuses_both_modes(cli):
 
 
 def test_purge_deletes_posts_older_than_retention(cli, session_factory, settings):
+    from alerts.rules import load_rules
     from db.session import transaction
     from geo.gazetteer import GazetteerEntry, GazetteerIndex
     from ingest import pipeline, posts
@@ -84,14 +85,18 @@ def test_purge_deletes_posts_older_than_retention(cli, session_factory, settings
         [p] = posts.parse_items([{"source": "t", "external_id": ext, "author": "a", "text": f"flooding {ext}",
                                   "created_at": received.isoformat(), "coordinates": [-73.975, 40.725]}])
         with transaction(session_factory) as session:
-            pipeline.ingest_posts(session, posts=[p], index=index, lexicon=load_lexicon(), rules=[],
+            pipeline.ingest_posts(session, posts=[p], index=index, lexicon=load_lexicon(),
+                                  rules=load_rules(settings.rules_file),
                                   config=pipeline.PipelineConfig.from_settings(settings), now=received)
+    signals = "SELECT o.raw->>'external_id' FROM signals s JOIN observations o ON o.id = s.observation_id"
+    with session_factory() as s:
+        assert sorted(s.execute(text(signals)).scalars().all()) == ["new", "old"]  # one each, in its district
     r = cli("posts", "purge", "--older-than", "2d")
     assert r.exit_code == 0, r.output
     assert "purged 1 posts" in r.output
     with session_factory() as s:
         assert s.execute(text("SELECT raw->>'external_id' FROM observations")).scalars().all() == ["new"]
-        assert s.execute(text("SELECT count(*) FROM signals")).scalar_one() == 2  # the new post's
+        assert s.execute(text("SELECT count(*) FROM signals")).scalar_one() == 1  # the new post's
     assert cli("posts", "purge", "--older-than", "soon").exit_code == 2
 
 

@@ -66,14 +66,28 @@ def post(ext, text_, *, author="alice", minutes=0, **extra):
             "created_at": (NOW - timedelta(minutes=minutes)).isoformat(), **extra}
 
 
-def zones_of(session_factory, observation_id):
-    """A post's zones and weights: its signals (posts keep no observation_zones rows of their own)."""
+def zones_of(session_factory, observation_id, *, rule_layers=("district",)):
+    """A counted post's zones and weights in every layer, as its observation keeps them (zone_weights;
+    posts keep no observation_zones rows). Its signals must be those of them in the layers the rules
+    count posts in: the test rules count 'district' only."""
+    from ingest.post_zones import unpack_weights
+
     with session_factory() as s:
         assert s.execute(text("SELECT count(*) FROM observation_zones WHERE observation_id = :id"),
                          {"id": observation_id}).scalar_one() == 0
-        return {(layer, code): round(w, 3) for layer, code, w in s.execute(text(
+        blob = s.execute(text("SELECT zone_weights FROM observations WHERE id = :id"),
+                         {"id": observation_id}).scalar_one()
+        names = {zid: (layer, code) for zid, layer, code in s.execute(text(
+            "SELECT z.id, l.name, z.code FROM zones z JOIN zone_layers l ON l.id = z.layer_id"))}
+        stored = {}
+        if blob is not None:
+            zones, weights = unpack_weights(bytes(blob))
+            stored = {names[z]: round(w, 3) for z, w in zip(zones.tolist(), weights.tolist())}
+        signals = {(layer, code): round(w, 3) for layer, code, w in s.execute(text(
             "SELECT l.name, z.code, sg.weight FROM signals sg JOIN zones z ON z.id = sg.zone_id "
             "JOIN zone_layers l ON l.id = z.layer_id WHERE sg.observation_id = :id"), {"id": observation_id})}
+    assert signals == {k: w for k, w in stored.items() if k[0] in rule_layers}
+    return stored
 
 
 def signals_of(session_factory, observation_id):

@@ -112,7 +112,8 @@ def test_locate_write_and_rule_matches(session_factory, districts):
         "external_id": ["t:1", "t:2", "t:3"], "author_hash": ["a1", "a2", None], "text": ["x", "y", "z"],
         "category": ["flood", "flood", "none"], "confidence": [0.8, 0.9, 0.1], "observed_at": [now] * 3,
         "wkb": [shapely.to_wkb(t.geometry) for t in tags], "uncertainty_m": [t.uncertainty_m for t in tags],
-        "geotag_method": [t.method for t in tags], "raw": ["{}"] * 3, "text_fingerprint": ["f1", "f2", "f3"]}
+        "geotag_method": [t.method for t in tags], "raw": ["{}"] * 3, "text_fingerprint": ["f1", "f2", "f3"],
+        "zone_weights": [None] * 3}
     with transaction(session_factory) as s:
         zs = zone_match.zone_set(s)
         pos, zone, weight = post_zones.locate(tags, zs)
@@ -129,7 +130,7 @@ def test_locate_write_and_rule_matches(session_factory, districts):
         assert post_store.send_posts(s, columns={  # the same external id again: not inserted, no signals
             "external_id": ["t:1"], "author_hash": [None], "text": [None], "category": ["none"],
             "confidence": [0.0], "observed_at": [now], "wkb": [None], "uncertainty_m": [None],
-            "geotag_method": ["none"], "raw": ["{}"], "text_fingerprint": [None]}, now=now,
+            "geotag_method": ["none"], "raw": ["{}"], "text_fingerprint": [None], "zone_weights": [None]}, now=now,
             links=post_store.Links(["t:1"], np.array([_zone_id(s, "C")]), np.array([1.0]))).ids() == {}
         oid = [ids["t:1"], ids["t:2"], ids["t:3"]]
         obs = np.array(oid, dtype=np.int64)[pos]

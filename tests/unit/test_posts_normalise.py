@@ -74,6 +74,17 @@ def test_split_body_limit():
         posts.split_body(b"[1, 2, 3, 4]", ndjson=False, max_items=3)
 
 
+@pytest.mark.parametrize("secret", ["k1", "", "é" * 40, "x" * 64, "y" * 65, "z" * 200])
+def test_author_keys_are_the_hmac_of_each_author(secret):
+    import hmac
+
+    authors = ["did:plc:abc", "@carol.example.com", "", "ünïcode ☃", "did:plc:abc"]
+    keys = posts.author_keys(authors, secret=secret)
+    assert set(keys) == set(authors)
+    for a in authors:
+        assert keys[a] == hmac.new(secret.encode(), a.encode(), "sha256").hexdigest() == posts.author_key(a, secret=secret)
+
+
 def test_author_key_is_keyed_and_stable():
     a = posts.author_key("did:plc:abc", secret="k1")
     assert a == posts.author_key("did:plc:abc", secret="k1")
