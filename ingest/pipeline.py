@@ -26,8 +26,9 @@ for recent reposts; then (2) sends each chunk as the worker hands it over, in on
 observations (INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING), each counted one keeping its
 zone weights in every layer, and the signals of the counted ones among those it inserted, in the layers
 the rules count posts in (ingest.signal_layers; no observation_zones rows), in psycopg's pipeline
-mode, so PostgreSQL writes one chunk while Python prepares the next; and (3) reads the ids and has the rules evaluate every (rule, zone) the batch touched in four statements,
-counting after they take the zones' locks (`alerts.service.observe_many`). The worker, this thread
+mode, so PostgreSQL writes one chunk while Python prepares the next; and (3) reads the ids and has
+the rules evaluate every (rule, zone) the batch touched in four statements, counting after they take
+the zones' locks (`alerts.service.observe_many`). The worker, this thread
 and PostgreSQL each keep a core busy in turn. With `worker_process=False` (or no fork) the stage runs
 in a thread one chunk ahead; batches under THREAD_MIN posts run it inline.
 

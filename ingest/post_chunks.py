@@ -103,7 +103,7 @@ def work(posts: list[Item], *, index: GazetteerIndex, lexicon: Lexicon, zones: z
     pos, zone, weight = post_zones.locate([tags[k] for k in at.tolist()], zones, [wkbs[k] for k in at.tolist()])
     return Chunk(
         categories=categories, confidences=confidences, located=[t is not None for t in tags],
-        wkb=[_stored_wkb(t, w) for t, w in zip(tags, wkbs)],
+        wkb=_stored_wkbs(tags, wkbs),
         uncertainty_m=[float(t.uncertainty_m) if t is not None else None for t in tags],
         geotag_method=[t.method if t is not None else "none" for t in tags], raw=raws, incident=incident,
         link_pos=at[pos], link_zone=zone, link_weight=weight,
@@ -160,11 +160,24 @@ def _repost_marked(raw: str) -> str:
     return _json({**orjson.loads(raw), "counted": False, "reason": "repost"})
 
 
-def _stored_wkb(tag: Geotag | None, wkb: bytes | None) -> bytes | None:
-    """What the observation row keeps as its location: the geometry, or for a detailed outline (a named
+# The stored centre of each detailed outline, by the outline's WKB: the same few hundred gazetteer
+# outlines come back in every batch, and their centre cost 60 us each to find and encode again.
+_CENTRES: dict[bytes, bytes] = {}
+_CENTRES_MAX = 20_000
+
+
+def _stored_wkbs(tags: Sequence[Geotag | None], wkbs: Sequence[bytes | None]) -> list[bytes | None]:
+    """What each observation row keeps as its location: the geometry, or for a detailed outline (a named
     neighbourhood, ZIP or borough) its central point, with the outline's radius as uncertainty_m. Copying
     the same outline into thousands of rows costs more than the rest of the insert; the zones were
     matched against the outline itself."""
-    if tag is None or wkb is None or len(wkb) < post_zones.LARGE_AREA_WKB_BYTES:
-        return wkb
-    return shapely.to_wkb(tag.point)
+    out = list(wkbs)
+    for k, (tag, wkb) in enumerate(zip(tags, wkbs)):
+        if tag is not None and wkb is not None and len(wkb) >= post_zones.LARGE_AREA_WKB_BYTES:
+            centre = _CENTRES.get(wkb)
+            if centre is None:
+                if len(_CENTRES) >= _CENTRES_MAX:
+                    _CENTRES.clear()
+                centre = _CENTRES[wkb] = shapely.to_wkb(tag.point)
+            out[k] = centre
+    return out

@@ -234,5 +234,11 @@ def test_detailed_outline_weights_and_their_cache(run, session_factory):
         assert w[("district", "A")] == pytest.approx(0.5, abs=0.01)
         assert w[("district", "B")] == pytest.approx(0.5, abs=0.01)
         assert w[("precinct", "P1")] == 1.0
+    with session_factory() as s:  # each row keeps the outline's centre (the second from the cache), not the outline
+        stored = s.execute(text("SELECT ST_X(geom), ST_Y(geom), uncertainty_m FROM observations WHERE id = ANY(:ids)"),
+                           {"ids": [first[0].id, second[0].id]}).all()
+    assert len(stored) == 2
+    for x, y, radius in stored:
+        assert (x, y) == pytest.approx((-73.95, 40.725), abs=1e-6) and radius > 1_000
     if run.in_process:  # else the cache is the worker process's
         assert any(zs.area_weights for zs in zone_match._sets.values())
