@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -122,8 +123,12 @@ def _mark_reposts(session: Session, fresh: list[Head], window_s: float) -> None:
     stored = post_store.recent_fingerprints(
         session, fingerprints=list({p.fingerprint for p in fresh}),
         since=min(p.observed_at for p in fresh) - window, until=max(p.observed_at for p in fresh) + window)
+    # Only a fingerprint stored already, or twice in the batch, can make a repost: the rest (nearly every
+    # post) skips the ordered pass.
+    counts = Counter(p.fingerprint for p in fresh)
+    candidates = [p for p in fresh if counts[p.fingerprint] > 1 or p.fingerprint in stored]
     earlier: dict[str, list[Head]] = {}
-    for p in sorted(fresh, key=lambda p: (p.observed_at, p.index)):
+    for p in sorted(candidates, key=lambda p: (p.observed_at, p.index)):
         prior = next((oid for oid, at in stored.get(p.fingerprint, ()) if abs(at - p.observed_at) <= window), None)
         if prior is not None:
             p.repost_of = prior

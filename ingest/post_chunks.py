@@ -27,7 +27,7 @@ from ingest.classify import NONE, Lexicon, classify
 from ingest.posts import PostIn
 
 
-@dataclass
+@dataclass(slots=True)
 class Head:
     """One new post as dedup leaves it."""
 

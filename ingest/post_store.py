@@ -22,14 +22,13 @@ from db import pg_binary, raw
 
 SOURCE = "post"
 
-_EXISTING = text("SELECT external_id, id FROM observations WHERE source = 'post' AND external_id = ANY(:ids)")
+# Their lists (10,000 strings for a full batch) go packed by db.pg_binary, not element by element.
+_EXISTING = "SELECT external_id, id FROM observations WHERE source = 'post' AND external_id = ANY(:ids)"
 
-_RECENT = text(
-    """
+_RECENT = """
     SELECT text_fingerprint, id, observed_at FROM observations
     WHERE text_fingerprint = ANY(:fps) AND observed_at >= :since AND observed_at <= :until
-    """
-)
+"""
 
 # A chunk of posts and its signals go in one statement: the new observations (ON CONFLICT DO NOTHING),
 # then the signals of those just inserted, joined on external_id to their zone weights. A post keeps no
@@ -95,7 +94,7 @@ def existing_ids(session: Session, *, external_ids: Sequence[str]) -> dict[str, 
     """Observation ids of posts already stored under these (prefixed) external ids."""
     if not external_ids:
         return {}
-    return dict(session.execute(_EXISTING, {"ids": list(external_ids)}).all())
+    return dict(raw.execute(session, _EXISTING, {"ids": pg_binary.text(list(external_ids))}, tuples=True).fetchall())
 
 
 def recent_fingerprints(session: Session, *, fingerprints: Sequence[str], since: datetime,
@@ -103,7 +102,8 @@ def recent_fingerprints(session: Session, *, fingerprints: Sequence[str], since:
     """Stored posts with these text fingerprints observed in [since, until]."""
     out: dict[str, list[tuple[int, datetime]]] = defaultdict(list)
     if fingerprints:
-        for fp, oid, at in session.execute(_RECENT, {"fps": list(fingerprints), "since": since, "until": until}):
+        for fp, oid, at in raw.execute(session, _RECENT, {"fps": pg_binary.text(list(fingerprints)), "since": since,
+                                                          "until": until}, tuples=True).fetchall():
             out[fp].append((oid, at))
     return out
 
