@@ -66,10 +66,8 @@ def _fixed(kind: tuple[int, int], values: Sequence, dtype: str, fill: object) ->
     if isinstance(values, np.ndarray):
         arr, null = values.astype(dtype), None
     else:
-        null = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
-        arr = np.array([fill if v is None else v for v in values] if null.any() else values, dtype=dtype)
-        if not null.any():
-            null = None
+        null = _nulls(values)
+        arr = np.array([fill if v is None else v for v in values] if null is not None else values, dtype=dtype)
     width = arr.dtype.itemsize
     if null is None:
         n = len(arr)
@@ -111,6 +109,9 @@ def _varlen(kind: tuple[int, int], parts: list[bytes], null: np.ndarray | None) 
 
 
 def _nulls(values: Sequence) -> np.ndarray | None:
+    """Where the values are None, or None when none is (`in` scans in C: a tenth of the mask's cost)."""
+    if not isinstance(values, np.ndarray) and None not in values:
+        return None
     null = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
     return null if null.any() else None
 

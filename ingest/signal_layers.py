@@ -34,10 +34,12 @@ LOCK = (7_100_7, 0)  # advisory lock: post batches (shared) against adding a sig
 _LAYERS = text(
     "SELECT l.name, s.layer_id IS NOT NULL FROM zone_layers l LEFT JOIN signal_layers s ON s.layer_id = l.id")
 
+# A post's observed_at is never after its received_at (ingest.pipeline clamps it to `now`), so the
+# received_at condition only lets the index skip the older posts.
 _COUNTED = text(
     """
     SELECT id, zone_weights FROM observations
-    WHERE source = 'post' AND zone_weights IS NOT NULL AND observed_at > :since
+    WHERE source = 'post' AND zone_weights IS NOT NULL AND observed_at > :since AND received_at > :since
     """
 )
 

@@ -159,6 +159,34 @@ def test_adding_a_layer_waits_for_batches_in_flight(ingest, session_factory):
     assert signals_by_layer(session_factory, "precinct") == {result[0].id: {"P1": 1.0}}
 
 
+def test_a_batch_that_waited_for_an_adder_writes_the_new_layer(ingest, session_factory):
+    """A batch whose rules know nothing of `precinct` starts while another process adds it: it waits for
+    the adder's commit, then reads the layers again and writes its precinct signals too. (Had it kept what
+    it read before the lock, its post would never get one: the adder's backfill could not see it.)"""
+    from ingest import signal_layers
+
+    ingest([flood("before", "u0", minutes=30)])  # adds `district`
+    adder = session_factory()
+    try:
+        signal_layers.layers_to_write(adder, wanted={"district": 600, "precinct": 600}, now=NOW)  # holds the lock
+        results: list = []
+        batch = threading.Thread(target=lambda: results.extend(ingest([flood("late", "u1")])))
+        batch.start()
+        deadline = time.monotonic() + 20
+        with session_factory() as watch:
+            while time.monotonic() < deadline and not watch.execute(text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = :a"),
+                    {"a": signal_layers.LOCK[0]}).scalar_one():
+                time.sleep(0.05)
+        assert batch.is_alive() and not results  # waiting on the adder
+        adder.commit()
+    finally:
+        adder.close()
+    batch.join(timeout=30)
+    assert [r.status for r in results] == ["created"]
+    assert signals_by_layer(session_factory, "precinct") == {results[0].id: {"P1": 1.0}}
+
+
 @pytest.mark.parametrize("wanted", [{"district": 600}, {"district": 600, "no_such_layer": 600}])
 def test_a_batch_takes_the_shared_lock_when_it_adds_nothing(session_factory, districts, wanted):
     """The common path, and a rule naming a layer that does not exist, only take the shared lock (the
