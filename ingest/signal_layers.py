@@ -43,6 +43,15 @@ _COUNTED = text(
     """
 )
 
+# The layer's zone ids come back with the new row (none when it was there already).
+_ADD = text(
+    """
+    INSERT INTO signal_layers (layer_id, added_at) SELECT id, :now FROM zone_layers WHERE name = :layer
+    ON CONFLICT DO NOTHING
+    RETURNING (SELECT array_agg(z.id) FROM zones z WHERE z.layer_id = signal_layers.layer_id)
+    """
+)
+
 _BACKFILL = text(
     """
     INSERT INTO signals (observation_id, zone_id, source, category, confidence, weight, author_key, observed_at)
@@ -63,7 +72,8 @@ def _read(session: Session) -> tuple[set[str], set[str]]:
 def layers_to_write(session: Session, *, wanted: Mapping[str, float], now: datetime) -> set[str]:
     """The layers this batch writes post signals in: those of the table, after adding any of `wanted`
     (layer -> the longest window, in seconds, of the rules counting posts there) that it lacks. Takes
-    the lock this module describes, held to the caller's commit. Layers that do not exist are ignored."""
+    the lock this module describes, held to the caller's commit (so once per transaction: a second call
+    that had to add a layer would upgrade the lock). Layers that do not exist are ignored."""
     have, known = _read(session)
     if not (set(wanted) & known) - have:
         session.execute(text("SELECT pg_advisory_xact_lock_shared(:a, :b)"), {"a": LOCK[0], "b": LOCK[1]})
@@ -78,10 +88,7 @@ def layers_to_write(session: Session, *, wanted: Mapping[str, float], now: datet
 def add_layer(session: Session, *, layer: str, since: datetime, now: datetime) -> int:
     """Write posts' signals in `layer` from now on, and now for the counted posts observed after
     `since`. The caller holds the exclusive lock. Returns how many signals it wrote."""
-    zone_ids = session.execute(
-        text("INSERT INTO signal_layers (layer_id, added_at) SELECT id, :now FROM zone_layers WHERE name = :layer "
-             "ON CONFLICT DO NOTHING RETURNING (SELECT array_agg(z.id) FROM zones z WHERE z.layer_id = signal_layers.layer_id)"),
-        {"layer": layer, "now": now}).scalar()
+    zone_ids = session.execute(_ADD, {"layer": layer, "now": now}).scalar()
     if not zone_ids:
         return 0
     in_layer = np.array(sorted(zone_ids), dtype=np.int64)

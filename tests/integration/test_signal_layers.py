@@ -101,8 +101,8 @@ def test_a_layer_a_rule_starts_counting_is_backfilled_within_its_window(ingest, 
     for oid in (ids["a"], ids["b"]):
         assert precinct[oid] == stored_weights(session_factory, oid, "precinct")
     with session_factory() as s:
-        alerts = s.execute(text("SELECT a.rule, z.code, a.evidence_count FROM alerts a JOIN zones z ON z.id = a.zone_id "
-                                "WHERE a.rule = 'flood_precinct'")).all()
+        alerts = s.execute(text("SELECT a.rule, z.code, a.evidence_count FROM alerts a "
+                                "JOIN zones z ON z.id = a.zone_id WHERE a.rule = 'flood_precinct'")).all()
         layers = s.execute(text("SELECT l.name FROM signal_layers s JOIN zone_layers l ON l.id = s.layer_id "
                                 "ORDER BY 1")).scalars().all()
         backfilled = s.execute(text("SELECT category, author_key IS NOT NULL, observed_at FROM signals "

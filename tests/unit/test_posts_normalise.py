@@ -82,7 +82,8 @@ def test_author_keys_are_the_hmac_of_each_author(secret):
     keys = posts.author_keys(authors, secret=secret)
     assert set(keys) == set(authors)
     for a in authors:
-        assert keys[a] == hmac.new(secret.encode(), a.encode(), "sha256").hexdigest() == posts.author_key(a, secret=secret)
+        expected = hmac.new(secret.encode(), a.encode(), "sha256").hexdigest()
+        assert keys[a] == expected == posts.author_key(a, secret=secret)
 
 
 def test_author_key_is_keyed_and_stable():
