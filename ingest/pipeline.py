@@ -28,8 +28,8 @@ zone weights in every layer, and the signals of the counted ones among those it 
 the rules count posts in (ingest.signal_layers; no observation_zones rows), in psycopg's pipeline
 mode, so PostgreSQL writes one chunk while Python prepares the next; and (3) reads the ids and has
 the rules evaluate every (rule, zone) the batch touched in four statements, counting after they take
-the zones' locks (`alerts.service.observe_many`). The worker, this thread
-and PostgreSQL each keep a core busy in turn. With `worker_process=False` (or no fork) the stage runs
+the zones' locks (`alerts.service.observe_many`). The worker, this thread and PostgreSQL each keep a
+core busy in turn. With `worker_process=False` (or no fork) the stage runs
 in a thread one chunk ahead; batches under THREAD_MIN posts run it inline.
 
 Dedup. The same (source, external_id) is stored once; a repeat answers `duplicate` with the stored id.
@@ -44,7 +44,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -196,8 +196,9 @@ def ingest_posts(
         for r in counting:
             windows[r.layer] = max(windows.get(r.layer, 0.0), r.window_s)
         # Signals go in the layers the rules count posts in (ingest.signal_layers), not in every layer.
-        written = post_zones.layer_mask(zones, signal_layers.layers_to_write(session, wanted=windows, now=now)) \
-            if zones is not None else None
+        if zones is not None:  # else nothing was accepted, and no chunk comes
+            written = post_zones.layer_mask(zones, signal_layers.layers_to_write(session, wanted=windows, now=now))
+            counted_in = post_zones.layer_mask(zones, windows)
         new = {h.index for h in fresh}
         # Each chunk is sent as the worker hands it over, without waiting for the one before: PostgreSQL
         # writes chunk k while Python prepares chunk k + 1. The results are read after the last.
@@ -211,7 +212,7 @@ def ingest_posts(
         signals: list[alert_service.SignalIn] = []
         done: list[tuple[Head, str, bool]] = []  # (post, category, located) of every post stored here
         for item in sent:
-            signals += _finish_chunk(session, item, ids, results, zones=zones, layers=windows.keys(),
+            signals += _finish_chunk(session, item, ids, results, zones=zones, counted_in=counted_in,
                                      min_weight=min_weight)
             done += [(h, c, loc) for h, c, loc in zip(item.heads, item.chunk.categories, item.chunk.located)
                      if h.index in new and h.index not in results]
@@ -272,7 +273,7 @@ class _SentChunk:
 
 
 def _send_chunk(session: Session, chunk: post_chunks.Chunk, heads: list[Head], new: list[bool], *,
-                written: np.ndarray | None, now: datetime) -> _SentChunk:
+                written: np.ndarray, now: datetime) -> _SentChunk:
     """Send one chunk's new posts and the signals of its counted ones in the `written` zones (a mask by
     zone id), without waiting."""
     columns, counted_at = post_chunks.rows(chunk, heads, new)
@@ -284,9 +285,10 @@ def _send_chunk(session: Session, chunk: post_chunks.Chunk, heads: list[Head], n
 
 
 def _finish_chunk(session: Session, item: _SentChunk, ids: dict[str, int], results: dict[int, ItemResult], *,
-                  zones: zone_match.ZoneSet, layers: Collection[str], min_weight: float
+                  zones: zone_match.ZoneSet, counted_in: np.ndarray, min_weight: float
                   ) -> list[alert_service.SignalIn]:
-    """Read a sent chunk's ids; returns what the rules need of the signals it wrote."""
+    """Read a sent chunk's ids; returns what the rules need of the signals it wrote: those in the zones
+    of `counted_in` (a mask by zone id: the layers the rules count posts in) weighing min_weight or more."""
     chunk, heads, new = item.chunk, item.heads, item.new
     inserted = item.sent.ids()
     ids.update(inserted)
@@ -299,12 +301,10 @@ def _finish_chunk(session: Session, item: _SentChunk, ids: dict[str, int], resul
     # 0 where nothing was inserted here (stored before, a repeat, or raced), or not counted: no signals.
     oid_at = np.array([inserted.get(h.external_id, 0) if yes else 0 for h, yes in zip(heads, new)], dtype=np.int64)
     oid_at[~item.counted_at] = 0
-    keep = (oid_at[chunk.link_pos] > 0) & post_zones.layer_mask(zones, layers)[chunk.link_zone] \
-        & (chunk.link_weight >= min_weight)
+    keep = (oid_at[chunk.link_pos] > 0) & counted_in[chunk.link_zone] & (chunk.link_weight >= min_weight)
     obs, zone, weight = oid_at[chunk.link_pos][keep], chunk.link_zone[keep], chunk.link_weight[keep]
     counted = {int(oid_at[k]): k for k in np.flatnonzero(oid_at > 0).tolist()}
-    matches = post_zones.rule_matches(zones, obs.tolist(), zone.tolist(), weight.tolist(),
-                                      layers=layers, min_weight=min_weight)
+    matches = post_zones.zone_matches(zones, obs.tolist(), zone.tolist(), weight.tolist())
     return [alert_service.SignalIn(observation_id=oid, source=SOURCE, category=chunk.categories[k],
                                    confidence=chunk.confidences[k], author_key=heads[k].author,
                                    observed_at=heads[k].observed_at, zones=tuple(matches[oid]))

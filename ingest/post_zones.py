@@ -133,16 +133,14 @@ def layer_mask(zs: zone_match.ZoneSet, layers: Collection[str]) -> np.ndarray:
     return mask
 
 
-def rule_matches(zs: zone_match.ZoneSet, obs: Sequence[int], zone: Sequence[int], weight: Sequence[float], *,
-                 layers: Collection[str], min_weight: float) -> dict[int, list[ZoneMatch]]:
-    """Of (observation, zone, weight) rows, those in `layers` with weight >= min_weight, by observation:
-    what the rules need."""
-    wanted = set(layers)
+def zone_matches(zs: zone_match.ZoneSet, obs: Sequence[int], zone: Sequence[int], weight: Sequence[float]
+                 ) -> dict[int, list[ZoneMatch]]:
+    """(observation, zone, weight) rows as the rules read them, by observation. The caller picks the rows
+    (with `layer_mask` and the rules' min_zone_weight)."""
     out: dict[int, list[ZoneMatch]] = defaultdict(list)
     for oid, zid, w in zip(obs, zone, weight):
         layer, code, name = zs.info[zid]
-        if layer in wanted and w >= min_weight:
-            out[oid].append(ZoneMatch(zid, layer, code, name, w))
+        out[oid].append(ZoneMatch(zid, layer, code, name, w))
     return out
 
 

@@ -242,3 +242,13 @@ def test_detailed_outline_weights_and_their_cache(run, session_factory):
         assert (x, y) == pytest.approx((-73.95, 40.725), abs=1e-6) and radius > 1_000
     if run.in_process:  # else the cache is the worker process's
         assert any(zs.area_weights for zs in zone_match._sets.values())
+
+
+def test_a_batch_with_nothing_accepted_writes_nothing(run, session_factory):
+    assert run([])[1] == []
+    _, results = run([post("s1", "Street flooding here", coordinates=[40.775, -73.925])])  # [lat, lon]
+    assert [r.status for r in results] == ["rejected"]
+    assert results[0].status == "rejected" and "[longitude, latitude]" in results[0].error
+    with session_factory() as s:
+        assert s.execute(text("SELECT (SELECT count(*) FROM observations) + (SELECT count(*) FROM signals)")
+                         ).scalar_one() == 0

@@ -134,8 +134,8 @@ def test_locate_write_and_rule_matches(session_factory, districts):
             links=post_store.Links(["t:1"], np.array([_zone_id(s, "C")]), np.array([1.0]))).ids() == {}
         oid = [ids["t:1"], ids["t:2"], ids["t:3"]]
         obs = np.array(oid, dtype=np.int64)[pos]
-        matches = post_zones.rule_matches(zs, obs[keep].tolist(), zone[keep].tolist(), weight[keep].tolist(),
-                                          layers=["district"], min_weight=0.5)
+        ruled = keep & post_zones.layer_mask(zs, ["district"])[zone] & (weight >= 0.5)
+        matches = post_zones.zone_matches(zs, obs[ruled].tolist(), zone[ruled].tolist(), weight[ruled].tolist())
     assert {o: sorted((m.code, round(m.weight, 3)) for m in ms) for o, ms in matches.items()} == {
         oid[0]: [("A", 0.5), ("B", 0.5)], oid[1]: [("A", 1.0)]}
     with session_factory() as s:
