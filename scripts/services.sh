@@ -24,7 +24,10 @@ MQTT_PORT="${TOCSIN_MQTT_PORT:-18839}"
 
 PG_DIR="$VAR/pg"
 PG_DATA="$PG_DIR/data"
-PG_RUN="$PG_DIR/run"
+# PostgreSQL's Unix socket path (<dir>/.s.PGSQL.<port>) must fit in 107 bytes, so a clone in a deep
+# directory cannot keep it under var/: it lives in a short directory named after the data directory.
+PG_RUN="${TMPDIR:-/tmp}/tocsin-pg-$(printf '%s' "$PG_DIR" | sha1sum | cut -c1-12)"
+(( ${#PG_RUN} <= 80 )) || PG_RUN="/tmp/tocsin-pg-$(printf '%s' "$PG_DIR" | sha1sum | cut -c1-12)"
 PG_LOG="$PG_DIR/log"
 MQTT_DIR="$VAR/mosquitto"
 MQTT_CONF="$MQTT_DIR/mosquitto.conf"
@@ -228,10 +231,15 @@ start_pg() {
     write_pg_conf
 
     if pg_running; then
-        local running_port
+        local running_port running_socket
         running_port="$(sed -n 4p "$PG_DATA/postmaster.pid" 2>/dev/null || true)"
+        running_socket="$(sed -n 5p "$PG_DATA/postmaster.pid" 2>/dev/null || true)"
         if [[ -n "$running_port" && "$running_port" != "$PG_PORT" ]]; then
             log "postgres: running on port $running_port, restarting on $PG_PORT"
+            as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null
+        elif [[ -n "$running_socket" && "$running_socket" != "$PG_RUN" ]]; then
+            # Started by an older version of this script with its socket under var/.
+            log "postgres: socket in $running_socket, restarting with it in $PG_RUN"
             as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null
         else
             log "postgres: already running on 127.0.0.1:$PG_PORT"

@@ -178,3 +178,22 @@ def test_services_script_is_idempotent(services_env):
     assert final.returncode == 0, final.stderr
     assert _wait_closed(pg_port)
     assert _wait_closed(mqtt_port)
+
+
+def test_services_start_from_a_deep_directory(services_env):
+    """A clone's path must not matter: PostgreSQL's Unix socket path has a 107-byte limit, which a
+    socket directory under a deep var/ exceeded (`make test` failed from such a clone)."""
+    env, var_dir, pg_port, mqtt_port = services_env
+    deep = var_dir / ("a-rather-long-directory-name-" * 3) / ("and-another-one-below-it-" * 3) / "var"
+    deep.mkdir(parents=True)
+    assert len(str(deep / "pg" / "run" / f".s.PGSQL.{pg_port}")) > 107
+    env = {**env, "TOCSIN_VAR_DIR": str(deep)}
+    try:
+        started = _run(env, "start")
+        assert started.returncode == 0, started.stderr
+        _check_running(pg_port, mqtt_port)
+        again = _run(env, "start")  # psql over the socket for the idempotent role/database set-up
+        assert again.returncode == 0, again.stderr
+        assert "already running" in again.stderr
+    finally:
+        _run(env, "stop")
