@@ -1,7 +1,9 @@
 """All evaluations in one run: geoparsing, classification relevance and categories, the NYC test set.
 
 Prints a table per part, then the last line
-`geo_acc161=<x> relevance_f1=<y> nyc_within_1km=<z> nyc_category_f1=<w>`.
+`geo_acc161=<x> relevance_f1=<y> nyc_within_1km=<z> nyc_category_f1=<w> nyc_test_category_f1=<t>
+es_category_f1=<e>` (one line), with the dev-set figures and the in-taxonomy CrisisLex relevance after them.
+The test and dev post sets live in tests/data, so their figures always print.
 Reference data comes from TOCSIN_SHARED_DATA_DIR (default ../shared/data); parts that need it print a
 polite skip when it is absent, and their figure on the last line reads `skipped`.
 """
@@ -19,7 +21,7 @@ def _fmt(x: float | None) -> str:
 
 
 def main() -> int:
-    from bench.eval_all import classification, geoparsing, nyc
+    from bench.eval_all import classification, geoparsing, nyc, posts_sets
     from ingest.classify import load_lexicon
 
     data_dir = Settings().shared_data_dir
@@ -53,6 +55,27 @@ def main() -> int:
             print(f"  {name:<26} {c.tp + c.fp + c.fn + c.tn:>6} {c.precision:>6.3f} {c.recall:>6.3f} {c.f1:>6.3f}")
         rel_f1 = pooled.f1
 
+    tax_f1 = None
+    print("\nRelevance per CrisisLex event (in_tax: the event's type maps to a Tocsin category)")
+    events = classification.relevance_by_event(data_dir, lexicon)
+    if events is None:
+        print(f"  skipped: {data_dir / 'crisislex'} is absent")
+    else:
+        print(f"  {'event':<32} {'type':<12} {'in_tax':>6} {'n':>6} {'prec':>6} {'recall':>6} {'f1':>6}")
+        for e in events:
+            c = e.counts
+            print(f"  {e.event:<32} {e.type[:12]:<12} {'yes' if e.in_taxonomy else 'no':>6} "
+                  f"{c.tp + c.fp + c.fn + c.tn:>6} {c.precision:>6.3f} {c.recall:>6.3f} {c.f1:>6.3f}")
+        inside = [e.counts for e in events if e.in_taxonomy]
+        if inside:
+            tax = classification.pooled(inside)
+            tax_f1 = tax.f1
+            print(f"  pooled over in-taxonomy events: prec {tax.precision:.3f} recall {tax.recall:.3f} "
+                  f"f1 {tax.f1:.3f}")
+            print("  leave-one-event-out (pooled in-taxonomy F1 without the event):")
+            for name, f1 in classification.leave_one_event_out(events):
+                print(f"    without {name:<32} {f1:.3f}")
+
     print("\nCategories on disaster_response_messages (validation split; mapping in bench/eval_all/classification.py)")
     cats = classification.per_category(data_dir, lexicon)
     if cats is None:
@@ -70,6 +93,20 @@ def main() -> int:
     for s in n.per_label:
         print(f"  {s.label:<14} {s.support:>7} {s.precision:>6.3f} {s.recall:>6.3f} {s.f1:>6.3f}")
     print(f"  category macro-F1: {n.category_macro_f1:.3f}")
+    print("\nHand-written post sets (tests/data): TEST never tuned on, DEV tuned on")
+    sets = {}
+    for name, path in (("test", posts_sets.TEST), ("dev", posts_sets.DEV)):
+        if not path.exists():
+            print(f"  skipped: {path} is absent")
+            continue
+        sc = sets[name] = posts_sets.score(path, lexicon, name)
+        es = "n/a" if sc.es_macro_f1 is None else f"{sc.es_macro_f1:.3f}"
+        print(f"  {name}: n={sc.n} macro-F1 {sc.macro_f1:.3f}  accuracy {sc.accuracy:.3f}  "
+              f"Spanish n={sc.n_es} macro-F1 {es}")
+        print(f"    {'category':<14} {'support':>7} {'prec':>6} {'recall':>6} {'f1':>6}")
+        for ls in sc.per_label:
+            print(f"    {ls.label:<14} {ls.support:>7} {ls.precision:>6.3f} {ls.recall:>6.3f} {ls.f1:>6.3f}")
+
     print("\nCAP 1.2 export against the OASIS XSD (samples from bench.cap_xsd)")
     xsd = data_dir / "cap" / "CAP-v1.2.xsd"
     if not xsd.exists():
@@ -82,8 +119,12 @@ def main() -> int:
             problems = validate_cap(render_cap(alert, sender="tocsin@localhost"), xsd)
             print(f"  {name:<26} {'valid' if not problems else 'INVALID: ' + '; '.join(problems)}")
     print(f"\n({time.perf_counter() - t0:.1f} s)")
+    test, dev = sets.get("test"), sets.get("dev")
+    print(f"dev_category_f1={_fmt(dev and dev.macro_f1)} dev_es_category_f1={_fmt(dev and dev.es_macro_f1)} "
+          f"taxonomy_relevance_f1={_fmt(tax_f1)}")
     print(f"geo_acc161={_fmt(geo_acc)} relevance_f1={_fmt(rel_f1)} nyc_within_1km={n.within_1km_share:.3f} "
-          f"nyc_category_f1={n.category_macro_f1:.3f}")
+          f"nyc_category_f1={n.category_macro_f1:.3f} nyc_test_category_f1={_fmt(test and test.macro_f1)} "
+          f"es_category_f1={_fmt(test and test.es_macro_f1)}")
     return 0
 
 

@@ -18,10 +18,18 @@ a Tocsin category when any of its mapped columns is 1; predicted-positive when `
 
 water_main, gas_leak, collision and hazmat have no column there (its `water` means drinking water needed,
 `transport` means transport needs), so they are not scored on this set.
+
+Per event (`relevance_by_event`): every CrisisLex event on its own, with its type (T26 from its
+event_description.json, T6 from its file name) and whether that type is in Tocsin's taxonomy (floods,
+fires, explosions, collapses, shootings, bombings, crashes; not earthquakes, storms, haze or meteors).
+Leave-one-event-out: the pooled relevance F1 over the in-taxonomy events with each one left out in
+turn, so a gain on one event cannot hide a loss on the others (the lexicon is not learned from these
+events, so this measures spread, not overfitting of a trained model).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,3 +120,59 @@ def per_category(data_dir: Path, lexicon) -> list[Counts] | None:
     predicted = [classify(r["message"], lexicon).category for r in rows]
     return [count(cat, ((any(r.get(c) == "1" for c in cols), p == cat) for r, p in zip(rows, predicted)))
             for cat, cols in DRM_MAPPING.items()]
+
+
+# Event types (lower case, matched as substrings) that map to a Tocsin category.
+IN_TAXONOMY = ("flood", "fire", "explosion", "collapse", "shooting", "bombing", "crash", "derail")
+
+
+@dataclass(frozen=True)
+class EventCounts:
+    event: str
+    type: str
+    in_taxonomy: bool
+    counts: Counts
+
+
+def _event_type(csv_path: Path, event: str) -> str:
+    desc = csv_path.with_name(f"{event}-event_description.json")
+    if desc.exists():
+        try:
+            return json.loads(desc.read_text(encoding="utf-8"))["categorization"]["type"]
+        except (ValueError, KeyError, TypeError):
+            pass
+    return event.split("_")[-1]  # T6: "2013_Alberta_Floods" -> "Floods"
+
+
+def relevance_by_event(data_dir: Path, lexicon) -> list[EventCounts] | None:
+    """Relevance counts per CrisisLex event (T6 then T26); None when the folder is absent."""
+    root = data_dir / "crisislex"
+    if not root.is_dir():
+        return None
+    out = []
+    for f in sorted((root / "T6").glob("*.csv")):
+        event = f.stem.removesuffix("-ontopic_offtopic")
+        pairs = [(r["label"] == "on-topic", _relevant(r["tweet"], lexicon)) for r in corpora.csv_rows(f)
+                 if r.get("label")]
+        out.append((f, event, pairs))
+    for f in sorted((root / "T26").glob("*-tweets_labeled.csv")):
+        event = f.stem.removesuffix("-tweets_labeled")
+        pairs = [(r["Informativeness"] == "Related and informative", _relevant(r["Tweet Text"], lexicon))
+                 for r in corpora.csv_rows(f)
+                 if r.get("Informativeness") and r["Informativeness"] != "Not applicable"]
+        out.append((f, event, pairs))
+    result = []
+    for f, event, pairs in out:
+        kind = _event_type(f, event)
+        result.append(EventCounts(event, kind, any(k in kind.lower() for k in IN_TAXONOMY), count(event, pairs)))
+    return result
+
+
+def pooled(counts: list[Counts], name: str = "pooled") -> Counts:
+    return sum(counts[1:], counts[0]) if counts else Counts(name, 0, 0, 0, 0)
+
+
+def leave_one_event_out(events: list[EventCounts]) -> list[tuple[str, float]]:
+    """(left-out event, pooled F1 of the other in-taxonomy events), for each in-taxonomy event."""
+    inside = [e for e in events if e.in_taxonomy]
+    return [(e.event, pooled([o.counts for o in inside if o is not e]).f1) for e in inside if len(inside) > 1]
