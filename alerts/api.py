@@ -1,17 +1,21 @@
 """HTTP routes for the control room: alerts, acknowledge/resolve, silences, CAP 1.2, operator sessions.
 
-Every route needs an operator token (`Authorization: Bearer <token>`, or the `tocsin_session`
-cookie set by POST /v1/session). Viewers read; operators and admins also change alerts and silences.
+Every route needs an operator: `Authorization: Bearer <token>` (machines, scripts), or the
+`tocsin_session` cookie set by POST /v1/session (the map). The cookie carries a server-side session id
+(alerts.sessions), never the token. A browser sends the cookie whichever page asks, so a cookie-
+authenticated write (and sign-in, and the live websocket) must come from the public base URL's origin
+or TOCSIN_ALLOWED_ORIGINS; bearer requests need no Origin. Viewers read; operators and admins also
+change alerts and silences.
 """
 
 import dataclasses
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Cookie, Depends, Path, Query, Request, Response, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
-from alerts import cap, cap_data, operators
+from alerts import cap, cap_data, operators, sessions
 from alerts import service as alert_service
 from alerts import silences as silence_service
 from alerts.schemas import (
@@ -24,29 +28,72 @@ from alerts.schemas import (
 )
 from db.api import SessionDep
 from db.errors import InvalidInput
+from db.openapi import error_responses
 
 router = APIRouter(prefix="/v1", tags=["control room"])
 
 SESSION_COOKIE = "tocsin_session"
-SESSION_MAX_AGE_S = 12 * 3600  # one control-room shift
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 AlertId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Alert id")]
 SilenceId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Silence id")]
-_bearer = HTTPBearer(auto_error=False, description="An operator token from `tocsin operators add`.")
-_AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Missing, invalid or disabled operator token"},
-    403: {"description": "The operator's role is not enough; the message names the role needed"},
-}
+# Two OpenAPI security schemes, either one authenticates an operator route.
+_bearer = HTTPBearer(auto_error=False, scheme_name="operatorToken",
+                     description="Operator token: an operator's bearer token from `tocsin operators add`.")
+_cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, scheme_name="operatorSession",
+                       description="Session cookie set by POST /v1/session (HttpOnly, SameSite=Strict); "
+                                   "writes with it must send an allowed Origin.")
+_401 = ("Missing, invalid or disabled operator token, or a session that expired (idle or too old), was revoked "
+        "or is unknown; the message says which")
+_403_ORIGIN = ("A request with the session cookie came from an Origin (or Referer) that is not allowed, or sent "
+               "neither; the message names it and the allowed origins")
+_403_ROLE_OR_ORIGIN = ("The operator's role is not enough (the message names the role needed), or a request with "
+                       "the session cookie came from a foreign Origin (the message names it)")
+
+
+def _error(code: int, description: str, example: str) -> dict[int | str, dict[str, Any]]:
+    """One Problem response with the control room's own example message."""
+    entry = error_responses(code, **{f"_{code}": description})[code]
+    return {code: {**entry, "content": {"application/json": {"example": {"detail": example}}}}}
+
+
+# Reads need any operator and check no Origin (a cross-site page cannot read the answer): 401 only.
+_AUTH_RESPONSES = _error(401, _401, "session expired (idle too long); sign in again")
+_WRITE_RESPONSES = {**_AUTH_RESPONSES, **_error(403, _403_ROLE_OR_ORIGIN, "operator 'vera' has role 'viewer'; "
+                                                                         "this needs role 'operator' or above")}
+_ORIGIN_RESPONSE = _error(403, _403_ORIGIN, "allowed origins: https://tocsin.example.org; Origin "
+                                            "'https://evil.example.org' is not one (TOCSIN_ALLOWED_ORIGINS adds more)")
+
+
+def allowed_origins(request: Request) -> tuple[str, ...]:
+    settings = request.app.state.settings
+    return sessions.allowed_origins(settings.public_base_url, settings.allowed_origins)
+
+
+def require_origin(request: Request) -> None:
+    """Forbidden unless the request's Origin (else Referer) is the public base URL's or allow-listed."""
+    sessions.check_origin(origin=request.headers.get("origin"), referer=request.headers.get("referer"),
+                          allowed=allowed_origins(request))
 
 
 def current_operator(
+    request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    tocsin_session: Annotated[str | None, Cookie(include_in_schema=False)] = None,
+    session_id: Annotated[str | None, Depends(_cookie)],
 ) -> operators.Identity:
-    """The signed-in operator: a bearer token wins over the session cookie."""
-    token = credentials.credentials if credentials else tocsin_session
-    return operators.authenticate(session, token=token)
+    """The calling operator: a bearer token wins over the session cookie; a cookie write needs an allowed
+    Origin (checked before the session, so a forged request learns nothing about it)."""
+    if credentials is not None:
+        return operators.authenticate(session, token=credentials.credentials)
+    if session_id and request.method not in SAFE_METHODS:
+        require_origin(request)
+    settings = request.app.state.settings
+    identity, _, touched = operators.authenticate_session(session, sid=session_id, now=_now(),
+                                                          idle_s=settings.session_idle_s)
+    if touched:
+        session.commit()  # last_seen_at, at most once a minute per session
+    return identity
 
 
 OperatorDep = Annotated[operators.Identity, Depends(current_operator)]
@@ -89,7 +136,7 @@ def _detail_read(detail: Any) -> AlertDetailRead:
     return AlertDetailRead.model_validate({**flat, "links": _links(flat["id"])})
 
 
-# --- sessions (the map signs in once; the cookie carries the same token) ---
+# --- sessions (the map signs in once with a token; the cookie carries a session id) ---
 
 async def _token_from_body(request: Request) -> str:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -110,13 +157,26 @@ async def _token_from_body(request: Request) -> str:
 
 
 @router.post("/session", response_model=OperatorRead, tags=["operator sessions"],
-             responses={401: _AUTH_RESPONSES[401], 422: {"description": "No token in the JSON or form body"}})
+             dependencies=[Depends(require_origin)],  # before the body is read: a foreign form gets nowhere
+             responses={**_error(401, "Invalid or disabled operator token", "invalid or disabled operator token"),
+                        **_ORIGIN_RESPONSE,
+                        422: {"description": "No token in the JSON or form body"}})
 def sign_in(request: Request, response: Response, session: SessionDep,
-            token: Annotated[str, Depends(_token_from_body)]) -> OperatorRead:
-    """Sign in with an operator token (JSON `{"token": ...}` or a form field); sets an HttpOnly cookie."""
+            token: Annotated[str, Depends(_token_from_body)],
+            old_session_id: Annotated[str | None, Depends(_cookie)]) -> OperatorRead:
+    """Sign in with an operator token (JSON `{"token": ...}` or a form field): starts a server-side
+    session and sets its id in an HttpOnly cookie. Needs an allowed Origin (or Referer)."""
+    settings = request.app.state.settings
     identity = operators.authenticate(session, token=token)
-    secure = request.app.state.settings.public_base_url.startswith("https://")
-    response.set_cookie(SESSION_COOKIE, token, max_age=SESSION_MAX_AGE_S, path="/", httponly=True,
+    now = _now()
+    if old_session_id:  # signing in again replaces the browser's session rather than leaving it live
+        sessions.revoke_session(session, sid=old_session_id, now=now)
+    sid = sessions.create_session(session, operator_id=identity.operator_id, now=now, max_s=settings.session_max_s,
+                                  user_agent=request.headers.get("user-agent"),
+                                  ip=request.client.host if request.client else None)
+    session.commit()
+    secure = settings.public_base_url.startswith("https://")
+    response.set_cookie(SESSION_COOKIE, sid, max_age=int(settings.session_max_s), path="/", httponly=True,
                         samesite="strict", secure=secure)
     return OperatorRead(name=identity.name, role=identity.role)
 
@@ -127,11 +187,17 @@ def whoami(identity: OperatorDep) -> OperatorRead:
     return OperatorRead(name=identity.name, role=identity.role)
 
 
-@router.delete("/session", status_code=status.HTTP_204_NO_CONTENT, tags=["operator sessions"])
-def sign_out(response: Response) -> Response:
-    """Clear the session cookie."""
+@router.delete("/session", status_code=status.HTTP_204_NO_CONTENT, tags=["operator sessions"],
+               responses=_ORIGIN_RESPONSE)
+def sign_out(request: Request, session: SessionDep,
+             session_id: Annotated[str | None, Depends(_cookie)]) -> Response:
+    """End the browser's session on the server and clear its cookie (204 even when it had already ended)."""
+    if session_id:
+        require_origin(request)  # else any page could sign the control room out
+        sessions.revoke_session(session, sid=session_id, now=_now())
+        session.commit()
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
-    response.status_code = status.HTTP_204_NO_CONTENT
     return response
 
 
@@ -184,7 +250,7 @@ def _transition(request: Request, session: SessionDep, change: Any, *, alert_id:
 _CHANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such alert"},
     409: {"description": "The alert's state does not allow this; the message names both states"},
-    **_AUTH_RESPONSES,
+    **_WRITE_RESPONSES,
 }
 
 
@@ -206,7 +272,7 @@ def resolve(alert_id: AlertId, request: Request, session: SessionDep, identity: 
 
 @router.post("/silences", status_code=status.HTTP_201_CREATED, response_model=SilenceRead, tags=["silences"],
              responses={422: {"description": "Bad matchers or time range; the message names the field"},
-                        **_AUTH_RESPONSES})
+                        **_WRITE_RESPONSES})
 def create_silence(body: SilenceCreate, response: Response, session: SessionDep, identity: ActingDep) -> SilenceRead:
     """Mute notifications for matching alerts between starts_at and ends_at (alerts are still tracked)."""
     now = _now()
@@ -233,7 +299,7 @@ def list_silences(session: SessionDep, identity: OperatorDep,
 
 
 @router.delete("/silences/{silence_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["silences"],
-               responses={404: {"description": "No such silence"}, **_AUTH_RESPONSES})
+               responses={404: {"description": "No such silence"}, **_WRITE_RESPONSES})
 def expire_silence(silence_id: SilenceId, session: SessionDep, identity: ActingDep) -> Response:
     """Expire a silence now (it stays in the list with include_expired=true)."""
     silence_service.expire_silence(session, silence_id=silence_id, actor=identity.actor, now=_now())

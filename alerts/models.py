@@ -131,6 +131,24 @@ class Operator(Base):
     disabled_at: Mapped[datetime | None]
 
 
+class OperatorSession(Base):
+    """A signed-in browser (migration 0013; alerts.sessions): the cookie holds a random id, stored only
+    as its SHA-256. Ends when idle too long, at expires_at, or when revoked (sign-out, account change)."""
+
+    __tablename__ = "operator_sessions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"), index=True)
+    id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    revoked_reason: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(256))
+    ip: Mapped[str | None] = mapped_column(String(64))
+
+
 class AlertNotification(Base):
     """One notification decided for an alert (the notify log); written with its outbox event."""
 

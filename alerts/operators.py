@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from alerts import sessions
 from alerts.models import Operator
 from db.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from db.tokens import hash_token, new_token
@@ -68,21 +69,38 @@ def add_operator(session: Session, *, name: str, role: str, now: datetime) -> tu
     return operator, token
 
 
-def reissue_token(session: Session, *, name: str) -> str:
-    """Replace an operator's token (the old one stops working); returns the new one in clear."""
+def reissue_token(session: Session, *, name: str, now: datetime) -> str:
+    """Replace an operator's token (the old one stops working, and so do sessions signed in with it:
+    a reissue is what you do when a token may have leaked); returns the new one in clear."""
     operator = _get(session, name)
     token = new_token(TOKEN_PREFIX)
     operator.token_hash = hash_token(token)
     session.flush()
+    sessions.revoke_operator_sessions(session, operator_id=operator.id, now=now, reason=sessions.TOKEN_REISSUED)
     return token
 
 
 def disable_operator(session: Session, *, name: str, now: datetime) -> Operator:
-    """Stop an account's token from working; idempotent, keeps the first disabling time."""
+    """Stop an account's token and sessions from working; idempotent, keeps the first disabling time."""
     operator = _get(session, name)
     if operator.disabled_at is None:
         operator.disabled_at = now
         log.info("operator %s disabled", operator.id)
+    session.flush()
+    sessions.revoke_operator_sessions(session, operator_id=operator.id, now=now, reason=sessions.OPERATOR_DISABLED)
+    return operator
+
+
+def change_role(session: Session, *, name: str, role: str, now: datetime) -> Operator:
+    """Give an operator another role; their sessions end (a session never outlives the rights it was
+    signed in with, up or down), bearer tokens carry the new role from the next request."""
+    _check(name, role)
+    operator = _get(session, name)
+    if operator.role != role:
+        log.info("operator %s role %s -> %s", operator.id, operator.role, role)
+        operator.role = role
+        session.flush()
+        sessions.revoke_operator_sessions(session, operator_id=operator.id, now=now, reason=sessions.ROLE_CHANGED)
     return operator
 
 
@@ -98,6 +116,14 @@ def authenticate(session: Session, *, token: str | None) -> Identity:
     if operator is None or operator.disabled_at is not None:
         raise Unauthorized("invalid or disabled operator token")
     return Identity(operator_id=operator.id, name=operator.name, role=operator.role)
+
+
+def authenticate_session(session: Session, *, sid: str | None, now: datetime,
+                         idle_s: float) -> tuple[Identity, int, bool]:
+    """The operator of a live session cookie: (identity, session row id, whether last_seen_at was refreshed
+    so the caller should commit); else Unauthorized naming why (expired, revoked, unknown)."""
+    found = sessions.authenticate_session(session, sid=sid, now=now, idle_s=idle_s)
+    return Identity(operator_id=found.operator_id, name=found.name, role=found.role), found.session_id, found.touched
 
 
 def _get(session: Session, name: str) -> Operator:

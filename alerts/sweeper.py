@@ -22,6 +22,7 @@ from alerts.notify import is_silenced
 from alerts.rules import Rule
 from alerts.silences import active_silences
 from alerts.views import zone_refs
+from db.outage import Outage, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -147,15 +148,28 @@ def sweep_pass(factory: sessionmaker[Session], *, rules: Sequence[Rule], now: da
 
 
 def run_forever(factory: sessionmaker[Session], *, rules: Callable[[], Sequence[Rule]],
-                clock: Callable[[], datetime], stop: threading.Event, interval_s: float = 5.0) -> None:
-    """Sweep every `interval_s` until `stop` (`sweep_pass`: a transaction per chunk of alerts); errors are
-    logged and retried next pass."""
+                clock: Callable[[], datetime], stop: threading.Event, interval_s: float = 5.0,
+                heartbeat: Callable[..., object] | None = None) -> None:
+    """Sweep every `interval_s` until `stop` (`sweep_pass`: a transaction per chunk of alerts).
+
+    A lost database is waited out with backoff (db.outage: one warning per outage, one info on
+    recovery); any other error escapes, for the worker's supervisor to log and restart the role.
+    `heartbeat(state, error)` is called after each pass."""
+    retry = Outage("sweeper: database", log).retrier("sweeper")
+    beat = heartbeat or (lambda *a, **k: None)
     while not stop.is_set():
         try:
             result = sweep_pass(factory, rules=rules(), now=clock())
-            if result.resolved or result.notified or result.escalation_ticks:
-                log.info("sweep: %d alerts, resolved %s, notified %s, escalation ticks %s", result.swept,
-                         result.resolved, [a for a, _ in result.notified], result.escalation_ticks)
-        except Exception:  # the worker must outlive a bad pass (database restart, a bug in one alert)
-            log.exception("sweep failed; retrying in %ss", interval_s)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            stop.wait(retry.failed(exc))
+            continue
+        if retry.outage.down:
+            beat("ok", retry.outage.last_error)
+        retry.ok()
+        beat("ok")
+        if result.resolved or result.notified or result.escalation_ticks:
+            log.info("sweep: %d alerts, resolved %s, notified %s, escalation ticks %s", result.swept,
+                     result.resolved, [a for a, _ in result.notified], result.escalation_ticks)
         stop.wait(interval_s)

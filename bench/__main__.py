@@ -16,8 +16,13 @@ def main() -> int:
     here = Path(__file__).resolve().parent
     names = sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.ispkg)
     names = [n for n in names if n.startswith("eval_") == want_eval]
-    if len(sys.argv) > 2:
-        names = [n for n in names if n in sys.argv[2:]]
+    wanted = sys.argv[2:] if want_eval else sys.argv[1:]  # `python -m bench NAME...` runs those
+    if wanted:
+        unknown = set(wanted) - set(names)
+        if unknown:
+            print(f"unknown: {', '.join(sorted(unknown))}; known: {', '.join(names)}")
+            return 2
+        names = [n for n in names if n in wanted]
     failed = []
     for name in names:
         print(f"== bench.{name}", flush=True)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 # every pooled connection dead). One in steady use is not: on a loopback round trip of ~0.4 ms, a
 # ping per request would be a tenth of a report's whole cost.
 IDLE_PING_S = 2.0
+CONNECT_TIMEOUT_S = 10
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
@@ -18,8 +19,11 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
     JIT compilation is off for our connections (in the startup packet, no extra round trip): our
     statements are short, and on this class of machine compiling one costs more than running it
-    (1.7 s of a 10,000-post batch's zone matching was JIT)."""
-    engine = create_engine(url, pool_size=pool_size, max_overflow=20, connect_args={"options": "-c jit=off"})
+    (1.7 s of a 10,000-post batch's zone matching was JIT). A connection attempt gives up after
+    CONNECT_TIMEOUT_S: a database host that drops packets must give a 503, not a request hung for the
+    TCP timeout (minutes)."""
+    engine = create_engine(url, pool_size=pool_size, max_overflow=20,
+                           connect_args={"options": "-c jit=off", "connect_timeout": CONNECT_TIMEOUT_S})
     _ping_when_idle(engine)
     return engine
 

@@ -3,26 +3,30 @@
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 from sqlalchemy import text
 
 from alerts import operators
+from alerts.api import OperatorDep
 from db.api import SessionDep
 from db.errors import Conflict, NotFound
+from db.input_guard import INT4_MAX, INT8_MAX
+from db.openapi import error_responses
 from dispatch import responders as responder_service
 from dispatch.models import Responder
 from dispatch.schemas import OutboxEventRead, ResponderCreate, ResponderRead, ResponderUpdate
 
-router = APIRouter(prefix="/v1", tags=["dispatch admin"])
-_bearer = HTTPBearer(auto_error=False, description="An admin operator token from `tocsin operators add`.")
-_AUTH = {401: {"description": "Missing or invalid operator token"}, 403: {"description": "Not an admin"}}
+router = APIRouter(prefix="/v1", tags=["dispatch admin"], responses=error_responses(422, 503))
+_BODY = error_responses(400, 413)
+# Bounded by the column types: responders.id is integer, outbox_events.id bigint.
+ResponderId = Annotated[int, Path(ge=1, le=INT4_MAX, description="Responder id")]
+OutboxId = Annotated[int, Path(ge=1, le=INT8_MAX, description="Outbox event id")]
+_AUTH = {401: {"description": "Missing, invalid or disabled operator token, or an expired, revoked or unknown "
+                             "session"},
+         403: {"description": "Not an admin, or a request with the session cookie from a foreign Origin"}}
 
 
-def current_admin(
-    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> operators.Identity:
-    identity = operators.authenticate(session, token=credentials.credentials if credentials else None)
+async def current_admin(identity: OperatorDep) -> operators.Identity:  # the control room's own auth, no I/O here
     return operators.require_role(identity, "admin")
 
 
@@ -40,14 +44,15 @@ def _read(session: SessionDep, responder: Responder) -> ResponderRead:
 @router.get("/responders", responses=_AUTH)
 def list_responders(session: SessionDep, admin: AdminDep,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                    offset: Annotated[int, Query(ge=0)] = 0) -> list[ResponderRead]:
+                    offset: Annotated[int, Query(ge=0, le=INT8_MAX)] = 0) -> list[ResponderRead]:
     """Responders with their coverage, by id."""
     return [_read(session, r) for r in responder_service.list_responders(session, limit=limit, offset=offset)]
 
 
 @router.post("/responders", status_code=status.HTTP_201_CREATED, responses={
-    **_AUTH, 409: {"description": "A responder already has that phone number"},
-    422: {"description": "Invalid phone (not E.164-able), unknown layer or zone, bad schedule"}})
+    **_AUTH, **_BODY, **error_responses(409, 422, _409="A responder already has that phone number",
+                                        _422="Invalid phone (not E.164-able), unknown layer or zone, bad schedule, "
+                                             "NUL or a lone surrogate in a text field")})
 def create_responder(body: ResponderCreate, session: SessionDep, admin: AdminDep, response: Response) -> ResponderRead:
     """Add a responder; the phone is stored as E.164 (default region US)."""
     responder = responder_service.create_responder(session, name=body.name, phone=body.phone,
@@ -57,13 +62,16 @@ def create_responder(body: ResponderCreate, session: SessionDep, admin: AdminDep
     return _read(session, responder)
 
 
-@router.get("/responders/{responder_id}", responses={**_AUTH, 404: {"description": "No such responder"}})
-def get_responder(responder_id: int, session: SessionDep, admin: AdminDep) -> ResponderRead:
+@router.get("/responders/{responder_id}", responses={**_AUTH, **error_responses(404, _404="No such responder")})
+def get_responder(responder_id: ResponderId, session: SessionDep, admin: AdminDep) -> ResponderRead:
     return _read(session, responder_service.get_responder(session, responder_id=responder_id))
 
 
-@router.patch("/responders/{responder_id}", responses={**_AUTH, 404: {"description": "No such responder"}})
-def update_responder(responder_id: int, body: ResponderUpdate, session: SessionDep, admin: AdminDep) -> ResponderRead:
+@router.patch("/responders/{responder_id}", responses={
+    **_AUTH, **_BODY, **error_responses(404, 409, _404="No such responder",
+                                        _409="A responder already has that phone number")})
+def update_responder(responder_id: ResponderId, body: ResponderUpdate, session: SessionDep,
+                     admin: AdminDep) -> ResponderRead:
     """Change name, phone or opt-out; `coverage`, when given, replaces the responder's coverage."""
     responder = responder_service.update_responder(
         session, responder_id=responder_id, name=body.name, phone=body.phone, opted_out=body.opted_out,
@@ -74,8 +82,8 @@ def update_responder(responder_id: int, body: ResponderUpdate, session: SessionD
 
 
 @router.delete("/responders/{responder_id}", status_code=status.HTTP_204_NO_CONTENT,
-               responses={**_AUTH, 404: {"description": "No such responder"}})
-def delete_responder(responder_id: int, session: SessionDep, admin: AdminDep) -> None:
+               responses={**_AUTH, **error_responses(404, _404="No such responder")})
+def delete_responder(responder_id: ResponderId, session: SessionDep, admin: AdminDep) -> None:
     """Remove a responder; their past deliveries stay (without the responder)."""
     responder_service.delete_responder(session, responder_id=responder_id)
     session.commit()
@@ -99,9 +107,9 @@ def list_outbox(session: SessionDep, admin: AdminDep,
     return [OutboxEventRead(**dict(r)) for r in rows]
 
 
-@router.post("/outbox/{outbox_id}/retry", responses={**_AUTH, 404: {"description": "No such event"},
-                                                     409: {"description": "The event is not parked"}})
-def retry_outbox(outbox_id: int, session: SessionDep, admin: AdminDep) -> dict[str, Any]:
+@router.post("/outbox/{outbox_id}/retry", responses={**_AUTH, **error_responses(
+    404, 409, _404="No such event", _409="The event is not parked")})
+def retry_outbox(outbox_id: OutboxId, session: SessionDep, admin: AdminDep) -> dict[str, Any]:
     """Unpark an event: the relay tries it again now, with a fresh attempt count."""
     found = session.execute(text("SELECT parked_at, published_at FROM outbox_events WHERE id = :id FOR UPDATE"),
                             {"id": outbox_id}).one_or_none()

@@ -1,7 +1,8 @@
 """The SMS side of the dispatcher: plan deliveries for new outbox events, send them at the account's MPS.
 
-One planner loop (woken by the outbox NOTIFY) and a few sender threads. Each delivery is claimed,
-sent and recorded in its own transaction, so a crash re-sends at most the message in flight.
+One planner loop (woken by the outbox NOTIFY) and a few sender threads. Each delivery is claimed
+(committed as `sending`) before it is sent and recorded afterwards, so a crash re-sends at most the
+messages in flight, once each, never past max_attempts.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from db.outage import Outage, Retrier, is_transient
 from dispatch import deliveries, fanout
 from dispatch.relay import CHANNEL
 from dispatch.senders.base import Sender
@@ -61,6 +64,7 @@ class FanoutWorker:
         max_attempts: int = 8,
         concurrency: int = 4,
         gather_s: float = 0.2,
+        sending_timeout_s: float = 120.0,
     ) -> None:
         self.factory = factory
         self.sender = sender
@@ -75,6 +79,10 @@ class FanoutWorker:
         self.status_callback = f"{config.public_base_url.rstrip('/')}/v1/twilio/status"
         self.limiter = RateLimiter(config.mps)
         self._wake = threading.Event()
+        # A claim left `sending` this long is presumed lost with its worker (see recover_stuck).
+        self.sending_timeout_s = sending_timeout_s
+        self.recovery_interval_s = min(30.0, max(1.0, sending_timeout_s / 4))
+        self._next_recovery_at: datetime | None = None
 
     def plan_once(self, *, limit: int = 100) -> int:
         """Plan one batch of queued outbox events; returns how many events were taken."""
@@ -85,10 +93,46 @@ class FanoutWorker:
         return len(planned)
 
     def send_once(self) -> deliveries.SendResult | None:
-        """Send the next due delivery (no pacing); None when nothing is due."""
+        """Send the next due delivery (no pacing); None when nothing is due.
+
+        Claim and commit, call the provider outside any transaction, record in a second one: the
+        attempt is counted before the send, so nothing that fails afterwards can re-send past
+        max_attempts. Runs the recovery pass first whenever it is due."""
+        now = self.clock()
+        if self._next_recovery_at is None or now >= self._next_recovery_at:
+            self.recover_stuck(now=now)
         with self.factory() as session, session.begin():
-            return deliveries.send_next(session, self.sender, status_callback=self.status_callback,
-                                        max_attempts=self.max_attempts, now=self.clock())
+            claim = deliveries.claim_next(session, max_attempts=self.max_attempts, now=now)
+        if not isinstance(claim, deliveries.Claim):
+            return claim
+        outcome = deliveries.call_provider(self.sender, claim, status_callback=self.status_callback)
+        return self._record(claim, outcome)
+
+    def _record(self, claim: deliveries.Claim, outcome: deliveries.Outcome) -> deliveries.SendResult:
+        """Record a send, retrying a lost connection briefly: each failure here is a likely re-send later."""
+        for pause_s in (0.2, 1.0, None):
+            try:
+                with self.factory() as session, session.begin():
+                    return deliveries.record_result(session, claim, outcome, max_attempts=self.max_attempts,
+                                                    now=self.clock())
+            except OperationalError:
+                if pause_s is None:  # left `sending`: the recovery pass retries it after the timeout
+                    raise
+                log.warning("delivery %s: recording attempt %d failed; retrying", claim.delivery_id, claim.attempt,
+                            exc_info=True)
+                time.sleep(pause_s)
+        raise AssertionError("unreachable")
+
+    def recover_stuck(self, *, now: datetime | None = None) -> list[deliveries.SendResult]:
+        """Retry (or mark `unknown`) claims left `sending` past the timeout by a worker that died mid-send."""
+        now = now or self.clock()
+        self._next_recovery_at = now + timedelta(seconds=self.recovery_interval_s)
+        with self.factory() as session, session.begin():
+            recovered = deliveries.recover_stuck(session, timeout_s=self.sending_timeout_s,
+                                                 max_attempts=self.max_attempts, now=now)
+        if any(r.status == "pending" for r in recovered):
+            self._wake.set()
+        return recovered
 
     def drain(self) -> int:
         """Plan everything queued and send everything due, unpaced (tests, one-shot runs)."""
@@ -106,42 +150,73 @@ class FanoutWorker:
             return cap_s
         return min(cap_s, max(0.0, (due - self.clock()).total_seconds()))
 
-    def _sender_loop(self, stop: threading.Event, poll_s: float) -> None:
+    def _sender_loop(self, stop: threading.Event, poll_s: float, retry: Retrier | None = None) -> None:
+        """Send due deliveries at the account's rate. A lost database is waited out with backoff (the
+        role's Outage logs it once); any other error escapes and ends this thread, which run_forever
+        notices and restarts."""
+        retry = retry or Outage("sms: database", log).retrier(threading.current_thread().name)
         while not stop.is_set():
             try:
                 if not self.limiter.acquire(stop):
                     return
                 if self.send_once() is not None:
+                    retry.ok()
                     continue
                 self.limiter.refund()
                 self._wake.clear()
                 if self.send_once() is None:  # a plan may have landed between the two
+                    retry.ok()
                     self._wake.wait(self._seconds_until_due(poll_s))
-            except Exception:  # a sender thread must survive a lost database or a bad row
-                log.exception("SMS sender loop error; retrying in 1s")
-                stop.wait(1.0)
+            except Exception as exc:
+                if not is_transient(exc):
+                    log.exception("SMS sender %s failed; the planner starts it again", retry.who)
+                    return
+                stop.wait(retry.failed(exc))
 
-    def run_forever(self, *, dsn: str, stop: threading.Event, poll_s: float = 5.0) -> None:
-        """Plan on every outbox NOTIFY (and a safety poll) while sender threads drain the deliveries."""
-        threads = [threading.Thread(target=self._sender_loop, args=(stop, min(poll_s, 1.0)),
-                                    name=f"sms-sender-{i}", daemon=True) for i in range(self.concurrency)]
-        for t in threads:
-            t.start()
+    def _start_sender(self, i: int, stop: threading.Event, poll_s: float, outage: Outage) -> threading.Thread:
+        name = f"sms-sender-{i}"
+        t = threading.Thread(target=self._sender_loop, args=(stop, poll_s, outage.retrier(name)), name=name,
+                             daemon=True)
+        t.start()
+        return t
+
+    def run_forever(self, *, dsn: str, stop: threading.Event, poll_s: float = 5.0,
+                    heartbeat: Callable[..., Any] | None = None) -> None:
+        """Plan on every outbox NOTIFY (and a safety poll) while sender threads drain the deliveries.
+
+        A lost database is waited out with backoff and logged once per outage for the whole role
+        (planner and senders share one Outage); a sender thread that dies of anything else is logged
+        and replaced; any other planner error escapes, for the worker's supervisor to restart the role.
+        `heartbeat(state, error)` is called after each planning pass."""
+        outage = Outage("sms: database", log)
+        retry = outage.retrier("planner")
+        beat = heartbeat or (lambda *a, **k: None)
+        send_poll_s = min(poll_s, 1.0)
+        threads = [self._start_sender(i, stop, send_poll_s, outage) for i in range(self.concurrency)]
         try:
             while not stop.is_set():
                 try:
-                    with psycopg.connect(dsn, autocommit=True) as listen:
+                    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as listen:
                         listen.execute(f"LISTEN {CHANNEL}")
                         while not stop.is_set():
                             while not stop.is_set() and self.plan_once() > 0:
                                 pass
+                            if retry.outage.down:
+                                beat("ok", retry.outage.last_error)
+                            retry.ok()
+                            for i, t in enumerate(threads):
+                                if not t.is_alive() and not stop.is_set():
+                                    log.warning("SMS sender thread %s ended; starting it again", t.name)
+                                    threads[i] = self._start_sender(i, stop, send_poll_s, outage)
+                            beat("ok")
                             for _ in listen.notifies(timeout=poll_s, stop_after=1):
                                 pass
                             if self.gather_s:
                                 stop.wait(self.gather_s)
-                except Exception as exc:  # lost database, or a bug: log, back off, keep the dispatcher alive
-                    log.warning("SMS planner error (%s); retrying in 1s", exc, exc_info=True)
-                    stop.wait(1.0)
+                except Exception as exc:
+                    if not is_transient(exc):
+                        raise
+                    stop.wait(retry.failed(exc))
         finally:
             self._wake.set()
             for t in threads:

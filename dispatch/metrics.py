@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from db import heartbeats
+
 QUEUE_CEILING_WARNINGS = "fanout_queue_ceiling_warnings"
 FANOUT_ERRORS = "fanout_errors"
+SMS_CLAIMS_RECOVERED = "sms_claims_recovered"
 COUNTERS = {
     QUEUE_CEILING_WARNINGS: "SMS plans whose backlog would exceed Twilio's queue ceiling at the configured MPS",
     FANOUT_ERRORS: "Outbox events the SMS fan-out could not plan",
+    SMS_CLAIMS_RECOVERED: "SMS sends claimed but never recorded (worker or database lost mid-send), "
+                          "turned into a retry or unknown",
 }
-DELIVERY_STATUSES = ("pending", "sent", "delivered", "undelivered", "failed", "cancelled")
+DELIVERY_STATUSES = ("pending", "sending", "sent", "delivered", "undelivered", "failed", "cancelled", "unknown")
 
 
 def increment(session: Session, name: str, by: int = 1) -> None:
@@ -41,8 +48,22 @@ def delivery_statuses(session: Session) -> dict[str, int]:
     return {status: int(stored.get(status, 0)) for status in DELIVERY_STATUSES}
 
 
-def render_prometheus(session: Session) -> str:
-    """The Prometheus text exposition format (version 0.0.4) of every dispatch metric."""
+def heartbeat_lines(session: Session, *, now: datetime, stall_s: float) -> list[str]:
+    """Each worker role's heartbeat age and whether it is up (a beat within stall_s): one series per role
+    that has ever beaten."""
+    roles = heartbeats.role_statuses(session, now=now, stall_s=stall_s)
+    lines = ["# HELP tocsin_worker_heartbeat_age_seconds Age of the freshest heartbeat of a worker role.",
+             "# TYPE tocsin_worker_heartbeat_age_seconds gauge"]
+    lines += [f'tocsin_worker_heartbeat_age_seconds{{role="{r}"}} {s.age_s:.3f}' for r, s in roles.items()]
+    lines += [f"# HELP tocsin_worker_role_up 1 when a worker role beat within {stall_s:g}s, else 0 (stalled).",
+              "# TYPE tocsin_worker_role_up gauge"]
+    lines += [f'tocsin_worker_role_up{{role="{r}"}} {0 if s.stalled else 1}' for r, s in roles.items()]
+    return lines
+
+
+def render_prometheus(session: Session, *, now: datetime | None = None, stall_s: float | None = None) -> str:
+    """The Prometheus text exposition format (version 0.0.4) of every dispatch metric; with `now` and
+    `stall_s`, the worker heartbeats too."""
     lines = ["# HELP tocsin_outbox_events Outbox events not yet published to MQTT, by state.",
              "# TYPE tocsin_outbox_events gauge"]
     lines += [f'tocsin_outbox_events{{state="{k}"}} {v}' for k, v in outbox_states(session).items()]
@@ -51,4 +72,6 @@ def render_prometheus(session: Session) -> str:
     for name, value in counters(session).items():
         lines += [f"# HELP tocsin_{name}_total {COUNTERS[name]}.", f"# TYPE tocsin_{name}_total counter",
                   f"tocsin_{name}_total {value}"]
+    if now is not None and stall_s is not None:
+        lines += heartbeat_lines(session, now=now, stall_s=stall_s)
     return "\n".join(lines) + "\n"

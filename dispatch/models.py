@@ -49,6 +49,7 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("event_id", "responder_id", "channel", name="uq_deliveries_event_responder_channel"),
         Index("ix_deliveries_due", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+        Index("ix_deliveries_sending", "claimed_at", postgresql_where=text("status = 'sending'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -58,11 +59,14 @@ class Delivery(Base):
     channel: Mapped[str] = mapped_column(String(16), default="sms")
     tier: Mapped[int] = mapped_column(default=1)
     body: Mapped[str]
-    # pending -> sent (accepted by the provider) -> delivered | undelivered; or failed / cancelled.
+    # pending -> sending (claimed, attempt counted) -> sent (accepted by the provider) -> delivered |
+    # undelivered; or back to pending (retry), failed, cancelled, or unknown (a claim never recorded).
     status: Mapped[str] = mapped_column(String(16), default="pending")
     provider_sid: Mapped[str | None] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None]
+    claimed_at: Mapped[datetime | None]  # when the latest attempt was claimed (migration 0014)
+    interrupted_at: Mapped[datetime | None]  # the first claim never recorded: retries ask the provider first
     next_attempt_at: Mapped[datetime]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.observe_sql import GENERIC_PLANS
 from db import raw as db_raw
+from db.outage import Outage, is_transient
 from dispatch.senders.base import DeliveryError
 from dispatch.zone_state import ZoneStates
 
@@ -151,21 +152,39 @@ class Relay:
         return total
 
     def run_forever(self, *, dsn: str, clock: Callable[[], datetime], stop: threading.Event,
-                    poll_s: float = 5.0) -> None:
-        """Drain, then sleep until NOTIFY (or the safety poll) says there is more."""
+                    poll_s: float = 5.0, heartbeat: Callable[..., Any] | None = None,
+                    outage: Outage | None = None) -> None:
+        """Drain, then sleep until NOTIFY (or the safety poll) says there is more.
+
+        A lost database or broker is waited out (db.outage: backoff with jitter, one warning per outage
+        and one info line on recovery); anything else escapes, for the worker's supervisor to log and
+        restart the role. `heartbeat(state, error)` is called after each pass (it throttles itself)."""
+        outage = outage or Outage("relay: database", log)
+        db = outage.retrier("relay")
+        broker = Outage("relay: MQTT broker", log).retrier("relay")
+        beat = heartbeat or (lambda *a, **k: None)
         while not stop.is_set():
             try:
-                with psycopg.connect(dsn, autocommit=True) as listen:
+                with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as listen:
                     listen.execute(f"LISTEN {CHANNEL}")
                     while not stop.is_set():
                         if not self._broker_up():
                             # A broker outage is nobody's event's fault: no attempts are spent and
-                            # nothing is parked; events wait in the outbox until it is back.
+                            # nothing is parked; events wait in the outbox until it is back (paho
+                            # reconnects with its own backoff).
+                            broker.failed(ConnectionError("MQTT broker not connected"))
+                            beat("broker_down")
                             self.publisher.wait_connected(min(poll_s, 1.0))
                             continue
+                        broker.ok()
                         self.drain(clock=clock)
+                        if db.outage.down:
+                            beat("ok", db.outage.last_error)  # says what it recovered from
+                        db.ok()
+                        beat("ok")
                         for _ in listen.notifies(timeout=poll_s, stop_after=1):
                             pass
-            except (psycopg.OperationalError, OSError) as exc:
-                log.warning("relay lost the database (%s); retrying in 1s", exc)
-                stop.wait(1.0)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                stop.wait(db.failed(exc))

@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, selectinload
 
 from db.errors import Conflict, InvalidInput, NotFound
+from db.input_guard import text_problem
 from dispatch.models import CoverageRow, Responder
 from dispatch.routing import WeeklySchedule
 from dispatch.schemas import CoverageSpec
@@ -179,6 +180,10 @@ def parse_coverage(value: str, *, tier: int, on_call: str | None, timezone: str)
 
 
 def _parse_row(session: Session, row: dict[str, str], region: str) -> tuple[str, str, list[CoverageSpec]]:
+    for column, value in row.items():  # before any of it reaches PostgreSQL, which cannot store NUL
+        problem = text_problem(value) if isinstance(column, str) and isinstance(value, str) else None
+        if problem:
+            raise ValueError(f"{column} {value!r} {problem}")
     name = (row.get("name") or "").strip()
     if not name:
         raise ValueError("name is empty")

@@ -5,7 +5,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Name = Annotated[str, Field(min_length=1, max_length=200)]
+from db.input_guard import SafeStr
+
+# SafeStr: NUL or a lone surrogate is a 422 naming the field, not a DataError from PostgreSQL.
+Name = Annotated[SafeStr, Field(min_length=1, max_length=200)]
+Phone = Annotated[SafeStr, Field(min_length=3, max_length=32, description="Any dialable form; stored as E.164")]
 
 
 class CoverageSpec(BaseModel):
@@ -13,21 +17,21 @@ class CoverageSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    layer: Annotated[str, Field(min_length=1, max_length=64)]
-    zone: Annotated[str | None, Field(max_length=64)] = None
+    layer: Annotated[SafeStr, Field(min_length=1, max_length=64)]
+    zone: Annotated[SafeStr | None, Field(max_length=64)] = None
     tier: Annotated[int, Field(ge=1, le=99)] = 1
     on_call: Annotated[
-        str | None, Field(max_length=500, description="Weekly schedule, e.g. 'mon-fri 08:00-18:00; sat 22:00-06:00'; "
-                                                      "omitted = always on call")
+        SafeStr | None, Field(max_length=500, description="Weekly schedule, e.g. 'mon-fri 08:00-18:00; "
+                                                         "sat 22:00-06:00'; omitted = always on call")
     ] = None
-    timezone: Annotated[str, Field(max_length=64)] = "America/New_York"
+    timezone: Annotated[SafeStr, Field(max_length=64)] = "America/New_York"
 
 
 class ResponderCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name
-    phone: Annotated[str, Field(min_length=3, max_length=32, description="Any dialable form; stored as E.164")]
+    phone: Phone
     coverage: list[CoverageSpec] = Field(default_factory=list, max_length=500)
 
 
@@ -37,7 +41,7 @@ class ResponderUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name | None = None
-    phone: Annotated[str | None, Field(min_length=3, max_length=32)] = None
+    phone: Phone | None = None
     opted_out: bool | None = None
     coverage: list[CoverageSpec] | None = Field(default=None, max_length=500)
 

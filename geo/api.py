@@ -5,9 +5,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 
 from db.api import SessionDep
+from db.input_guard import SafeStr
+from db.openapi import error_responses
 from geo import service as zone_service
 
-router = APIRouter(prefix="/v1", tags=["zones"])
+router = APIRouter(prefix="/v1", tags=["zones"], responses=error_responses(503))
 
 
 @router.get("/zones/layers")
@@ -20,11 +22,11 @@ def list_layers(session: SessionDep) -> list[dict[str, Any]]:
     "/zones",
     response_class=Response,
     responses={200: {"content": {"application/geo+json": {}}, "description": "GeoJSON FeatureCollection"},
-               404: {"description": "Layer not loaded"}},
+               **error_responses(404, 422, _404="Layer not loaded")},
 )
 def list_zones(
     session: SessionDep,
-    layer: Annotated[str, Query(description="Zone layer name, e.g. nta")],
+    layer: Annotated[SafeStr, Query(max_length=64, description="Zone layer name, e.g. nta")],
     simplify_m: Annotated[float, Query(ge=0, le=1000, description="Display simplification tolerance in metres")] = 0,
 ) -> Response:
     """One layer's zones as a GeoJSON FeatureCollection (lon/lat)."""

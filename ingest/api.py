@@ -22,14 +22,15 @@ from ingest.schemas import (
     Problem, ReportCreate, ReportDetail, ReportPage, ReportRead, ReportUpdate, Status, ZoneRef,
 )
 
-router = APIRouter(prefix="/v1", tags=["utility reports"])
-_bearer = HTTPBearer(auto_error=False, description="A utility API key from `tocsin utilities add`.")
+utility_bearer = HTTPBearer(auto_error=False, scheme_name="utilityKey",
+                     description="A utility API key from `tocsin utilities add`.")
 _TOKEN = r"^[\x21-\x7e]{1,200}$"  # visible ASCII: safe to store and echo
 _ETAG_HEADER = {"ETag": {"description": 'The report version as a weak tag, e.g. W/"3"; send it as If-Match.',
                          "schema": {"type": "string"}}}
 
 _PROBLEMS = {
-    400: ("The body could not be parsed (not UTF-8 JSON)", "There was an error parsing the body"),
+    400: ("The body could not be parsed: not UTF-8, not JSON (the message names the position), or JSON nested "
+          "deeper than 64 levels", "request body is not valid JSON: Expecting value at position 20"),
     401: ("Missing, unknown or revoked API key", "invalid or revoked API key"),
     403: ("The key is not a utility key", "this endpoint needs a utility API key"),
     404: ("No such report for this utility", "report 42 does not exist"),
@@ -43,6 +44,7 @@ _PROBLEMS = {
           "location (lon 40.72500, lat -73.97500) is outside the jurisdiction bounds [-74.3, 40.45, -73.65, 40.95]; "
           "the coordinates look swapped: GeoJSON wants [longitude, latitude]"),
     429: ("Too many requests for this key; see Retry-After", "rate limit of 6000 requests per minute exceeded"),
+    503: ("The database is unavailable; see Retry-After", "the database is unavailable"),
 }
 
 
@@ -52,13 +54,16 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         description, example = _PROBLEMS[code]
         out[code] = {"description": description, "model": Problem,
                      "content": {"application/json": {"example": {"detail": example}}}}
-        if code == 429:
+        if code in (429, 503):
             out[code]["headers"] = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
     return out
 
 
+router = APIRouter(prefix="/v1", tags=["utility reports"], responses=_errors(503))
+
+
 def current_caller(
-    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(utility_bearer)]
 ) -> keys.Caller:
     return keys.authenticate(session, key=credentials.credentials if credentials else None)
 

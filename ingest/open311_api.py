@@ -12,14 +12,18 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from xml.etree import ElementTree as ET
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from fastapi.security import APIKeyQuery
 from pydantic import BaseModel, Field
 
 from db.api import SessionDep
+from db import input_guard
 from db.errors import DomainError, Forbidden, InvalidInput, NotFound, Unauthorized
+from db.openapi import error_responses
 from ingest import keys, open311
+from ingest.api import utility_bearer
 from ingest.errors import RateLimited
 
 log = logging.getLogger(__name__)
@@ -92,13 +96,46 @@ class Open311Route(APIRoute):
         return open311_handler
 
 
-router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=Open311Route)
+def _check_params(items: list[tuple[str, Any]]) -> None:
+    """NUL or a lone surrogate in any parameter is a 400 naming it (PostgreSQL text cannot hold them)."""
+    for name, value in items:
+        for text in (name, value):
+            problem = input_guard.text_problem(text) if isinstance(text, str) else None
+            if problem:  # the name is echoed too: escape what UTF-8 (and so the XML answer) cannot carry
+                shown = name.encode("utf-8", "backslashreplace").decode("utf-8")
+                raise InvalidInput(f"{shown}: {problem}", field=shown)
 
-ERRORS_DOC = {
-    "description": "A list of errors in the GeoReport v2 format",
-    "content": {"application/json": {"example": [{"code": 400, "description": "service_code 'volcano' is not one "
-                                                  "of power_outage, gas_leak, water_main, other"}]}},
-}
+
+async def storable_params(request: Request) -> None:
+    _check_params([*request.path_params.items(), *request.query_params.multi_items()])
+
+
+PREFIX = "/open311/v2"
+router = APIRouter(prefix=PREFIX, tags=["open311"], route_class=Open311Route,
+                   dependencies=[Depends(storable_params)])
+# Documentation of the two ways to send the utility key; the routes read both themselves (spec-format errors).
+_api_key_query = APIKeyQuery(name="api_key", scheme_name="open311ApiKey", auto_error=False,
+                             description="A utility API key as the spec's api_key parameter")
+
+_ERROR_EXAMPLE = [{"code": 400, "description": "service_code 'volcano' is not one of power_outage, gas_leak, "
+                                               "water_main, other"}]
+_XML_STRING = {"schema": {"type": "string"}}
+
+
+def _errors_doc(description: str) -> dict[str, Any]:
+    """An error answer in the GeoReport v2 format, as JSON or XML (the path's .json or .xml)."""
+    return {"description": description, "content": {
+        "application/json": {"schema": {"type": "array", "items": open311.Open311Error.model_json_schema()},
+                             "example": _ERROR_EXAMPLE},
+        "text/xml": {**_XML_STRING, "example": _xml("errors", _ERROR_EXAMPLE).decode()}}}
+
+
+ERRORS_DOC = _errors_doc("A list of errors in the GeoReport v2 format")
+# What every route can answer besides its own: the body limits and a lost database use the app-wide JSON shape.
+_COMMON = {400: _errors_doc("Invalid parameters (NUL or a lone surrogate in one, a bad date, ...) or an "
+                            "unparseable body; each error names the parameter"),
+           **error_responses(503)}
+_BODY_LIMIT = error_responses(413)
 FormatParam = Annotated[str, Path(description="`json` or `xml`", json_schema_extra={"enum": list(FORMATS)})]
 _REQUEST_EXAMPLE = {
     "service_request_id": "CONED-2026-000123", "status": "open", "status_notes": "utility status: reported",
@@ -110,11 +147,11 @@ _REQUEST_EXAMPLE = {
 }
 
 
-ApiKeyParam = Annotated[str | None, Query(description="A utility API key (also accepted as a Bearer token)")]
+ApiKeyParam = Annotated[str | None, Security(_api_key_query)]
 
 
 def _example(value: Any, description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"example": value}}}
+    return {"description": description, "content": {"application/json": {"example": value}, "text/xml": _XML_STRING}}
 
 
 def _format(fmt: str) -> str:
@@ -174,7 +211,9 @@ async def request_params(request: Request) -> dict[str, Any]:
     if ctype == "application/json":
         raw = await request.body()
         try:
-            data = json.loads(raw) if raw else {}
+            data = json.loads(input_guard.check_json_body(raw)) if raw else {}
+        except input_guard.MalformedBody as exc:
+            raise InvalidInput(exc.message, field="body") from None
         except ValueError as exc:
             raise InvalidInput(f"request body is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
@@ -186,18 +225,20 @@ async def request_params(request: Request) -> dict[str, Any]:
     elif ctype:
         raise InvalidInput(f"Content-Type {ctype!r} is not supported; send application/x-www-form-urlencoded "
                            "or application/json")
+    _check_params(list(params.items()))
     return params
 
 
 @router.get("/services.{fmt}", response_model=list[open311.Service],
-            responses={200: _example([open311.SERVICES[1].model_dump()]), 404: ERRORS_DOC},
+            responses={200: _example([open311.SERVICES[1].model_dump()]), 404: ERRORS_DOC, **_COMMON},
             summary="GET Service List")
 def services(fmt: FormatParam) -> Response:
     """The report categories as Open311 services (no API key needed)."""
     return render(_format(fmt), "services", list(open311.SERVICES))
 
 
-@router.get("/services/{service_code}.{fmt}", responses={404: ERRORS_DOC}, summary="GET Service Definition")
+@router.get("/services/{service_code}.{fmt}", summary="GET Service Definition",
+            responses={200: _example({"service_code": "gas_leak", "attributes": []}), 404: ERRORS_DOC, **_COMMON})
 def service_definition(service_code: str, fmt: FormatParam) -> Response:
     """No service has extra attributes (metadata is false), so every definition is empty."""
     fmt = _format(fmt)
@@ -219,7 +260,8 @@ def service_definition(service_code: str, fmt: FormatParam) -> Response:
                                 "report 7; matched nta QN0103, zcta 11105.", "account_id": None}], "Created"),
                200: {"description": "The same request was already stored (a retry)",
                      "model": list[open311.CreatedRequest]},
-               400: ERRORS_DOC, 403: ERRORS_DOC},
+               **_COMMON, 403: ERRORS_DOC, 404: ERRORS_DOC, 429: ERRORS_DOC, **_BODY_LIMIT},
+    dependencies=[Security(utility_bearer)],
 )
 def create_request(fmt: FormatParam, request: Request, session: SessionDep,
                    params: Annotated[dict[str, Any], Depends(request_params)]) -> Response:
@@ -239,7 +281,8 @@ def create_request(fmt: FormatParam, request: Request, session: SessionDep,
 
 
 @router.get("/requests.{fmt}", response_model=list[open311.ServiceRequest], summary="GET Service Requests",
-            responses={200: _example([_REQUEST_EXAMPLE]), 400: ERRORS_DOC, 403: ERRORS_DOC})
+            responses={200: _example([_REQUEST_EXAMPLE]), **_COMMON, 403: ERRORS_DOC, 404: ERRORS_DOC},
+            dependencies=[Security(utility_bearer)])
 def list_requests(
     fmt: FormatParam, request: Request, session: SessionDep, api_key: ApiKeyParam = None,
     service_request_id: Annotated[str | None, Query(description="Comma-separated ids; overrides the rest")] = None,
@@ -257,7 +300,8 @@ def list_requests(
 
 @router.get("/requests/{service_request_id}.{fmt}", response_model=list[open311.ServiceRequest],
             summary="GET Service Request",
-            responses={200: _example([_REQUEST_EXAMPLE]), 403: ERRORS_DOC, 404: ERRORS_DOC})
+            responses={200: _example([_REQUEST_EXAMPLE]), **_COMMON, 403: ERRORS_DOC, 404: ERRORS_DOC},
+            dependencies=[Security(utility_bearer)])
 def get_request(service_request_id: str, fmt: FormatParam, request: Request, session: SessionDep,
                 api_key: ApiKeyParam = None) -> Response:
     """One of the calling utility's requests, as a one-element list (the spec's shape)."""

@@ -2,12 +2,14 @@
 
 import threading
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from db.api import SessionDep
 from db.errors import Forbidden, InvalidInput
+from db.openapi import error_responses
 from geo import gazetteer_store
 from ingest import api as ingest_api
 from ingest import keys, pipeline, posts
@@ -17,10 +19,17 @@ BATCH_PATH = "/v1/posts:batch"
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"})
 router = APIRouter(prefix="/v1", tags=["posts"])
 _lexicon_lock = threading.Lock()
+# Its own scheme in OpenAPI: the same Authorization header as utilities, but a different kind of key.
+_bearer = HTTPBearer(auto_error=False, scheme_name="partnerKey",
+                     description="A partner API key from `tocsin partners add`.")
 
 
-async def current_partner(request: Request,
-                    caller: Annotated[keys.Caller, Depends(ingest_api.current_caller)]) -> keys.Caller:
+def _caller(session: SessionDep,
+            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> keys.Caller:
+    return keys.authenticate(session, key=credentials.credentials if credentials else None)
+
+
+async def current_partner(request: Request, caller: Annotated[keys.Caller, Depends(_caller)]) -> keys.Caller:
     if caller.role != "partner":
         raise Forbidden(f"this endpoint needs a partner API key, not a {caller.role} key "
                         "(create one with `tocsin partners add NAME`)")
@@ -42,28 +51,49 @@ def _lexicon(request: Request) -> Lexicon:
 _EXAMPLE = [posts.PostIn.model_config["json_schema_extra"]["examples"][0]]  # type: ignore[index]
 
 
+def _inlined(schema: Any, defs: dict[str, Any] | None = None) -> Any:
+    """A model's JSON schema with its $defs substituted in place: no route takes PostIn as a FastAPI body,
+    so a $ref to #/components/schemas/PostIn pointed nowhere (and generators could not build a batch)."""
+    if defs is None and isinstance(schema, dict):
+        defs = schema.get("$defs", {})
+        schema = {k: v for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, dict):
+        ref = schema.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inlined(defs[ref.removeprefix("#/$defs/")], defs)
+        return {k: _inlined(v, defs) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_inlined(v, defs) for v in schema]
+    return schema
+
+
+_POST_SCHEMA = _inlined(posts.PostIn.model_json_schema())
+
+
 @router.post(
     "/posts:batch",
     response_model=posts.BatchOut,
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": {"type": "array", "maxItems": posts.MAX_BATCH,
-                                        "items": {"$ref": "#/components/schemas/PostIn"}}, "example": _EXAMPLE},
-        "application/x-ndjson": {"schema": {"type": "string"},
+                                        "items": _POST_SCHEMA}, "example": _EXAMPLE},
+        # One JSON object per line: the schema describes the lines as an array of posts.
+        "application/x-ndjson": {"schema": {"type": "array", "maxItems": posts.MAX_BATCH,
+                                            "items": _POST_SCHEMA},
                                  "example": "{\"source\": \"bluesky\", \"external_id\": \"...\", ...}\n"}}}},
-    responses={401: {"description": "Missing or invalid API key"},
-               403: {"description": "The key is not a partner key"},
-               413: {"description": "Body over TOCSIN_POSTS_BATCH_MAX_BYTES"},
-               422: {"description": "The body is not a JSON array, or has more than 10,000 posts"}},
+    responses=error_responses(
+        400, 401, 403, 413, 422, 429, 503, _401="Missing or invalid API key", _403="The key is not a partner key",
+        _413="Body over TOCSIN_POSTS_BATCH_MAX_BYTES",
+        _422="The body is not a JSON array (or not JSON), has more than 10,000 posts, or an unsupported Content-Type"),
 )
 def posts_batch(
     request: Request,
     session: SessionDep,
     caller: Annotated[keys.Caller, Depends(current_partner)],
     body: Annotated[bytes, Depends(_raw_body)],
-    content_type: Annotated[str, Header()] = "application/json",
 ) -> posts.BatchOut:
     """Submit up to 10,000 public posts; each item gets its own result, a bad item never sinks the batch."""
-    media = content_type.split(";")[0].strip().lower()
+    # Read here, not as a Header parameter: the requestBody's media types document it (no duplicate parameter).
+    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if media not in NDJSON_TYPES and media not in ("application/json", ""):
         raise InvalidInput(f"Content-Type {media!r} is not application/json or application/x-ndjson",
                            field="Content-Type")

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from db.openapi import Problem  # noqa: F401  (re-exported: the one error schema every API shares)
 from geo.errors import InvalidGeometry
 from geo.geojson import parse_geometry
 
@@ -203,13 +204,6 @@ class ReportPage(BaseModel):
     items: list[ReportRead]
     cursor: str | None = Field(description="Opaque cursor for the next page; null on the last page.")
     next: str | None = Field(description="Link to the next page; null on the last page.")
-
-
-class Problem(BaseModel):
-    """An error: `detail` names the problem (a list of field errors for request validation)."""
-
-    detail: str | list[dict[str, Any]]
-    field: str | None = None
 
 
 class BatchItemError(BaseModel):

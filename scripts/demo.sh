@@ -46,7 +46,21 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-$TOCSIN worker >var/worker.log 2>&1 &
+# The worker rides out database and broker outages itself; should the process die anyway (killed, out
+# of memory), this loop starts it again, as systemd's Restart=always would on a real site.
+run_worker() {
+    local child rc
+    trap 'kill "$child" 2>/dev/null; wait "$child" 2>/dev/null; exit 0' TERM INT
+    while :; do
+        $TOCSIN worker >>var/worker.log 2>&1 &
+        child=$!
+        rc=0; wait "$child" || rc=$?
+        echo "demo: worker exited with status $rc; restarting it in 2 s" >>var/worker.log
+        sleep 2
+    done
+}
+: >var/worker.log
+run_worker &
 pids+=($!)
 $TOCSIN serve --port "$PORT" >var/api.log 2>&1 &
 pids+=($!)

@@ -2,21 +2,27 @@
 
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
+import psycopg
 from anyio import to_thread
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from sqlalchemy import exc as sa_exc
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from alerts import api as alerts_api
 from alerts.reload import RulesProvider
 from alerts.rules import Rule
-from db import errors
+from db import errors, heartbeats
+from db.input_guard import MalformedBody, check_json_body
+from db.openapi import error_responses
+from db.outage import is_unavailable
 from db.session import make_engine, make_sessionmaker
 from geo import api as geo_api
 from geo.errors import InvalidGeometry, ZoneFileError
@@ -47,64 +53,129 @@ ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
 )
 
 
+# While PostgreSQL is down (a restart takes seconds) every endpoint answers 503 with this Retry-After.
+DB_RETRY_AFTER_S = 5
+# What the API maps to 503: the driver's and SQLAlchemy's connection errors, and the pool's timeout.
+# DBAPIError itself only when SQLAlchemy saw the connection drop (connection_invalidated); other
+# database errors (bad data) keep their own handlers, which are more specific classes.
+DB_UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, sa_exc.DBAPIError,
+    psycopg.OperationalError, psycopg.InterfaceError,
+)
+
+
+def _unavailable_cause(exc: Exception) -> str:
+    """The kind of failure, without the server's address or the driver's detail (those go to the log)."""
+    inner = getattr(exc, "orig", None) or exc
+    if isinstance(exc, sa_exc.TimeoutError):
+        return "no free database connection (pool timeout)"
+    return f"{type(inner).__name__}"
+
+
+_last_unavailable_log = [float("-inf")]
+
+
+async def database_unavailable(request: Request | WebSocket, exc: Exception) -> JSONResponse | None:
+    if not is_unavailable(exc):
+        raise exc  # a database error that is not an outage stays what it was
+    now = time.monotonic()
+    if now - _last_unavailable_log[0] >= 10.0:  # one line per ten seconds of outage, not one per request
+        _last_unavailable_log[0] = now
+        log.warning("database unavailable (%s %s answered 503): %s", request.scope.get("method", "WEBSOCKET"),
+                    request.url.path,
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+    detail = f"database unavailable: {_unavailable_cause(exc)}; retry later"
+    if request.scope["type"] == "websocket":  # an HTTP response cannot go down an accepted websocket
+        await request.close(code=1013, reason=detail[:120])  # 1013: Try Again Later
+        return None
+    return JSONResponse(status_code=503, headers={"Retry-After": str(DB_RETRY_AFTER_S)}, content={"detail": detail})
+
+
 def status_for(exc: Exception) -> int:
     return next(code for cls, code in ERROR_STATUS if isinstance(exc, cls))
 
 
-class BodySizeLimit:
-    """Refuse bodies over the limit with 413 before reading them into memory."""
+_JSON_MEDIA = frozenset({"application/json", ""})  # FastAPI parses a body without Content-Type as JSON
+_NDJSON_MEDIA = posts_api.NDJSON_TYPES
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, path_limits: dict[str, int] | None = None) -> None:
+
+class BodySizeLimit:
+    """Read the body before the app does: 413 over the limit (declared or chunked), and 400 for a JSON
+    body that is not UTF-8 or nests deeper than db.input_guard allows (checked before any parser recurses).
+
+    The whole body is read here, not streamed: an error raised from inside the app's receive() surfaced
+    as FastAPI's 400 "There was an error parsing the body" instead of 413."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, path_limits: dict[str, int] | None = None,
+                 json_exempt_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.path_limits = path_limits or {}  # larger limits for batch endpoints, by exact path
+        self.json_exempt_prefixes = json_exempt_prefixes  # routes that check (and word) JSON errors themselves
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.path_limits.get(scope.get("path", ""), self.max_bytes)
-        declared = dict(scope.get("headers", [])).get(b"content-length")
+        path = scope.get("path", "")
+        limit = self.path_limits.get(path, self.max_bytes)
+        headers = dict(scope.get("headers", []))
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._refuse(send, int(declared), limit)
+            await self._refuse(send, 413, f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes")
             return
+        chunks: list[bytes] = []
         seen = 0
-
-        async def limited() -> dict:
-            nonlocal seen
+        while True:
             message = await receive()
-            seen += len(message.get("body", b""))
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
             if seen > limit:
-                raise _TooLarge(seen)
-            return message
+                await self._refuse(send, 413, f"request body of more than {limit} bytes (chunked) exceeds "
+                                              f"the limit of {limit} bytes")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if body and not path.startswith(self.json_exempt_prefixes):
+            media = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip().lower()
+            if media in _JSON_MEDIA or media.endswith("+json") or media in _NDJSON_MEDIA:
+                try:
+                    check_json_body(body, per_line=media in _NDJSON_MEDIA)
+                except MalformedBody as exc:
+                    await self._refuse(send, 400, exc.message)
+                    return
+        replayed = False
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge as exc:
-            await self._refuse(send, exc.size, limit)
+        async def replay() -> dict:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # after the body: wait for the disconnect, as the server would
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
-    async def _refuse(self, send: Send, size: int, limit: int) -> None:
-        response = JSONResponse(
-            status_code=413,
-            content={"detail": f"request body of {size} bytes exceeds the limit of {limit} bytes"},
-        )
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Send, code: int, detail: str) -> None:
+        response = JSONResponse(status_code=code, content={"detail": detail, "field": "body"})
         await response({"type": "http"}, _empty_receive, send)
 
 
 def _json_safe(value: object) -> object:
-    """Replace what strict JSON cannot carry (NaN, Infinity) with its text."""
+    """Replace what strict JSON cannot carry (NaN, Infinity) with its text, and what UTF-8 cannot
+    (lone surrogates echoed from the input) with its \\u escape."""
+    if isinstance(value, str):
+        return value if value.isascii() else value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {_json_safe(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_json_safe(v) for v in value]
     return value
-
-
-class _TooLarge(Exception):
-    def __init__(self, size: int) -> None:
-        self.size = size
 
 
 async def _empty_receive() -> dict:
@@ -137,6 +208,8 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
         version="0.1.0",
         summary="Location-aware incident alerting for first responders",
         lifespan=lifespan,
+        # BodySizeLimit answers these for any request, before a route runs.
+        responses=error_responses(400, 413),
     )
     app.state.settings = settings
     if rules is None:
@@ -148,8 +221,18 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's own handler echoes the input, and a NaN or Infinity in it made that a 500.
-        return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(exc.errors()))})
+        # FastAPI's own handler echoes the input, and a NaN, Infinity or lone surrogate in it made that a 500.
+        problems = exc.errors()
+        first = problems[0] if problems else {}
+        if first.get("type") == "json_invalid":  # FastAPI's json.loads failed: the body is not JSON at all
+            position = first["loc"][-1]
+            reason = (first.get("ctx") or {}).get("error", "JSON decode error")
+            return JSONResponse(status_code=400, content={
+                "detail": f"request body is not valid JSON: {reason} at position {position}", "field": "body"})
+        body: dict[str, object] = {"detail": _json_safe(jsonable_encoder(problems))}
+        if first.get("loc"):
+            body["field"] = _json_safe(".".join(str(part) for part in first["loc"]))
+        return JSONResponse(status_code=422, content=body)
 
     @app.exception_handler(errors.DomainError)
     async def domain_error(request: Request, exc: errors.DomainError) -> JSONResponse:
@@ -162,6 +245,9 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
             headers = {"Retry-After": str(exc.details["retry_after_s"])}
         return JSONResponse(status_code=code, content=body, headers=headers)
 
+    for cls in DB_UNAVAILABLE_ERRORS:
+        app.add_exception_handler(cls, database_unavailable)
+
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
         """The process is alive."""
@@ -169,26 +255,37 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
 
     @app.get("/readyz", tags=["ops"])
     def readyz(request: Request) -> JSONResponse:
-        """The database answers."""
+        """The database answers (else 503), and each worker role's heartbeat: its age and whether it is
+        stalled (older than TOCSIN_WORKER_STALL_S).
+
+        A stalled worker leaves this at 200 with "status": "degraded": readiness decides whether this API
+        process gets traffic, and taking it out of rotation would not restart a worker, only refuse reports
+        that the outbox keeps safely until the worker is back. Alert on the body or on /metrics."""
         try:
-            with request.app.state.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+            with request.app.state.sessionmaker() as session:
+                roles = heartbeats.role_statuses(session, now=datetime.now(UTC), stall_s=settings.worker_stall_s)
         except Exception as exc:  # readiness reports, it does not raise
-            return JSONResponse(status_code=503, content={"status": "unavailable", "database": str(exc)[:200]})
-        return JSONResponse({"status": "ok"})
+            return JSONResponse(status_code=503, content={"status": "unavailable", "database": str(exc)[:200]},
+                                headers={"Retry-After": str(DB_RETRY_AFTER_S)})
+        stalled = sorted(role for role, status in roles.items() if status.stalled)
+        # A role that beats but cannot work (its broker is down, it just crashed) degrades readiness too.
+        degraded = stalled or any(status.state != "ok" for status in roles.values())
+        return JSONResponse({"status": "degraded" if degraded else "ok", "stalled": stalled,
+                             "workers": {role: status.as_dict() for role, status in roles.items()}})
 
     app.include_router(ingest_api.router)
     app.include_router(posts_api.router)
     app.include_router(open311_api.router)
     app.include_router(geo_api.router)
-    app.include_router(alerts_api.router)
+    app.include_router(alerts_api.router, responses=error_responses(503))
     app.include_router(dispatch_api.router)
-    app.include_router(twilio_api.router)
+    app.include_router(twilio_api.router, responses=error_responses(503))
     app.include_router(metrics_api.router)
     web_api.install(app)  # the live map: `/`, /static, /v1/observations
     live.install(app, dsn=settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
-                       path_limits={posts_api.BATCH_PATH: settings.posts_batch_max_bytes})
+                       path_limits={posts_api.BATCH_PATH: settings.posts_batch_max_bytes},
+                       json_exempt_prefixes=(open311_api.PREFIX,))
     return app
 
 

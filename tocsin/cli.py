@@ -313,7 +313,10 @@ def worker(
     chosen = tuple(r.strip() for r in roles.split(",") if r.strip())
     if set(chosen) - set(worker_mod.ROLES) or not chosen:
         _fail(f"--roles takes {', '.join(worker_mod.ROLES)} (comma-separated); got {roles!r}")
-    worker_mod.run(_settings(), roles=chosen)
+    try:
+        worker_mod.run(_settings(), roles=chosen)
+    except ValueError as exc:  # bad configuration (an MQTT URL that is not mqtt:// or mqtts://): no traceback
+        _fail(str(exc))
 
 
 from tocsin import cli_accounts, cli_posts  # noqa: E402  (light at import; heavy imports inside commands)

@@ -159,22 +159,41 @@ def operators_list() -> None:
 
 @operators_app.command("token")
 def operators_token(name: str) -> None:
-    """Issue a new token for an operator (shown once); the old token stops working."""
+    """Issue a new token for an operator (shown once); the old token and the operator's sessions stop working."""
+    from datetime import UTC, datetime
+
     from alerts import operators
     from db.errors import DomainError
     from db.session import transaction
 
     try:
         with transaction(_cli()._sessionmaker(_cli()._settings())) as session:
-            token = operators.reissue_token(session, name=name)
+            token = operators.reissue_token(session, name=name, now=datetime.now(UTC))
     except DomainError as exc:
         _cli()._fail(exc.message)
     typer.echo(token)
 
 
+@operators_app.command("role")
+def operators_role(name: str, role: str) -> None:
+    """Change an operator's role (viewer, operator or admin); their signed-in sessions end."""
+    from datetime import UTC, datetime
+
+    from alerts import operators
+    from db.errors import DomainError
+    from db.session import transaction
+
+    try:
+        with transaction(_cli()._sessionmaker(_cli()._settings())) as session:
+            operators.change_role(session, name=name, role=role, now=datetime.now(UTC))
+    except DomainError as exc:
+        _cli()._fail(exc.message)
+    typer.echo(f"operator {name} is now {role}")
+
+
 @operators_app.command("disable")
 def operators_disable(name: str) -> None:
-    """Disable an operator account; its token stops working at once."""
+    """Disable an operator account; its token and sessions stop working at once (open live maps close)."""
     from datetime import UTC, datetime
 
     from alerts import operators

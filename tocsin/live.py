@@ -7,6 +7,12 @@ statement on observations with `obs:<id>,<id>,...`, at commit. The hub holds the
 connection, reads each batch of rows once, serialises each message once and queues it to every
 connected client. A client that connects with
 `since_obs` / `since_evt` first gets what it missed from the database, then the live stream.
+
+Authentication is checked at the handshake and then again, for every open socket at once, every
+CHECK_EVERY_S by one query per process (LiveHub._watch): a socket whose session was signed out, revoked
+or expired, or whose operator was disabled or got a new token, closes with 4401 and the reason. A
+handshake with the session cookie must come from an allowed Origin (4403 otherwise); bearer tokens
+(machines) need none.
 """
 
 import asyncio
@@ -22,9 +28,10 @@ from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from alerts import operators
+from alerts import operators, sessions
 from alerts.api import SESSION_COOKIE
-from db.errors import Unauthorized
+from db.errors import Forbidden, Unauthorized
+from db.tokens import hash_token
 from tocsin import live_feed
 from tocsin.live_feed import Message
 
@@ -32,9 +39,15 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "tocsin_live"
 CLOSE_UNAUTHORIZED = 4401  # the page shows the sign-in form instead of reconnecting
+CLOSE_FORBIDDEN = 4403  # the handshake came from an Origin that may not use the session cookie
 CLOSE_BAD_REQUEST = 4400
 CLOSE_TOO_SLOW = 4408  # the client fell behind; it reconnects and backfills
 CLOSE_RESTART = 1012  # the feed restarted (lost LISTEN, or a test hook); reconnect and backfill
+CHECK_EVERY_S = 2.0  # how soon an open socket notices its session or operator has ended
+
+# What an open socket authenticated with, re-checked by the hub: ("session", session row id) for the
+# cookie, ("bearer", (operator id, token hash)) for a token.
+AuthKey = tuple[str, object]
 
 router = APIRouter(tags=["live map"])
 
@@ -46,11 +59,13 @@ def utcnow() -> datetime:
 class LiveClient:
     """One connected socket's queue; bounded so one stalled browser cannot grow the server's memory."""
 
-    def __init__(self, max_queued: int) -> None:
+    def __init__(self, max_queued: int, auth: AuthKey | None = None) -> None:
         self.max_queued = max_queued
+        self.auth = auth
         self.queue: deque[Message] = deque()
         self.wake = asyncio.Event()
         self.close_code: int | None = None
+        self.close_reason = ""
 
     def offer(self, messages: list[Message]) -> None:
         if self.close_code is not None:
@@ -61,8 +76,11 @@ class LiveClient:
             self.close_code = CLOSE_TOO_SLOW
         self.wake.set()
 
-    def close(self, code: int) -> None:
+    def close(self, code: int, reason: str = "") -> None:
         self.close_code = code
+        self.close_reason = reason
+        if code == CLOSE_UNAUTHORIZED:
+            self.queue.clear()  # nothing more for a caller who is no longer signed in
         self.wake.set()
 
 
@@ -70,14 +88,18 @@ class LiveHub:
     """The process's single LISTEN connection and its fan-out; started by the first client."""
 
     def __init__(self, *, dsn: str, factory: sessionmaker[Session], clock: Callable[[], datetime] = utcnow,
-                 max_queued: int = 10_000, coalesce_s: float = 0.005) -> None:
+                 max_queued: int = 10_000, coalesce_s: float = 0.005, idle_s: float = 3600.0,
+                 check_every_s: float = CHECK_EVERY_S) -> None:
         self.dsn = dsn
         self.factory = factory
         self.clock = clock
         self.max_queued = max_queued
         self.coalesce_s = coalesce_s
+        self.idle_s = idle_s
+        self.check_every_s = check_every_s
         self.clients: set[LiveClient] = set()
         self._task: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._listening: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -86,21 +108,24 @@ class LiveHub:
             self._loop = asyncio.get_running_loop()
             self._listening = asyncio.Event()
             self._task = asyncio.create_task(self._run(), name="tocsin-live-listener")
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._watch(), name="tocsin-live-auth-check")
         assert self._listening is not None
         await asyncio.wait_for(self._listening.wait(), timeout_s)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-            self._task = None
+        for task in (self._task, self._watcher):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+        self._task = self._watcher = None
         self.drop_all(CLOSE_RESTART)
 
-    def subscribe(self) -> LiveClient:
-        client = LiveClient(self.max_queued)
+    def subscribe(self, auth: AuthKey | None = None) -> LiveClient:
+        client = LiveClient(self.max_queued, auth)
         self.clients.add(client)
         return client
 
@@ -116,6 +141,32 @@ class LiveHub:
         """Test and ops hook: drop every connection from another thread."""
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self.drop_all, CLOSE_RESTART)
+
+    async def _watch(self) -> None:
+        """Close sockets whose session or token has ended: one query for all of them, every check_every_s."""
+        while True:
+            await asyncio.sleep(self.check_every_s)
+            watched = [c for c in self.clients if c.auth is not None and c.close_code is None]
+            if not watched:
+                continue
+            try:
+                ended = await run_in_threadpool(self._check, {c.auth for c in watched if c.auth is not None})
+            except Exception as exc:  # the database is away: keep the sockets, try again next time
+                log.warning("live feed could not re-check sessions (%s)", exc)
+                continue
+            for client in watched:
+                reason = ended.get(client.auth)  # type: ignore[arg-type]
+                if reason is not None:
+                    client.close(CLOSE_UNAUTHORIZED, reason)
+
+    def _check(self, keys: set[AuthKey]) -> dict[AuthKey, str]:
+        session_ids = [k[1] for k in keys if k[0] == "session"]
+        bearers = [k[1] for k in keys if k[0] == "bearer"]
+        with self.factory() as session:
+            ended = sessions.still_valid(session, session_ids=session_ids, bearers=bearers,  # type: ignore[arg-type]
+                                         now=self.clock(), idle_s=self.idle_s)
+            session.commit()  # open sockets count as use of their sessions
+        return ended
 
     async def _run(self) -> None:
         backoff_s = 0.5
@@ -168,7 +219,8 @@ class LiveHub:
 
 def install(app: FastAPI, *, dsn: str) -> None:
     """Add the websocket route and a hub that stops with the app's lifespan (the hub starts lazily)."""
-    hub = LiveHub(dsn=dsn, factory=lambda: app.state.sessionmaker())  # type: ignore[arg-type,return-value]
+    hub = LiveHub(dsn=dsn, factory=lambda: app.state.sessionmaker(),  # type: ignore[arg-type,return-value]
+                  idle_s=app.state.settings.session_idle_s)
     app.state.live_hub = hub
     inner = app.router.lifespan_context
 
@@ -198,9 +250,26 @@ def _cursor(websocket: WebSocket, name: str) -> int | None:
     return int(raw)
 
 
-def _authenticate(websocket: WebSocket, token: str | None) -> operators.Identity:
+def _authenticate(websocket: WebSocket, token: str | None, sid: str | None,
+                  now: datetime) -> tuple[operators.Identity, AuthKey]:
+    """The operator behind a token (machines) or else the session cookie (browsers), and what to re-check."""
+    settings = websocket.app.state.settings
     with websocket.app.state.sessionmaker() as session:
-        return operators.authenticate(session, token=token)
+        if token:
+            identity = operators.authenticate(session, token=token)
+            return identity, ("bearer", (identity.operator_id, hash_token(token)))
+        identity, session_id, touched = operators.authenticate_session(session, sid=sid, now=now,
+                                                                       idle_s=settings.session_idle_s)
+        if touched:
+            session.commit()
+        return identity, ("session", session_id)
+
+
+def _check_origin(websocket: WebSocket) -> None:
+    """A browser always sends Origin on a websocket handshake; the cookie may only be used from ours."""
+    settings = websocket.app.state.settings
+    sessions.check_origin(origin=websocket.headers.get("origin"), referer=None,
+                          allowed=sessions.allowed_origins(settings.public_base_url, settings.allowed_origins))
 
 
 @router.websocket("/v1/live")
@@ -210,10 +279,15 @@ async def live(websocket: WebSocket) -> None:
     # Browsers send the session cookie; other clients should send `Authorization: Bearer` (a `token`
     # query parameter also works but ends up in access logs).
     scheme, _, bearer = websocket.headers.get("authorization", "").partition(" ")
-    token = (bearer if scheme.lower() == "bearer" else None) or websocket.query_params.get("token") \
-        or websocket.cookies.get(SESSION_COOKIE)
+    token = (bearer if scheme.lower() == "bearer" else None) or websocket.query_params.get("token")
+    sid = None if token else websocket.cookies.get(SESSION_COOKIE)
     try:
-        identity = await run_in_threadpool(_authenticate, websocket, token)
+        if sid:
+            _check_origin(websocket)
+        identity, auth = await run_in_threadpool(_authenticate, websocket, token, sid, utcnow())
+    except Forbidden as exc:
+        await websocket.close(CLOSE_FORBIDDEN, _reason(exc.message))
+        return
     except Unauthorized as exc:
         await websocket.close(CLOSE_UNAUTHORIZED, _reason(exc.message))
         return
@@ -223,7 +297,7 @@ async def live(websocket: WebSocket) -> None:
         await websocket.close(CLOSE_BAD_REQUEST, _reason(str(exc)))
         return
     hub: LiveHub = websocket.app.state.live_hub
-    client = hub.subscribe()  # before the backfill read, so nothing committed in between is missed
+    client = hub.subscribe(auth)  # before the backfill read, so nothing committed in between is missed
     try:
         await hub.ensure_started()
         await _serve(websocket, hub, client, identity, since_obs, since_evt)
@@ -265,7 +339,7 @@ async def _serve(websocket: WebSocket, hub: LiveHub, client: LiveClient, identit
                 # A client that fell behind gets its backlog as one JSON array frame, not one frame each.
                 await websocket.send_text(batch[0] if len(batch) == 1 else "[" + ",".join(batch) + "]")
             if client.close_code is not None:
-                await websocket.close(client.close_code)
+                await websocket.close(client.close_code, _reason(client.close_reason))
                 return
     finally:
         receiver.cancel()

@@ -1,5 +1,6 @@
 """Typed settings from TOCSIN_* environment variables; read only when Settings() is built."""
 
+import re
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -33,6 +34,13 @@ class Settings(BaseSettings):
     # as it starts (ingest.warmup); a deployment that takes no public posts can skip the CPU it costs.
     warm_post_caches: bool = True
     public_base_url: str = "http://127.0.0.1:8000"
+    # Operator sessions (alerts.sessions). Idle: an hour without a request or an open live map ends a
+    # session (an open map counts as use, so a wall screen stays signed in); absolute: one 12 h shift,
+    # whatever the activity. Browsers' cookie-authenticated writes and the websocket must come from
+    # public_base_url's origin or one of allowed_origins (a JSON list, e.g. ["https://ops.example.org"]).
+    session_idle_s: float = Field(default=3600.0, gt=0)
+    session_max_s: float = Field(default=12 * 3600.0, gt=0)
+    allowed_origins: list[str] = []
     # Live map basemap: an XYZ tile URL such as https://tile.openstreetmap.org/{z}/{x}/{y}.png; unset draws
     # zones and labels on a plain background (works offline).
     basemap_url: str | None = None
@@ -69,6 +77,9 @@ class Settings(BaseSettings):
     sms_mps: float = Field(default=1.0, gt=0)
     sms_queue_ceiling_s: float = Field(default=4 * 3600, gt=0)
     sms_max_attempts: int = Field(default=8, ge=1)
+    # A send claimed (`sending`) but not recorded this long is presumed lost with its worker: retried,
+    # or `unknown` once out of attempts. Keep it above the Twilio request timeout (10 s).
+    sms_sending_timeout_s: float = Field(default=120.0, gt=0)
     sms_concurrency: int = Field(default=4, ge=1, le=64)
     # The SMS planner waits this long after an outbox NOTIFY, so a burst of events is planned as one batch.
     sms_gather_s: float = Field(default=0.2, ge=0, le=10)
@@ -79,9 +90,21 @@ class Settings(BaseSettings):
     relay_max_attempts: int = Field(default=12, ge=1)
     # The alert sweeper (hysteresis, expiry, repeats, escalation ticks) runs in the worker this often.
     sweep_interval_s: float = Field(default=5.0, gt=0)
+    # A worker role whose freshest heartbeat (written every few seconds) is older than this is stalled
+    # on /readyz and /metrics: its process is gone, wedged, or cannot reach the database.
+    worker_stall_s: float = Field(default=60.0, gt=0)
 
     shared_data_dir: Path = REPO_ROOT.parent / "shared" / "data"
     log_level: str = "INFO"
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        # An origin is scheme://host[:port] and nothing else; a trailing slash or path would never match.
+        bad = [o for o in v if not re.fullmatch(r"https?://[^/\s?#]+", o)]
+        if bad:
+            raise ValueError(f"allowed_origins {bad} are not origins like 'https://ops.example.org:8443'")
+        return [o.lower() for o in v]
 
     @field_validator("jurisdiction_bbox")
     @classmethod

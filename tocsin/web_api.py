@@ -11,6 +11,9 @@ from fastapi.staticfiles import StaticFiles
 
 from alerts.api import OperatorDep
 from db.api import SessionDep
+from db.errors import InvalidInput
+from db.input_guard import INT8_MAX, SafeStr
+from db.openapi import error_responses
 from ingest import observations as obs_service
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -35,21 +38,25 @@ def map_config(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/observations")
+@router.get("/v1/observations", responses=error_responses(401, 403, 422, 503))
 def list_observations(
     session: SessionDep,
     identity: OperatorDep,
-    bbox: Annotated[str | None, Query(description="west,south,east,north in degrees (lon, lat)",
-                                      examples=["-74.05,40.65,-73.85,40.85"])] = None,
+    bbox: Annotated[SafeStr | None, Query(max_length=200, description="west,south,east,north in degrees (lon, lat)",
+                                          examples=["-74.05,40.65,-73.85,40.85"])] = None,
     since: Annotated[datetime | None, Query(description="Observed at or after (ISO 8601 with offset)")] = None,
     ids: Annotated[str | None, Query(description="Comma-separated observation ids (an alert's evidence)",
-                                     max_length=10_000)] = None,
+                                     max_length=10_000, pattern=r"^[0-9,\s]*$")] = None,
     limit: Annotated[int, Query(ge=1, le=obs_service.MAX_LIMIT)] = 2_000,
 ) -> Response:
     """Located observations as a GeoJSON FeatureCollection, newest first (viewer role or above)."""
+    id_list = obs_service.parse_ids(ids) if ids else None
+    too_big = next((i for i in id_list or () if i > INT8_MAX), None)
+    if too_big is not None:  # observations.id is bigint
+        raise InvalidInput(f"ids item {too_big} is out of range (at most {INT8_MAX})", field="ids")
     features = obs_service.observation_features_json(
         session, now=datetime.now(UTC), bbox=obs_service.parse_bbox(bbox) if bbox else None, since=since,
-        ids=obs_service.parse_ids(ids) if ids else None, limit=limit,
+        ids=id_list, limit=limit,
     )
     # The features arrive serialised from PostgreSQL; only the envelope is built here.
     body = (f'{{"type":"FeatureCollection","count":{len(features)},'

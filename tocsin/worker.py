@@ -1,12 +1,21 @@
-"""The worker process: the outbox relay, the SMS fan-out and the sweeper, with clean shutdown on SIGTERM."""
+"""The worker process: the outbox relay, the SMS fan-out and the sweeper in supervised threads, with clean
+shutdown on SIGTERM."""
 
 import logging
 import signal
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from sqlalchemy import Engine
+
+from alerts import sweeper as sweeper_mod
 from alerts.reload import RulesProvider
+from db import heartbeats
+from db.heartbeats import Heartbeat
+from db.outage import Backoff, describe
 from db.session import make_engine, make_sessionmaker
 from dispatch.relay import Relay
 from dispatch.fanout import FanoutConfig
@@ -66,30 +75,133 @@ def build_fanout(settings: Settings, rules: Callable[[], list]) -> FanoutWorker:
                           queue_ceiling_s=settings.sms_queue_ceiling_s)
     return FanoutWorker(make_sessionmaker(engine), build_sender(settings), rules=rules, config=config,
                         clock=utcnow, max_attempts=settings.sms_max_attempts, concurrency=settings.sms_concurrency,
-                        gather_s=settings.sms_gather_s)
+                        gather_s=settings.sms_gather_s, sending_timeout_s=settings.sms_sending_timeout_s)
 
 
-def build_sweeper(settings: Settings, stop: threading.Event, provider: RulesProvider) -> Callable[[], None]:
-    """The alert sweeper loop, reading the rules the provider currently holds."""
-    from alerts import sweeper
-
-    models_registry.load()
-    factory = make_sessionmaker(make_engine(settings.database_url, pool_size=1))
-    return lambda: sweeper.run_forever(factory, rules=provider.current, clock=utcnow, stop=stop,
-                                       interval_s=settings.sweep_interval_s)
+ROLES = heartbeats.WORKER_ROLES
 
 
-ROLES = ("relay", "sms", "sweeper")
+@contextmanager
+def _role_heartbeat(engine: Engine, role: str, stall_s: float) -> Iterator[Heartbeat]:
+    """The role's heartbeat, marked `crashed` (with the error) if the role dies and `stopped` on a clean
+    stop, then the role's engine closed. It beats several times per stall threshold, so a role is only
+    reported stalled when it really missed beats."""
+    heartbeat = Heartbeat(make_sessionmaker(engine), role, clock=utcnow,
+                          every_s=min(heartbeats.BEAT_EVERY_S, stall_s / 4))
+    try:
+        yield heartbeat
+    except Exception as exc:
+        heartbeat("crashed", describe(exc), force=True)
+        raise
+    else:
+        heartbeat("stopped", force=True)
+    finally:
+        engine.dispose()
+
+
+def role_runners(settings: Settings, provider: RulesProvider, roles: tuple[str, ...]
+                 ) -> dict[str, Callable[[threading.Event], None]]:
+    """One callable per role that builds the role's parts (engine, broker connection), runs its loop until
+    `stop`, and tears the parts down; the supervisor calls it again if it dies."""
+    dsn = libpq_dsn(settings.database_url)
+
+    def relay(stop: threading.Event) -> None:
+        publisher = MqttPublisher(mqtt_config(settings))
+        try:
+            # A short wait, so a normal start does not count as a broker outage; a real one is logged by
+            # the relay's loop, which waits it out while events stay in the outbox.
+            publisher.start(wait_s=2)
+            r = build_relay(settings, publisher)
+            with _role_heartbeat(r.factory.kw["bind"], "relay", settings.worker_stall_s) as beat:
+                log.info("relay running: %s -> %s", settings.database_url.split("@")[-1], settings.mqtt_url)
+                r.run_forever(dsn=dsn, clock=utcnow, stop=stop, poll_s=settings.relay_poll_s, heartbeat=beat)
+        finally:
+            publisher.stop()
+
+    def sms(stop: threading.Event) -> None:
+        fanout = build_fanout(settings, provider.current)
+        with _role_heartbeat(fanout.factory.kw["bind"], "sms", settings.worker_stall_s) as beat:
+            fanout.run_forever(dsn=dsn, stop=stop, poll_s=settings.relay_poll_s, heartbeat=beat)
+
+    def sweeper(stop: threading.Event) -> None:
+        models_registry.load()
+        engine = make_engine(settings.database_url, pool_size=1)
+        with _role_heartbeat(engine, "sweeper", settings.worker_stall_s) as beat:
+            sweeper_mod.run_forever(make_sessionmaker(engine), rules=provider.current, clock=utcnow, stop=stop,
+                                    interval_s=settings.sweep_interval_s, heartbeat=beat)
+
+    every = {"relay": relay, "sms": sms, "sweeper": sweeper}
+    return {role: every[role] for role in roles}
+
+
+def supervise(runners: dict[str, Callable[[threading.Event], None]], stop: threading.Event, *,
+              first_backoff_s: float = 0.5, max_backoff_s: float = 30.0, healthy_s: float = 60.0,
+              check_s: float = 0.2) -> dict[str, int]:
+    """Run each role in a thread until `stop`; a role whose thread ends before `stop` (an exception
+    escaped its loop) is logged and started again after a backoff (reset once it has run `healthy_s`).
+    Returns how many times each role was restarted."""
+    threads: dict[str, threading.Thread] = {}
+    started: dict[str, float] = {}
+    due: dict[str, float] = {}
+    backoffs = {role: Backoff(first_s=first_backoff_s, cap_s=max_backoff_s) for role in runners}
+    restarts = dict.fromkeys(runners, 0)
+
+    def guarded(role: str) -> None:
+        try:
+            runners[role](stop)
+        except Exception:
+            log.exception("worker role %s died", role)
+        else:
+            if not stop.is_set():
+                log.error("worker role %s returned before stop", role)
+
+    def start(role: str) -> None:
+        threads[role] = threading.Thread(target=guarded, args=(role,), name=f"role-{role}", daemon=True)
+        started[role] = time.monotonic()
+        threads[role].start()
+
+    for role in runners:
+        start(role)
+    try:
+        while not stop.wait(check_s):
+            for role, t in threads.items():
+                if t.is_alive():
+                    continue
+                if role not in due:
+                    if time.monotonic() - started[role] >= healthy_s:
+                        backoffs[role].reset()
+                    delay = backoffs[role].next_s()
+                    due[role] = time.monotonic() + delay
+                    log.warning("restarting worker role %s in %.1fs", role, delay)
+                elif time.monotonic() >= due[role]:
+                    del due[role]
+                    restarts[role] += 1
+                    start(role)
+    finally:
+        stop.set()
+        for t in threads.values():
+            t.join(timeout=10)
+    return restarts
+
+
+def validate(settings: Settings, roles: tuple[str, ...]) -> None:
+    """Refuse bad configuration before starting anything: only this (and stop) ends the worker."""
+    unknown = set(roles) - set(ROLES)
+    if unknown or not roles:
+        raise ValueError(f"worker roles must be among {', '.join(ROLES)}; got {', '.join(roles) or 'none'}")
+    if "relay" in roles:
+        mqtt_config(settings).host_port  # noqa: B018 - raises ValueError on a URL that is not mqtt(s)://
 
 
 def run(settings: Settings, *, stop: threading.Event | None = None, roles: tuple[str, ...] = ROLES) -> None:
     """Run the dispatcher roles in this process: the outbox relay, the SMS fan-out and the alert sweeper.
 
     All three by default. Each role is safe to run in several processes at once (SKIP LOCKED), so a
-    busy deployment can give the latency-critical relay a process of its own (`--roles relay`)."""
-    unknown = set(roles) - set(ROLES)
-    if unknown or not roles:
-        raise ValueError(f"worker roles must be among {', '.join(ROLES)}; got {', '.join(roles) or 'none'}")
+    busy deployment can give the latency-critical relay a process of its own (`--roles relay`). Each
+    role runs in a supervised thread (restarted if it dies) and rides out database and broker outages;
+    the process ends only on SIGTERM/SIGINT (`stop`) or bad configuration."""
+    validate(settings, roles)
+    models_registry.load()  # here, not in the role threads: concurrent first imports can deadlock or fail
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -97,36 +209,17 @@ def run(settings: Settings, *, stop: threading.Event | None = None, roles: tuple
     # One provider for the sweeper and the SMS fan-out: a reload (file change, SIGHUP) reaches both.
     provider = RulesProvider(settings.rules_file)
     provider.install_sighup()
-    threads = []
-    if "sms" in roles:
-        fanout = build_fanout(settings, provider.current)
-        threads.append(threading.Thread(
-            target=fanout.run_forever, kwargs={"dsn": libpq_dsn(settings.database_url), "stop": stop,
-                                               "poll_s": settings.relay_poll_s},
-            name="sms-fanout", daemon=True))
-    if "sweeper" in roles:
-        threads.append(threading.Thread(target=build_sweeper(settings, stop, provider), name="alert-sweeper",
-                                        daemon=True))
-    for t in threads:
-        t.start()
-    try:
-        if "relay" in roles:
-            _run_relay(settings, stop)
-        else:
-            stop.wait()
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=10)
+    _prune_heartbeats(settings)
+    supervise(role_runners(settings, provider, roles), stop)
 
 
-def _run_relay(settings: Settings, stop: threading.Event) -> None:
-    publisher = MqttPublisher(mqtt_config(settings))
-    if not publisher.start(wait_s=10):
-        log.warning("MQTT broker at %s not reachable yet; events wait in the outbox", settings.mqtt_url)
-    relay = build_relay(settings, publisher)
-    log.info("relay running: %s -> %s", settings.database_url.split("@")[-1], settings.mqtt_url)
+def _prune_heartbeats(settings: Settings) -> None:
+    """Drop the rows of processes long gone; best effort (the database may be down as we start)."""
+    engine = make_engine(settings.database_url, pool_size=1)
     try:
-        relay.run_forever(dsn=libpq_dsn(settings.database_url), clock=utcnow, stop=stop, poll_s=settings.relay_poll_s)
+        with make_sessionmaker(engine)() as session, session.begin():
+            heartbeats.prune(session, now=utcnow())
+    except Exception as exc:  # noqa: BLE001 - the roles wait the outage out themselves
+        log.debug("heartbeat prune skipped: %s", exc)
     finally:
-        publisher.stop()
+        engine.dispose()

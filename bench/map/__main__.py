@@ -55,7 +55,8 @@ def _serve(url: str, port: int) -> subprocess.Popen:
 def _first_render(browser, base: str, token: str, expect: tuple[int, int]) -> float:
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     try:
-        r = context.request.post(f"{base}/v1/session", data={"token": token})
+        # Sign-in needs the page's Origin (a browser's form sends it; this API request does not by itself).
+        r = context.request.post(f"{base}/v1/session", data={"token": token}, headers={"Origin": base})
         assert r.ok, r.text()
         page = context.new_page()
         page.goto(f"{base}/?layer=nta")
@@ -74,7 +75,7 @@ def _screenshot(browser, base: str, token: str, key: str, path: Path) -> None:
 
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
     try:
-        context.request.post(f"{base}/v1/session", data={"token": token})
+        context.request.post(f"{base}/v1/session", data={"token": token}, headers={"Origin": base})
         page = context.new_page()
         page.goto(f"{base}/?layer=nta")
         page.wait_for_function("window.tocsin && window.tocsin.ready === true", timeout=120_000)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
-import threading
+import uuid
 
 from dispatch.senders.base import mask_phone
 
@@ -12,14 +11,12 @@ log = logging.getLogger("tocsin.sms")
 
 
 class ConsoleSender:
-    """Logs each message on logger ``tocsin.sms`` (phone masked) and returns ``CONSOLE-<n>``."""
+    """Logs each message on logger ``tocsin.sms`` (phone masked) and returns ``CONSOLE-<uuid4 hex>``.
 
-    def __init__(self) -> None:
-        self._counter = itertools.count(1)
-        self._lock = threading.Lock()
+    A random SID, not a counter: SIDs are unique in `deliveries`, and a counter restarted by
+    another process or a restart collides with the SIDs already stored."""
 
     def send(self, to: str, body: str, *, status_callback: str | None = None) -> str:
-        with self._lock:
-            sid = f"CONSOLE-{next(self._counter)}"
+        sid = f"CONSOLE-{uuid.uuid4().hex}"
         log.info("SMS %s to %s: %s", sid, mask_phone(to), body)
         return sid

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -22,6 +23,10 @@ log = logging.getLogger(__name__)
 PERMANENT_CODES = frozenset({21211, 21610, 21614})
 # Twilio's "too many requests" (account concurrency / rate limit).
 RETRYABLE_CODES = frozenset({20429})
+# find_sent: how many of a number's latest messages to look through, and the clock difference between
+# us and Twilio that a message's date_created may show (it is also only to the second).
+LOOKUP_MESSAGES = 20
+LOOKUP_SKEW = timedelta(seconds=60)
 
 # RFC 9457 problem-details errors arrived in later 9.x releases; older ones only raise TwilioRestException.
 _API_ERRORS = tuple(
@@ -118,3 +123,19 @@ class TwilioSender:
             raise error from exc
         log.info("sms %s accepted for %s", message.sid, mask_phone(to))
         return message.sid
+
+    def find_sent(self, to: str, body: str, *, since: datetime) -> str | None:
+        """The SID of a message with this exact body that Twilio has for `to` since `since`, if any.
+
+        Asked before re-sending a delivery whose earlier send was interrupted (the worker died or
+        lost the database before recording Twilio's answer): if Twilio has it, it is not sent again."""
+        try:
+            recent = self._client.messages.list(to=to, from_=self._from or values.unset, limit=LOOKUP_MESSAGES)
+        except (TwilioException, requests.RequestException) as exc:
+            raise classify(exc) from exc
+        for message in recent:
+            created = message.date_created
+            if (message.body == body and (message.direction or "").startswith("outbound")
+                    and created is not None and created >= since - LOOKUP_SKEW):
+                return message.sid
+        return None

@@ -25,9 +25,10 @@ class LiveServer:
     def __init__(self, settings) -> None:
         from tocsin.app import create_app
 
-        self.app = create_app(settings)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # The browser's origin is this loopback URL: the session cookie's Origin check must accept it.
+        self.app = create_app(settings.model_copy(update={"public_base_url": self.url}))
         self._server = None
         self._thread: threading.Thread | None = None
 

@@ -7,6 +7,7 @@ fields, the Message resource and error bodies:
         sender = TwilioSender(fake.account_sid, fake.auth_token, "+15005550006", base_url=fake.base_url)
         fake.fail_next(1, status=500)
         fake.numbers_opted_out.add("+15551230000")
+        release = fake.hold_next()   # hold the next send once received, until release.set()
 
 The fake is itself the ASGI app; its fault knobs are plain attributes and methods, safe to
 call from the test thread while uvicorn serves from another.
@@ -91,6 +92,7 @@ class FakeTwilio:
         self.base_url: str | None = None  # set by run_fake_twilio
         self.messages: list[dict] = []  # accepted messages, as Message resources (+ "status_callback")
         self.attempts = 0  # every POST to Messages.json, accepted or not
+        self.lookups = 0  # every GET of the Messages list
         self.callbacks: list[dict] = []  # status callbacks sent: url, params, signature, response status
         self.numbers_opted_out: set[str] = set()  # -> 21610
         self.unreachable: set[str] = set()  # -> 21614
@@ -99,6 +101,8 @@ class FakeTwilio:
         self.callback_delay_s = 0.0
         self._faults: list[_Fault] = []
         self._delays: list[float] = []
+        self._holds: list[threading.Event] = []
+        self._sids: list[str] = []
         self._lock = threading.Lock()
         self._callbacks_done = threading.Condition(self._lock)
         self._pending_callbacks = 0
@@ -107,6 +111,7 @@ class FakeTwilio:
         self._app = Starlette(
             routes=[
                 Route(base + "/Messages.json", self._create, methods=["POST"]),
+                Route(base + "/Messages.json", self._list, methods=["GET"]),
                 Route(base + "/Messages/{Sid}.json", self._fetch, methods=["GET"]),
             ]
         )
@@ -128,10 +133,38 @@ class FakeTwilio:
         with self._lock:
             self._delays.extend([seconds] * n)
 
+    def hold_next(self) -> threading.Event:
+        """Hold the next send, once received (counted in `attempts`), until the returned event is set;
+        it is then accepted as usual, whether or not its client is still there (as Twilio would)."""
+        release = threading.Event()
+        with self._lock:
+            self._holds.append(release)
+        return release
+
+    def reuse_sids(self, *sids: str) -> None:
+        """Answer the next accepted sends with these SIDs (a provider handing out a SID already seen)."""
+        with self._lock:
+            self._sids.extend(sids)
+
+    def wait_for_attempts(self, n: int, timeout_s: float = 30.0) -> None:
+        """Block until at least `n` sends were received (accepted or not)."""
+        deadline = time.monotonic() + timeout_s
+        with self._callbacks_done:
+            while self.attempts < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{self.attempts} of {n} sends received after {timeout_s}s")
+                self._callbacks_done.wait(left)
+
     def reset(self) -> None:
         """Forget messages, callbacks and faults; waits for in-flight work so none lands afterwards."""
+        with self._lock:
+            for release in self._holds:  # a held send would otherwise keep the fake busy for ever
+                release.set()
         self.wait_idle()
         with self._lock:
+            self._holds.clear()
+            self._sids.clear()
             self.messages.clear()
             self.callbacks.clear()
             self.numbers_opted_out.clear()
@@ -140,6 +173,7 @@ class FakeTwilio:
             self._faults.clear()
             self._delays.clear()
             self.attempts = 0
+            self.lookups = 0
             self.callbacks_enabled = True
             self.callback_delay_s = 0.0
 
@@ -198,9 +232,13 @@ class FakeTwilio:
         form = await request.form()
         with self._lock:
             self.attempts += 1
+            self._callbacks_done.notify_all()
             delay = self._delays.pop(0) if self._delays else 0.0
+            hold = self._holds.pop(0) if self._holds else None
         if delay:
             await asyncio.sleep(delay)
+        if hold is not None:
+            await asyncio.to_thread(hold.wait)
         if not self._authorised(request, account_sid):
             return _error(20003)
         with self._lock:
@@ -226,7 +264,8 @@ class FakeTwilio:
             return _error(21614)
 
         now = _rfc2822(datetime.now(timezone.utc))
-        sid = "SM" + uuid.uuid4().hex
+        with self._lock:
+            sid = self._sids.pop(0) if self._sids else "SM" + uuid.uuid4().hex
         uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{sid}.json"
         resource = {
             "account_sid": self.account_sid,
@@ -259,6 +298,26 @@ class FakeTwilio:
                 self._pending_callbacks += 1
             task = BackgroundTask(self._send_callbacks, dict(resource), str(callback))
         return JSONResponse(resource, status_code=201, background=task)
+
+    async def _list(self, request: Request) -> JSONResponse:
+        """Messages, most recent first, filtered by To and From; one page (PageSize, default 50)."""
+        account_sid = request.path_params["AccountSid"]
+        if not self._authorised(request, account_sid):
+            return _error(20003)
+        q = request.query_params
+        try:
+            page_size = int(q.get("PageSize", "50"))
+        except ValueError:
+            page_size = 50
+        with self._lock:
+            self.lookups += 1
+            found = [m for m in reversed(self.messages)
+                     if (not q.get("To") or m["to"] == q["To"]) and (not q.get("From") or m["from"] == q["From"])]
+        page = [{k: v for k, v in m.items() if k != "status_callback"} for m in found[:page_size]]
+        uri = f"/{API_VERSION}/Accounts/{account_sid}/Messages.json?PageSize={page_size}&Page=0"
+        return JSONResponse({"messages": page, "page": 0, "page_size": page_size, "start": 0,
+                             "end": max(0, len(page) - 1), "uri": uri, "first_page_uri": uri,
+                             "next_page_uri": None, "previous_page_uri": None})
 
     async def _fetch(self, request: Request) -> JSONResponse:
         account_sid, sid = request.path_params["AccountSid"], request.path_params["Sid"]

@@ -274,27 +274,33 @@ def test_role_ladder(role, needed, allowed):
 
 
 def test_session_cookie_sign_in_and_out(client, tokens):
-    r = client.post("/v1/session", json={"token": tokens["olive"]})
+    same = {"Origin": "http://tocsin.test"}  # the tests' public_base_url; a browser sends it on every write
+    r = client.post("/v1/session", json={"token": tokens["olive"]}, headers=same)
     assert r.status_code == 200, r.text
     assert r.json() == {"name": "olive", "role": "operator"}
     cookie = r.headers["set-cookie"]
     assert cookie.startswith("tocsin_session=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert "Secure" not in cookie  # http public_base_url in tests; https turns it on
+    assert tokens["olive"] not in cookie  # the cookie carries a session id, never the token
 
     assert client.get("/v1/alerts").status_code == 200  # the client now carries the cookie
     assert client.get("/v1/session").json()["name"] == "olive"
 
-    assert client.delete("/v1/session").status_code == 204
+    stolen = client.cookies["tocsin_session"]
+    assert client.delete("/v1/session", headers=same).status_code == 204
     assert client.get("/v1/alerts").status_code == 401
+    client.cookies.set("tocsin_session", stolen)  # a copy of the cookie kept by someone is dead too
+    r = client.get("/v1/alerts")
+    assert r.status_code == 401 and r.json()["detail"].startswith("session revoked (signed out)")
 
-    r = client.post("/v1/session", data={"token": tokens["vera"]})
+    r = client.post("/v1/session", data={"token": tokens["vera"]}, headers=same)
     assert r.status_code == 200 and r.json()["role"] == "viewer"
     client.cookies.clear()
 
-    assert client.post("/v1/session", json={"token": "to_wrong"}).status_code == 401
-    r = client.post("/v1/session", json={"tok": "x"})
+    assert client.post("/v1/session", json={"token": "to_wrong"}, headers=same).status_code == 401
+    r = client.post("/v1/session", json={"tok": "x"}, headers=same)
     assert r.status_code == 422 and "token" in r.json()["detail"]
-    r = client.post("/v1/session", content=b"token=x", headers={"Content-Type": "text/plain"})
+    r = client.post("/v1/session", content=b"token=x", headers={"Content-Type": "text/plain", **same})
     assert r.status_code == 422 and "text/plain" in r.json()["detail"]
 
 
@@ -365,3 +371,8 @@ def test_cli_operators_add_list_disable(database_url, session_factory):
         operators.authenticate(session, token=token)
     result = runner.invoke(app, ["operators", "disable", "Nobody"], env=env)
     assert result.exit_code == 2 and "'Nobody'" in result.output
+    result = runner.invoke(app, ["operators", "role", "Dana Duty", "root"], env=env)
+    assert result.exit_code == 2 and "'root'" in result.output
+    result = runner.invoke(app, ["operators", "role", "Dana Duty", "admin"], env=env)
+    assert result.exit_code == 0 and "now admin" in result.output
+    assert "admin" in runner.invoke(app, ["operators", "list"], env=env).output

@@ -56,11 +56,11 @@ def test_unknown_category_is_422(client, utility_key):
     assert ["body", "properties", "category"] in [e["loc"] for e in r.json()["detail"]]
 
 
-def test_malformed_json_is_422(client, utility_key):
+def test_malformed_json_is_400_naming_the_position(client, utility_key):
     r = client.post("/v1/reports", content=b'{"type": "Feature", ', headers={
         **auth(utility_key), "Content-Type": "application/json"})
-    assert r.status_code == 422
-    assert "JSON" in r.text
+    assert r.status_code == 400  # issue #15: a body that is not JSON at all is a 400, not a field error
+    assert "not valid JSON" in r.text and "position 20" in r.text
 
 
 def test_swapped_coordinates_outside_jurisdiction_get_a_hint(client, utility_key):

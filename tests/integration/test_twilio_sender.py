@@ -225,7 +225,9 @@ def test_console_sender_logs_text_and_masks_phone(caplog):
     with caplog.at_level(logging.INFO, logger="tocsin.sms"):
         first = sender.send("+15558675310", "TOCSIN MAJOR flood. Reply ACK K7Q.")
         second = sender.send("+15558675311", "x")
-    assert (first, second) == ("CONSOLE-1", "CONSOLE-2")
+    # Random, not a counter: a restarted or second process must never reuse a stored SID.
+    assert re.fullmatch(r"CONSOLE-[0-9a-f]{32}", first) and first != second
+    assert first != ConsoleSender().send("+15558675310", "x")
     text = caplog.text
     assert "TOCSIN MAJOR flood. Reply ACK K7Q." in text
     assert "+*********10" in text and "5558675310" not in text

@@ -48,8 +48,12 @@ export class LiveFeed {
     };
     ws.onclose = (ev) => {
       if (this.ws !== ws || this.stopped) return;
-      if (ev.code === 4401) {
+      if (ev.code === 4401) {  // signed out, expired or revoked: reconnecting would not help
         this.status("signed-out");
+        return;
+      }
+      if (ev.code === 4403) {  // this page's origin may not use the session (TOCSIN_ALLOWED_ORIGINS)
+        this.status("refused");
         return;
       }
       this.attempt += 1;

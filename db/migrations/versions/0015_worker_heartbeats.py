@@ -1,4 +1,5 @@
-"""Worker role heartbeats (filled in by the worker-resilience work).
+"""Worker role heartbeats: one row per (host, pid, role), written by `tocsin worker`, read by /readyz and
+/metrics. A role whose freshest row is old is stalled (or cannot reach the database).
 
 Revision ID: 0015
 Revises: 0014
@@ -14,8 +15,23 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.execute(
+        """
+        CREATE TABLE worker_heartbeats (
+            host text NOT NULL,
+            pid integer NOT NULL,
+            role text NOT NULL,
+            started_at timestamptz NOT NULL,
+            last_beat_at timestamptz NOT NULL,
+            state text NOT NULL,
+            last_error text,
+            last_error_at timestamptz,
+            PRIMARY KEY (host, pid, role)
+        )
+        """
+    )
+    op.execute("CREATE INDEX worker_heartbeats_role_beat ON worker_heartbeats (role, last_beat_at DESC)")
 
 
 def downgrade() -> None:
-    pass
+    op.execute("DROP TABLE worker_heartbeats")

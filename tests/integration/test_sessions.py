@@ -1,0 +1,413 @@
+"""Operator sessions and the Origin rule, against the real PostGIS: REST and the live websocket.
+
+The tests' public_base_url is http://tocsin.test, so a browser on the map sends `Origin: http://tocsin.test`.
+"""
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+from starlette.websockets import WebSocketDisconnect
+
+pytestmark = pytest.mark.integration
+
+SAME = {"Origin": "http://tocsin.test"}
+FOREIGN = ["http://tocsin.test:8080", "http://evil.tocsin.test", "https://tocsin.test", "null",
+           "http://tocsin.test.evil.example"]
+
+
+@pytest.fixture
+def tokens(session_factory):
+    from alerts import operators
+    from db.session import transaction
+
+    out = {}
+    with transaction(session_factory) as session:
+        for name, role in (("vera", "viewer"), ("olive", "operator"), ("ada", "admin")):
+            _, out[name] = operators.add_operator(session, name=name, role=role, now=datetime.now(UTC))
+    return out
+
+
+def sign_in(client, token: str) -> str:
+    r = client.post("/v1/session", json={"token": token}, headers=SAME)
+    assert r.status_code == 200, r.text
+    return client.cookies["tocsin_session"]
+
+
+def raise_alert(client, utility_key) -> int:
+    feature = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [-73.975, 40.725]},
+               "properties": {"external_id": "S1", "category": "gas_leak"}}
+    r = client.post("/v1/reports", json=feature, headers={"Authorization": f"Bearer {utility_key}"})
+    assert r.status_code == 201, r.text
+    return r.json()["alerts_changed"][0]
+
+
+def closed_within(ws, seconds: float = 15.0) -> WebSocketDisconnect:
+    """Read until the server closes the socket; fail if it has not within `seconds` (a bound, not a timing)."""
+    out: dict = {}
+
+    def read() -> None:
+        try:
+            while True:
+                ws.receive_text()
+        except WebSocketDisconnect as exc:
+            out["closed"] = exc
+        except Exception as exc:  # noqa: BLE001 - reported below
+            out["error"] = exc
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(seconds)
+    assert "closed" in out, f"the socket was still open after {seconds}s ({out.get('error')})"
+    return out["closed"]
+
+
+# --- the service, with a chosen `now` ---
+
+def test_idle_and_absolute_expiry_and_throttled_touch(session_factory, tokens):
+    from alerts import sessions
+    from alerts.models import OperatorSession
+    from db.errors import Unauthorized
+    from db.tokens import hash_token
+
+    t0 = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+    idle, max_s = 3600.0, 12 * 3600.0
+    with session_factory.begin() as s:
+        op_id = s.execute(text("SELECT id FROM operators WHERE name = 'olive'")).scalar_one()
+        sid = sessions.create_session(s, operator_id=op_id, now=t0, max_s=max_s, user_agent="x" * 999, ip="10.0.0.1")
+    assert len(sid) >= 43
+    with session_factory.begin() as s:
+        row = s.query(OperatorSession).one()
+        assert row.id_hash == hash_token(sid) and sid not in (row.id_hash, row.user_agent)  # stored hashed
+        assert len(row.user_agent) == 256 and row.ip == "10.0.0.1" and row.expires_at == t0 + timedelta(hours=12)
+
+        found = sessions.authenticate_session(s, sid=sid, now=t0 + timedelta(seconds=30), idle_s=idle)
+        assert found.name == "olive" and not found.touched  # within a minute: no write
+        found = sessions.authenticate_session(s, sid=sid, now=t0 + timedelta(minutes=59), idle_s=idle)
+        assert found.touched
+        s.flush()
+        s.expire_all()
+        assert s.query(OperatorSession).one().last_seen_at == t0 + timedelta(minutes=59)
+        # An hour after the last use: idle.
+        with pytest.raises(Unauthorized, match=r"session expired \(idle too long\)"):
+            sessions.authenticate_session(s, sid=sid, now=t0 + timedelta(minutes=59, hours=1), idle_s=idle)
+        # Used every 50 minutes, it still ends 12 h after sign-in.
+        at = t0 + timedelta(minutes=59)
+        while at + timedelta(minutes=50) < t0 + timedelta(hours=12):
+            at += timedelta(minutes=50)
+            sessions.authenticate_session(s, sid=sid, now=at, idle_s=idle)
+        with pytest.raises(Unauthorized, match=r"session expired \(signed in too long ago\)"):
+            sessions.authenticate_session(s, sid=sid, now=t0 + timedelta(hours=12), idle_s=idle)
+        with pytest.raises(Unauthorized, match="unknown session"):
+            sessions.authenticate_session(s, sid="not-a-session", now=t0, idle_s=idle)
+        with pytest.raises(Unauthorized, match="missing operator token"):
+            sessions.authenticate_session(s, sid=None, now=t0, idle_s=idle)
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda s, ops, now: ops.disable_operator(s, name="olive", now=now), "operator disabled"),
+    (lambda s, ops, now: ops.change_role(s, name="olive", role="viewer", now=now), "role changed"),
+    (lambda s, ops, now: ops.reissue_token(s, name="olive", now=now), "token reissued"),
+])
+def test_account_changes_revoke_every_session_of_that_operator_only(session_factory, tokens, change, reason):
+    from alerts import operators, sessions
+    from db.errors import Unauthorized
+
+    now = datetime.now(UTC)
+    with session_factory.begin() as s:
+        ids = dict(s.execute(text("SELECT name, id FROM operators")).all())
+        mine = [sessions.create_session(s, operator_id=ids["olive"], now=now, max_s=3600) for _ in range(2)]
+        other = sessions.create_session(s, operator_id=ids["vera"], now=now, max_s=3600)
+    with session_factory.begin() as s:
+        change(s, operators, now)
+    with session_factory.begin() as s:
+        for sid in mine:
+            with pytest.raises(Unauthorized, match=rf"session revoked \({reason}\)"):
+                sessions.authenticate_session(s, sid=sid, now=now, idle_s=3600)
+        assert sessions.authenticate_session(s, sid=other, now=now, idle_s=3600).name == "vera"
+
+
+def test_a_role_change_to_the_same_role_revokes_nothing(session_factory, tokens):
+    from alerts import operators, sessions
+
+    now = datetime.now(UTC)
+    with session_factory.begin() as s:
+        op_id = s.execute(text("SELECT id FROM operators WHERE name = 'olive'")).scalar_one()
+        sid = sessions.create_session(s, operator_id=op_id, now=now, max_s=3600)
+        operators.change_role(s, name="olive", role="operator", now=now)
+        assert sessions.authenticate_session(s, sid=sid, now=now, idle_s=3600).role == "operator"
+
+
+@pytest.mark.parametrize("origin, referer, ok", [
+    ("http://tocsin.test", None, True),
+    ("HTTP://Tocsin.Test:80", None, True),  # normalised: case, default port
+    (None, "http://tocsin.test/?layer=nta", True),  # Referer when Origin is absent
+    (None, None, False),
+    ("null", None, False),  # a sandboxed frame or file: page
+    ("http://tocsin.test:8080", None, False),  # another port on the same host
+    ("http://evil.tocsin.test", None, False),  # another subdomain of the same site
+    ("https://tocsin.test", None, False),  # another scheme
+    ("http://evil.example", "http://tocsin.test/", False),  # Origin wins over Referer
+])
+def test_check_origin(origin, referer, ok):
+    from alerts import sessions
+    from db.errors import Forbidden
+
+    allowed = sessions.allowed_origins("http://tocsin.test/some/path", [])
+    assert allowed == ("http://tocsin.test",)
+    if ok:
+        assert sessions.check_origin(origin=origin, referer=referer, allowed=allowed) == "http://tocsin.test"
+    else:
+        with pytest.raises(Forbidden) as info:
+            sessions.check_origin(origin=origin, referer=referer, allowed=allowed)
+        assert "http://tocsin.test" in info.value.message
+        if origin:
+            assert repr(origin) in info.value.message
+
+
+def test_allowed_origins_setting_is_validated(monkeypatch):
+    from pydantic import ValidationError
+
+    from tocsin.settings import Settings
+
+    settings = Settings(allowed_origins=["https://Ops.Example.org:8443"])
+    assert settings.allowed_origins == ["https://ops.example.org:8443"]
+    with pytest.raises(ValidationError, match="allowed_origins"):
+        Settings(allowed_origins=["https://ops.example.org/"])
+    monkeypatch.setenv("TOCSIN_ALLOWED_ORIGINS", '["http://wall.local:8080"]')  # a JSON list, as documented
+    monkeypatch.setenv("TOCSIN_SESSION_IDLE_S", "28800")
+    from_env = Settings()
+    assert from_env.allowed_origins == ["http://wall.local:8080"] and from_env.session_idle_s == 28800
+
+
+# --- over HTTP ---
+
+def test_cookie_is_a_session_id_not_the_token(client, tokens, engine):
+    sid = sign_in(client, tokens["olive"])
+    assert sid != tokens["olive"] and not sid.startswith("to_")
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT id_hash, user_agent, ip, expires_at - created_at AS ttl "
+                                "FROM operator_sessions")).one()
+    assert sid not in row.id_hash and row.ttl == timedelta(hours=12) and row.user_agent
+    # The token itself is not a cookie any more.
+    client.cookies.set("tocsin_session", tokens["olive"])
+    r = client.get("/v1/alerts")
+    assert r.status_code == 401 and "unknown session" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("column, value, message", [
+    ("expires_at", "now() - interval '1 second'", "session expired (signed in too long ago)"),
+    ("last_seen_at", "now() - interval '2 hours'", "session expired (idle too long)"),
+])
+def test_an_expired_session_is_401_naming_why(client, tokens, engine, column, value, message):
+    sign_in(client, tokens["olive"])
+    assert client.get("/v1/alerts").status_code == 200
+    with engine.begin() as conn:
+        conn.execute(text(f"UPDATE operator_sessions SET {column} = {value}"))
+    r = client.get("/v1/alerts")
+    assert r.status_code == 401 and r.json()["detail"].startswith(message)
+
+
+@pytest.mark.parametrize("command, reason", [
+    (["operators", "disable", "olive"], "operator disabled"),
+    (["operators", "role", "olive", "viewer"], "role changed"),
+    (["operators", "token", "olive"], "token reissued"),
+])
+def test_cli_account_changes_revoke_the_cookie(client, tokens, database_url, command, reason):
+    from typer.testing import CliRunner
+
+    from tocsin.cli import app
+
+    sign_in(client, tokens["olive"])
+    assert client.get("/v1/session").json()["role"] == "operator"
+    result = CliRunner().invoke(app, command, env={"TOCSIN_DATABASE_URL": database_url})
+    assert result.exit_code == 0, result.output
+    r = client.get("/v1/session")
+    assert r.status_code == 401 and r.json()["detail"].startswith(f"session revoked ({reason})")
+    if reason == "role changed":  # the token still works, with the new role
+        r = client.get("/v1/session", headers={"Authorization": f"Bearer {tokens['olive']}"})
+        assert r.json()["role"] == "viewer"
+
+
+@pytest.mark.parametrize("origin", FOREIGN)
+def test_a_cookie_write_from_a_foreign_origin_is_refused(client, tokens, utility_key, origin):
+    alert_id = raise_alert(client, utility_key)
+    sign_in(client, tokens["olive"])
+    # The attack as found: a cross-origin "simple" request the browser sends without a preflight.
+    r = client.post(f"/v1/alerts/{alert_id}/acknowledge", headers={"Content-Type": "text/plain", "Origin": origin})
+    assert r.status_code == 403, r.text
+    assert repr(origin) in r.json()["detail"] and "http://tocsin.test" in r.json()["detail"]
+    assert client.get(f"/v1/alerts/{alert_id}").json()["state"] == "open"
+    r = client.delete("/v1/session", headers={"Origin": origin})  # nor can another page sign us out
+    assert r.status_code == 403 and client.get("/v1/session").status_code == 200
+
+
+def test_a_cookie_write_without_origin_or_referer_is_refused(client, tokens, utility_key):
+    alert_id = raise_alert(client, utility_key)
+    sign_in(client, tokens["olive"])
+    r = client.post(f"/v1/alerts/{alert_id}/acknowledge")
+    assert r.status_code == 403 and "needs an Origin (or Referer)" in r.json()["detail"]
+    r = client.post(f"/v1/alerts/{alert_id}/acknowledge", headers={"Referer": "http://tocsin.test/?layer=nta"})
+    assert r.status_code == 200 and r.json()["state"] == "acknowledged"
+
+
+def test_the_same_origin_acts_and_reads_need_no_origin(client, tokens, utility_key):
+    alert_id = raise_alert(client, utility_key)
+    sign_in(client, tokens["olive"])
+    assert client.get("/v1/alerts").status_code == 200  # a read: no Origin needed
+    r = client.post(f"/v1/alerts/{alert_id}/acknowledge", headers=SAME)
+    assert r.status_code == 200 and r.json()["state"] == "acknowledged"
+
+
+@pytest.mark.parametrize("origin", [*FOREIGN, None])
+def test_sign_in_from_a_foreign_origin_or_none_is_refused(client, tokens, engine, origin):
+    headers = {"Origin": origin} if origin else {}
+    r = client.post("/v1/session", data={"token": tokens["olive"]}, headers=headers)  # a cross-origin form
+    assert r.status_code == 403 and "set-cookie" not in r.headers
+    assert "Origin" in r.json()["detail"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM operator_sessions")).scalar_one() == 0
+
+
+def test_allow_listed_origin_signs_in_and_writes(settings, districts, tokens, utility_key):
+    from fastapi.testclient import TestClient
+
+    from tocsin.app import create_app
+
+    extra = "https://wall.ops.example:8443"
+    with TestClient(create_app(settings.model_copy(update={"allowed_origins": [extra]}))) as c:
+        alert_id = raise_alert(c, utility_key)
+        assert c.post("/v1/session", json={"token": tokens["olive"]}, headers={"Origin": extra}).status_code == 200
+        r = c.post(f"/v1/alerts/{alert_id}/resolve", headers={"Origin": extra})
+        assert r.status_code == 200 and r.json()["state"] == "resolved"
+        r = c.post(f"/v1/alerts/{alert_id}/resolve", headers={"Origin": "https://ops.example:8443"})
+        assert r.status_code == 403 and extra in r.json()["detail"]
+
+
+def test_a_bearer_token_needs_no_origin(client, tokens, utility_key):
+    alert_id = raise_alert(client, utility_key)
+    bearer = {"Authorization": f"Bearer {tokens['olive']}"}
+    r = client.post(f"/v1/alerts/{alert_id}/acknowledge", headers=bearer)
+    assert r.status_code == 200, r.text
+    r = client.post(f"/v1/alerts/{alert_id}/resolve", headers={**bearer, "Origin": "http://evil.example"})
+    assert r.status_code == 200, r.text
+    r = client.get("/v1/responders", headers={"Authorization": f"Bearer {tokens['ada']}"})  # dispatch admin too
+    assert r.status_code == 200, r.text
+
+
+def test_admin_routes_take_the_session_cookie_with_the_same_rules(client, tokens):
+    sign_in(client, tokens["ada"])
+    assert client.get("/v1/responders").status_code == 200
+    body = {"name": "Rita", "phone": "+12125550100", "coverage": []}
+    r = client.post("/v1/responders", json=body, headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403 and "'http://evil.example'" in r.json()["detail"]
+    assert client.post("/v1/responders", json=body, headers=SAME).status_code == 201
+
+
+def test_openapi_declares_token_and_cookie_schemes(client):
+    spec = client.get("/openapi.json").json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["operatorToken"]["type"] == "http" and schemes["operatorToken"]["scheme"] == "bearer"
+    assert schemes["operatorSession"] == {**schemes["operatorSession"], "type": "apiKey", "in": "cookie",
+                                          "name": "tocsin_session"}
+    ack = spec["paths"]["/v1/alerts/{alert_id}/acknowledge"]["post"]
+    assert {"operatorToken": []} in ack["security"] and {"operatorSession": []} in ack["security"]
+    assert {"401", "403"} <= set(ack["responses"])
+    assert "403" in spec["paths"]["/v1/session"]["post"]["responses"]
+    assert "403" not in spec["paths"]["/v1/alerts"]["get"]["responses"]  # a read checks no role or Origin
+
+
+# --- the live websocket ---
+
+def test_live_handshake_with_the_cookie_needs_our_origin(client, tokens):
+    sign_in(client, tokens["vera"])
+    for headers in ({"Origin": "http://tocsin.test:8080"}, {"Origin": "http://evil.tocsin.test"}, {}):
+        with client.websocket_connect("/v1/live", headers=headers) as ws:
+            closed = closed_within(ws)
+        assert closed.code == 4403, headers
+        assert "http://tocsin.test" in closed.reason
+    with client.websocket_connect("/v1/live", headers=SAME) as ws:
+        assert json.loads(ws.receive_text())["operator"] == "vera"
+
+
+def test_live_with_a_bearer_token_needs_no_origin(client, tokens):
+    with client.websocket_connect("/v1/live", headers={"Authorization": f"Bearer {tokens['vera']}"}) as ws:
+        assert json.loads(ws.receive_text())["operator"] == "vera"
+
+
+def test_live_refuses_an_expired_session(client, tokens, engine):
+    sign_in(client, tokens["vera"])
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE operator_sessions SET expires_at = now() - interval '1 second'"))
+    with client.websocket_connect("/v1/live", headers=SAME) as ws:
+        closed = closed_within(ws)
+    assert closed.code == 4401 and closed.reason.startswith("session expired")
+
+
+def test_open_live_socket_closes_after_sign_out(client, tokens):
+    sign_in(client, tokens["vera"])
+    with client.websocket_connect("/v1/live", headers=SAME) as ws:
+        assert json.loads(ws.receive_text())["type"] == "hello"
+        assert client.delete("/v1/session", headers=SAME).status_code == 204  # another tab signs out
+        closed = closed_within(ws)
+    assert closed.code == 4401 and closed.reason.startswith("session revoked (signed out)")
+
+
+@pytest.mark.parametrize("auth", ["cookie", "bearer"])
+def test_open_live_socket_closes_after_disable(client, tokens, session_factory, auth):
+    from alerts import operators
+
+    if auth == "cookie":
+        sign_in(client, tokens["olive"])
+        ws_cm = client.websocket_connect("/v1/live", headers=SAME)
+    else:
+        ws_cm = client.websocket_connect("/v1/live", headers={"Authorization": f"Bearer {tokens['olive']}"})
+    with ws_cm as ws:
+        assert json.loads(ws.receive_text())["operator"] == "olive"
+        with session_factory.begin() as s:
+            operators.disable_operator(s, name="olive", now=datetime.now(UTC))
+        closed = closed_within(ws)
+    assert closed.code == 4401
+    expected = "session revoked (operator disabled)" if auth == "cookie" else "invalid or disabled operator token"
+    assert closed.reason.startswith(expected)
+
+
+def test_open_live_socket_closes_when_the_session_expires_and_others_stay(client, tokens, engine):
+    sign_in(client, tokens["vera"])
+    with client.websocket_connect("/v1/live", headers=SAME) as ws, \
+            client.websocket_connect("/v1/live", headers={"Authorization": f"Bearer {tokens['olive']}"}) as other:
+        assert json.loads(ws.receive_text())["type"] == "hello"
+        assert json.loads(other.receive_text())["type"] == "hello"
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE operator_sessions SET expires_at = now()"))
+        closed = closed_within(ws)
+        assert closed.code == 4401 and closed.reason.startswith("session expired")
+        assert len(client.app.state.live_hub.clients) == 1  # the bearer socket is still subscribed
+
+
+def test_an_open_live_socket_keeps_its_session_in_use(client, tokens, engine):
+    """A wall screen's map, open for longer than the idle limit without a request, stays signed in."""
+    sign_in(client, tokens["vera"])
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE operator_sessions SET last_seen_at = now() - interval '50 minutes'"))
+    hub = client.app.state.live_hub
+    with client.websocket_connect("/v1/live", headers=SAME) as ws:
+        assert json.loads(ws.receive_text())["type"] == "hello"
+        with engine.connect() as conn:
+            seen = conn.execute(text("SELECT now() - last_seen_at FROM operator_sessions")).scalar_one()
+        # the handshake itself is a use
+        assert seen < timedelta(minutes=1)
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE operator_sessions SET last_seen_at = now() - interval '50 minutes'"))
+        ended = hub._check({("session", _session_row(engine))})  # the hub's periodic check, run once here
+        assert ended == {}
+        with engine.connect() as conn:
+            seen = conn.execute(text("SELECT now() - last_seen_at FROM operator_sessions")).scalar_one()
+        assert seen < timedelta(minutes=1)
+
+
+def _session_row(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT id FROM operator_sessions")).scalar_one()
