@@ -21,12 +21,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import text
 
 from bench.db import bench_database, drop_database
+from bench.sms_fanout.scenario import one_alert_with_responders
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPIENTS = 5
@@ -38,36 +39,6 @@ RULES = """rules:
     immediate: true
     severity: critical
 """
-
-
-def _setup(factory, now: datetime) -> None:
-    from shapely.geometry import MultiPolygon, Polygon
-
-    from alerts import ackcodes, outbox
-    from alerts.models import Alert
-    from db.session import transaction
-    from geo import service as zone_service
-    from geo.zones import ZoneRecord
-
-    square = Polygon([(-74.0, 40.7), (-73.95, 40.7), (-73.95, 40.75), (-74.0, 40.75)])
-    with transaction(factory) as session:
-        zone_service.upsert_zones(session, layer="district", records=[
-            ZoneRecord(code="A", name="District A", geometry=MultiPolygon([square]), properties={})])
-        zone_id = session.execute(text("SELECT id FROM zones")).scalar_one()
-        session.execute(text(
-            "INSERT INTO responders (name, phone, created_at, updated_at) "
-            "SELECT 'R' || i, '+1646' || lpad(i::text, 7, '0'), :now, :now FROM generate_series(1, :n) i"),
-            {"now": now, "n": RECIPIENTS})
-        session.execute(text("INSERT INTO coverage (responder_id, layer, zone_id, tier) "
-                             "SELECT id, 'district', :z, 1 FROM responders"), {"z": zone_id})
-        seq = session.execute(text("SELECT nextval('ack_code_seq')")).scalar_one()
-        alert = Alert(rule="gas_leak_report", zone_id=zone_id, category="gas_leak", severity="critical",
-                      state="open", ack_code=ackcodes.new_ack_code(seq), evidence_count=1, distinct_authors=1,
-                      opened_at=now, updated_at=now, last_evidence_at=now, expires_at=now + timedelta(hours=6))
-        session.add(alert)
-        session.flush()
-        outbox.emit(session, alert=alert, kind="opened", reason="first_notification",
-                    zone={"layer": "district", "code": "A", "name": "District A"}, now=now)
 
 
 def _worker(env: dict[str, str], log_path: Path) -> subprocess.Popen:
@@ -111,7 +82,7 @@ def measure(*, timeout_s: float = 90.0) -> int:
             models_registry.load()
             engine = make_engine(url, pool_size=2)
             factory = make_sessionmaker(engine)
-            _setup(factory, datetime.now(UTC))
+            one_alert_with_responders(factory, datetime.now(UTC), recipients=RECIPIENTS)
             with run_fake_twilio() as fake:
                 fake.callbacks_enabled = False
                 release = fake.hold_next()

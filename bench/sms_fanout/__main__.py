@@ -12,44 +12,16 @@ import os
 import sys
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import psycopg
-from shapely.geometry import MultiPolygon, Polygon
 from sqlalchemy import text
 
 from bench.db import bench_database, drop_database
+from bench.sms_fanout.scenario import one_alert_with_responders
 
 RECIPIENTS = 1000
 DB_NAME = f"tocsin_bench_sms_{os.getpid()}"
-
-
-def _setup(factory, now: datetime) -> None:
-    from alerts import ackcodes, outbox
-    from alerts.models import Alert
-    from db.session import transaction
-    from geo import service as zone_service
-    from geo.zones import ZoneRecord
-
-    square = Polygon([(-74.0, 40.7), (-73.95, 40.7), (-73.95, 40.75), (-74.0, 40.75)])
-    with transaction(factory) as session:
-        zone_service.upsert_zones(session, layer="district", records=[
-            ZoneRecord(code="A", name="District A", geometry=MultiPolygon([square]), properties={})])
-        zone_id = session.execute(text("SELECT id FROM zones")).scalar_one()
-        session.execute(text(
-            "INSERT INTO responders (name, phone, created_at, updated_at) "
-            "SELECT 'R' || i, '+1646' || lpad(i::text, 7, '0'), :now, :now FROM generate_series(1, :n) i"),
-            {"now": now, "n": RECIPIENTS})
-        session.execute(text("INSERT INTO coverage (responder_id, layer, zone_id, tier) "
-                             "SELECT id, 'district', :z, 1 FROM responders"), {"z": zone_id})
-        seq = session.execute(text("SELECT nextval('ack_code_seq')")).scalar_one()
-        alert = Alert(rule="gas_leak_report", zone_id=zone_id, category="gas_leak", severity="critical",
-                      state="open", ack_code=ackcodes.new_ack_code(seq), evidence_count=1, distinct_authors=1,
-                      opened_at=now, updated_at=now, last_evidence_at=now, expires_at=now + timedelta(hours=6))
-        session.add(alert)
-        session.flush()
-        outbox.emit(session, alert=alert, kind="opened", reason="first_notification",
-                    zone={"layer": "district", "code": "A", "name": "District A"}, now=now)
 
 
 class TimedSender:
@@ -93,7 +65,7 @@ def main() -> int:
         engine = make_engine(url, pool_size=8)
         factory = make_sessionmaker(engine)
         now = datetime.now(UTC)
-        _setup(factory, now)
+        one_alert_with_responders(factory, now, recipients=RECIPIENTS)
         rule = Rule(name="gas_leak_report", categories=("gas_leak",), layer="district", immediate=True)
         with run_fake_twilio() as fake:
             fake.callbacks_enabled = False
