@@ -138,6 +138,8 @@ def _raw(post: Item, cls, tag: Geotag | None) -> str:
     raw: dict = {"source": post.source, "external_id": post.external_id,
                  "classification": {"category": cls.category, "confidence": cls.confidence,
                                     "matched": list(cls.matched)}}
+    if cls.secondary:  # a compound incident: the burning transformer is a fire, and an outage too
+        raw["classification"]["secondary"] = list(cls.secondary)
     if post.lang:
         raw["lang"] = post.lang
     if post.url:

@@ -252,3 +252,19 @@ def test_a_batch_with_nothing_accepted_writes_nothing(run, session_factory):
     with session_factory() as s:
         assert s.execute(text("SELECT (SELECT count(*) FROM observations) + (SELECT count(*) FROM signals)")
                          ).scalar_one() == 0
+
+
+def test_a_compound_incident_keeps_its_other_categories(run, session_factory, lexicon):
+    """The post's category is the primary one; the others it reports are stored beside it."""
+    from ingest.classify import classify
+
+    burning = "Transformer exploded and the pole is on fire, whole block lost power"
+    expected = classify(burning, lexicon)
+    assert expected.secondary, "the lexicon no longer reads this post as a compound incident"
+    _, results = run([post("c1", burning, coordinates=[-73.925, 40.775]),
+                      post("c2", "Street flooding here, water up to the car doors", coordinates=[-73.925, 40.775])])
+    with session_factory() as s:
+        stored = dict(s.execute(text("SELECT raw->>'external_id', raw->'classification' FROM observations")).all())
+    assert stored["c1"]["category"] == expected.category
+    assert stored["c1"]["secondary"] == list(expected.secondary)
+    assert "secondary" not in stored["c2"]  # a single-category post stores none
