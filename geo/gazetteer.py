@@ -57,8 +57,28 @@ _CANON = {
     "boulevard": "blvd", "road": "rd", "parkway": "pkwy", "square": "sq", "place": "pl",
     "drive": "dr", "lane": "ln", "expressway": "expy", "highway": "hwy", "fort": "ft",
     "mount": "mt", "heights": "hts", "terrace": "ter", "junction": "jct",
+    # Street names as people write them: "Fifth Ave" and "5 Avenue", "Barclays Ctr" and "Barclays Center"
+    # meet ("East 96 St" and "E 96th St" too: see _fold_directions).
+    "center": "ctr", "centre": "ctr", "plaza": "plz",
+    "court": "ct", "expwy": "expy", "pky": "pkwy", "bway": "broadway", "lex": "lexington", "turnpike": "tpke", "pk": "park",
+    "first": "1", "second": "2", "third": "3", "fourth": "4", "fifth": "5", "sixth": "6", "seventh": "7",
+    "eighth": "8", "ninth": "9", "tenth": "10", "eleventh": "11", "twelfth": "12",
 }
-STREET_SUFFIXES = frozenset({"st", "ave", "blvd", "rd", "pkwy", "pl", "dr", "ln", "expy", "hwy", "ter", "way", "bridge", "tunnel"})
+STREET_SUFFIXES = frozenset({"st", "ave", "blvd", "rd", "pkwy", "pl", "dr", "ln", "expy", "hwy", "ter", "way", "bridge",
+                             "tunnel", "ct", "tpke"})
+
+
+_DIRECTIONS = {"east": "e", "west": "w", "north": "n", "south": "s"}
+
+
+def _fold_directions(toks: list[str]) -> list[str]:
+    """A direction before a numbered street is its initial ("East 96 St" -> "e 96 st"); elsewhere it is
+    kept ("East Village")."""
+    if _DIRECTIONS.keys().isdisjoint(toks):
+        return toks
+    last = len(toks) - 1
+    return [_DIRECTIONS[t] if t in _DIRECTIONS and i < last and toks[i + 1][:1].isdigit() else t
+            for i, t in enumerate(toks)]
 
 
 def _canon_token(tok: str) -> str:
@@ -86,7 +106,7 @@ def normalise_name(s: str) -> str:
     apostrophes vanish ("Hell's" -> "hells"), "&" -> "and", ordinals lose their suffix, and street
     and saint abbreviations fold to one spelling (see `_CANON`).
     """
-    return " ".join(_canon_token(t) for t in _TOKEN_RE.findall(_fold(s)))
+    return " ".join(_fold_directions([_canon_token(t) for t in _TOKEN_RE.findall(_fold(s))]))
 
 
 def tokenise(text: str) -> tuple[list[str], list[int], list[int]]:
@@ -94,7 +114,7 @@ def tokenise(text: str) -> tuple[list[str], list[int], list[int]]:
     low = text.lower()
     if text.isascii() and len(low) == len(text):
         raw = _ASCII_TOKEN_RE.findall(low)
-        return _canon_all(raw), *_offsets(low, raw)
+        return _fold_directions(_canon_all(raw)), *_offsets(low, raw)
     # Slow path: fold character by character, remembering where each folded character came from.
     folded, origin = [], []
     for i, c in enumerate(text):
@@ -107,7 +127,7 @@ def tokenise(text: str) -> tuple[list[str], list[int], list[int]]:
         toks.append(_canon_token(m.group()))
         starts.append(origin[m.start()])
         ends.append(origin[m.end() - 1] + 1)
-    return toks, starts, ends
+    return _fold_directions(toks), starts, ends
 
 
 _CANON_KEYS = frozenset(_CANON)
@@ -268,9 +288,12 @@ class Mention:
 class GazetteerIndex:
     """Aho-Corasick automaton over normalised names and alternates, plus per-entry measures."""
 
-    def __init__(self, entries: list[GazetteerEntry], *, context_regions: dict[str, str] | None = None) -> None:
+    def __init__(self, entries: list[GazetteerEntry], *, context_regions: dict[str, str] | None = None,
+                 crossings: dict[tuple[int, int], BaseGeometry] | None = None) -> None:
         """`context_regions` maps normalised state/country/capital names to region codes; None loads
-        `default_context_regions()`, {} disables them."""
+        `default_context_regions()`, {} disables them. `crossings` are street intersections derived at
+        import (geo.streets.derive_intersections), keyed by pairs of entry positions (lower first); other
+        street pairs are intersected on first use."""
         import ahocorasick  # imported here so that importing geo stays cheap
 
         self.entries = list(entries)
@@ -307,7 +330,14 @@ class GazetteerIndex:
                 f" {key} ", (len(key) + 2, tuple(keys.get(key, ())), self.context_regions.get(key), key))
         self._automaton.make_automaton()
         self.has_streets = any(e.kind == "street" for e in self.entries)
-        self._crossings: dict[tuple[int, int], Point | None] = {}
+        # Street names by key, for a cross street written without its type ("Atlantic and Flatbush").
+        self.street_keys: dict[str, tuple[int, ...]] = {
+            k: tuple(i for i in ids if self.entries[i].kind == "street") for k, ids in keys.items()
+            if any(self.entries[i].kind == "street" for i in ids)}
+        self.street_words = frozenset(w for k in self.street_keys for w in k.split())
+        self._crossings: dict[tuple[int, int], BaseGeometry | None] = dict(crossings or {})
+        # Derived crossings list every pair that meets: a pair not among them does not.
+        self._crossings_complete = crossings is not None
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -317,7 +347,7 @@ class GazetteerIndex:
         low = text.lower()
         if text.isascii() and len(low) == len(text):
             raw = _ASCII_TOKEN_RE.findall(low)
-            toks = _canon_all(raw, low)
+            toks = _fold_directions(_canon_all(raw, low))
             starts = ends = None  # measured only when something matched
         else:
             toks, starts, ends = tokenise(text)
@@ -340,8 +370,9 @@ class GazetteerIndex:
             if key in self.case_sensitive and not text[starts[first]:ends[last]].isupper():
                 continue
             found.append((first, last, ids, region, key))
-        # Longest match wins ("Jamaica Bay" over "Jamaica"); then leftmost.
-        found.sort(key=lambda f: (f[0] - f[1], f[0]))
+        # Longest match wins ("Jamaica Bay" over "Jamaica"), a leading "the" not counting ("the Battery
+        # Tunnel" is the tunnel, not The Battery); then leftmost.
+        found.sort(key=lambda f: (f[0] - f[1] + f[4].startswith("the "), f[0]))
         taken: set[int] = set()
         mentions = []
         for first, last, ids, region, key in found:
@@ -357,13 +388,16 @@ class GazetteerIndex:
         """Token offsets for `text` (what `find` leaves out when nothing matched)."""
         return tokenise(text)[1:]
 
-    def crossing(self, a: int, b: int) -> Point | None:
-        """Where two street entries cross (cached), or None when they do not meet."""
+    def crossing(self, a: int, b: int) -> BaseGeometry | None:
+        """Where two street entries cross (cached): a point, or a multipoint when they meet more than once;
+        None when they do not meet."""
         pair = (a, b) if a < b else (b, a)
+        if self._crossings_complete:
+            return self._crossings.get(pair)
         if pair not in self._crossings:
-            inter = self.entries[a].geometry.intersection(self.entries[b].geometry)
-            self._crossings[pair] = None if inter.is_empty else (
-                inter if inter.geom_type == "Point" else inter.representative_point())
+            from geo.streets import street_crossing
+
+            self._crossings[pair] = street_crossing(self.entries[a].geometry, self.entries[b].geometry)
         return self._crossings[pair]
 
 

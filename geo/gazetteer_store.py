@@ -3,7 +3,9 @@
 Building the index (Aho-Corasick over every name) takes a moment, so each process keeps one per
 database and rebuilds it only when the table changed: every `cached_index` call costs one small query
 (row count, newest load time, highest id), so a `tocsin gazetteer load` in another process is picked up
-by the running API on its next batch. `reload_index` forces a rebuild.
+by the running API on its next batch. `reload_index` forces a rebuild. Street intersections are derived
+from the stored street lines when the index is built (geo.streets.derive_intersections), so the post
+pipeline's forked workers inherit them in memory with the rest of the index.
 """
 
 from __future__ import annotations
@@ -101,10 +103,17 @@ def cached_index(session: Session) -> GazetteerIndex:
         hit = _cache.get(key)
         if hit is not None and hit[0] == stamp:
             return hit[1]
-    index = GazetteerIndex(load_entries(session))
+    index = build_index(load_entries(session))
     with _lock:
         _cache[key] = (stamp, index)
     return index
+
+
+def build_index(entries: list[GazetteerEntry]) -> GazetteerIndex:
+    """The index of `entries`, with the crossings of its street entries derived up front."""
+    from geo.streets import derive_intersections
+
+    return GazetteerIndex(entries, crossings=derive_intersections(entries))
 
 
 def reload_index(session: Session) -> GazetteerIndex:

@@ -5,10 +5,14 @@ Pure: values in, a `Geotag` (or None) out. Geometry is shapely in EPSG:4326, lon
 Text scoring, in brief. Each gazetteer reading of a mention starts from a prior for its kind and
 moves with evidence: a cue word before it ("in", "near"), capitalisation, the jurisdiction
 (`bounds`), a qualifier after it ("Astoria, Oregon"), sports context ("Chelsea FC"), a street
-suffix after a neighbourhood name ("Jamaica Ave"), agreement with the post's other mentions
-("Astoria, Queens") and ambiguity between far-apart readings. The most specific confident reading
-wins (landmark/station > intersection > neighbourhood > zip > borough). Below `min_confidence`
-the answer is None: no place is better than a wrong one.
+suffix after a neighbourhood name ("Jamaica Ave" is never Jamaica), agreement with the post's other
+mentions ("Astoria, Queens"; "Broadway" in the borough the post names) and ambiguity between far-apart
+readings. Street-level phrases (intersections, blocks, house numbers) are read by geo.street_parse.
+The most specific confident reading wins (landmark/station > intersection/block > address >
+neighbourhood > street > zip > borough); a street that agrees with a coarser area the post names is
+returned as its stretch inside that area. Below `min_confidence` the answer is None: no place is better
+than a wrong one. Uncertainty follows the kind: an intersection tens of metres, a block or street half
+its length, a landmark its footprint (or a small radius for a point).
 """
 
 from __future__ import annotations
@@ -25,22 +29,42 @@ from geo.distance import haversine_m
 from geo.gazetteer import STREET_SUFFIXES, GazetteerIndex
 from geo.geotag_inputs import place_geometry as place_geometry_of
 from geo.geotag_inputs import valid_lonlat
+from geo.street_parse import (
+    INTERSECTION_UNCERTAINTY_M,
+    bare_finds,
+    house_number_before,
+    may_have_bare,
+    line_half_length_m,
+    street_finds,
+)
 
 COORDINATE_UNCERTAINTY_M = 10.0
-INTERSECTION_UNCERTAINTY_M = 50.0
+__all__ = ["COORDINATE_UNCERTAINTY_M", "INTERSECTION_UNCERTAINTY_M", "Geotag", "geoparse", "geotag"]
 
 # Prior that a mention of this kind, in a post, names that place.
-_PRIOR = {"station": 0.7, "landmark": 0.7, "intersection": 0.85, "street": 0.55, "neighbourhood": 0.65,
+_PRIOR = {"station": 0.7, "landmark": 0.7, "intersection": 0.85, "block": 0.8, "street": 0.55, "neighbourhood": 0.65,
           "zip": 0.6, "borough": 0.6, "city": 0.6, "state": 0.55, "country": 0.55}
 # Specificity: among confident readings the finer one wins.
-_RANK = {"station": 6, "landmark": 6, "intersection": 5, "neighbourhood": 3, "street": 2.8, "zip": 2.5,
+_RANK = {"station": 6, "landmark": 6, "intersection": 5, "block": 5, "address": 4, "neighbourhood": 3, "street": 2.8,
+         "zip": 2.5,
          "city": 2, "borough": 1, "state": 0.5, "country": 0}
 _CUES = frozenset({"in", "at", "near", "on", "from", "around", "outside", "inside", "across", "off", "along", "by",
-                   "behind", "corner", "over", "through", "throughout"})
+                   "behind", "corner", "over", "through", "throughout",
+                   # an outage word right before the name: "power out Ridgewood", "blackout Astoria"
+                   "out", "down", "outage", "outages", "blackout", "dark"})
+# A house number before a street name makes it an address, and surely a street.
+_ADDRESS_BONUS = 0.2
+# Lines and multipoints up to this uncertainty keep their shape (ingest.post_zones.POINT_RADIUS_M).
+_SHAPE_KEPT_M = 300.0
+# A crossing written without street types ("5th and 42nd") is a little less sure than "5th Ave & 42nd St".
+_BARE_DOUBT = 0.1
 _SKIPPABLE = frozenset({"the", "of"})
 _SPORTS = frozenset({"fc", "afc", "vs", "v", "match", "league", "premier", "epl", "striker", "midfielder",
                      "transfer", "kickoff", "derby", "goalkeeper", "manager", "squad"})
-_STATION_WORDS = frozenset({"station", "stop", "subway", "train", "platform"})
+_STATION_WORDS = frozenset({"station", "stop", "subway", "train", "platform", "terminal"})
+_AREAS = frozenset({"neighbourhood", "borough", "city"})
+# Two lines this close are one thing named twice (a street's pieces in two boroughs), in degrees (~100 m).
+_LINES_TOUCH_DEG = 0.0012
 # Place names that are also everyday words or first names: written in lower case they are probably not places.
 _COMMON_WORDS = frozenset({
     "orange", "corona", "madison", "union", "melrose", "hillside", "sunnyside", "woodside", "bayside",
@@ -63,7 +87,6 @@ _US_STATES = frozenset("AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA
 # "40.6413,-73.7781" pasted from a map: decimal degrees with at least three decimals, lat first by convention.
 _TEXT_COORDS_RE = re.compile(r"(?<![\w.])(-?\d{1,3}\.\d{3,})\s*[,;/ ]\s*(-?\d{1,3}\.\d{3,})(?![\w.])")
 TEXT_COORDINATE_UNCERTAINTY_M = 25.0
-_GAP_JOINERS = frozenset({"and", "&", "/", "at", "@", "x", "and the", "n"})
 
 
 @dataclass(frozen=True)
@@ -117,6 +140,8 @@ class _Reading:
 def _agree(a: _Reading, b: _Reading) -> bool:
     """Two readings describe overlapping places (near each other, or one contains the other)."""
     if haversine_m(a.lon, a.lat, b.lon, b.lat) <= a.radius_m + b.radius_m:
+        return True
+    if a.kind == b.kind == "street" and a.geometry.distance(b.geometry) <= _LINES_TOUCH_DEG:
         return True
     for big, small in ((a, b), (b, a)):
         g = big.geometry
@@ -199,7 +224,7 @@ def geoparse(
             return found
     mentions, toks, starts, ends = index.find(text)
     zips = list(_ZIP_RE.finditer(text)) if index.zip_codes and _FIVE_DIGITS(text) else ()
-    if not mentions and not zips:
+    if not mentions and not zips and not (index.has_streets and may_have_bare(toks, index)):
         return None
     if starts is None:
         starts, ends = index.offsets(text)
@@ -233,6 +258,8 @@ def geoparse(
                        and not text[starts[m.last_token + 1]:ends[m.last_token + 1]].isupper()
                        and not any(o.first_token == m.last_token + 1 for o in mentions))
         readings = []
+        kinds = {index.entries[e].kind for e in m.entry_ids}
+        named_area, named_street = not kinds.isdisjoint(_AREAS), "street" in kinds
         for eid in m.entry_ids:
             entry = index.entries[eid]
             kind = entry.kind
@@ -251,12 +278,18 @@ def geoparse(
                     score -= 0.3 if common else 0.2
             elif not cap and common:
                 score -= 0.1
-            if longer_name and nxt not in STREET_SUFFIXES:
-                score -= 0.45
             if nxt in STREET_SUFFIXES and kind not in ("street", "station"):
-                score -= 0.4  # "Jamaica Ave" is a street, not the neighbourhood
+                continue  # "Jamaica Ave" is a street and "Brooklyn Bridge" a bridge: never the area
+            if longer_name and nxt not in STREET_SUFFIXES and not (kind == "station" and nxt in _STATION_WORDS):
+                score -= 0.45  # ("St George Terminal" is the station St George)
+            if kind == "street" and house_number_before(toks, m.first_token):
+                kind = "address"
+                score += _ADDRESS_BONUS
             if kind == "station" and toks[m.last_token] in STREET_SUFFIXES and nxt not in _STATION_WORDS:
                 score -= 0.1
+            if nxt not in _STATION_WORDS and ((kind == "landmark" and named_area)
+                                              or (kind == "station" and (named_area or named_street))):
+                score -= 0.2  # "Park Slope" the area over a playground of that name; "Broadway" the street
             if kind not in ("station", "landmark"):
                 if nxt in ("fc", "afc"):
                     score -= 0.6
@@ -313,27 +346,10 @@ def geoparse(
                     elif not agrees:
                         r.score -= 0.2
 
-    # Intersections: "X and Y", "X & Y", "X/Y" where both are streets that cross.
-    extra = []
-    if index.has_streets and len(mentions) >= 2:
-        for a, b in zip(mentions, mentions[1:]):
-            gap = text[a.end:b.start].strip().lower()
-            if gap not in _GAP_JOINERS:
-                continue
-            sa = [e for e in a.entry_ids if index.entries[e].kind == "street"]
-            sb = [e for e in b.entry_ids if index.entries[e].kind == "street"]
-            for ea in sa:
-                for eb in sb:
-                    pt = index.crossing(ea, eb)
-                    if pt is None:
-                        continue
-                    score = _PRIOR["intersection"] + (0.1 if cue_before(a.first_token) else 0.0)
-                    if bounds is not None:
-                        score += 0.05 if _in_bounds(pt.x, pt.y, bounds) else -0.3
-                    extra.append(_Reading(("x", a.start, b.end, a, b), None, "intersection", score, pt.x, pt.y,
-                                          INTERSECTION_UNCERTAINTY_M, pt, index.entries[ea].region, 0.0))
-    if extra:
-        readings_by_mention.append(extra)
+    if index.has_streets:
+        extra = _street_readings(text, toks, starts, ends, mentions, index, cue_before, bounds)
+        if extra:
+            readings_by_mention.append(extra)
 
     # Ambiguity within a mention, then agreement across mentions.
     best = []
@@ -372,12 +388,64 @@ def geoparse(
     confidence = min(0.99, confidence)
     if confidence < min_confidence:
         return None
-    if chosen.kind == "intersection":
-        span = (chosen.mention[1], chosen.mention[2])
-        return Geotag(chosen.geometry, INTERSECTION_UNCERTAINTY_M, confidence, "text", span, text[span[0]:span[1]], "intersection")
+    refined = _street_within_area(chosen, best, min_confidence) if index.has_streets else None
+    if refined is not None:
+        street, geometry, radius = refined
+        m = mentions[street.mention]
+        return Geotag(_located(geometry, radius), radius, confidence, "text", (m.start, m.end), text[m.start:m.end],
+                      "street")
     if isinstance(chosen.mention, tuple):
         span = (chosen.mention[1], chosen.mention[2])
     else:
         m = mentions[chosen.mention]
         span = (m.start, m.end)
-    return Geotag(chosen.geometry, chosen.radius_m, confidence, "text", span, text[span[0]:span[1]], chosen.kind)
+    return Geotag(_located(chosen.geometry, chosen.radius_m), chosen.radius_m, confidence, "text", span,
+                  text[span[0]:span[1]], chosen.kind)
+
+
+def _located(g: BaseGeometry, radius_m: float) -> BaseGeometry:
+    """A long line or a spread of points (a street, a bridge given as points) as its central point: zone
+    matching weighs a line or points 1 in every zone they touch, but a point with its uncertainty as a
+    circle, so a 5 km avenue is spread over the zones along it rather than counted whole in each.
+    Short ones (a block, a crossing) keep their shape."""
+    if g.geom_type in ("Point", "Polygon", "MultiPolygon") or radius_m <= _SHAPE_KEPT_M:
+        return g
+    return representative_point(g)
+
+
+def _street_readings(text, toks, starts, ends, mentions, index: GazetteerIndex, cue_before, bounds
+                     ) -> list[_Reading]:
+    """Intersections and blocks (geo.street_parse) as readings; a crossing that repeats far apart (two
+    streets that meet twice) is less sure, and so is one written without street types."""
+    out = []
+    finds = street_finds(text, mentions, index) if len(mentions) >= 2 else []
+    bare = bare_finds(text, toks, starts, ends, mentions, index) if len(toks) >= 3 else []
+    for f in finds + bare:
+        score = _PRIOR[f.kind] + (0.1 if cue_before(f.first_token) else 0.0) - (_BARE_DOUBT if f in bare else 0.0)
+        if f.spread_m > 1_000:
+            score -= 0.2
+        p = representative_point(f.geometry)
+        if bounds is not None:
+            score += 0.05 if _in_bounds(p.x, p.y, bounds) else -0.3
+        out.append(_Reading(("x", f.start, f.end, f.first_token), None, f.kind, score, p.x, p.y, f.radius_m,
+                            f.geometry, index.entries[f.entry_id].region, 0.0))
+    return out
+
+
+def _street_within_area(chosen: _Reading, best: list[list[_Reading]], min_confidence: float):
+    """A confident street named with the area it runs through ("Myrtle Ave in Bushwick") is placed on its
+    stretch inside the area when that is tighter than the area: (street reading, geometry, radius)."""
+    g = chosen.geometry
+    if chosen.kind not in ("neighbourhood", "zip", "borough", "city") or g.geom_type not in ("Polygon", "MultiPolygon"):
+        return None
+    for readings in best:
+        for r in readings:
+            if r.kind != "street" or r.score < min_confidence or not isinstance(r.mention, int):
+                continue
+            inside = r.geometry.intersection(g)
+            if inside.is_empty or inside.geom_type not in ("LineString", "MultiLineString"):
+                continue
+            radius = max(line_half_length_m(inside), INTERSECTION_UNCERTAINTY_M)
+            if radius < chosen.radius_m:
+                return r, inside, radius
+    return None

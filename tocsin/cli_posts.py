@@ -80,6 +80,69 @@ def gazetteer_list() -> None:
             typer.echo(f"{source:<40} {n:>7}")
 
 
+@gazetteer_app.command("import-streets")
+def gazetteer_import_streets(
+    path: Annotated[Path, typer.Argument(help="Street centerlines: Shapefile, GeoJSON, GPKG ... (any CRS)")],
+    name_col: Annotated[str | None, typer.Option(help="Street name column (default: FULLNAME, name, "
+                                                      "Route_Name, street ...)")] = None,
+    alt_col: Annotated[list[str] | None, typer.Option(help="Alternate-name column, ';'-separated values; "
+                                                           "repeatable (default: alt_name ...)")] = None,
+    borough_col: Annotated[str | None, typer.Option(help="Borough/county column (default: Borough, LBoro, "
+                                                         "county ...)")] = None,
+    layer: Annotated[str | None, typer.Option(help="Layer of a multi-layer file (GPKG)")] = None,
+    source: Annotated[str | None, typer.Option(help="Source name (default: the file name); re-importing "
+                                                    "a source replaces it")] = None,
+    region: Annotated[str | None, typer.Option(help="Region code of the streets, e.g. US-NY")] = None,
+) -> None:
+    """Import street centerlines (TIGER/Line, OpenStreetMap, LION-like); intersections are derived from them."""
+    from geo.street_import import GazetteerFileError, read_streets
+    from geo.streets import derive_intersections
+
+    if not path.exists():
+        _cli()._fail(f"street file {str(path)!r} does not exist")
+    try:
+        entries = read_streets(path, name_col=name_col, alt_cols=alt_col or (), borough_col=borough_col,
+                               layer=layer, source=source, region=region, progress=True)
+    except GazetteerFileError as exc:
+        _cli()._fail(str(exc))
+    if not entries:
+        _cli()._fail(f"{path}: no named lines found")
+    typer.echo(f"streets: {len(entries)} named streets, {len(derive_intersections(entries))} intersections")
+    _save_gazetteer(entries, str(path))
+
+
+@gazetteer_app.command("import-landmarks")
+def gazetteer_import_landmarks(
+    path: Annotated[Path, typer.Argument(help="Landmarks: GeoJSON (points or polygons) or CSV with WKT or "
+                                              "lon/lat columns")],
+    name_col: Annotated[str | None, typer.Option(help="Name column (default: name, NAME, FacilityName ...)")] = None,
+    alias_col: Annotated[list[str] | None, typer.Option(help="Alias column, ';'-separated values; repeatable "
+                                                             "(default: alt_name, aliases ...)")] = None,
+    kind: Annotated[str, typer.Option(help="Kind of every entry: landmark or station")] = "landmark",
+    kind_col: Annotated[str | None, typer.Option(help="Column giving each row's kind instead")] = None,
+    lon_col: Annotated[str | None, typer.Option(help="CSV longitude column (default: lon, longitude ...)")] = None,
+    lat_col: Annotated[str | None, typer.Option(help="CSV latitude column (default: lat, latitude ...)")] = None,
+    wkt_col: Annotated[str | None, typer.Option(help="CSV WKT column (default: wkt, geometry ...)")] = None,
+    preset: Annotated[str | None, typer.Option(help="nyc-poi: NYC Points of Interest facility codes")] = None,
+    source: Annotated[str | None, typer.Option(help="Source name (default: the file name); re-importing "
+                                                    "a source replaces it")] = None,
+) -> None:
+    """Import landmarks or stations with names and aliases."""
+    from geo.street_import import GazetteerFileError, read_landmarks
+
+    if not path.exists():
+        _cli()._fail(f"landmark file {str(path)!r} does not exist")
+    try:
+        entries = read_landmarks(path, name_col=name_col, alias_cols=alias_col or (), kind=kind, kind_col=kind_col,
+                                 lon_col=lon_col, lat_col=lat_col, wkt_col=wkt_col, preset=preset, source=source,
+                                 progress=True)
+    except GazetteerFileError as exc:
+        _cli()._fail(str(exc))
+    if not entries:
+        _cli()._fail(f"{path}: no named places found")
+    _save_gazetteer(entries, str(path))
+
+
 @partners_app.command("add")
 def partners_add(name: str) -> None:
     """Issue an API key with the partner role for POST /v1/posts:batch (shown once)."""

@@ -1,7 +1,7 @@
 """All evaluations in one run: geoparsing, classification relevance and categories, the NYC test set.
 
 Prints a table per part, then the last line
-`geo_acc161=<x> relevance_f1=<y> nyc_within_1km=<z> nyc_category_f1=<w> nyc_test_category_f1=<t>
+`geo_acc161=<x> relevance_f1=<y> nyc_within_1km=<z> nyc_located=<l> nyc_category_f1=<w> nyc_test_category_f1=<t>
 es_category_f1=<e>` (one line), with the dev-set figures and the in-taxonomy CrisisLex relevance after them.
 The test and dev post sets live in tests/data, so their figures always print.
 Reference data comes from TOCSIN_SHARED_DATA_DIR (default ../shared/data); parts that need it print a
@@ -85,9 +85,16 @@ def main() -> int:
         for c in cats:
             print(f"  {c.name:<14} {c.support:>7} {c.tp + c.fp:>6} {c.precision:>6.3f} {c.recall:>6.3f} {c.f1:>6.3f}")
 
-    print("\nNYC hand-written posts (tests/data/nyc_posts.jsonl, demo gazetteer)")
-    n = nyc.run(lexicon)
+    print("\nNYC hand-written posts (tests/data/nyc_posts.jsonl, demo gazetteer + shared street data)")
+    nyc_index, nyc_note = nyc.build_index(data_dir if (data_dir / "nyc").is_dir() else None)
+    n = nyc.run(lexicon, index=nyc_index, note=nyc_note)
+    print(f"  street data: {n.streets}")
+    print(f"  located (of posts that name a place): {n.found}/{n.located} = {n.located_share:.3f}")
     print(f"  located within 1 km: {n.within_1km}/{n.located} = {n.within_1km_share:.3f}")
+    for path in (nyc.GEO_TEST, nyc.GEO_DEV):
+        if path.exists():
+            g = nyc.score_geo_set(path, nyc_index, path.stem)
+            print(f"  {g.name}: n={g.n} located {g.located_share:.3f}, of those within 1 km {g.within_share:.3f}")
     print(f"  refused when no place is named: {n.refused}/{n.unplaced}")
     print(f"  {'category':<14} {'support':>7} {'prec':>6} {'recall':>6} {'f1':>6}")
     for s in n.per_label:
@@ -123,6 +130,7 @@ def main() -> int:
     print(f"dev_category_f1={_fmt(dev and dev.macro_f1)} dev_es_category_f1={_fmt(dev and dev.es_macro_f1)} "
           f"taxonomy_relevance_f1={_fmt(tax_f1)}")
     print(f"geo_acc161={_fmt(geo_acc)} relevance_f1={_fmt(rel_f1)} nyc_within_1km={n.within_1km_share:.3f} "
+          f"nyc_located={n.located_share:.3f} "
           f"nyc_category_f1={n.category_macro_f1:.3f} nyc_test_category_f1={_fmt(test and test.macro_f1)} "
           f"es_category_f1={_fmt(test and test.es_macro_f1)}")
     return 0

@@ -56,6 +56,8 @@ INCIDENTS = [
     "Flooding in {zip}, the drains can't keep up",
     "Gas leak reported in {zip}, people evacuated",
 ]
+STREET_PLACES = ["Broadway and W 96th St", "5th Ave & E 42nd St", "Barclays Center", "the Brooklyn Bridge",
+                 "Flatbush Ave", "Atlantic Ave and Flatbush Ave", "Queens Blvd near Roosevelt Ave"]
 DAYS = ["Monday", "Tuesday", "Friday", "Saturday"]
 LINES = ["A", "F", "7", "L", "Q", "2"]
 
@@ -84,10 +86,21 @@ def main() -> int:
     from geo.geotag_batch import geotag_many
     from ingest.classify import classify, load_lexicon
 
+    from bench.eval_all import nyc
+    from tocsin.settings import Settings
+
     entries = gazetteer_builders.build_demo_entries()
-    index = gazetteer.GazetteerIndex(entries)
-    lexicon = load_lexicon()
     names = sorted({e.name for e in entries if e.kind in ("neighbourhood", "borough")})
+    # Street parsing on: the shared street centerlines and landmarks when they are there (as make demo
+    # loads them), and some posts that name a corner, a street or a landmark.
+    index, note = nyc.build_index(Settings().shared_data_dir)
+    streets = note != "none"
+    if streets:
+        names += STREET_PLACES
+    else:
+        index = gazetteer.GazetteerIndex(entries)
+    print(f"gazetteer: {note}; street parsing {'on' if streets else 'off (no street data)'}")
+    lexicon = load_lexicon()
     zips = sorted({e.code for e in entries if e.kind == "zip" and e.code})
     posts = make_corpus(names, zips, 20_000)
     bounds = gazetteer_builders.NYC_BBOX
