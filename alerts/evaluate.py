@@ -1,6 +1,6 @@
 """Pure rule evaluation: window statistics in, severity (or nothing) out; hysteresis and cooldown steps."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -86,3 +86,21 @@ def escalation_ticks_due(rule: Rule, *, opened_at: datetime, now: datetime) -> i
     if rule.escalate_after_s is None:
         return 0
     return int(max((now - opened_at).total_seconds(), 0.0) // rule.escalate_after_s)
+
+
+def incident_hysteresis(counts: Sequence[tuple[Rule, float]], *, quiet_since: datetime | None,
+                        now: datetime) -> QuietStep:
+    """An alert that several rules fired for resolves once every one of them has stayed below its resolve
+    threshold for the longest of their quiet periods (one rule: `hysteresis` exactly)."""
+    if not counts or any(w + _EPS >= rule.resolve_threshold for rule, w in counts):
+        return QuietStep(resolve=False, quiet_since=None)
+    since = quiet_since or now
+    period = max(rule.quiet_period_s for rule, _ in counts)
+    return QuietStep(resolve=now - since >= timedelta(seconds=period), quiet_since=since)
+
+
+def incident_severity(counts: Sequence[tuple[Rule, float]]) -> str:
+    """The severity the rules on an alert hold it at: a ladder rule its rung for the count, any other rule its
+    severity (only ladders come down)."""
+    return max((ladder_severity(rule, w) if rule.ladder and not rule.immediate else rule.severity
+                for rule, w in counts), key=severity_rank)

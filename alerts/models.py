@@ -42,8 +42,9 @@ class SignalLayer(Base):
 class Alert(Base):
     __tablename__ = "alerts"
     __table_args__ = (
-        # One unresolved alert per (rule, zone); the database, not the code, guarantees it.
-        Index("uq_alerts_open_rule_zone", "rule", "zone_id", unique=True,
+        # One incident, one alert: one unresolved alert per (zone, category), whichever rules fired (migration
+        # 0017; it was per (rule, zone)). The database, not the code, guarantees it.
+        Index("uq_alerts_open_zone_category", "zone_id", "category", unique=True,
               postgresql_where=text("state <> 'resolved'")),
     )
 
@@ -69,6 +70,21 @@ class Alert(Base):
     last_notified_at: Mapped[datetime | None]
     escalation_ticks: Mapped[int] = mapped_column(server_default=text("0"), default=0)
     resolved_by: Mapped[str | None]
+
+
+class AlertRule(Base):
+    """A rule that fired for an alert (migration 0017): `alerts.rule` is the one leading it (the most severe)."""
+
+    __tablename__ = "alert_rules"
+
+    alert_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True)
+    rule: Mapped[str] = mapped_column(String(64), primary_key=True)
+    zone_id: Mapped[int]
+    severity: Mapped[str] = mapped_column(String(16))
+    first_fired_at: Mapped[datetime]
+    last_fired_at: Mapped[datetime]
+    cooldown_s: Mapped[float] = mapped_column(server_default=text("0"), default=0.0)
+    cooldown_until: Mapped[datetime | None]
 
 
 class AlertEvidence(Base):

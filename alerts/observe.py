@@ -20,7 +20,7 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,6 +55,12 @@ class SignalIn:
     zones: Sequence[ZoneMatch]
     # Facts immediate rules can test, e.g. {"customers_affected": 1200} for a utility report.
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    # Facts that differ by zone (zone id -> facts, over `attributes`), e.g. the customers apportioned to it.
+    zone_attributes: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
+
+    def attributes_in(self, zone_id: int) -> Mapping[str, Any]:
+        extra = self.zone_attributes.get(zone_id)
+        return {**self.attributes, **extra} if extra else self.attributes
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,7 @@ class AlertRow:
     """The columns of an alert that evaluation reads and the outbox payload shows."""
 
     id: int
-    rule: str
+    rule: str  # the rule leading it: the most severe that fired (its settings govern repeats and escalation)
     category: str
     severity: str
     state: str
@@ -82,42 +88,69 @@ class AlertRow:
     updated_at: datetime
     expires_at: datetime | None
     quiet_since: datetime | None
+    # Every rule that fired for it, in the order they did: name -> the severity it last raised.
+    rules: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class _Pair:
+    """One rule in one zone, with the signals of this batch that feed it."""
+
     rule: Rule
     match: ZoneMatch
     feeding: list[SignalIn]
     live: WindowStats | None = None
-    alert: AlertRow | None = None
     cooldown_until: datetime | None = None
     seq: int | None = None
-    log_rows: list[Sent] = field(default_factory=list)
-    # What the decision made of it.
-    opening: bool = False
-    changed_severity: bool = False
-    reason: str = ""
-    decision: Decision | None = None
-    added: dict[str, int] = field(default_factory=dict)  # new evidence by source
-    by_source: dict[str, int] = field(default_factory=dict)  # all evidence by source, when notifying
+    fires: str | None = None  # the severity the rule raises now (None: it feeds the alert without firing)
 
     @property
     def observation_ids(self) -> list[int]:
         return sorted({s.observation_id for s in self.feeding})
 
 
+@dataclass
+class _Incident:
+    """Every pair of one (zone, category) in the batch: one incident, one alert, whichever rules fire."""
+
+    match: ZoneMatch
+    category: str
+    pairs: list[_Pair]
+    alert: AlertRow | None = None
+    log_rows: list[Sent] = field(default_factory=list)
+    lead: Rule | None = None  # the rule leading the alert (None: removed from the rules)
+    active: list[_Pair] = field(default_factory=list)  # pairs whose rule is on the alert (fired now or before)
+    joined: list[_Pair] = field(default_factory=list)  # pairs whose rule fires for the first time on it
+    # What the decision made of it.
+    opening: bool = False
+    changed_severity: bool = False
+    reason: str = ""
+    raised_by: str = ""  # the rule that raised the severity
+    decision: Decision | None = None
+    added: dict[str, int] = field(default_factory=dict)  # new evidence by source
+    by_source: dict[str, int] = field(default_factory=dict)  # all evidence by source, when notifying
+
+    @property
+    def observation_ids(self) -> list[int]:
+        return sorted({oid for p in self.active for oid in p.observation_ids})
+
+
 def feeds(rule: Rule, signal: SignalIn, match: ZoneMatch) -> bool:
     return (rule.matches(category=signal.category, source=signal.source, confidence=signal.confidence)
             and match.layer == rule.layer and match.weight >= rule.min_zone_weight
-            and (not rule.immediate or conditions_hold(rule, signal.attributes)))
+            and (not rule.immediate or conditions_hold(rule, signal.attributes_in(match.zone_id))))
+
+
+def _may_hold(rule: Rule, attributes: Mapping[str, Any]) -> bool:
+    """The rule's conditions on what is known for every zone; a per-zone fact (absent here) may hold in some."""
+    return all(name not in attributes or cond.holds(attributes[name]) for name, cond in rule.conditions.items())
 
 
 def layers_fed(rules: Sequence[Rule], *, source: str, category: str, confidence: float,
                attributes: Mapping[str, Any]) -> list[str]:
     """The zone layers where such a signal can feed a rule: the zones a writer locks before evaluating."""
     return sorted({r.layer for r in rules if r.matches(category=category, source=source, confidence=confidence)
-                   and (not r.immediate or conditions_hold(r, attributes))})
+                   and (not r.immediate or _may_hold(r, attributes))})
 
 
 def pairs_of(signals: Sequence[SignalIn], rules: Sequence[Rule]) -> dict[tuple[str, int], _Pair]:
@@ -129,6 +162,15 @@ def pairs_of(signals: Sequence[SignalIn], rules: Sequence[Rule]) -> dict[tuple[s
                 if feeds(rule, s, m):
                     pairs.setdefault((rule.name, m.zone_id), _Pair(rule, m, [])).feeding.append(s)
     return pairs
+
+
+def incidents_of(pairs: Sequence[_Pair]) -> list[_Incident]:
+    """The pairs grouped by (zone, incident category), in first-seen order: each group is one alert."""
+    out: dict[tuple[int, str], _Incident] = {}
+    for p in pairs:
+        key = (p.match.zone_id, p.rule.incident_category)
+        out.setdefault(key, _Incident(p.match, key[1], [])).pairs.append(p)
+    return list(out.values())
 
 
 # ---------------------------------------------------------------- 1. signals and zone locks
@@ -154,13 +196,16 @@ def _ts(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def _read(session: Session, pairs: list[_Pair], now: datetime) -> list[SilenceView]:
-    """Fill each pair's live window, alert, cooldown, ack-code sequence and log; returns active silences."""
+def _read(session: Session, incidents: list[_Incident], now: datetime) -> list[SilenceView]:
+    """Fill each pair's live window, cooldown and ack-code sequence, and each incident's unresolved alert (with
+    the rules on it) and log; returns the active silences."""
+    pairs = [p for inc in incidents for p in inc.pairs]
+    of_pair = [inc for inc in incidents for _ in inc.pairs]
     rules = {id(p.rule): p.rule for p in pairs}
     index = {key: i for i, key in enumerate(rules)}
     rule_rows = [{
-        "ri": index[key], "name": r.name, "categories": list(r.categories), "sources": list(r.sources),
-        "min_confidence": r.min_confidence, "min_weight": r.min_zone_weight,
+        "ri": index[key], "name": r.name, "incident": r.incident_category, "categories": list(r.categories),
+        "sources": list(r.sources), "min_confidence": r.min_confidence, "min_weight": r.min_zone_weight,
         "since": (now - timedelta(seconds=r.hysteresis_window_s)).isoformat(),
         # A pair can only open when this much is in the window (no threshold is below min_count).
         "open_count": 0.0 if r.immediate else r.min_count,
@@ -172,25 +217,27 @@ def _read(session: Session, pairs: list[_Pair], now: datetime) -> list[SilenceVi
     }).fetchall()
     silences: list[SilenceView] = []
     for row in rows:
-        p = pairs[row.pi]
+        p, inc = pairs[row.pi], of_pair[row.pi]
         p.live = WindowStats(weighted_count=float(row.w), distinct_authors=int(row.authors), count=int(row.n))
         p.cooldown_until, p.seq = row.cooldown_until, row.seq
-        if row.id is not None:
-            p.alert = AlertRow(id=row.id, rule=p.rule.name, category=row.category, severity=row.severity,
-                               state=row.state, ack_code=row.ack_code, evidence_count=row.evidence_count,
-                               distinct_authors=row.distinct_authors, opened_at=row.opened_at,
-                               updated_at=row.updated_at, expires_at=row.expires_at, quiet_since=row.quiet_since)
-        p.log_rows = [Sent(_ts(at), reason, state, severity) for at, reason, state, severity in row.log or ()]
+        if row.id is not None and inc.alert is None:
+            fired = {name: severity for name, severity in row.alert_rules or ()} or {row.rule: row.severity}
+            inc.alert = AlertRow(id=row.id, rule=row.rule, category=row.category, severity=row.severity,
+                                 state=row.state, ack_code=row.ack_code, evidence_count=row.evidence_count,
+                                 distinct_authors=row.distinct_authors, opened_at=row.opened_at,
+                                 updated_at=row.updated_at, expires_at=row.expires_at,
+                                 quiet_since=row.quiet_since, rules=fired)
+            inc.log_rows = [Sent(_ts(at), reason, state, severity) for at, reason, state, severity in row.log or ()]
         silences = [SilenceView(m, _ts(a), _ts(b)) for m, a, b in row.silences or ()]
     return silences
 
 
 # ---------------------------------------------------------------- 3. decide (pure)
 
-def _view(p: _Pair) -> AlertView:
-    a = p.alert
+def _view(inc: _Incident) -> AlertView:
+    a = inc.alert
     assert a is not None
-    return AlertView(id=a.id, rule=a.rule, layer=p.match.layer, zone=p.match.code, category=a.category,
+    return AlertView(id=a.id, rule=a.rule, layer=inc.match.layer, zone=inc.match.code, category=a.category,
                      state=a.state, severity=a.severity)
 
 
@@ -202,130 +249,209 @@ def _why_opened(rule: Rule, stats: WindowStats, baseline: float) -> str:
     return why + (f" (baseline {baseline:.2f} per window)" if rule.spike_factor else "")
 
 
-def _decide_open(session: Session, p: _Pair, now: datetime) -> bool:
-    """Whether the pair opens an alert; sets its severity and reason."""
+def _fires(session: Session, p: _Pair) -> tuple[str | None, str]:
+    """The severity the pair's rule raises on this batch (None: it does not fire), and why."""
     rule, live = p.rule, p.live
     assert live is not None
-    if p.seq is None:  # the read saw the window below min_count or min_distinct_authors: no threshold is lower
-        return False
     ids = p.observation_ids
     stats = WindowStats(p.match.weight * len(ids), 1, len(ids)) if rule.immediate else live
     baseline = (window_baseline(session, zone_id=p.match.zone_id, categories=rule.categories,
                                 window_s=rule.window_s) if rule.spike_factor else 0.0)
-    severity = evaluate(rule, stats, baseline=baseline, attributes=p.feeding[-1].attributes)
-    if severity is None or in_cooldown(p.cooldown_until, now):
+    zone_attributes = p.feeding[-1].attributes_in(p.match.zone_id)
+    return evaluate(rule, stats, baseline=baseline, attributes=zone_attributes), _why_opened(rule, stats, baseline)
+
+
+def _most_severe(pairs: list[_Pair]) -> _Pair:
+    """The first pair with the highest severity: it leads the alert."""
+    return max(pairs, key=lambda p: severity_rank(p.fires or "minor"))
+
+
+def _decide_open(session: Session, inc: _Incident, now: datetime) -> bool:
+    """Whether the incident opens an alert: one, whichever of its rules fire; severity the highest of them."""
+    why: dict[int, str] = {}
+    for p in inc.pairs:
+        if p.seq is None:  # the read saw the window below min_count or min_distinct_authors: no threshold is lower
+            continue
+        severity, why[id(p)] = _fires(session, p)
+        if severity is not None and not in_cooldown(p.cooldown_until, now):
+            p.fires = severity
+    firing = [p for p in inc.pairs if p.fires is not None]
+    if not firing:
         return False
-    p.alert = AlertRow(id=0, rule=rule.name, category=p.feeding[-1].category, severity=severity, state="open",
-                       ack_code=ackcodes.new_ack_code(p.seq), evidence_count=0,
-                       distinct_authors=live.distinct_authors, opened_at=now, updated_at=now,
-                       expires_at=now + timedelta(seconds=rule.expire_after_s), quiet_since=None)
-    p.opening, p.reason = True, _why_opened(rule, stats, baseline)
+    lead = _most_severe(firing)
+    assert lead.seq is not None and lead.live is not None
+    inc.alert = AlertRow(id=0, rule=lead.rule.name, category=inc.category, severity=lead.fires or "minor",
+                         state="open", ack_code=ackcodes.new_ack_code(lead.seq), evidence_count=0,
+                         distinct_authors=max(p.live.distinct_authors for p in firing if p.live), opened_at=now,
+                         updated_at=now, expires_at=max(now + timedelta(seconds=p.rule.expire_after_s)
+                                                        for p in firing),
+                         quiet_since=None,  # rules fired together are listed by name, as alert_rules orders them
+                         rules={p.rule.name: p.fires or "minor" for p in sorted(firing, key=lambda p: p.rule.name)})
+    inc.lead, inc.active, inc.joined, inc.opening = lead.rule, firing, firing, True
+    others = [p.rule.name for p in firing if p is not lead]
+    inc.reason = why[id(lead)] + (f"; rules also firing: {', '.join(others)}" if others else "")
     return True
 
 
-def _decide_update(p: _Pair, now: datetime) -> None:
-    """New evidence on an unresolved alert: extend it, and raise its severity when the window says so."""
-    rule, live, a = p.rule, p.live, p.alert
-    assert live is not None and a is not None
-    a.distinct_authors = max(a.distinct_authors, live.distinct_authors)
+def _decide_update(session: Session, inc: _Incident, lead: Rule | None, now: datetime) -> bool:
+    """Evidence for an unresolved alert: rules already on it extend it (as one rule's alert always did), a rule
+    firing for the first time joins it, and the severity rises to the highest any of them raises."""
+    a = inc.alert
+    assert a is not None
+    inc.lead = lead
+    for p in sorted(inc.pairs, key=lambda p: p.rule.name):  # joiners by name, as alert_rules orders them
+        if p.rule.name in a.rules:
+            p.fires = p.rule.severity if p.rule.immediate else evaluate(p.rule, p.live) if p.live else None
+            inc.active.append(p)
+            continue
+        severity, _ = _fires(session, p)
+        if severity is not None:  # a rule joins an open incident even in its cooldown: it re-opens nothing
+            p.fires = severity
+            inc.active.append(p)
+            inc.joined.append(p)
+            a.rules[p.rule.name] = severity
+    if not inc.active:
+        return False
+    for p in inc.active:
+        live = p.live
+        assert live is not None
+        a.distinct_authors = max(a.distinct_authors, live.distinct_authors)
+        expires = now + timedelta(seconds=p.rule.expire_after_s)
+        # The longest-lived rule on the alert keeps it: a short-lived rule's evidence never shortens it.
+        a.expires_at = expires if a.expires_at is None else max(a.expires_at, expires)
+        if live.weighted_count + _EPS >= p.rule.resolve_threshold:
+            a.quiet_since = None
+        if p.fires is not None:
+            a.rules[p.rule.name] = p.fires
     a.updated_at = now
-    a.expires_at = now + timedelta(seconds=rule.expire_after_s)
-    if live.weighted_count + _EPS >= rule.resolve_threshold:
-        a.quiet_since = None
-    severity = None if rule.immediate else evaluate(rule, live)
-    if severity is not None and severity_rank(severity) > severity_rank(a.severity):
-        a.severity, p.changed_severity = severity, True
-        p.reason = f"severity raised: weighted count {live.weighted_count:g} in {rule.window_s:g}s"
+    raising = [p for p in inc.active if p.fires is not None and (p.rule.name in {q.rule.name for q in inc.joined}
+                                                                  or not p.rule.immediate)]
+    if raising:
+        top = _most_severe(raising)
+        if top.fires is not None and severity_rank(top.fires) > severity_rank(a.severity):
+            assert top.live is not None
+            a.severity, inc.changed_severity, inc.raised_by = top.fires, True, top.rule.name
+            a.rule, inc.lead = top.rule.name, top.rule  # the most severe rule leads
+            inc.reason = (f"severity raised: weighted count {top.live.weighted_count:g} in {top.rule.window_s:g}s"
+                          if not top.rule.immediate else f"severity raised: rule {top.rule.name} fired")
+    return True
 
 
 # ---------------------------------------------------------------- 4-6. writes
 
-def _open_alerts(session: Session, opening: list[_Pair], now: datetime) -> list[_Pair]:
-    """Insert the new alerts; returns the pairs whose insert lost to a concurrent opener (none expected)."""
+def _open_alerts(session: Session, opening: list[_Incident], now: datetime) -> list[_Incident]:
+    """Insert the new alerts; returns the incidents whose insert lost to a concurrent opener (none expected)."""
     if not opening:
         return []
     cols: dict[str, list] = {k: [] for k in ("rule", "zone_id", "category", "severity", "ack_code", "authors",
                                              "expires_at")}
-    for p in opening:
-        a = p.alert
+    for inc in opening:
+        a = inc.alert
         assert a is not None
-        for k, v in (("rule", a.rule), ("zone_id", p.match.zone_id), ("category", a.category),
+        for k, v in (("rule", a.rule), ("zone_id", inc.match.zone_id), ("category", a.category),
                      ("severity", a.severity), ("ack_code", a.ack_code), ("authors", a.distinct_authors),
                      ("expires_at", a.expires_at)):
             cols[k].append(v)
-    ids = {(rule, zone_id): alert_id
-           for alert_id, rule, zone_id in raw.execute(session, sql.INSERT_ALERTS, {**cols, "now": now})}
+    ids = {(zone_id, category): alert_id
+           for alert_id, zone_id, category in raw.execute(session, sql.INSERT_ALERTS, {**cols, "now": now})}
     lost = []
-    for p in opening:
-        alert_id = ids.get((p.rule.name, p.match.zone_id))
+    for inc in opening:
+        alert_id = ids.get((inc.match.zone_id, inc.category))
         if alert_id is None:
-            lost.append(p)
+            lost.append(inc)
         else:
-            assert p.alert is not None
-            p.alert.id = alert_id
+            assert inc.alert is not None
+            inc.alert.id = alert_id
     return lost
 
 
-def _link_evidence(session: Session, pairs: list[_Pair], notifying: list[_Pair], now: datetime) -> None:
-    """Evidence for every pair: on opening, all the rule window counted; afterwards the new observations."""
+def _link_evidence(session: Session, incidents: list[_Incident], notifying: list[_Incident],
+                   now: datetime) -> None:
+    """Evidence for every alert: when a rule opens or joins it, all that rule's window counted; afterwards the
+    new observations of the rules on it."""
     alert_ids: list[int] = []
     observation_ids: list[int] = []
     window = []
-    for p in pairs:
-        assert p.alert is not None
-        for oid in p.observation_ids:
-            alert_ids.append(p.alert.id)
+    for inc in incidents:
+        assert inc.alert is not None
+        for oid in inc.observation_ids:
+            alert_ids.append(inc.alert.id)
             observation_ids.append(oid)
-        if p.opening and not p.rule.immediate:
+        for p in inc.joined:
+            if p.rule.immediate:
+                continue
             r = p.rule
-            window.append({"alert_id": p.alert.id, "zone_id": p.match.zone_id, "categories": list(r.categories),
+            window.append({"alert_id": inc.alert.id, "zone_id": inc.match.zone_id, "categories": list(r.categories),
                            "sources": list(r.sources), "min_confidence": r.min_confidence,
                            "min_weight": r.min_zone_weight,
                            "since": (now - timedelta(seconds=r.window_s)).isoformat()})
-    by_alert = {p.alert.id: p for p in pairs if p.alert is not None}
-    old_of = [p.alert.id for p in notifying if p.alert is not None and not p.opening]
+    by_alert = {inc.alert.id: inc for inc in incidents if inc.alert is not None}
+    old_of = [inc.alert.id for inc in notifying if inc.alert is not None and not inc.opening]
     for new, alert_id, source, n in raw.execute(session, sql.EVIDENCE, {
             "window": json.dumps(window), "alert_id": alert_ids, "observation_id": observation_ids, "now": now,
             "old_of": old_of}):
-        p = by_alert[alert_id]
+        inc = by_alert[alert_id]
         if new:
-            p.added[source] = p.added.get(source, 0) + int(n)
-        p.by_source[source] = p.by_source.get(source, 0) + int(n)
+            inc.added[source] = inc.added.get(source, 0) + int(n)
+        inc.by_source[source] = inc.by_source.get(source, 0) + int(n)
 
 
-def _write(session: Session, pairs: list[_Pair], now: datetime) -> None:
-    u: dict[str, list] = {k: [] for k in ("id", "added", "authors", "expires", "severity", "clear", "notified")}
+def rules_payload(rules: Mapping[str, str]) -> list[dict[str, str]]:
+    """The `rules` field of events and the API: every rule that fired for the alert, in the order they did."""
+    return [{"rule": name, "severity": severity} for name, severity in rules.items()]
+
+
+def _write(session: Session, incidents: list[_Incident], now: datetime) -> None:
+    u: dict[str, list] = {k: [] for k in ("id", "added", "authors", "expires", "severity", "clear", "notified",
+                                          "rule")}
     h: dict[str, list] = {k: [] for k in ("id", "from", "to", "severity", "actor", "reason")}
     e: dict[str, list] = {k: [] for k in ("event_id", "alert_id", "kind", "payload", "reason", "state", "severity")}
-    for p in pairs:
-        a = p.alert
-        assert a is not None and p.live is not None
-        a.evidence_count += sum(p.added.values())
-        notified = p.decision is not None and p.decision.notify
-        for k, v in (("id", a.id), ("added", sum(p.added.values())), ("authors", a.distinct_authors),
-                     ("expires", a.expires_at), ("severity", a.severity),
-                     ("clear", p.opening or p.live.weighted_count + _EPS >= p.rule.resolve_threshold),
-                     ("notified", notified)):
+    r: dict[str, list] = {k: [] for k in ("alert_id", "rule", "zone_id", "severity", "cooldown")}
+    for inc in incidents:
+        a = inc.alert
+        assert a is not None
+        a.evidence_count += sum(inc.added.values())
+        notified = inc.decision is not None and inc.decision.notify
+        clear = inc.opening or any(p.live is not None and p.live.weighted_count + _EPS >= p.rule.resolve_threshold
+                                   for p in inc.active)
+        for k, v in (("id", a.id), ("added", sum(inc.added.values())), ("authors", a.distinct_authors),
+                     ("expires", a.expires_at), ("severity", a.severity), ("clear", clear), ("notified", notified),
+                     ("rule", a.rule)):
             u[k].append(v)
-        if p.opening or p.changed_severity:
-            for k, v in (("id", a.id), ("from", None if p.opening else a.state), ("to", a.state),
-                         ("severity", a.severity), ("actor", f"rule:{p.rule.name}"), ("reason", p.reason)):
+        history = []
+        if inc.opening:
+            history.append((None, f"rule:{a.rule}", inc.reason))
+        else:
+            history += [(a.state, f"rule:{p.rule.name}", f"rule joined: it fired at {p.fires}")
+                        for p in inc.joined]
+            if inc.changed_severity:
+                history.append((a.state, f"rule:{inc.raised_by}", inc.reason))
+        for from_state, actor, reason in history:
+            for k, v in (("id", a.id), ("from", from_state), ("to", a.state), ("severity", a.severity),
+                         ("actor", actor), ("reason", reason)):
                 h[k].append(v)
+        for p in inc.active:
+            if p.fires is not None:
+                for k, v in (("alert_id", a.id), ("rule", p.rule.name), ("zone_id", inc.match.zone_id),
+                             ("severity", p.fires), ("cooldown", p.rule.cooldown_s)):
+                    r[k].append(v)
         if notified:
-            assert p.decision is not None
-            kind = p.decision.kind or p.decision.reason
+            assert inc.decision is not None
+            kind = inc.decision.kind or inc.decision.reason
             event_id = uuid.uuid4()
-            zone = {"layer": p.match.layer, "code": p.match.code, "name": p.match.name}
-            payload = {**outbox.event_payload(event_id=event_id, kind=kind, reason=p.decision.reason, alert=a,
+            zone = {"layer": inc.match.layer, "code": inc.match.code, "name": inc.match.name}
+            payload = {**outbox.event_payload(event_id=event_id, kind=kind, reason=inc.decision.reason, alert=a,
                                               zone=zone),
-                       "evidence_by_source": dict(sorted(p.by_source.items())), "silenced": p.decision.silenced}
+                       "evidence_by_source": dict(sorted(inc.by_source.items())), "silenced": inc.decision.silenced,
+                       "rules": rules_payload(a.rules)}
             for k, v in (("event_id", str(event_id)), ("alert_id", a.id), ("kind", kind),
-                         ("payload", json.dumps(payload)), ("reason", p.decision.reason), ("state", a.state),
+                         ("payload", json.dumps(payload)), ("reason", inc.decision.reason), ("state", a.state),
                          ("severity", a.severity)):
                 e[k].append(v)
-            log.info("alert %s notify %s", a.id, p.decision.reason)
+            log.info("alert %s notify %s", a.id, inc.decision.reason)
     raw.execute(session, sql.WRITE, {"now": now, **{f"u_{k}": v for k, v in u.items()},
-                                     **{f"h_{k}": v for k, v in h.items()}, **{f"e_{k}": v for k, v in e.items()}})
+                                     **{f"h_{k}": v for k, v in h.items()}, **{f"e_{k}": v for k, v in e.items()},
+                                     **{f"r_{k}": v for k, v in r.items()}})
 
 
 def _expire_cached(session: Session, alert_ids: set[int]) -> None:
@@ -337,7 +463,8 @@ def _expire_cached(session: Session, alert_ids: set[int]) -> None:
 
 def observe_many(session: Session, *, signals: Sequence[SignalIn], rules: Sequence[Rule], now: datetime,
                  recorded: bool = False, locked: bool = False) -> list[AlertChange]:
-    """Record signals (unless `recorded`: the caller wrote the signals rows) and evaluate each (rule, zone) once.
+    """Record signals (unless `recorded`: the caller wrote the signals rows) and evaluate each (rule, zone) once,
+    each (zone, category) being one alert.
 
     `locked`: the caller's own statement took the zone locks (`layers_fed` says which layers)."""
     session.flush()
@@ -350,42 +477,46 @@ def observe_many(session: Session, *, signals: Sequence[SignalIn], rules: Sequen
         raw.execute(session, sql.LOCK, {"lock_class": ZONE_LOCK, "lock_zones": zones})
     if not by_key:
         return []
-    return _evaluate(session, list(by_key.values()), now)
+    return _evaluate(session, incidents_of(list(by_key.values())), {r.name: r for r in rules}, now)
 
 
-def _evaluate(session: Session, pairs: list[_Pair], now: datetime, *, retry: bool = True) -> list[AlertChange]:
-    silences = _read(session, pairs, now)
-    active: list[_Pair] = []
-    for p in pairs:
-        if p.alert is None:
-            if _decide_open(session, p, now):
-                active.append(p)
-        else:
-            _decide_update(p, now)
-            active.append(p)
-    opening = [p for p in active if p.opening]
+def _evaluate(session: Session, incidents: list[_Incident], by_name: Mapping[str, Rule], now: datetime, *,
+              retry: bool = True) -> list[AlertChange]:
+    silences = _read(session, incidents, now)
+    active: list[_Incident] = []
+    for inc in incidents:
+        if inc.alert is None:
+            if _decide_open(session, inc, now):
+                active.append(inc)
+        elif _decide_update(session, inc, by_name.get(inc.alert.rule), now):
+            active.append(inc)
+    opening = [inc for inc in active if inc.opening]
     lost = _open_alerts(session, opening, now)
     if lost:  # another writer opened these first (not through observe, which holds the zone lock)
-        active = [p for p in active if p not in lost]
-    for p in active:
-        if p.opening:
-            p.decision = decide(_view(p), [], silences, p.rule, now)  # new: nothing sent yet
-        elif p.changed_severity:
-            p.decision = decide(_view(p), p.log_rows, silences, p.rule, now)
-    notifying = [p for p in active if p.decision is not None and p.decision.notify]
+        active = [inc for inc in active if inc not in lost]
+    for inc in active:
+        if inc.opening:
+            inc.decision = decide(_view(inc), [], silences, inc.lead, now)  # new: nothing sent yet
+        elif inc.changed_severity:
+            inc.decision = decide(_view(inc), inc.log_rows, silences, inc.lead, now)
+    notifying = [inc for inc in active if inc.decision is not None and inc.decision.notify]
     changes: list[AlertChange] = []
     if active:
         _link_evidence(session, active, notifying, now)
         _write(session, active, now)
-        _expire_cached(session, {p.alert.id for p in active if p.alert is not None})
-        for p in active:
-            assert p.alert is not None
-            if p.opening:
-                log.info("alert %s opened rule=%s zone=%s/%s", p.alert.id, p.rule.name, p.match.layer, p.match.code)
-                changes.append(AlertChange(p.alert.id, "opened", p.rule.name, p.match.code, p.alert.severity))
-            elif p.changed_severity:
-                changes.append(AlertChange(p.alert.id, "updated", p.rule.name, p.match.code, p.alert.severity))
+        _expire_cached(session, {inc.alert.id for inc in active if inc.alert is not None})
+        for inc in active:
+            assert inc.alert is not None
+            if inc.opening:
+                log.info("alert %s opened rule=%s zone=%s/%s", inc.alert.id, inc.alert.rule, inc.match.layer,
+                         inc.match.code)
+                changes.append(AlertChange(inc.alert.id, "opened", inc.alert.rule, inc.match.code,
+                                           inc.alert.severity))
+            elif inc.changed_severity or inc.joined:
+                changes.append(AlertChange(inc.alert.id, "updated", inc.alert.rule, inc.match.code,
+                                           inc.alert.severity))
     if lost and retry:
-        changes += _evaluate(session, [replace(p, alert=None, opening=False, seq=None) for p in lost], now,
-                             retry=False)
+        again = [_Incident(inc.match, inc.category, [_Pair(p.rule, p.match, p.feeding) for p in inc.pairs])
+                 for inc in lost]
+        changes += _evaluate(session, again, by_name, now, retry=False)
     return changes

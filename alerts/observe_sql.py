@@ -43,15 +43,15 @@ def window_counts(row: str) -> str:
     """
 
 
-# Every (rule, zone) pair's state: the live window, the unresolved alert (row-locked, so the sweeper
-# skips it), the cooldown, an ack-code number where the pair may open, the notification log, and the
-# silences in force (the same on every row).
+# Every (rule, zone) pair's state: the live window, the unresolved alert of its (zone, incident category) with
+# the rules on it (row-locked, so the sweeper skips it), the rule's cooldown in the zone, an ack-code number
+# where the pair may open, the notification log, and the silences in force (the same on every row).
 READ = (
     """
     WITH r AS (
         SELECT * FROM jsonb_to_recordset(CAST(:rules AS jsonb)) AS r(
-            ri int, name text, categories text[], sources text[], min_confidence float8, min_weight float8,
-            since timestamptz, open_count float8, open_authors int)
+            ri int, name text, incident text, categories text[], sources text[], min_confidence float8,
+            min_weight float8, since timestamptz, open_count float8, open_authors int)
     ), p AS (
         SELECT p.pi, p.zone_id, r.* FROM unnest(CAST(:pi AS integer[]), CAST(:pri AS integer[]),
                                                 CAST(:pzone AS integer[])) AS p(pi, ri, zone_id)
@@ -60,14 +60,20 @@ READ = (
         SELECT al.id, al.rule, al.zone_id, al.category, al.severity, al.state, al.ack_code, al.evidence_count,
                al.distinct_authors, al.opened_at, al.updated_at, al.expires_at, al.quiet_since
         FROM alerts al
-        WHERE al.state <> 'resolved' AND (al.rule, al.zone_id) IN (SELECT name, zone_id FROM p)
+        WHERE al.state <> 'resolved' AND (al.zone_id, al.category) IN (SELECT zone_id, incident FROM p)
         FOR UPDATE OF al
     )
     SELECT p.pi, s.n, s.w, s.authors,
-           a.id, a.category, a.severity, a.state, a.ack_code, a.evidence_count, a.distinct_authors, a.opened_at,
-           a.updated_at, a.expires_at, a.quiet_since,
-           (SELECT max(c.cooldown_until) FROM alerts c
-            WHERE c.rule = p.name AND c.zone_id = p.zone_id AND c.state = 'resolved') AS cooldown_until,
+           a.id, a.rule, a.category, a.severity, a.state, a.ack_code, a.evidence_count, a.distinct_authors,
+           a.opened_at, a.updated_at, a.expires_at, a.quiet_since,
+           (SELECT jsonb_agg(jsonb_build_array(ar.rule, ar.severity) ORDER BY ar.first_fired_at, ar.rule)
+            FROM alert_rules ar WHERE ar.alert_id = a.id) AS alert_rules,
+           -- Alerts it led (and those written before migration 0017) keep the cooldown on the alert; every
+           -- rule on a resolved alert has its own in alert_rules.
+           greatest((SELECT max(c.cooldown_until) FROM alerts c
+                     WHERE c.rule = p.name AND c.zone_id = p.zone_id AND c.state = 'resolved'),
+                    (SELECT max(ar.cooldown_until) FROM alert_rules ar
+                     WHERE ar.rule = p.name AND ar.zone_id = p.zone_id)) AS cooldown_until,
            CASE WHEN a.id IS NULL AND s.w + 1e-9 >= p.open_count AND s.authors >= p.open_authors
                 THEN nextval('ack_code_seq') END AS seq,
            (SELECT jsonb_agg(jsonb_build_array(n.at, n.reason, n.state, n.severity) ORDER BY n.at, n.id)
@@ -75,7 +81,7 @@ READ = (
            (SELECT jsonb_agg(jsonb_build_array(si.matchers, si.starts_at, si.ends_at)) FROM silences si
             WHERE si.starts_at <= :now AND si.ends_at > :now) AS silences
     FROM p
-    LEFT JOIN a ON a.rule = p.name AND a.zone_id = p.zone_id
+    LEFT JOIN a ON a.zone_id = p.zone_id AND a.category = p.incident
     CROSS JOIN LATERAL (""" + window_counts("p") + """) s
     """
 )
@@ -99,8 +105,8 @@ INSERT_ALERTS = (
                 CAST(:severity AS text[]), CAST(:ack_code AS text[]), CAST(:authors AS integer[]),
                 CAST(:expires_at AS timestamptz[])) AS u(rule, zone_id, category, severity, ack_code, authors,
                                                            expires_at)
-    ON CONFLICT (rule, zone_id) WHERE state <> 'resolved' DO NOTHING
-    RETURNING id, rule, zone_id
+    ON CONFLICT (zone_id, category) WHERE state <> 'resolved' DO NOTHING
+    RETURNING id, zone_id, category
     """
 )
 
@@ -143,13 +149,13 @@ WRITE = (
     WITH upd AS (
         UPDATE alerts a SET evidence_count = a.evidence_count + u.added,
                distinct_authors = greatest(a.distinct_authors, u.authors), last_evidence_at = :now,
-               updated_at = :now, expires_at = u.expires_at, severity = u.severity,
+               updated_at = :now, expires_at = u.expires_at, severity = u.severity, rule = u.rule,
                quiet_since = CASE WHEN u.clear_quiet THEN NULL ELSE a.quiet_since END,
                last_notified_at = CASE WHEN u.notified THEN CAST(:now AS timestamptz) ELSE a.last_notified_at END
         FROM unnest(CAST(:u_id AS bigint[]), CAST(:u_added AS integer[]), CAST(:u_authors AS integer[]),
                     CAST(:u_expires AS timestamptz[]), CAST(:u_severity AS text[]), CAST(:u_clear AS boolean[]),
-                    CAST(:u_notified AS boolean[])) AS u(id, added, authors, expires_at, severity, clear_quiet,
-                                                         notified)
+                    CAST(:u_notified AS boolean[]), CAST(:u_rule AS text[]))
+             AS u(id, added, authors, expires_at, severity, clear_quiet, notified, rule)
         WHERE a.id = u.id
         RETURNING a.id
     ), hist_rows AS (
@@ -169,6 +175,15 @@ WRITE = (
         FROM unnest(CAST(:e_event_id AS uuid[]), CAST(:e_alert_id AS bigint[]), CAST(:e_kind AS text[]),
                     CAST(:e_reason AS text[]), CAST(:e_state AS text[]), CAST(:e_severity AS text[]))
              AS e(event_id, alert_id, kind, reason, state, severity)
+    ), fired AS (
+        -- Every rule that fires for an alert: once recorded it stays, with when it last fired.
+        INSERT INTO alert_rules (alert_id, rule, zone_id, severity, first_fired_at, last_fired_at, cooldown_s)
+        SELECT r.alert_id, r.rule, r.zone_id, r.severity, :now, :now, r.cooldown_s
+        FROM unnest(CAST(:r_alert_id AS bigint[]), CAST(:r_rule AS text[]), CAST(:r_zone_id AS integer[]),
+                    CAST(:r_severity AS text[]), CAST(:r_cooldown AS float8[]))
+             AS r(alert_id, rule, zone_id, severity, cooldown_s)
+        ON CONFLICT (alert_id, rule) DO UPDATE SET last_fired_at = EXCLUDED.last_fired_at,
+            severity = EXCLUDED.severity, cooldown_s = EXCLUDED.cooldown_s
     )
     SELECT count(*) FROM upd
     """

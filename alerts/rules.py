@@ -96,6 +96,8 @@ class Rule(BaseModel):
     escalate_after_s: float | None = Field(default=None, gt=0)
     notify_on_lower: bool = False
     send_resolved_when_silenced: bool = True
+    # One incident, one alert: rules firing for the same incident category in the same zone share an alert.
+    incident: str | None = Field(default=None, min_length=1, max_length=32)
 
     @field_validator("window_s", "expire_after_s", "quiet_period_s", "cooldown_s", "repeat_interval_s",
                      "escalate_after_s", mode="before")
@@ -131,16 +133,25 @@ class Rule(BaseModel):
             raise ValueError("conditions apply only to immediate rules (set immediate: true)")
         if self.immediate and (self.ladder is not None or self.spike_factor is not None):
             raise ValueError("an immediate rule fires on one signal; it takes no ladder or spike_factor")
+        if self.incident is not None and self.incident not in self.categories:
+            raise ValueError(f"incident {self.incident!r} must be one of the rule's categories {list(self.categories)}")
         if self.resolve_below is not None and not self.immediate and self.resolve_below > self.min_count:
             raise ValueError(f"resolve_below {self.resolve_below} must not exceed min_count {self.min_count}")
         return self
+
+    @property
+    def incident_category(self) -> str:
+        """The category its alerts are filed under: the alert key is (zone, this)."""
+        return self.incident or self.categories[0]
 
     @property
     def resolve_threshold(self) -> float:
         """The count below which the alert is quiet: resolve_below, else the opening threshold."""
         if self.resolve_below is not None:
             return self.resolve_below
-        return 1.0 if self.immediate else self.min_count
+        # An immediate rule holds while one counted signal remains: a signal counts from min_zone_weight on (a
+        # report on a ZIP's polygon counts 0.6 in a zone), so 1.0 resolved a live report after quiet_period.
+        return max(self.min_zone_weight, 1e-6) if self.immediate else self.min_count
 
     @property
     def hysteresis_window_s(self) -> float:

@@ -29,6 +29,17 @@ class ZoneRef(BaseModel):
     name: str
 
 
+class RuleFiredRead(BaseModel):
+    """A rule that fired for the alert (one incident, one alert: every rule that saw it is listed)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    rule: str
+    severity: str = Field(description="The severity it last raised")
+    first_fired_at: datetime
+    last_fired_at: datetime
+
+
 class AlertRead(BaseModel):
     model_config = ConfigDict(from_attributes=True, extra="ignore")
 
@@ -49,6 +60,8 @@ class AlertRead(BaseModel):
     expires_at: datetime | None = None
     silenced: bool | None = Field(default=None, description="Whether a silence mutes its notifications now")
     zone: ZoneRef
+    rules: list[RuleFiredRead] = Field(default_factory=list, description=(
+        "Every rule that fired for this incident, in the order they did; `rule` is the one leading it"))
     links: dict[str, str] = Field(default_factory=dict, description="`self` (JSON) and `cap` (CAP 1.2 XML)")
 
 

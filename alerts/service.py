@@ -19,7 +19,7 @@ from alerts.lifecycle import AlertState, check_transition
 from alerts.models import Alert, AlertHistory, AlertNotification
 from alerts.notify import Decision, Sent, SilenceView, decide
 from alerts.observe import (  # noqa: F401  (the service's interface)
-    ZONE_LOCK, AlertChange, SignalIn, layers_fed, observe_many,
+    ZONE_LOCK, AlertChange, SignalIn, layers_fed, observe_many, rules_payload,
 )
 from alerts.rules import Rule
 from alerts.silences import active_silences, create_silence, expire_silence, list_silences  # noqa: F401
@@ -88,6 +88,17 @@ def evidence_by_source(session: Session, alert_id: int) -> dict[str, int]:
     return {source: int(n) for source, n in rows}
 
 
+def rules_fired(session: Session, alert_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+    """Every rule that fired for each alert, in the order they did (rule -> severity), in one query."""
+    rows = session.execute(
+        text("SELECT alert_id, rule, severity FROM alert_rules WHERE alert_id = ANY(:ids) "
+             "ORDER BY alert_id, first_fired_at, rule"), {"ids": list(alert_ids)}).all()
+    out: dict[int, dict[str, str]] = {}
+    for alert_id, rule, severity in rows:
+        out.setdefault(alert_id, {})[rule] = severity
+    return out
+
+
 def notify(session: Session, *, alert: Alert, rule: Rule | None, zone: Mapping[str, str], now: datetime,
            silences: Sequence[SilenceView] | None = None, log_rows: Sequence[Sent] | None = None) -> Decision:
     """Decide (notify.decide) and, when it says so, write one outbox event and one notification-log row.
@@ -104,8 +115,9 @@ def notify(session: Session, *, alert: Alert, rule: Rule | None, zone: Mapping[s
         return decision
     event = outbox.emit(session, alert=alert, kind=decision.kind or decision.reason, reason=decision.reason,
                         zone=dict(zone), now=now)
+    fired = rules_fired(session, [alert.id]).get(alert.id) or {alert.rule: alert.severity}
     event.payload = {**event.payload, "evidence_by_source": evidence_by_source(session, alert.id),
-                     "silenced": decision.silenced}
+                     "silenced": decision.silenced, "rules": rules_payload(fired)}
     session.add(AlertNotification(alert_id=alert.id, at=now, reason=decision.reason, kind=event.kind,
                                   state=alert.state, severity=alert.severity, event_id=event.event_id))
     alert.last_notified_at = now
@@ -153,6 +165,12 @@ def close(session: Session, *, alert: Alert, rule: Rule | None, actor: str, reas
     alert.resolved_by = actor
     alert.quiet_since = None
     alert.cooldown_until = now + timedelta(seconds=rule.cooldown_s if rule else 0)
+    # Each rule on the alert starts its own cooldown in the zone (the leading rule's as configured now).
+    session.execute(text(
+        "UPDATE alert_rules SET cooldown_until = CAST(:now AS timestamptz) + make_interval(secs => CASE "
+        "WHEN NOT :known THEN 0 WHEN rule = :lead THEN :lead_s ELSE cooldown_s END) WHERE alert_id = :id"),
+        {"now": now, "known": rule is not None, "lead": alert.rule, "lead_s": rule.cooldown_s if rule else 0.0,
+         "id": alert.id})
     record_change(session, alert=alert, from_state=previous, actor=actor, reason=reason, now=now)
     log.info("alert %s resolved by %s", alert.id, actor.split(":")[0])
     return notify(session, alert=alert, rule=rule, zone=zone_ref(session, alert.zone_id), now=now)

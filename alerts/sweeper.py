@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts import baselines, outbox
 from alerts import service as alert_service
-from alerts.evaluate import WindowStats, escalation_ticks_due, hysteresis, ladder_severity, severity_rank
+from alerts.evaluate import (
+    escalation_ticks_due, incident_hysteresis, incident_severity, severity_rank,
+)
 from alerts.lifecycle import AlertState
 from alerts.models import Alert
 from alerts.notify import is_silenced
@@ -64,10 +66,16 @@ def sweep(session: Session, *, rules: Sequence[Rule], now: datetime, limit: int 
     silences = active_silences(session, now=now)
     zones = zone_refs(session, sorted({a.zone_id for a in alerts}))
     logs = alert_service.notification_logs(session, [a.id for a in alerts])
+    # One incident, one alert: every rule that fired for it holds it open (alerts.observe).
+    fired = alert_service.rules_fired(session, [a.id for a in alerts])
+    held = {a.id: [by_name[n] for n in {a.rule: None, **fired.get(a.id, {})} if n in by_name] for a in alerts}
     # Every live window in one statement: hundreds of unresolved alerts must not cost a round trip each.
-    ruled = [a for a in alerts if a.rule in by_name]
-    windows = dict(zip((a.id for a in ruled), alert_service.window_stats_many(
-        session, [(by_name[a.rule], a.zone_id, by_name[a.rule].hysteresis_window_s) for a in ruled], now)))
+    items = [(a.id, r) for a in alerts for r in held[a.id]]
+    stats = alert_service.window_stats_many(
+        session, [(r, a.zone_id, r.hysteresis_window_s) for a in alerts for r in held[a.id]], now)
+    windows: dict[int, list[tuple[Rule, float]]] = {}
+    for (alert_id, r), live in zip(items, stats):
+        windows.setdefault(alert_id, []).append((r, live.weighted_count))
     for alert in alerts:
         result.swept += 1
         _sweep_one(session, alert=alert, rule=by_name.get(alert.rule), silences=silences, now=now, result=result,
@@ -76,24 +84,27 @@ def sweep(session: Session, *, rules: Sequence[Rule], now: datetime, limit: int 
 
 
 def _sweep_one(session: Session, *, alert: Alert, rule: Rule | None, silences: list, now: datetime,
-               result: SweepResult, zone: dict[str, str], log_rows: list, live: WindowStats | None) -> None:
+               result: SweepResult, zone: dict[str, str], log_rows: list,
+               live: list[tuple[Rule, float]] | None) -> None:
+    """`live`: each rule on the alert (the leading `rule` and every other that fired) with its window count."""
     if alert.expires_at is not None and now >= alert.expires_at:
         alert_service.close(session, alert=alert, rule=rule, actor="sweeper", now=now,
                             reason=f"expired: no new evidence since {alert.last_evidence_at.isoformat()}")
         result.resolved.append(alert.id)
         return
-    if rule is not None and live is not None:
-        step = hysteresis(rule, weighted_count=live.weighted_count, quiet_since=alert.quiet_since, now=now)
+    if live:
+        step = incident_hysteresis(live, quiet_since=alert.quiet_since, now=now)
         if step.resolve:
-            alert_service.close(
-                session, alert=alert, rule=rule, actor="sweeper", now=now,
-                reason=(f"quiet: weighted count {live.weighted_count:g} below {rule.resolve_threshold:g} "
-                        f"since {step.quiet_since.isoformat()}"))
+            assert step.quiet_since is not None
+            counts = ", ".join(f"{w:g} below {r.resolve_threshold:g}" + (f" ({r.name})" if len(live) > 1 else "")
+                               for r, w in live)
+            alert_service.close(session, alert=alert, rule=rule, actor="sweeper", now=now,
+                                reason=f"quiet: weighted count {counts} since {step.quiet_since.isoformat()}")
             result.resolved.append(alert.id)
             return
         alert.quiet_since = step.quiet_since
-        if rule.ladder and not rule.immediate:
-            _follow_ladder_down(session, alert=alert, rule=rule, weighted_count=live.weighted_count, now=now)
+        if any(r.ladder and not r.immediate for r, _ in live):
+            _follow_ladder_down(session, alert=alert, live=live, now=now)
     decision = alert_service.notify(session, alert=alert, rule=rule, zone=zone, now=now, silences=silences,
                                     log_rows=log_rows)
     if decision.notify:
@@ -103,15 +114,17 @@ def _sweep_one(session: Session, *, alert: Alert, rule: Rule | None, silences: l
         _escalate(session, alert=alert, rule=rule, zone=zone, now=now, result=result)
 
 
-def _follow_ladder_down(session: Session, *, alert: Alert, rule: Rule, weighted_count: float, now: datetime) -> None:
-    """Lower the severity when the count falls to a lower rung (still above the resolve threshold)."""
-    rung = ladder_severity(rule, weighted_count)
+def _follow_ladder_down(session: Session, *, alert: Alert, live: list[tuple[Rule, float]], now: datetime) -> None:
+    """Lower the severity when the counts fall to a lower rung (still above the resolve threshold); a rule
+    without a ladder on the same alert holds it at that rule's severity."""
+    rung = incident_severity(live)
     if severity_rank(rung) >= severity_rank(alert.severity):
         return
     alert.severity = rung
     alert.updated_at = now
+    why = ", ".join(f"{w:g} in {r.window_s:g}s" + (f" ({r.name})" if len(live) > 1 else "") for r, w in live)
     alert_service.record_change(session, alert=alert, from_state=alert.state, actor="sweeper", now=now,
-                                reason=f"severity lowered: weighted count {weighted_count:g} in {rule.window_s:g}s")
+                                reason=f"severity lowered: weighted count {why}")
 
 
 def _escalate(session: Session, *, alert: Alert, rule: Rule, zone: dict[str, str], now: datetime,

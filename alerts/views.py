@@ -1,7 +1,7 @@
 """Read side of alerts for the control room: lists, and one alert with its evidence, history and notifications."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -49,6 +49,32 @@ class NotificationItem:
 
 
 @dataclass(frozen=True)
+class RuleFired:
+    """A rule that fired for an alert: one incident, one alert, however many rules saw it."""
+
+    rule: str
+    severity: str  # the severity it last raised
+    first_fired_at: datetime
+    last_fired_at: datetime
+
+
+_RULES_SQL = text("SELECT alert_id, rule, severity, first_fired_at, last_fired_at FROM alert_rules "
+                  "WHERE alert_id = ANY(:ids) ORDER BY alert_id, first_fired_at, rule")
+
+
+def rules_of(session: Session,
+             alerts: Sequence[tuple[int, str, str, datetime, datetime]]) -> dict[int, list[RuleFired]]:
+    """The rules that fired for each (id, rule, severity, opened_at, last_evidence_at) alert, in one query; an
+    alert written before migration 0017 or outside the engine lists its own rule."""
+    out: dict[int, list[RuleFired]] = {}
+    for alert_id, *rest in session.execute(_RULES_SQL, {"ids": [a[0] for a in alerts]}):
+        out.setdefault(alert_id, []).append(RuleFired(*rest))
+    for alert_id, rule, severity, opened_at, last_at in alerts:
+        out.setdefault(alert_id, [RuleFired(rule, severity, opened_at, last_at)])
+    return out
+
+
+@dataclass(frozen=True)
 class AlertDetail:
     alert: Alert
     zone: dict[str, str]
@@ -57,6 +83,7 @@ class AlertDetail:
     notifications: list[NotificationItem]
     evidence_by_source: dict[str, int]
     silenced: bool | None  # None when no `now` was given
+    rules: list[RuleFired] = field(default_factory=list)  # every rule that fired for it, in the order they did
 
 
 def zone_ref(session: Session, zone_id: int, *, match: ZoneMatch | None = None) -> dict[str, str]:
@@ -119,7 +146,8 @@ def get_alert(session: Session, *, alert_id: int, now: datetime | None = None) -
     silenced = None
     if now is not None:
         silenced = is_silenced(alert_view(alert, zone), active_silences(session, now=now), now)
-    return AlertDetail(alert, zone, evidence, history, notifications, by_source, silenced)
+    rules = rules_of(session, [(alert.id, alert.rule, alert.severity, alert.opened_at, alert.last_evidence_at)])
+    return AlertDetail(alert, zone, evidence, history, notifications, by_source, silenced, rules[alert.id])
 
 
 def alert_view(alert: Alert, zone: dict[str, str]) -> AlertView:
@@ -129,7 +157,7 @@ def alert_view(alert: Alert, zone: dict[str, str]) -> AlertView:
 
 _LIST_KEYS = ("id", "rule", "category", "severity", "state", "ack_code", "evidence_count", "distinct_authors",
               "opened_at", "updated_at", "expires_at", "acknowledged_at", "acknowledged_by", "resolved_at",
-              "resolved_by", "last_notified_at")
+              "resolved_by", "last_notified_at", "last_evidence_at")
 
 
 def list_alerts(session: Session, *, state: str | None = None, layer: str | None = None, zone: str | None = None,
@@ -154,6 +182,10 @@ def list_alerts(session: Session, *, state: str | None = None, layer: str | None
     n = len(_LIST_KEYS)
     out = [{**dict(zip(_LIST_KEYS, r[:n])), "zone": {"layer": r[n], "code": r[n + 1], "name": r[n + 2]}}
            for r in rows]
+    fired = rules_of(session, [(i["id"], i["rule"], i["severity"], i["opened_at"], i["last_evidence_at"])
+                               for i in out]) if out else {}
+    for item in out:
+        item["rules"] = fired[item["id"]]
     if now is not None:
         silences = active_silences(session, now=now)
         for item in out:

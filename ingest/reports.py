@@ -3,6 +3,7 @@
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +30,7 @@ DEFAULT_MAX_VERTICES = 10_000
 DEFAULT_MAX_AREA_KM2 = 2_000.0
 ZIP_LAYER = "zcta"
 SOURCE = "utility_report"  # observations.source and signals.source
+EXTENT_METHOD = "coordinates"  # observations.geotag_method of a footprint the utility drew itself
 # A report in a terminal status is history, not evidence: it never feeds the rules.
 TERMINAL_STATUSES = frozenset({"restored", "cancelled"})
 # The last 5-digit group (optionally ZIP+4) in an address is its ZIP; house numbers come first.
@@ -214,23 +216,60 @@ def _attributes(*, status: str, customers_affected: int | None) -> dict[str, Any
     return {k: v for k, v in (("customers_affected", customers_affected), ("status", status)) if v is not None}
 
 
+def apportioned(customers_affected: int | None, zones: Sequence[ZoneMatch]) -> dict[int, dict[str, Any]]:
+    """Each zone's share of the customers, by the share of the footprint's area inside it (rounded)."""
+    if customers_affected is None:
+        return {}
+    return {m.zone_id: {"zone_customers_affected": round(customers_affected * m.weight)} for m in zones}
+
+
+# A zone holding at least this share of a drawn footprint counts it whole; so does one holding its equal
+# part of a footprint spread over many zones (half of 1/n, for n zones of the layer). A thinner sliver keeps
+# its area weight: footprints and zone outlines both follow streets, and the slivers where they disagree
+# along a boundary would otherwise raise alerts in the neighbouring zones.
+FULL_SHARE = 0.1
+
+
+def counts_whole(weight: float, zones_in_layer: int) -> bool:
+    return weight >= min(FULL_SHARE, 0.5 / max(zones_in_layer, 1))
+
+
+def counted_zones(zones: Sequence[ZoneMatch], *, extent: bool) -> list[ZoneMatch]:
+    """The zones as the rules count the report. A footprint the utility drew (`extent`) is where the outage is,
+    not a guess at it: it counts as one in every zone it covers (bar boundary slivers: `counts_whole`), so a
+    large outage split across many zones is never dropped by min_zone_weight. A footprint we derived (a ZIP's
+    polygon) is a guess, weighted by area."""
+    if not extent:
+        return list(zones)
+    per_layer = Counter(m.layer for m in zones)
+    return [ZoneMatch(m.zone_id, m.layer, m.code, m.name, 1.0) if counts_whole(m.weight, per_layer[m.layer]) else m
+            for m in zones]
+
+
 def feed_rules(session: Session, *, caller: Caller, observation_id: int, category: str, observed_at: datetime,
                zones: list[ZoneMatch], rules: Sequence[Rule], now: datetime, status: str,
-               customers_affected: int | None = None, written: bool = False) -> list[int]:
-    """Store the zone links and hand the observation to the rules; returns the alerts that changed.
+               customers_affected: int | None = None, written: bool = False,
+               extent: bool | None = None) -> list[int]:
+    """Store the zone links (area shares) and hand the observation to the rules; returns the alerts that changed.
 
-    `written`: the caller's statement already stored the links and signals and took the zone locks."""
+    `written`: the caller's statement already stored the links and signals and took the zone locks.
+    `extent`: the footprint is the utility's own geometry (None: read it from the observation's geotag)."""
     if zones and not written:  # one statement, not an ORM flush: this is on every report's path
         session.execute(_LINK_ZONES, {"obs": observation_id, "zone_ids": [m.zone_id for m in zones],
                                       "weights": [m.weight for m in zones]})
     if status in TERMINAL_STATUSES:
         return []
+    if extent is None:
+        extent = session.execute(text("SELECT geotag_method FROM observations WHERE id = :id"),
+                                 {"id": observation_id}).scalar() == EXTENT_METHOD
     changes = alert_service.observe(
         session,
         signal=alert_service.SignalIn(
             observation_id=observation_id, source=SOURCE, category=category, confidence=1.0,
-            author_key=f"utility:{caller.utility_id}", observed_at=observed_at, zones=zones,
+            author_key=f"utility:{caller.utility_id}", observed_at=observed_at,
+            zones=counted_zones(zones, extent=extent),
             attributes=_attributes(status=status, customers_affected=customers_affected),
+            zone_attributes=apportioned(customers_affected, zones),
         ),
         rules=rules, now=now, recorded=written, locked=written,
     )
@@ -263,8 +302,12 @@ _INSERT_REPORT = (  # run through db.raw: this is every report's path
         INSERT INTO observation_zones (observation_id, zone_id, weight)
         SELECT rep.observation_id, m.id, m.weight FROM rep, m
     ), sig AS (
+        -- The utility's own footprint counts as one in every zone it covers (ingest.reports.counted_zones).
         INSERT INTO signals (observation_id, zone_id, source, category, confidence, weight, author_key, observed_at)
-        SELECT rep.observation_id, m.id, 'utility_report', :category, 1.0, m.weight, :author, :observed_at
+        SELECT rep.observation_id, m.id, 'utility_report', :category, 1.0,
+               CASE WHEN :extent AND m.weight >= least(:full_share, 0.5 / (SELECT count(*) FROM m AS n
+                                                                             WHERE n.layer = m.layer))
+                    THEN 1.0 ELSE m.weight END, :author, :observed_at
         FROM rep, m WHERE :feed
     ), locks AS (
         SELECT count(pg_advisory_xact_lock(:lock_class, zone_id)) AS n FROM (
@@ -321,7 +364,8 @@ def create_report(
         "cause": props.cause, "started_at": props.started_at, "etr": props.estimated_restore_at,
         "body_hash": digest, "idem": idempotency_key, "key_id": caller.key_id,
         "changes": json.dumps({k: [None, v] for k, v in raw["properties"].items() if v is not None}),
-        "feed": feed, "lock_class": alert_service.ZONE_LOCK,
+        "feed": feed, "extent": located.method == "geometry", "full_share": FULL_SHARE,
+        "lock_class": alert_service.ZONE_LOCK,
         "lock_layers": alert_service.layers_fed(rules, source=SOURCE, category=props.category, confidence=1.0,
                                                 attributes=attributes),
     }).fetchall()
@@ -350,6 +394,7 @@ def create_report(
     zones = [ZoneMatch(r.zone_id, r.layer, r.code, r.name, float(r.weight)) for r in rows if r.zone_id is not None]
     alerts_changed = feed_rules(session, caller=caller, observation_id=obs_id, category=props.category,
                                 observed_at=observed_at, zones=zones, rules=rules, now=now, status=props.status,
-                                customers_affected=props.customers_affected, written=True)
+                                customers_affected=props.customers_affected, written=True,
+                                extent=located.method == "geometry")
     return ReportResult(report=report, zones=zones, created=True, geometry=json.loads(shapely.to_geojson(geom)),
                         repaired=located.repaired, alerts_changed=alerts_changed, located_by=located.method)

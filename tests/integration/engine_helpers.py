@@ -59,8 +59,14 @@ def events(session: Session, alert_id: int | None = None) -> list[dict]:
     return [{**p, "_at": at} for p, at in rows]
 
 
+def outage_post_process(database_url: str, rules_doc: dict, plan: list[tuple[str, datetime]], name: str,
+                        barrier) -> None:
+    """`ingest_process` with power-outage posts."""
+    ingest_process(database_url, rules_doc, plan, name, barrier, category="power_outage")
+
+
 def ingest_process(database_url: str, rules_doc: dict, plan: list[tuple[str, datetime]], name: str,
-                   barrier) -> None:
+                   barrier, category: str = "flood") -> None:
     """A worker process: for each (zone, time) in `plan`, wait for the other process, then ingest one post."""
     from alerts.rules import parse_rules
     from db.session import make_engine, make_sessionmaker, transaction
@@ -75,7 +81,7 @@ def ingest_process(database_url: str, rules_doc: dict, plan: list[tuple[str, dat
     for i, (zone, when) in enumerate(plan):
         barrier.wait(timeout=60)
         with transaction(factory) as s:
-            feed(s, rules=rules, zones=zones, source="post", category="flood", zone=zone, author=f"{name}-{i}",
+            feed(s, rules=rules, zones=zones, source="post", category=category, zone=zone, author=f"{name}-{i}",
                  at=when, external_id=f"{name}-{i}")
     engine.dispose()
 

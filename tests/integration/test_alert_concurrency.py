@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from tests.integration.engine_helpers import ingest_process, post_batch_process, report_process
+from tests.integration.engine_helpers import (
+    ingest_process, outage_post_process, post_batch_process, report_process,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -17,10 +19,12 @@ RULES = {"rules": [{"name": "flood_posts", "categories": ["flood"], "sources": [
 ROUNDS = 12  # four per zone
 
 
-def _run(target, database_url: str, rules: dict, plan: list) -> None:
+def _run(target, database_url: str, rules: dict, plan: list, other=None) -> None:
+    """Two processes run the plan in lockstep: `target` in both, or `target` and `other`."""
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(2)
-    procs = [ctx.Process(target=target, args=(database_url, rules, plan, name, barrier)) for name in ("w1", "w2")]
+    procs = [ctx.Process(target=t, args=(database_url, rules, plan, name, barrier))
+             for t, name in ((target, "w1"), (other or target, "w2"))]
     for p in procs:
         p.start()
     for p in procs:
@@ -73,3 +77,27 @@ def test_two_post_batches_in_one_zone_open_one_alert(database_url, session_facto
             "SELECT z.code, a.opened_at, a.evidence_count FROM alerts a JOIN zones z ON z.id = a.zone_id "
             "ORDER BY z.code")).all()
         assert rows == [("A", T0, 8), ("B", T0 + timedelta(seconds=1), 8), ("C", T0 + timedelta(seconds=2), 8)]
+
+
+def test_a_post_and_a_report_at_the_same_instant_make_one_alert_with_both_rules(database_url, session_factory,
+                                                                                   districts):
+    """One incident, one alert, under concurrency: a post worker and a utility's API worker feed two different
+    rules of one category in one zone at the same instant, each firing on its own evidence. The zone lock makes
+    the second wait and join the first one's alert; the unique index on unresolved (zone, category) backs it."""
+    rules = {"rules": [
+        {"name": "outage_posts", "categories": ["power_outage"], "sources": ["post"], "layer": "district",
+         "window": "1h", "min_count": 1},
+        {"name": "outage_reports", "categories": ["power_outage"], "sources": ["utility_report"],
+         "layer": "district", "immediate": True}]}
+    plan = [("ABC"[r % 3], T0 + timedelta(seconds=r)) for r in range(ROUNDS)]
+    _run(outage_post_process, database_url, rules, plan, other=report_process)
+    with session_factory() as s:
+        rows = s.execute(text(
+            "SELECT z.code, a.state, a.opened_at, a.evidence_count, "
+            "       (SELECT array_agg(ar.rule ORDER BY ar.rule) FROM alert_rules ar WHERE ar.alert_id = a.id) "
+            "FROM alerts a JOIN zones z ON z.id = a.zone_id ORDER BY z.code")).all()
+        assert [tuple(r) for r in rows] == [
+            (code, "open", T0 + timedelta(seconds=i), 2 * ROUNDS // 3, ["outage_posts", "outage_reports"])
+            for i, code in enumerate("ABC")]
+        kinds = s.execute(text("SELECT kind, count(*) FROM outbox_events GROUP BY kind")).all()
+        assert kinds == [("opened", 3)]

@@ -114,7 +114,7 @@ def test_off_hours_responder_is_not_paged(session_factory, districts, fake, cloc
     assert sent_to(fake) == [ANA]
 
     clock.now = T0 + timedelta(hours=13)  # Wednesday 23:00 New York
-    open_alert(session_factory, code="A", rule="other_rule", now=clock.now)
+    open_alert(session_factory, code="A", rule="other_rule", category="fire", now=clock.now)  # another incident
     worker.drain()
     assert sent_to(fake) == [ANA, BEN]
 

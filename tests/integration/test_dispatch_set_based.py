@@ -79,7 +79,7 @@ def test_planning_alerts_nobody_covers_costs_the_same_statements_for_1_or_20_eve
     open_alert(session_factory, layer="grid", code=grid[0], now=T0)
     one, one_sql = plan(session_factory, clean_db)
     for code in grid:
-        open_alert(session_factory, layer="grid", code=code, rule="other_rule", now=T0)
+        open_alert(session_factory, layer="grid", code=code, rule="other_rule", category="fire", now=T0)
     many, many_sql = plan(session_factory, clean_db)
 
     assert [p.recipients for p in one] == [0] and len(many) == GRID and not any(p.recipients for p in many)
@@ -191,7 +191,8 @@ def test_flushing_n_dirty_zones_is_one_query_with_the_same_payloads(session_fact
     for i, code in enumerate(with_alerts):
         open_alert(session_factory, layer="grid", code=code, severity="minor", now=T0)
         if i % 3 == 0:
-            open_alert(session_factory, layer="grid", code=code, rule="other_rule", severity="major", now=T0)
+            open_alert(session_factory, layer="grid", code=code, rule="other_rule", category="fire", severity="major",
+                       now=T0)  # another incident in the zone
     zones = ZoneStates(Recorder(), topic_prefix="p")
     zones.dirty = {("grid", code) for code in grid} | {("grid", "NOPE"), ("nolayer", "G00")}
 

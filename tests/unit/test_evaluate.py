@@ -6,7 +6,7 @@ import pytest
 
 from alerts.errors import RuleError
 from alerts.evaluate import (
-    WindowStats, escalation_ticks_due, evaluate, hysteresis, in_cooldown, ladder_severity, threshold,
+    QuietStep, WindowStats, escalation_ticks_due, evaluate, hysteresis, in_cooldown, ladder_severity, threshold,
 )
 from alerts.rules import Rule, parse_rules
 
@@ -91,7 +91,10 @@ def test_resolve_below_only_after_the_quiet_period(count, quiet_since, now, reso
 
 def test_resolve_threshold_defaults():
     assert rule(min_count=5).resolve_threshold == 5
-    assert rule(immediate=True).resolve_threshold == 1
+    # One counted signal holds an immediate rule's alert, however little of it lies in the zone.
+    assert rule(immediate=True).resolve_threshold == 0.5
+    assert rule(immediate=True, min_zone_weight=0.3).resolve_threshold == 0.3
+    assert rule(immediate=True, min_zone_weight=0).resolve_threshold > 0  # an empty window still resolves
     assert rule(immediate=True).hysteresis_window_s == rule(immediate=True).expire_after_s
 
 
@@ -133,3 +136,43 @@ def test_durations_parse_for_every_lifecycle_field():
     assert (r.quiet_period_s, r.cooldown_s, r.repeat_interval_s, r.escalate_after_s, r.expire_after_s) == \
         (300, 3600, 7200, 900, 86400)
     assert rule(repeat_interval=None).repeat_interval_s is None
+
+
+# ---- one incident, one alert: several rules hold one alert
+
+def test_incident_hysteresis_waits_for_every_rule_and_the_longest_quiet_period():
+    from alerts.evaluate import incident_hysteresis
+
+    posts = rule(name="posts", min_count=4, resolve_below=2, quiet_period="20m")
+    report = rule(name="report", immediate=True, quiet_period="10m")
+    # The report still counts: not quiet, whatever the posts do.
+    assert incident_hysteresis([(posts, 0), (report, 1)], quiet_since=T0, now=T0 + timedelta(hours=1)) == \
+        QuietStep(False, None)
+    # Both below: quiet from now, resolved only after the longer (20 min) period.
+    step = incident_hysteresis([(posts, 1.5), (report, 0)], quiet_since=None, now=T0)
+    assert step == QuietStep(False, T0)
+    assert not incident_hysteresis([(posts, 1.5), (report, 0)], quiet_since=T0, now=T0 + timedelta(minutes=19)).resolve
+    assert incident_hysteresis([(posts, 1.5), (report, 0)], quiet_since=T0, now=T0 + timedelta(minutes=20)).resolve
+
+
+@pytest.mark.parametrize("count, quiet_since, now", [
+    (1.0, None, T0), (3.0, T0, T0 + timedelta(minutes=30)), (1.0, T0, T0 + timedelta(minutes=9)),
+    (1.0, T0, T0 + timedelta(minutes=10)),
+])
+def test_incident_hysteresis_of_one_rule_is_hysteresis(count, quiet_since, now):
+    from alerts.evaluate import incident_hysteresis
+
+    r = rule(min_count=3, resolve_below=2, quiet_period="10m")
+    assert incident_hysteresis([(r, count)], quiet_since=quiet_since, now=now) == \
+        hysteresis(r, weighted_count=count, quiet_since=quiet_since, now=now)
+
+
+def test_incident_severity_follows_ladders_down_but_a_fixed_rule_holds_its_own():
+    from alerts.evaluate import incident_severity
+
+    ladder = rule(name="posts", **LADDER)
+    fixed = rule(name="report", immediate=True, severity="major")
+    assert incident_severity([(ladder, 16)]) == "critical"
+    assert incident_severity([(ladder, 4)]) == "minor"
+    assert incident_severity([(ladder, 4), (fixed, 1)]) == "major"
+    assert incident_severity([(ladder, 16), (fixed, 1)]) == "critical"

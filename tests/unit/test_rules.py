@@ -111,3 +111,10 @@ def test_rules_provider_reloads_on_sighup(tmp_path):
     finally:
         signal.signal(signal.SIGHUP, previous)
     assert stamp is not None
+
+
+def test_incident_category_defaults_to_the_first_and_must_be_one_of_the_rules():
+    assert rule(categories=["fire", "hazmat"]).incident_category == "fire"
+    assert rule(categories=["fire", "hazmat"], incident="hazmat").incident_category == "hazmat"
+    with pytest.raises(RuleError, match=r"rule 'x': .*incident 'flood' must be one of the rule's categories"):
+        parse_rules({"rules": [{"name": "x", "categories": ["fire"], "layer": "nta", "incident": "flood"}]})
