@@ -3,6 +3,7 @@
 import os
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,13 +66,26 @@ def engine(database_url):
 
 @pytest.fixture
 def clean_db(engine):
-    """Every test that commits starts from empty tables (all of them, whoever added them)."""
-    with engine.begin() as conn:
-        tables = conn.execute(text(
-            "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename NOT IN ('alembic_version', 'spatial_ref_sys')"
-        )).scalars().all()
-        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    """Every test that commits starts from empty tables (all of them, whoever added them).
+
+    A background thread of the previous test (a live feed's session check, a worker role's heartbeat) may
+    still be finishing a transaction: TRUNCATE then can deadlock with it, and PostgreSQL may pick the
+    TRUNCATE as the one to abort. It is retried, as any deadlock victim should be."""
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(5):
+        try:
+            with engine.begin() as conn:
+                tables = conn.execute(text(
+                    "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename NOT IN ('alembic_version', 'spatial_ref_sys')"
+                )).scalars().all()
+                conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            return engine
+        except OperationalError as exc:
+            if "deadlock detected" not in str(exc) or attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
     return engine
 
 
