@@ -148,8 +148,10 @@ WRITE = (
     """
     WITH upd AS (
         UPDATE alerts a SET evidence_count = a.evidence_count + u.added,
-               distinct_authors = greatest(a.distinct_authors, u.authors), last_evidence_at = :now,
-               updated_at = :now, expires_at = u.expires_at, severity = u.severity, rule = u.rule,
+               distinct_authors = greatest(a.distinct_authors, u.authors),
+               -- Evidence evaluated at its own (earlier) time never moves a time backwards.
+               last_evidence_at = greatest(a.last_evidence_at, :now), updated_at = greatest(a.updated_at, :now),
+               expires_at = greatest(a.expires_at, u.expires_at), severity = u.severity, rule = u.rule,
                quiet_since = CASE WHEN u.clear_quiet THEN NULL ELSE a.quiet_since END,
                last_notified_at = CASE WHEN u.notified THEN CAST(:now AS timestamptz) ELSE a.last_notified_at END
         FROM unnest(CAST(:u_id AS bigint[]), CAST(:u_added AS integer[]), CAST(:u_authors AS integer[]),

@@ -76,6 +76,9 @@ class PipelineConfig:
     dedup_window_s: float = 3600.0
     min_geotag_confidence: float = 0.5
     worker_process: bool = True  # the Python stage in a process of its own (ingest.post_workers)
+    # Evidence observed longer ago than this (against the caller's `now`) is stored but feeds no rule: the
+    # windows it belonged to were evaluated long ago, and it must not reopen or extend today's alerts.
+    max_lateness_s: float = 3600.0
 
     @classmethod
     def from_settings(cls, settings: object) -> PipelineConfig:
@@ -84,7 +87,8 @@ class PipelineConfig:
         return cls(author_hash_key=key, jurisdiction_bbox=tuple(getattr(settings, "jurisdiction_bbox")),
                    dedup_window_s=float(getattr(settings, "post_dedup_window_s", 3600.0)),
                    min_geotag_confidence=float(getattr(settings, "geotag_min_confidence", 0.5)),
-                   worker_process=bool(getattr(settings, "post_worker_process", True)))
+                   worker_process=bool(getattr(settings, "post_worker_process", True)),
+                   max_lateness_s=float(getattr(settings, "max_lateness_s", 3600.0)))
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,7 @@ class ItemResult:
     duplicate_of: int | None = None
     category: str | None = None
     located: bool | None = None
+    late: bool = False  # stored, but older than max_lateness_s: it fed no rule
 
 
 def _in_bbox(lon: float, lat: float, bbox: tuple[float, float, float, float]) -> bool:
@@ -200,6 +205,7 @@ def ingest_posts(
             written = post_zones.layer_mask(zones, signal_layers.layers_to_write(session, wanted=windows, now=now))
             counted_in = post_zones.layer_mask(zones, windows)
         new = {h.index for h in fresh}
+        late_before = now - timedelta(seconds=config.max_lateness_s)
         # Each chunk is sent as the worker hands it over, without waiting for the one before: PostgreSQL
         # writes chunk k while Python prepares chunk k + 1. The results are read after the last.
         sent: list[_SentChunk] = []
@@ -207,7 +213,7 @@ def ingest_posts(
             for start, chunk in zip(range(0, len(heads), CHUNK), staged):
                 part = heads[start:start + CHUNK]
                 sent.append(_send_chunk(session, chunk, part, [h.index in new for h in part], written=written,
-                                        now=now))
+                                        now=now, late_before=late_before))
         ids: dict[str, int] = {}
         signals: list[alert_service.SignalIn] = []
         done: list[tuple[Head, str, bool]] = []  # (post, category, located) of every post stored here
@@ -219,8 +225,10 @@ def ingest_posts(
 
     # The signals rows are written; the rules evaluate every (rule, zone) they feed in a few statements,
     # counting only after taking the zones' locks, so a concurrent batch's evidence is never missed.
-    changes = alert_service.observe_many(session, signals=signals, rules=rules, now=now, recorded=True) \
-        if signals else []
+    # Each signal is evaluated at its own time (alerts.observe.event_slices), so a batch replayed as fast as
+    # possible counts every post in the window it fell in; a live batch is one slice, evaluated at `now`.
+    changes = alert_service.observe_many(session, signals=signals, rules=rules, now=now, recorded=True,
+                                         event_time=True) if signals else []
     if changes:
         log.info("post batch: %d posts, %d signals, alerts changed %s", len(posts), len(signals),
                  sorted({c.alert_id for c in changes}))
@@ -232,7 +240,7 @@ def ingest_posts(
             h.repost_of = ids.get(by_index[h.repost_of_index].external_id)
         status = "duplicate" if h.is_repost else "created"
         results[h.index] = ItemResult(h.index, status, id=oid, duplicate_of=h.repost_of, category=category,
-                                      located=located)
+                                      located=located, late=h.observed_at < late_before)
     for h in repeats:
         oid = ids.get(h.external_id) or existing.get(h.external_id)
         results[h.index] = ItemResult(h.index, "duplicate", id=oid, duplicate_of=oid)
@@ -273,10 +281,13 @@ class _SentChunk:
 
 
 def _send_chunk(session: Session, chunk: post_chunks.Chunk, heads: list[Head], new: list[bool], *,
-                written: np.ndarray, now: datetime) -> _SentChunk:
+                written: np.ndarray, now: datetime, late_before: datetime) -> _SentChunk:
     """Send one chunk's new posts and the signals of its counted ones in the `written` zones (a mask by
-    zone id), without waiting."""
+    zone id), without waiting. A post observed before `late_before` is stored without signals."""
     columns, counted_at = post_chunks.rows(chunk, heads, new)
+    late = [k for k, h in enumerate(heads) if h.observed_at < late_before]
+    if late:
+        counted_at[late] = False
     keep = counted_at[chunk.link_pos] & written[chunk.link_zone]
     links = post_store.Links([heads[k].external_id for k in chunk.link_pos[keep].tolist()],
                              chunk.link_zone[keep], chunk.link_weight[keep])

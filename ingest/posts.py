@@ -235,6 +235,8 @@ class ItemResultOut(BaseModel):
     duplicate_of: int | None = Field(default=None, description="The earlier observation this one repeats")
     category: str | None = None
     located: bool | None = None
+    late: bool = Field(default=False, description="Stored, but observed longer ago than TOCSIN_MAX_LATENESS_S: "
+                                                 "it feeds no rule")
 
 
 class BatchOut(BaseModel):

@@ -112,6 +112,7 @@ def posts_batch(
         else:
             r = next(done_iter)
             results.append(posts.ItemResultOut(index=i, status=r.status, id=r.id, error=r.error,
-                                               duplicate_of=r.duplicate_of, category=r.category, located=r.located))
+                                               duplicate_of=r.duplicate_of, category=r.category, located=r.located,
+                                               late=r.late))
     counts = {s: sum(1 for r in results if r.status == s) for s in ("created", "duplicate", "rejected")}
     return posts.BatchOut(**counts, results=results)

@@ -105,6 +105,9 @@ curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null || { say "API did not star
 
 say "replaying the demo feed of public posts (data/demo_posts.jsonl, re-timed to end now)"
 .venv/bin/python scripts/demo_feed.py data/demo_posts.jsonl var/demo_posts.jsonl
+# A run within an hour of the last one replays the same incidents: end the cooldowns its resolved alerts
+# left, or those zones would show nothing this time.
+.venv/bin/python scripts/demo_feed.py --end-cooldowns 2>/dev/null | sed 's/^/  /' >&2
 $TOCSIN replay var/demo_posts.jsonl --as-fast-as-possible 2>/dev/null | tail -1 | sed 's/^/  /' >&2
 
 cat <<TXT

@@ -171,6 +171,44 @@ def rules_check(path: Path) -> None:
     typer.echo(f"{path}: {len(rules)} rules OK")
 
 
+@rules_app.command("backtest")
+def rules_backtest(
+    stream: Annotated[Path, typer.Argument(help="JSONL of posts (as for `tocsin replay`), optionally labelled")],
+    rules_file: Annotated[Path | None, typer.Option("--rules", help="Rules file (default TOCSIN_RULES_FILE)")] = None,
+) -> None:
+    """Run rules over a recorded stream in one rolled-back transaction: live alerts are never touched.
+    Prints the alert timeline, per-rule counts and, for a labelled stream, missed incidents, alerts on
+    noise and duplicate alerts (docs/architecture.md, "Event time, bounded lateness and backtests")."""
+    from alerts.errors import RuleError
+    from alerts.rules import load_rules
+    from geo import gazetteer_store
+    from ingest import pipeline
+    from ingest.classify import load_lexicon
+    from tocsin import backtest
+
+    settings = _settings()
+    if not stream.exists():
+        _fail(f"stream file {str(stream)!r} does not exist")
+    try:
+        rules = load_rules(rules_file or settings.rules_file)
+    except RuleError as exc:
+        _fail(exc.message)
+    parsed = backtest.read_stream(stream)
+    for error in parsed.errors:
+        typer.secho(f"{stream}: {error}", fg=typer.colors.YELLOW, err=True)
+    if not parsed.posts:
+        _fail(f"{stream}: no posts to backtest")
+    with _sessionmaker(settings)() as session:
+        index = gazetteer_store.cached_index(session)
+        try:
+            result = backtest.run(session, stream=parsed, rules=rules, index=index, lexicon=load_lexicon(),
+                                  config=pipeline.PipelineConfig.from_settings(settings))
+        finally:
+            session.rollback()  # the whole run is a rehearsal: nothing it wrote stays
+    for line in backtest.report(result):
+        typer.echo(line)
+
+
 reports_app = typer.Typer(help="Utility outage reports: feed imports.", no_args_is_help=True)
 app.add_typer(reports_app, name="reports")
 

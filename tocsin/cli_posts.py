@@ -209,8 +209,9 @@ def replay(
 ) -> None:
     """Feed a recorded stream through the post pipeline, with a progress bar.
 
-    The rules run on the recording's clock (each batch at its newest post's time), so a stream recorded
-    last week raises the alerts it would have raised then."""
+    Each post is evaluated at its own time (bounded lateness: one older than TOCSIN_MAX_LATENESS_S is
+    stored but feeds no rule, and never touches today's alerts), so a recent stream raises the same alerts
+    at any speed. To see what an old stream would have raised, use `tocsin rules backtest`."""
     from tqdm import tqdm
 
     from alerts.rules import load_rules
@@ -239,6 +240,7 @@ def replay(
         index = gazetteer_store.cached_index(session)
     pace = None if as_fast_as_possible else (speed or 1.0)
     counts = {"created": 0, "duplicate": 0}
+    late = 0
     start_wall = time.monotonic()
     start_stream = valid[0].created_at if valid else None
     with tqdm(total=len(valid), desc="replay", unit="post", file=sys.stderr) as bar:
@@ -258,10 +260,12 @@ def replay(
                 batch = valid[i:j]
             with transaction(factory) as session:
                 done = pipeline.ingest_posts(session, posts=batch, index=index, lexicon=lexicon, rules=rules,
-                                             config=config, now=max(p.created_at for p in batch))
+                                             config=config, now=datetime.now(UTC))
             for r in done:
                 counts[r.status] = counts.get(r.status, 0) + 1
             i += len(batch)
             bar.update(len(batch))
+            late += sum(1 for r in done if r.late)
     typer.echo(f"replayed {len(valid)} posts: created {counts['created']}, duplicate {counts['duplicate']}, "
-               f"rejected {len(rejected)}")
+               f"rejected {len(rejected)}" + (f"; {late} older than the lateness bound, stored but not counted"
+                                              if late else ""))

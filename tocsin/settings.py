@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     post_dedup_window_s: float = Field(default=3600.0, ge=0)
     post_retention_days: float = Field(default=30.0, gt=0)
     posts_batch_max_bytes: int = Field(default=32_000_000, ge=1)
+    # Bounded lateness: a post observed longer ago than this is stored but feeds no rule (its windows are past).
+    max_lateness_s: float = Field(default=3600.0, gt=0)
     # A post batch's classify/geotag stage runs in a forked worker process (ingest.post_workers), on
     # the other core; false runs it in a thread of the serving process.
     post_worker_process: bool = True

@@ -48,16 +48,76 @@ def test_gazetteer_load_bad_file_names_the_row(cli, tmp_path):
     assert "row 2: latitude 140.5 is outside [-90, 90]" in r.output
 
 
-def test_replay_as_fast_as_possible(cli, session_factory):
-    r = cli("replay", str(REPLAY), "--as-fast-as-possible")
+def _retimed(tmp_path: Path, base: datetime, extra: tuple[dict, ...] = ()) -> Path:
+    """The replay fixture moved so that its first post is at `base` (its lines kept, the bad one too),
+    then `extra` posts whose created_at is seconds after base."""
+    import json
+
+    first = datetime(2026, 11, 25, 20, 0, tzinfo=UTC)
+    out = []
+    for line in REPLAY.read_text(encoding="utf-8").splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            out.append(line)
+            continue
+        at = datetime.fromisoformat(item["created_at"].replace("Z", "+00:00"))
+        item["created_at"] = (base + (at - first)).isoformat()
+        out.append(json.dumps(item))
+    out += [json.dumps({**item, "created_at": (base + timedelta(seconds=item["created_at"])).isoformat()})
+            for item in extra]
+    path = tmp_path / "retimed.jsonl"
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return path
+
+
+def _alerts(session_factory) -> list[tuple]:
+    with session_factory() as s:
+        return [tuple(a) for a in s.execute(text(
+            "SELECT a.rule, z.code, a.category, a.opened_at, a.severity FROM alerts a "
+            "JOIN zones z ON z.id = a.zone_id ORDER BY a.opened_at, a.rule"))]
+
+
+def test_replay_as_fast_as_possible(cli, session_factory, tmp_path):
+    base = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
+    r = cli("replay", str(_retimed(tmp_path, base)), "--as-fast-as-possible")
     assert r.exit_code == 0, r.output
     assert "replayed 5 posts: created 4, duplicate 1, rejected 1" in r.output
     assert "rejected item 3: line 4 is not valid JSON" in r.output
+    # Opened on the recording's clock: at the end of the minute the third flood post (base + 90 s) fell in,
+    # though the batch's newest post and the server's clock are later.
+    assert _alerts(session_factory) == [("flood_posts", "A", "flood", base + timedelta(seconds=120), "major")]
     with session_factory() as s:
-        alerts = s.execute(text("SELECT a.rule, z.code, a.opened_at FROM alerts a JOIN zones z ON z.id = a.zone_id"))
-        assert [tuple(a) for a in alerts] == [
-            ("flood_posts", "A", datetime(2026, 11, 25, 20, 1, 30, tzinfo=UTC))]  # on the recording's clock
         assert s.execute(text("SELECT count(*) FROM observations WHERE source = 'post'")).scalar_one() == 4
+
+
+def test_replay_at_any_speed_raises_the_same_alerts(cli, session_factory, tmp_path):
+    """The same recent stream, as fast as possible and paced in batches of one, into emptied databases."""
+    base = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=20)
+    # A flood post 14 minutes on, in the same zone: read at the batch's newest time, the burst's window
+    # (10 minutes) would have lost the burst.
+    stream = str(_retimed(tmp_path, base, extra=({
+        "source": "replay", "external_id": "p6", "author": "fay", "created_at": 14 * 60,
+        "text": "Alphaville still flooded, water in the subway entrance"},)))
+    seen = []
+    for mode in (["--as-fast-as-possible"], ["--speed", "300", "--batch-size", "1"]):
+        with session_factory() as s, s.begin():
+            s.execute(text("TRUNCATE observations, signals, alerts RESTART IDENTITY CASCADE"))
+        r = cli("replay", stream, *mode)
+        assert r.exit_code == 0, r.output
+        seen.append(_alerts(session_factory))
+    assert seen[0] and seen[0] == seen[1]
+
+
+def test_replay_of_an_old_stream_stores_but_counts_nothing(cli, session_factory):
+    """Posts older than the lateness bound (a week-old recording) touch no alert: they are stored only."""
+    r = cli("replay", str(REPLAY), "--as-fast-as-possible")
+    assert r.exit_code == 0, r.output
+    assert "4 older than the lateness bound, stored but not counted" in r.output
+    assert _alerts(session_factory) == []
+    with session_factory() as s:
+        assert s.execute(text("SELECT count(*) FROM observations WHERE source = 'post'")).scalar_one() == 4
+        assert s.execute(text("SELECT count(*) FROM signals")).scalar_one() == 0
 
 
 def test_replay_paced(cli, session_factory):
