@@ -196,8 +196,8 @@ def rules_backtest(
     parsed = backtest.read_stream(stream)
     for error in parsed.errors:
         typer.secho(f"{stream}: {error}", fg=typer.colors.YELLOW, err=True)
-    if not parsed.posts:
-        _fail(f"{stream}: no posts to backtest")
+    if not parsed.posts and not parsed.reports:
+        _fail(f"{stream}: no posts or reports to backtest")
     with _sessionmaker(settings)() as session:
         index = gazetteer_store.cached_index(session)
         try:

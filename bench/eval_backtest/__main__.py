@@ -53,4 +53,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    args = sys.argv[1:]
+    del sys.argv[1:]  # bench.pipeline, imported for its setup, reads its own arguments from sys.argv
+    sys.exit(main(args))

@@ -70,3 +70,92 @@ def test_backtest_names_missed_incidents_and_bad_lines(cli, tmp_path):  # noqa: 
 def test_backtest_refuses_a_missing_stream(cli, tmp_path):  # noqa: F811
     r = cli("rules", "backtest", str(tmp_path / "nope.jsonl"))
     assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def _report(n: int, at: str, lon: float, lat: float, incident, *, category: str = "gas_leak") -> dict:
+    return {"kind": "report", "utility": "Grid Co", "observed_at": f"2026-11-25T{at}Z", "label": {"incident": incident},
+            "feature": {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
+                        "properties": {"external_id": f"GRID-{n}", "category": category,
+                                       "description": "Gas odor at street level"}}}
+
+
+IN_A, IN_B = (-73.975, 40.725), (-73.925, 40.725)  # tests/integration/engine_helpers.INSIDE
+
+
+def _report_counts(session_factory) -> tuple[int, ...]:
+    with session_factory() as s:
+        return tuple(s.execute(text("SELECT (SELECT count(*) FROM utilities), (SELECT count(*) FROM api_keys), "
+                                    "(SELECT count(*) FROM utility_reports), (SELECT count(*) FROM alert_history)")
+                              ).one())
+
+
+def test_a_report_line_opens_its_alert_on_the_streams_clock_and_nothing_survives(cli, session_factory,
+                                                                                 tmp_path):  # noqa: F811
+    stream = _stream(tmp_path, [
+        STREAM[2],  # a noise post
+        _report(1, "20:05:00", *IN_A, "gas-1"),
+        {"kind": "report", "observed_at": "2026-11-25T20:06:00Z", "feature": {}},  # no utility: refused
+        {"kind": "outage", "text": "?"},
+    ])
+    before = _counts(session_factory), _report_counts(session_factory)
+    for _ in range(2):  # the second run finds nothing of the first: same utility name, same external id
+        r = cli("rules", "backtest", str(stream))
+        assert r.exit_code == 0, r.output
+        assert "line 3: a report needs \"utility\"" in r.output
+        assert "line 4: kind 'outage' is not supported" in r.output
+        lines = r.output.strip().splitlines()
+        opened = [line.split() for line in lines if " opened " in line]
+        # The test rules' immediate gas_leak_report, at the line's observed_at (not the server's clock).
+        assert [(o[0], o[4], o[5], o[-1]) for o in opened] == [
+            ("2026-11-25T20:05:00+00:00", "A", "gas_leak", "gas_leak_report")]
+        assert any(line.startswith("1 posts, 1 stored as new; 1 utility reports, 1 stored as new;") for line in lines)
+        assert lines[-1] == "bursts_alerted=1/1 noise_alerts=0 duplicate_alerts=0"
+        assert (_counts(session_factory), _report_counts(session_factory)) == before
+
+
+MIXED_RULES = """
+rules:
+  - name: gas_leak_posts
+    categories: [gas_leak]
+    sources: [post]
+    layer: district
+    window: 10m
+    min_count: 2
+    min_distinct_authors: 2
+    severity: major
+    expire_after: 1h
+  - name: gas_leak_report
+    categories: [gas_leak]
+    sources: [utility_report]
+    layer: district
+    immediate: true
+    severity: critical
+    expire_after: 1h
+"""
+
+
+def test_a_report_and_posts_of_one_incident_make_one_alert(cli, tmp_path):  # noqa: F811
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(MIXED_RULES, encoding="utf-8")
+    stream = _stream(tmp_path, [
+        _post(1, "ann", "Strong gas smell in Alphaville, building evacuated", "20:00:00", "gas-1"),
+        _post(2, "bob", "gas leak in Alphaville, utility trucks on the block", "20:01:00", "gas-1"),
+        _report(1, "20:02:30", *IN_A, "gas-1"),  # the utility confirms: it joins the posts' alert
+        _post(3, "cy", "whole street smells like gas in Alphaville", "20:03:00", "gas-1"),
+        _report(2, "20:04:00", *IN_B, "gas-2"),  # another zone, another incident: an alert of its own
+        _post(4, "dee", "lovely brunch in Alphaville", "20:05:00", None),
+    ])
+    r = cli("rules", "backtest", str(stream), "--rules", str(rules))
+    assert r.exit_code == 0, r.output
+    lines = r.output.strip().splitlines()
+    opened = [line.split() for line in lines if " opened " in line]
+    # Rules are listed as first fired: the posts opened A's alert, the report joined it (one incident, one
+    # alert) and raised it to critical; B's report opened an alert of its own.
+    assert [(o[0], o[4], o[6], o[-1]) for o in opened] == [
+        ("2026-11-25T20:01:00+00:00", "A", "major", "gas_leak_posts,gas_leak_report"),
+        ("2026-11-25T20:04:00+00:00", "B", "critical", "gas_leak_report")]
+    a_id = opened[0][3]
+    on_a = [line.split() for line in lines if f" alert {a_id} " in line]
+    assert ("2026-11-25T20:02:30+00:00", "updated", "critical") in [(x[0], x[1], x[6]) for x in on_a]
+    assert "alerts per rule: gas_leak_posts=1, gas_leak_report=2" in lines
+    assert lines[-1] == "bursts_alerted=2/2 noise_alerts=0 duplicate_alerts=0"
