@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from alerts.models import Operator, OperatorSession
@@ -27,6 +27,8 @@ from db.tokens import hash_token
 log = logging.getLogger(__name__)
 
 TOUCH_EVERY = timedelta(seconds=60)
+# Ended sessions stay this long as a record of who signed in from where, then go (the sweeper purges them).
+KEEP_ENDED = timedelta(days=30)
 _UA_MAX, _IP_MAX = 256, 64
 
 # Why a session ended; the 401 names it.
@@ -124,6 +126,15 @@ def revoke_operator_sessions(session: Session, *, operator_id: int, now: datetim
     if count:
         log.info("operator %s: %d session(s) revoked (%s)", operator_id, count, reason)
     return count
+
+
+def purge_ended(session: Session, *, now: datetime, keep: timedelta = KEEP_ENDED) -> int:
+    """Delete sessions that ended (revoked, or past their absolute expiry) longer than `keep` ago; returns
+    how many. An idle-expired session's row goes once its absolute expiry is that old too."""
+    cutoff = now - keep
+    result = session.execute(delete(OperatorSession).where(
+        or_(OperatorSession.revoked_at < cutoff, OperatorSession.expires_at < cutoff)))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def still_valid(session: Session, *, session_ids: Iterable[int], bearers: Iterable[tuple[int, str]],

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts import baselines, outbox
+from alerts import baselines, outbox, sessions
 from alerts import service as alert_service
 from alerts.evaluate import (
     escalation_ticks_due, incident_hysteresis, incident_severity, severity_rank,
@@ -55,6 +55,8 @@ def sweep(session: Session, *, rules: Sequence[Rule], now: datetime, limit: int 
     """Sweep unresolved alerts with ids above `after_id` (at most `limit`, oldest first) in the caller's
     transaction. Alerts locked by someone else (rule evaluation) are skipped until the next pass."""
     result = SweepResult(baseline_hours=baselines.fold_hours(session, now=now) if fold_baselines else 0)
+    if fold_baselines:  # once per pass, like the baselines: the session table stays small
+        sessions.purge_ended(session, now=now)
     alerts = session.scalars(
         select(Alert).where(Alert.state != AlertState.RESOLVED, Alert.id > after_id).order_by(Alert.id)
         .limit(limit).with_for_update(skip_locked=True)

@@ -106,6 +106,27 @@ def test_idle_and_absolute_expiry_and_throttled_touch(session_factory, tokens):
             sessions.authenticate_session(s, sid=None, now=t0, idle_s=idle)
 
 
+def test_the_sweeper_purges_sessions_ended_longer_ago_than_kept(session_factory, tokens):
+    """Ended sessions stay 30 days as a sign-in record, then the sweeper's pass deletes them; live ones stay."""
+    from alerts import sessions, sweeper
+
+    t0 = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)
+    now = t0 + sessions.KEEP_ENDED + timedelta(days=1)
+    with session_factory.begin() as s:
+        op_id = s.execute(text("SELECT id FROM operators WHERE name = 'olive'")).scalar_one()
+        sessions.create_session(s, operator_id=op_id, now=t0, max_s=12 * 3600)  # expired a month ago
+        signed_out = sessions.create_session(s, operator_id=op_id, now=t0, max_s=90 * 86400)
+        sessions.revoke_session(s, sid=signed_out, now=t0)  # revoked a month ago, not yet expired
+        recent = sessions.create_session(s, operator_id=op_id, now=now - timedelta(days=2), max_s=12 * 3600)
+        live = sessions.create_session(s, operator_id=op_id, now=now, max_s=12 * 3600)
+    sweeper.sweep_pass(session_factory, rules=[], now=now)
+    with session_factory() as s:
+        left = set(s.execute(text("SELECT id_hash FROM operator_sessions")).scalars())
+    from db.tokens import hash_token
+
+    assert left == {hash_token(recent), hash_token(live)}
+
+
 @pytest.mark.parametrize("change, reason", [
     (lambda s, ops, now: ops.disable_operator(s, name="olive", now=now), "operator disabled"),
     (lambda s, ops, now: ops.change_role(s, name="olive", role="viewer", now=now), "role changed"),
