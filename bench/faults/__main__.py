@@ -13,28 +13,16 @@ Run with services started: .venv/bin/python -m bench.faults   (last line: the th
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 
-from bench.faults.stack import Arrivals, Burst, PrivatePostgres, Processes, setup_database
+from bench.faults.stack import Burst, outage_stack
 
 BEFORE, DURING, AFTER = 60, 20, 60  # reports accepted before the outage, 503s during it, accepted after
 
 
 def measure_db_restart(mqtt_url: str) -> tuple[int, int]:
     """(accepted alerts never published, worker restarts that would have been needed)."""
-    pg = PrivatePostgres(mqtt_url)
-    logs = Path(tempfile.mkdtemp(prefix="tf-bench-"))
-    procs = arrivals = None
-    try:
-        pg.start()
-        key = setup_database(pg.url, cells=900)
-        procs = Processes(database_url=pg.url, mqtt_url=mqtt_url, log_dir=logs)
-        arrivals = Arrivals(mqtt_url, f"{procs.prefix}/alerts/#")
+    with outage_stack(mqtt_url) as (pg, procs, key, arrivals):
         procs.start_api()
         procs.start_worker()
         if not procs.wait_roles_up(("relay", "sms", "sweeper")):
@@ -55,20 +43,13 @@ def measure_db_restart(mqtt_url: str) -> tuple[int, int]:
         print(f"  accepted alerts {len(burst.accepted_alerts)}, reached MQTT {len(burst.accepted_alerts) - len(missing)};"
               f" worker {'exited' if died else 'alive'}", flush=True)
         return len(missing), int(died)
-    finally:
-        if arrivals is not None:
-            arrivals.close()
-        if procs is not None:
-            procs.close()
-        pg.close()
-        shutil.rmtree(logs, ignore_errors=True)
 
 
-def sms_resends_after_kill() -> str:
-    """The other half of the bench, measured by bench/faults/sms_kill.py; NA until it exists."""
-    if importlib.util.find_spec("bench.faults.sms_kill") is None:
-        return "NA"
-    return str(importlib.import_module("bench.faults.sms_kill").measure())
+def sms_resends_after_kill() -> int:
+    """The other half of the bench: SMS sent again after the worker is killed mid-send."""
+    from bench.faults import sms_kill
+
+    return sms_kill.measure()
 
 
 def main() -> int:

@@ -18,6 +18,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -144,20 +146,13 @@ class Processes:
             out.close()
 
     def start_api(self) -> None:
-        import httpx
+        from bench.latency.load import wait_http
 
         self.api = self._spawn("api", "serve", "--port", str(self.port))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.api.poll() is not None:
-                raise RuntimeError(f"the API exited: {self.log('api')[-2000:]}")
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("the API did not start")
+        try:
+            wait_http(self.base, self.api)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}: {self.log('api')[-2000:]}") from None
 
     def start_worker(self) -> None:
         self.worker = self._spawn("worker", "worker")
@@ -300,3 +295,26 @@ class Burst:
         while self.count(status) < start + n and time.monotonic() < deadline:
             time.sleep(0.05)
         return self.count(status) >= start + n
+
+
+@contextmanager
+def outage_stack(mqtt_url: str) -> Iterator[tuple[PrivatePostgres, Processes, str, Arrivals]]:
+    """A private PostgreSQL (to stop and start), migrated with 900 zones and a utility key, the API and
+    worker processes' launcher, and an MQTT subscriber to their alerts, subscribed before anything is
+    published; all torn down on exit. Shared by bench.faults and tests/integration/test_db_outage.py."""
+    pg = PrivatePostgres(mqtt_url)
+    logs = Path(tempfile.mkdtemp(prefix="tf-logs-"))
+    procs = arrivals = None
+    try:
+        pg.start()
+        key = setup_database(pg.url, cells=900)
+        procs = Processes(database_url=pg.url, mqtt_url=mqtt_url, log_dir=logs)
+        arrivals = Arrivals(mqtt_url, f"{procs.prefix}/alerts/#")
+        yield pg, procs, key, arrivals
+    finally:
+        if arrivals is not None:
+            arrivals.close()
+        if procs is not None:
+            procs.close()
+        pg.close()
+        shutil.rmtree(logs, ignore_errors=True)

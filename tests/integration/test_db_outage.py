@@ -10,16 +10,13 @@ import asyncio
 import concurrent.futures
 import glob
 import re
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 import websockets
 
-from bench.faults.stack import Arrivals, Burst, PrivatePostgres, Processes, setup_database
+from bench.faults.stack import Burst, outage_stack
 
 pytestmark = pytest.mark.integration
 
@@ -69,22 +66,8 @@ def probe_every_kind_of_endpoint(base: str, key: str) -> None:
 def stack(mqtt_url):
     if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
         pytest.fail("PostgreSQL server binaries are missing: run `make services` once")
-    pg = PrivatePostgres(mqtt_url)
-    logs = Path(tempfile.mkdtemp(prefix="tf-logs-"))
-    procs = arrivals = None
-    try:
-        pg.start()
-        key = setup_database(pg.url, cells=900)
-        procs = Processes(database_url=pg.url, mqtt_url=mqtt_url, log_dir=logs)
-        arrivals = Arrivals(mqtt_url, f"{procs.prefix}/alerts/#")  # subscribed before anything is published
-        yield pg, procs, key, arrivals
-    finally:
-        if arrivals is not None:
-            arrivals.close()
-        if procs is not None:
-            procs.close()
-        pg.close()
-        shutil.rmtree(logs, ignore_errors=True)
+    with outage_stack(mqtt_url) as parts:
+        yield parts
 
 
 def test_database_restart_mid_burst_loses_no_alert_and_answers_503(stack):
