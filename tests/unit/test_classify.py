@@ -16,11 +16,6 @@ NYC_KINDS = {"neighbourhood", "zip", "borough", "station", "landmark", "intersec
 NYC_MACRO_F1_FLOOR = 0.90
 
 
-@pytest.fixture(scope="module")
-def lexicon() -> clf.Lexicon:
-    return clf.load_lexicon()
-
-
 def category(text: str, lexicon: clf.Lexicon) -> str:
     return clf.classify(text, lexicon).category
 

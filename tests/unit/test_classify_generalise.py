@@ -19,11 +19,6 @@ TEST_MACRO_F1_FLOOR = 0.95
 TEST_ES_MACRO_F1_FLOOR = 0.95
 
 
-@pytest.fixture(scope="module")
-def lexicon() -> clf.Lexicon:
-    return clf.load_lexicon()
-
-
 def category(text: str, lexicon: clf.Lexicon) -> str:
     return clf.classify(text, lexicon).category
 
