@@ -72,15 +72,13 @@ def _unavailable_cause(exc: Exception) -> str:
     return f"{type(inner).__name__}"
 
 
-_last_unavailable_log = [float("-inf")]
-
-
 async def database_unavailable(request: Request | WebSocket, exc: Exception) -> JSONResponse | None:
     if not is_unavailable(exc):
         raise exc  # a database error that is not an outage stays what it was
     now = time.monotonic()
-    if now - _last_unavailable_log[0] >= 10.0:  # one line per ten seconds of outage, not one per request
-        _last_unavailable_log[0] = now
+    state = request.app.state  # the app's, not a module global: one line per ten seconds of outage
+    if now - getattr(state, "last_unavailable_log", float("-inf")) >= 10.0:
+        state.last_unavailable_log = now
         log.warning("database unavailable (%s %s answered 503): %s", request.scope.get("method", "WEBSOCKET"),
                     request.url.path,
                     str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
