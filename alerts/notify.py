@@ -10,17 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from alerts.evaluate import severity_rank
+from alerts.events import KIND_FOR_REASON, EventKind
 from alerts.rules import Rule
 
-# Reasons that notify, and the outbox event kind each one writes.
-KIND_FOR_REASON: Mapping[str, str] = {
-    "first_notification": "opened",
-    "severity_raised": "updated",
-    "severity_lowered": "updated",
-    "repeat_interval_elapsed": "repeated",
-    "acknowledged": "acknowledged",
-    "resolved": "resolved",
-}
 MATCHER_KEYS = ("layer", "zone", "category", "rule")
 
 
@@ -70,8 +62,9 @@ class Decision:
     silenced: bool = False
 
     @property
-    def kind(self) -> str | None:
-        return KIND_FOR_REASON.get(self.reason) if self.notify else None
+    def kind(self) -> EventKind | None:
+        """The event a notifying decision writes (every reason `decide` notifies for has one)."""
+        return KIND_FOR_REASON[self.reason] if self.notify else None
 
 
 def is_silenced(alert: AlertView, silences: Sequence[SilenceView], now: datetime) -> bool:

@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from alerts import ackcodes, outbox
+from alerts import ackcodes, events
 from alerts import observe_sql as sql
 from alerts.baselines import window_baseline
 from alerts.evaluate import WindowStats, conditions_hold, evaluate, in_cooldown, severity_rank
@@ -411,11 +411,6 @@ def _link_evidence(session: Session, incidents: list[_Incident], notifying: list
         inc.by_source[source] = inc.by_source.get(source, 0) + int(n)
 
 
-def rules_payload(rules: Mapping[str, str]) -> list[dict[str, str]]:
-    """The `rules` field of events and the API: every rule that fired for the alert, in the order they did."""
-    return [{"rule": name, "severity": severity} for name, severity in rules.items()]
-
-
 def _write(session: Session, incidents: list[_Incident], now: datetime) -> None:
     u: dict[str, list] = {k: [] for k in ("id", "added", "authors", "expires", "severity", "clear", "notified",
                                           "rule")}
@@ -451,15 +446,13 @@ def _write(session: Session, incidents: list[_Incident], now: datetime) -> None:
                              ("severity", p.fires), ("cooldown", p.rule.cooldown_s)):
                     r[k].append(v)
         if notified:
-            assert inc.decision is not None
-            kind = inc.decision.kind or inc.decision.reason
+            assert inc.decision is not None and inc.decision.kind is not None
             event_id = uuid.uuid4()
             zone = {"layer": inc.match.layer, "code": inc.match.code, "name": inc.match.name}
-            payload = {**outbox.event_payload(event_id=event_id, kind=kind, reason=inc.decision.reason, alert=a,
-                                              zone=zone),
-                       "evidence_by_source": dict(sorted(inc.by_source.items())), "silenced": inc.decision.silenced,
-                       "rules": rules_payload(a.rules)}
-            for k, v in (("event_id", str(event_id)), ("alert_id", a.id), ("kind", kind),
+            payload = events.payload(event_id=event_id, kind=inc.decision.kind, reason=inc.decision.reason, alert=a,
+                                     zone=zone, evidence_by_source=inc.by_source, rules=a.rules,
+                                     silenced=inc.decision.silenced)
+            for k, v in (("event_id", str(event_id)), ("alert_id", a.id), ("kind", payload["kind"]),
                          ("payload", json.dumps(payload)), ("reason", inc.decision.reason), ("state", a.state),
                          ("severity", a.severity)):
                 e[k].append(v)

@@ -19,7 +19,7 @@ from alerts.lifecycle import AlertState, check_transition
 from alerts.models import Alert, AlertHistory, AlertNotification
 from alerts.notify import Decision, Sent, SilenceView, decide
 from alerts.observe import (  # noqa: F401  (the service's interface)
-    ZONE_LOCK, AlertChange, SignalIn, layers_fed, observe_many, rules_payload,
+    ZONE_LOCK, AlertChange, SignalIn, layers_fed, observe_many,
 )
 from alerts.rules import Rule
 from alerts.silences import active_silences, create_silence, expire_silence, list_silences  # noqa: F401
@@ -113,11 +113,11 @@ def notify(session: Session, *, alert: Alert, rule: Rule | None, zone: Mapping[s
     decision = decide(alert_view(alert, zone), log_rows, silences, rule, now)
     if not decision.notify:
         return decision
-    event = outbox.emit(session, alert=alert, kind=decision.kind or decision.reason, reason=decision.reason,
-                        zone=dict(zone), now=now)
-    fired = rules_fired(session, [alert.id]).get(alert.id) or {alert.rule: alert.severity}
-    event.payload = {**event.payload, "evidence_by_source": evidence_by_source(session, alert.id),
-                     "silenced": decision.silenced, "rules": rules_payload(fired)}
+    kind = decision.kind
+    assert kind is not None
+    event = outbox.emit(session, alert=alert, kind=kind, reason=decision.reason, zone=zone, now=now,
+                        evidence_by_source=evidence_by_source(session, alert.id),
+                        rules=rules_fired(session, [alert.id]).get(alert.id, {}), silenced=decision.silenced)
     session.add(AlertNotification(alert_id=alert.id, at=now, reason=decision.reason, kind=event.kind,
                                   state=alert.state, severity=alert.severity, event_id=event.event_id))
     alert.last_notified_at = now

@@ -18,6 +18,7 @@ from alerts import service as alert_service
 from alerts.evaluate import (
     escalation_ticks_due, incident_hysteresis, incident_severity, severity_rank,
 )
+from alerts.events import ESCALATION_REASON, EventKind, Tick
 from alerts.lifecycle import AlertState
 from alerts.models import Alert
 from alerts.notify import is_silenced
@@ -81,14 +82,16 @@ def sweep(session: Session, *, rules: Sequence[Rule], now: datetime, limit: int 
     for alert in alerts:
         result.swept += 1
         _sweep_one(session, alert=alert, rule=by_name.get(alert.rule), silences=silences, now=now, result=result,
-                   zone=zones[alert.zone_id], log_rows=logs.get(alert.id, []), live=windows.get(alert.id))
+                   zone=zones[alert.zone_id], log_rows=logs.get(alert.id, []), live=windows.get(alert.id),
+                   fired=fired.get(alert.id, {}))
     return result
 
 
 def _sweep_one(session: Session, *, alert: Alert, rule: Rule | None, silences: list, now: datetime,
                result: SweepResult, zone: dict[str, str], log_rows: list,
-               live: list[tuple[Rule, float]] | None) -> None:
-    """`live`: each rule on the alert (the leading `rule` and every other that fired) with its window count."""
+               live: list[tuple[Rule, float]] | None, fired: dict[str, str]) -> None:
+    """`live`: each rule on the alert (the leading `rule` and every other that fired) with its window count;
+    `fired`: every rule that fired for it (rule -> severity), for its events."""
     if alert.expires_at is not None and now >= alert.expires_at:
         alert_service.close(session, alert=alert, rule=rule, actor="sweeper", now=now,
                             reason=f"expired: no new evidence since {alert.last_evidence_at.isoformat()}")
@@ -113,7 +116,7 @@ def _sweep_one(session: Session, *, alert: Alert, rule: Rule | None, silences: l
         result.notified.append((alert.id, decision.reason))
     if rule is not None and alert.state == AlertState.OPEN and not is_silenced(
             alert_service.alert_view(alert, zone), silences, now) and alert.last_notified_at is not None:
-        _escalate(session, alert=alert, rule=rule, zone=zone, now=now, result=result)
+        _escalate(session, alert=alert, rule=rule, zone=zone, fired=fired, now=now, result=result)
 
 
 def _follow_ladder_down(session: Session, *, alert: Alert, live: list[tuple[Rule, float]], now: datetime) -> None:
@@ -129,17 +132,21 @@ def _follow_ladder_down(session: Session, *, alert: Alert, live: list[tuple[Rule
                                 reason=f"severity lowered: weighted count {why}")
 
 
-def _escalate(session: Session, *, alert: Alert, rule: Rule, zone: dict[str, str], now: datetime,
-              result: SweepResult) -> None:
-    """One escalation_tick event per elapsed escalate_after period while unacknowledged; dispatch pages the tier."""
+def _escalate(session: Session, *, alert: Alert, rule: Rule, zone: dict[str, str], fired: dict[str, str],
+              now: datetime, result: SweepResult) -> None:
+    """One escalation_tick event per elapsed escalate_after period while unacknowledged and not silenced (the
+    caller checks both); dispatch pages the tier. It carries every field the other events do."""
     due = escalation_ticks_due(rule, opened_at=alert.opened_at, now=now)
     if due <= alert.escalation_ticks:
         return
+    if rule.escalate_after_s is None:  # escalation_ticks_due is 0 without it; this tells the type checker
+        return
     alert.escalation_ticks = due
-    event = outbox.emit(session, alert=alert, kind="escalation_tick", reason="unacknowledged", zone=zone, now=now)
-    minutes = (now - alert.opened_at).total_seconds() / 60
-    event.payload = {**event.payload, "minutes_since_open": round(minutes, 2), "tick": due,
-                     "tier_due": due + 1, "escalate_after_s": rule.escalate_after_s}
+    tick = Tick(tick=due, escalate_after_s=rule.escalate_after_s,
+                minutes_since_open=(now - alert.opened_at).total_seconds() / 60)
+    outbox.emit(session, alert=alert, kind=EventKind.ESCALATION_TICK, reason=ESCALATION_REASON, zone=zone, now=now,
+                evidence_by_source=alert_service.evidence_by_source(session, alert.id), rules=fired,
+                silenced=False, tick=tick)
     result.escalation_ticks.append(alert.id)
     log.info("alert %s escalation tick %s", alert.id, due)
 

@@ -2,7 +2,8 @@
 
 Every outbox event is queued for the fan-out by a trigger (migration 0006). Planning an event
 re-reads its alert, asks `dispatch.routing.route` who is due at `now` (tier 1 on `opened`,
-later tiers on `escalation_tick` events once the rule's `escalate_after` has passed), renders
+later tiers on `escalation_tick` events once the rule's `escalate_after` has passed; the kinds are
+`alerts.events.EventKind`, and `ROUTABLE_KINDS` those that may page), renders
 the SMS once, and inserts the deliveries with ON CONFLICT DO NOTHING on (event_id, responder_id,
 channel), so a replayed plan cannot page anyone twice. Sending is `dispatch.deliveries`.
 
@@ -24,14 +25,18 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from alerts.events import EventKind
 from dispatch import metrics
 from dispatch.messages import gsm7_length, render_sms
 from dispatch.routing import Coverage, WeeklySchedule, route
 
 log = logging.getLogger(__name__)
 
-# Events that can page someone; acknowledged/resolved only inform the control room (MQTT).
-ROUTABLE_KINDS = frozenset({"opened", "updated", "repeated", "escalated", "escalation_tick"})
+# Events that can page someone; acknowledged/resolved only inform the control room (MQTT). docs/sms.md lists
+# these (tests/unit/test_event_kinds.py).
+ROUTABLE_KINDS: frozenset[EventKind] = frozenset({
+    EventKind.OPENED, EventKind.UPDATED, EventKind.REPEATED, EventKind.ESCALATION_TICK,
+})
 DEFAULT_WINDOW_S = 600
 TWILIO_QUEUE_CEILING_S = 4 * 3600
 CHANNEL = "sms"

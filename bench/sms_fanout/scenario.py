@@ -10,6 +10,7 @@ def one_alert_with_responders(factory, now: datetime, *, recipients: int) -> Non
     """One district zone, `recipients` responders covering it, and one open critical alert whose
     "opened" event waits in the outbox: the SMS fan-out's work for bench.sms_fanout and bench.faults."""
     from alerts import ackcodes, outbox
+    from alerts.events import EventKind
     from alerts.models import Alert
     from db.session import transaction
     from geo import service as zone_service
@@ -32,5 +33,6 @@ def one_alert_with_responders(factory, now: datetime, *, recipients: int) -> Non
                       opened_at=now, updated_at=now, last_evidence_at=now, expires_at=now + timedelta(hours=6))
         session.add(alert)
         session.flush()
-        outbox.emit(session, alert=alert, kind="opened", reason="first_notification",
-                    zone={"layer": "district", "code": "A", "name": "District A"}, now=now)
+        outbox.emit(session, alert=alert, kind=EventKind.OPENED, reason="first_notification",
+                    zone={"layer": "district", "code": "A", "name": "District A"}, now=now,
+                    evidence_by_source={"utility_report": 1}, rules={}, silenced=False)

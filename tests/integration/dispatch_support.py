@@ -11,7 +11,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from alerts import ackcodes, outbox
+from alerts import ackcodes, events, outbox
+from alerts.events import EventKind, Tick
 from alerts.models import Alert, AlertNotification
 from db.session import transaction
 
@@ -40,18 +41,29 @@ def open_alert(factory, *, code: str = "A", layer: str = "district", rule: str =
                       last_notified_at=now)
         session.add(alert)
         session.flush()
-        event = outbox.emit(session, alert=alert, kind="opened", reason="first_notification", zone=zone, now=now)
+        event = outbox.emit(session, alert=alert, kind=EventKind.OPENED, reason="first_notification", zone=zone,
+                            now=now, evidence_by_source={"utility_report": 1}, rules={}, silenced=False)
         session.add(AlertNotification(alert_id=alert.id, at=now, reason="first_notification", kind=event.kind,
                                       state=alert.state, severity=alert.severity, event_id=event.event_id))
     return alert
 
 
-def emit(factory, alert_id: int, *, kind: str, now: datetime) -> None:
+def emit(factory, alert_id: int, *, kind: EventKind, now: datetime) -> None:
     """Write one more outbox event (e.g. an escalation tick) for an existing alert."""
     with transaction(factory) as session:
         alert = session.get_one(Alert, alert_id)
-        zone_id, zone = zone_ref_by_id(session, alert.zone_id)
-        outbox.emit(session, alert=alert, kind=kind, reason=kind, zone=zone, now=now)
+        _, zone = zone_ref_by_id(session, alert.zone_id)
+        _emit(session, alert, kind=kind, zone=zone, now=now)
+
+
+def _emit(session, alert: Alert, *, kind: EventKind, zone: dict[str, str], now: datetime) -> None:
+    """One event as the alert service writes it; an escalation tick as the sweeper does (escalate_after 5 min)."""
+    tick = None
+    if kind is EventKind.ESCALATION_TICK:
+        minutes = (now - alert.opened_at).total_seconds() / 60
+        tick = Tick(tick=int(minutes // 5), escalate_after_s=300, minutes_since_open=minutes)
+    outbox.emit(session, alert=alert, kind=kind, reason=events.reasons_for(kind)[0], zone=zone, now=now,
+                evidence_by_source={"utility_report": 1}, rules={}, silenced=False, tick=tick)
 
 
 def zone_ref_by_id(session, zone_id: int) -> tuple[int, dict[str, str]]:
@@ -94,13 +106,13 @@ def run(cmd: list[str], env: dict[str, str], **kw) -> subprocess.CompletedProces
     return subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=60, **kw)
 
 
-def emit_many(factory, alert_id: int, n: int, *, kind: str = "updated", now: datetime = T0) -> None:
+def emit_many(factory, alert_id: int, n: int, *, kind: EventKind = EventKind.UPDATED, now: datetime = T0) -> None:
     """`n` more outbox events for one alert, in one transaction (a burst)."""
     with transaction(factory) as session:
         alert = session.get_one(Alert, alert_id)
         _, zone = zone_ref_by_id(session, alert.zone_id)
         for _ in range(n):
-            outbox.emit(session, alert=alert, kind=kind, reason=kind, zone=zone, now=now)
+            _emit(session, alert, kind=kind, zone=zone, now=now)
 
 
 class PersistentSubscriber:

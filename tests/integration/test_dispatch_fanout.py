@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
+from alerts.events import EventKind
 from alerts.rules import Rule
 from db.session import transaction
 from dispatch import metrics
@@ -79,11 +80,11 @@ def test_tier_one_first_then_tier_two_after_escalate_after(session_factory, dist
     assert {m["status_callback"] for m in fake.messages} == {"http://tocsin.test/v1/twilio/status"}
 
     clock.now = T0 + timedelta(seconds=299)  # a tick just before escalate_after: nobody new
-    emit(session_factory, alert.id, kind="escalation_tick", now=clock.now)
+    emit(session_factory, alert.id, kind=EventKind.ESCALATION_TICK, now=clock.now)
     assert worker.drain() == 0
 
     clock.now = T0 + timedelta(seconds=300)
-    emit(session_factory, alert.id, kind="escalation_tick", now=clock.now)
+    emit(session_factory, alert.id, kind=EventKind.ESCALATION_TICK, now=clock.now)
     assert worker.drain() == 1
     assert sent_to(fake) == [ANA, BEN, DEE]
     assert [(d["name"], d["tier"], d["status"]) for d in deliveries(session_factory)] == [
@@ -99,7 +100,7 @@ def test_acknowledged_alert_does_not_escalate(session_factory, districts, fake, 
     with transaction(session_factory) as session:
         session.execute(text("UPDATE alerts SET state = 'acknowledged' WHERE id = :id"), {"id": alert.id})
     clock.now = T0 + timedelta(minutes=30)
-    emit(session_factory, alert.id, kind="escalation_tick", now=clock.now)
+    emit(session_factory, alert.id, kind=EventKind.ESCALATION_TICK, now=clock.now)
     assert worker.drain() == 0
     assert sent_to(fake) == [ANA]
 
