@@ -81,6 +81,34 @@ def _fold_directions(toks: list[str]) -> list[str]:
             for i, t in enumerate(toks)]
 
 
+_SPANISH_ORDINAL_RE = re.compile(r"^(\d+)(?:ra|ro|da|do|ta|to|va|vo|na|no|ma|mo|era|ero|er|a|o)$")
+_SPANISH_TYPES = {"avenida": "ave", "calle": "st"}
+
+
+def _spanish_streets(toks: list[str]) -> list[str]:
+    """Spanish street forms as English ones, token for token so offsets stay: "3ra avenida" -> "3 ave",
+    "avenida 3" / "avenida roosevelt" -> "3 ave" / "roosevelt ave", "calle 72" -> "72 st"."""
+    if "avenida" not in toks and "calle" not in toks:
+        return toks
+    out = list(toks)
+    for i, t in enumerate(toks):
+        kind = _SPANISH_TYPES.get(t)
+        if kind is None:
+            continue
+        before = _SPANISH_ORDINAL_RE.match(out[i - 1]) if i > 0 else None
+        if before or (i > 0 and out[i - 1].isdigit()):
+            out[i - 1] = before.group(1) if before else out[i - 1]
+            out[i] = kind
+        elif i + 1 < len(toks) and toks[i + 1] not in ("de", "del", "la", "el", "y"):
+            after = _SPANISH_ORDINAL_RE.match(toks[i + 1])
+            out[i], out[i + 1] = (after.group(1) if after else toks[i + 1]), kind
+    return out
+
+
+def _fold_street_forms(toks: list[str]) -> list[str]:
+    return _fold_directions(_spanish_streets(toks))
+
+
 def _canon_token(tok: str) -> str:
     if "'" in tok or "’" in tok or "`" in tok:
         tok = tok.replace("'", "").replace("’", "").replace("`", "")
@@ -106,7 +134,7 @@ def normalise_name(s: str) -> str:
     apostrophes vanish ("Hell's" -> "hells"), "&" -> "and", ordinals lose their suffix, and street
     and saint abbreviations fold to one spelling (see `_CANON`).
     """
-    return " ".join(_fold_directions([_canon_token(t) for t in _TOKEN_RE.findall(_fold(s))]))
+    return " ".join(_fold_street_forms([_canon_token(t) for t in _TOKEN_RE.findall(_fold(s))]))
 
 
 def tokenise(text: str) -> tuple[list[str], list[int], list[int]]:
@@ -114,7 +142,7 @@ def tokenise(text: str) -> tuple[list[str], list[int], list[int]]:
     low = text.lower()
     if text.isascii() and len(low) == len(text):
         raw = _ASCII_TOKEN_RE.findall(low)
-        return _fold_directions(_canon_all(raw)), *_offsets(low, raw)
+        return _fold_street_forms(_canon_all(raw)), *_offsets(low, raw)
     # Slow path: fold character by character, remembering where each folded character came from.
     folded, origin = [], []
     for i, c in enumerate(text):
@@ -127,7 +155,7 @@ def tokenise(text: str) -> tuple[list[str], list[int], list[int]]:
         toks.append(_canon_token(m.group()))
         starts.append(origin[m.start()])
         ends.append(origin[m.end() - 1] + 1)
-    return _fold_directions(toks), starts, ends
+    return _fold_street_forms(toks), starts, ends
 
 
 _CANON_KEYS = frozenset(_CANON)
@@ -338,6 +366,8 @@ class GazetteerIndex:
         self._crossings: dict[tuple[int, int], BaseGeometry | None] = dict(crossings or {})
         # Derived crossings list every pair that meets: a pair not among them does not.
         self._crossings_complete = crossings is not None
+        # Corners of streets the file has only in parts, found on first use (geo.street_parse).
+        self.reach_cache: dict[tuple[int, int], tuple[BaseGeometry, float] | None] = {}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -347,7 +377,7 @@ class GazetteerIndex:
         low = text.lower()
         if text.isascii() and len(low) == len(text):
             raw = _ASCII_TOKEN_RE.findall(low)
-            toks = _fold_directions(_canon_all(raw, low))
+            toks = _fold_street_forms(_canon_all(raw, low))
             starts = ends = None  # measured only when something matched
         else:
             toks, starts, ends = tokenise(text)

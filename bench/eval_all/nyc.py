@@ -20,6 +20,7 @@ from pathlib import Path
 POSTS = Path(__file__).resolve().parents[2] / "tests" / "data" / "nyc_posts.jsonl"
 GEO_TEST = POSTS.with_name("geo_test.jsonl")  # street/landmark posts, never tuned on
 GEO_DEV = POSTS.with_name("geo_dev.jsonl")  # street/landmark posts, tuned on
+GEO_HOLDOUT = POSTS.with_name("geo_holdout.jsonl")  # written after the numbered-grid work; scored only
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,8 @@ def street_entries(data_dir: Path | None) -> tuple[list, str]:
         out += read_landmarks(files["poi"], preset="nyc-poi", region="US-NY")
         read.append("poi")
     if files["stations"].exists():
-        out += read_landmarks(files["stations"], name_col="Stop Name", kind="station", region="US-NY")
+        out += read_landmarks(files["stations"], name_col="Stop Name", kind="station", region="US-NY",
+                              code_col="Daytime Routes")
         read.append("stations")
     if files["firehouses"].exists():
         out += read_landmarks(files["firehouses"], region="US-NY")
