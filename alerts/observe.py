@@ -78,6 +78,7 @@ class AlertChange:
     rule: str
     zone_code: str
     severity: str
+    observation_ids: tuple[int, ...] = ()  # the evidence of this evaluation that fed it
 
 
 @dataclass
@@ -548,10 +549,10 @@ def _evaluate(session: Session, incidents: list[_Incident], by_name: Mapping[str
                 log.info("alert %s opened rule=%s zone=%s/%s", inc.alert.id, inc.alert.rule, inc.match.layer,
                          inc.match.code)
                 changes.append(AlertChange(inc.alert.id, "opened", inc.alert.rule, inc.match.code,
-                                           inc.alert.severity))
+                                           inc.alert.severity, tuple(inc.observation_ids)))
             elif inc.changed_severity or inc.joined:
                 changes.append(AlertChange(inc.alert.id, "updated", inc.alert.rule, inc.match.code,
-                                           inc.alert.severity))
+                                           inc.alert.severity, tuple(inc.observation_ids)))
     if lost and retry:
         again = [_Incident(inc.match, inc.category, [_Pair(p.rule, p.match, p.feeding) for p in inc.pairs])
                  for inc in lost]

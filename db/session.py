@@ -37,6 +37,10 @@ def _ping_when_idle(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkout")
     def _checked_out(dbapi_connection, record, proxy) -> None:
+        # A connection lost under a db.raw statement (psycopg's own error, which SQLAlchemy never saw) came
+        # back to the pool looking healthy; psycopg knows it is broken, and asking costs nothing.
+        if getattr(dbapi_connection, "broken", False) or getattr(dbapi_connection, "closed", False):
+            raise exc.DisconnectionError("pooled connection was lost")
         idle_since = record.info.get("idle_since")
         if idle_since is None or time.monotonic() - idle_since < IDLE_PING_S:
             return

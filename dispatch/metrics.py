@@ -61,6 +61,17 @@ def heartbeat_lines(session: Session, *, now: datetime, stall_s: float) -> list[
     return lines
 
 
+def writer_lines(*, batches: int, reports: int, pid: int) -> str:
+    """An API process's group commits of POST /v1/reports (ingest.report_writer): their number and the
+    reports they wrote; reports / batches is the mean batch size."""
+    return (f"# HELP tocsin_report_batches_total Group commits of POST /v1/reports by this API process.\n"
+            f"# TYPE tocsin_report_batches_total counter\n"
+            f'tocsin_report_batches_total{{pid="{pid}"}} {batches}\n'
+            f"# HELP tocsin_report_batch_reports_total Reports written by those group commits.\n"
+            f"# TYPE tocsin_report_batch_reports_total counter\n"
+            f'tocsin_report_batch_reports_total{{pid="{pid}"}} {reports}\n')
+
+
 def render_prometheus(session: Session, *, now: datetime | None = None, stall_s: float | None = None) -> str:
     """The Prometheus text exposition format (version 0.0.4) of every dispatch metric; with `now` and
     `stall_s`, the worker heartbeats too."""

@@ -1,5 +1,7 @@
 """HTTP routes for utilities: outage and hazard reports."""
 
+import asyncio
+import functools
 import json
 import re
 import time
@@ -11,6 +13,7 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Resp
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, Field, ValidationError
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
 from db.api import SessionDep
 from db.errors import DomainError, Forbidden
@@ -70,6 +73,10 @@ def current_caller(
 
 async def current_utility(request: Request, caller: Annotated[keys.Caller, Depends(current_caller)]) -> keys.Caller:
     # Async: no I/O here, and a sync dependency costs a thread-pool hop on every request.
+    return _utility(request, caller)
+
+
+def _utility(request: Request, caller: keys.Caller) -> keys.Caller:
     if caller.role != "utility":
         raise Forbidden("this endpoint needs a utility API key")
     return within_rate_limit(request, caller)
@@ -86,6 +93,21 @@ def within_rate_limit(request: Request, caller: keys.Caller) -> keys.Caller:
 
 
 UtilityDep = Annotated[keys.Caller, Depends(current_utility)]
+
+
+def released_caller(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(utility_bearer)]
+) -> keys.Caller:
+    """The caller, looked up outside any transaction: a report waiting for its group commit
+    (ingest.report_writer) holds no database connection."""
+    return keys.authenticate_outside(request.app.state.engine, key=credentials.credentials if credentials else None)
+
+
+async def released_utility(request: Request, caller: Annotated[keys.Caller, Depends(released_caller)]) -> keys.Caller:
+    return _utility(request, caller)
+
+
+ReleasedUtilityDep = Annotated[keys.Caller, Depends(released_utility)]
 ReportId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The report id from POST /v1/reports",
                                 examples=[7])]
 
@@ -137,22 +159,28 @@ _READ_EXAMPLE = {
         **_errors(400, 401, 403, 409, 413, 422, 429),
     },
 )
-def create_report(
+async def create_report(
     body: Annotated[ReportCreate, Body(openapi_examples={
         "point": {"summary": "A gas leak at a point", "value": POINT_EXAMPLE},
         "zip": {"summary": "An outage located by ZIP", "value": ReportCreate.model_config["json_schema_extra"]
                 ["examples"][1]},
     })],
     request: Request,
-    session: SessionDep,
-    caller: UtilityDep,
+    caller: ReleasedUtilityDep,
     idempotency_key: Annotated[str | None, Header(pattern=_TOKEN, description="Retries with the same key and body "
                                                   "return the stored report; a different body gets 409.")] = None,
 ) -> Response:
     """Submit an outage or hazard report as a GeoJSON Feature (longitude first)."""
-    result = reports.create_report(session, caller=caller, body=body, idempotency_key=idempotency_key,
-                                   now=datetime.now(UTC), **_limits(request))
-    session.commit()
+    s = request.app.state.settings
+    prepare = functools.partial(reports.prepare, caller=caller, body=body, idempotency_key=idempotency_key,
+                                jurisdiction_bbox=s.jurisdiction_bbox, now=datetime.now(UTC),
+                                max_vertices=s.max_vertices, max_area_km2=s.max_area_km2)
+    # A point is checked here, on the event loop (microseconds); a drawn footprint of up to max_vertices in
+    # the thread pool, so that it never holds up other requests.
+    sub = prepare() if body.geometry is None or body.geometry.get("type") == "Point" else \
+        await run_in_threadpool(prepare)
+    # Group commit (ingest.report_writer): answered once the batch holding this report has committed.
+    result = await asyncio.wrap_future(request.app.state.report_writer.submit(sub))
     # The hot path: serialised here, once (FastAPI would validate the model again against response_model).
     return Response(ReportRead(**_fields(result, caller)).model_dump_json(by_alias=True),
                     status_code=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,

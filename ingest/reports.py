@@ -110,13 +110,18 @@ def zip_polygon(session: Session, *, zip_code: str, field_name: str) -> BaseGeom
     return shapely.from_wkb(bytes(wkb))
 
 
+def _drawn(body: ReportCreate, *, max_vertices: int, max_area_km2: float) -> Located:
+    """The footprint the utility drew, parsed, repaired when it can be, and within the limits."""
+    geom, repaired = repair(parse_geometry(body.geometry, max_vertices=max_vertices))
+    check_limits(geom, max_vertices=max_vertices, max_area_km2=max_area_km2)
+    return Located(geom, "geometry", repaired)
+
+
 def locate(session: Session, *, body: ReportCreate, max_vertices: int, max_area_km2: float) -> Located:
     """The report's footprint: its geometry, else its ZIP's polygon, else the ZIP inside its address."""
     props = body.properties
     if body.geometry is not None:
-        geom, repaired = repair(parse_geometry(body.geometry, max_vertices=max_vertices))
-        check_limits(geom, max_vertices=max_vertices, max_area_km2=max_area_km2)
-        return Located(geom, "geometry", repaired)
+        return _drawn(body, max_vertices=max_vertices, max_area_km2=max_area_km2)
     if props.zip:
         return Located(zip_polygon(session, zip_code=props.zip, field_name="properties.zip"), "zip")
     assert props.address is not None  # the schema requires geometry, zip or address
@@ -246,6 +251,18 @@ def counted_zones(zones: Sequence[ZoneMatch], *, extent: bool) -> list[ZoneMatch
             for m in zones]
 
 
+def signal_of(*, caller: Caller, observation_id: int, category: str, observed_at: datetime,
+              zones: list[ZoneMatch], status: str, customers_affected: int | None, extent: bool) -> alert_service.SignalIn:
+    """A report as the rules' evidence: one in every zone it covers, its status and customers as attributes."""
+    return alert_service.SignalIn(
+        observation_id=observation_id, source=SOURCE, category=category, confidence=1.0,
+        author_key=f"utility:{caller.utility_id}", observed_at=observed_at,
+        zones=counted_zones(zones, extent=extent),
+        attributes=_attributes(status=status, customers_affected=customers_affected),
+        zone_attributes=apportioned(customers_affected, zones),
+    )
+
+
 def feed_rules(session: Session, *, caller: Caller, observation_id: int, category: str, observed_at: datetime,
                zones: list[ZoneMatch], rules: Sequence[Rule], now: datetime, status: str,
                customers_affected: int | None = None, written: bool = False,
@@ -264,13 +281,8 @@ def feed_rules(session: Session, *, caller: Caller, observation_id: int, categor
                                  {"id": observation_id}).scalar() == EXTENT_METHOD
     changes = alert_service.observe(
         session,
-        signal=alert_service.SignalIn(
-            observation_id=observation_id, source=SOURCE, category=category, confidence=1.0,
-            author_key=f"utility:{caller.utility_id}", observed_at=observed_at,
-            zones=counted_zones(zones, extent=extent),
-            attributes=_attributes(status=status, customers_affected=customers_affected),
-            zone_attributes=apportioned(customers_affected, zones),
-        ),
+        signal=signal_of(caller=caller, observation_id=observation_id, category=category, observed_at=observed_at,
+                         zones=zones, status=status, customers_affected=customers_affected, extent=extent),
         rules=rules, now=now, recorded=written, locked=written,
     )
     return [c.alert_id for c in changes]
@@ -320,7 +332,44 @@ _INSERT_REPORT = (  # run through db.raw: this is every report's path
 )
 
 
-_GENERIC_PLANS = "SELECT " + GENERIC_PLANS
+GENERIC_PLANS_SQL = "SELECT " + GENERIC_PLANS
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A new report checked as far as it can be without the database: who sends what, where, and when."""
+
+    caller: Caller
+    body: ReportCreate
+    idempotency_key: str | None
+    digest: str
+    located: Located | None  # None: located by its ZIP, in the database (`write`)
+    jurisdiction_bbox: tuple[float, float, float, float]
+    max_area_km2: float
+    max_vertices: int
+    now: datetime
+
+
+@dataclass
+class Written:
+    """A report stored (or found stored) in the caller's transaction, and the signal its rules have yet to see
+    (None: a report seen before, a terminal status, or no zone)."""
+
+    result: ReportResult
+    signal: alert_service.SignalIn | None
+
+
+def prepare(*, caller: Caller, body: ReportCreate, idempotency_key: str | None,
+            jurisdiction_bbox: tuple[float, float, float, float], now: datetime,
+            max_vertices: int = DEFAULT_MAX_VERTICES, max_area_km2: float = DEFAULT_MAX_AREA_KM2) -> Submission:
+    """Validate a new report's geometry and jurisdiction (pure); a ZIP or address is located by `write`."""
+    assert caller.utility_id is not None, "only utility keys submit reports"
+    located = None
+    if body.geometry is not None:
+        located = _drawn(body, max_vertices=max_vertices, max_area_km2=max_area_km2)
+        check_jurisdiction(located.geom, jurisdiction_bbox)
+    return Submission(caller, body, idempotency_key, body_hash(body), located, jurisdiction_bbox, max_area_km2,
+                      max_vertices, now)
 
 
 def create_report(
@@ -335,13 +384,31 @@ def create_report(
     max_vertices: int = DEFAULT_MAX_VERTICES,
     max_area_km2: float = DEFAULT_MAX_AREA_KM2,
 ) -> ReportResult:
-    """Store a new report, or return the stored one when the same report arrives again."""
+    """Store a new report and feed it to the rules, or return the stored one when the same report arrives
+    again. (POST /v1/reports goes through ingest.report_writer, which writes many in one transaction.)"""
+    sub = prepare(caller=caller, body=body, idempotency_key=idempotency_key, jurisdiction_bbox=jurisdiction_bbox,
+                  now=now, max_vertices=max_vertices, max_area_km2=max_area_km2)
+    written = write(session, sub, rules=rules, lock=True)
+    if written.signal is not None:
+        changes = alert_service.observe(session, signal=written.signal, rules=rules, now=now, recorded=True,
+                                        locked=True)
+        written.result.alerts_changed = [c.alert_id for c in changes]
+    return written.result
+
+
+def write(session: Session, sub: Submission, *, rules: Sequence[Rule], lock: bool) -> Written:
+    """Store a new report with its zone links and signals in one statement, or find the stored one it repeats.
+    The rules are not run here: the caller runs them on `Written.signal`, for this report alone (`lock`:
+    this statement also took the zone locks) or for many at once (alerts.service.observe_many takes them)."""
+    caller, body, idempotency_key, now = sub.caller, sub.body, sub.idempotency_key, sub.now
     assert caller.utility_id is not None, "only utility keys submit reports"
     props = body.properties
-    digest = body_hash(body)
-    located = locate(session, body=body, max_vertices=max_vertices, max_area_km2=max_area_km2)
+    digest = sub.digest
+    located = sub.located
+    if located is None:
+        located = locate(session, body=body, max_vertices=sub.max_vertices, max_area_km2=sub.max_area_km2)
+        check_jurisdiction(located.geom, sub.jurisdiction_bbox)
     geom = located.geom
-    check_jurisdiction(geom, jurisdiction_bbox)
     check_territory(session, caller=caller, geom=geom)
 
     observed_at = props.started_at or now
@@ -354,7 +421,9 @@ def create_report(
     # (as the rules' statements set it), it came too late for the insert's own plan, and PostgreSQL
     # re-planned the insert for every report: 1.4 ms of server time, as much as running it. The generic
     # plan has the same shape, a GiST probe with the parameter.
-    db_raw.execute(session, _GENERIC_PLANS, {})
+    db_raw.execute(session, GENERIC_PLANS_SQL, {})
+    lock_layers = alert_service.layers_fed(rules, source=SOURCE, category=props.category, confidence=1.0,
+                                           attributes=attributes) if lock else []
     rows = db_raw.execute(session, _INSERT_REPORT, {
         "ext": f"{caller.utility_id}:{props.external_id}", "author": f"utility:{caller.utility_id}",
         "text": props.description, "category": props.category, "observed_at": observed_at, "now": now,
@@ -365,36 +434,48 @@ def create_report(
         "body_hash": digest, "idem": idempotency_key, "key_id": caller.key_id,
         "changes": json.dumps({k: [None, v] for k, v in raw["properties"].items() if v is not None}),
         "feed": feed, "extent": located.method == "geometry", "full_share": FULL_SHARE,
-        "lock_class": alert_service.ZONE_LOCK,
-        "lock_layers": alert_service.layers_fed(rules, source=SOURCE, category=props.category, confidence=1.0,
-                                                attributes=attributes),
+        "lock_class": alert_service.ZONE_LOCK, "lock_layers": lock_layers,
     }).fetchall()
     row = rows[0] if rows else None
     if row is not None and row.report_id is None:
         # The same Idempotency-Key won with another external_id: undo our observation, answer with theirs.
         session.execute(delete(Observation).where(Observation.id == row.obs_id))
     if row is None or row.report_id is None:
-        prior = _prior(session, utility_id=caller.utility_id, external_id=props.external_id,
-                       idempotency_key=idempotency_key)
-        if prior is None:
-            raise IdempotencyConflict(f"report external_id {props.external_id!r} was submitted concurrently "
-                                      "and the other submission did not commit")
-        return _same_or_conflict(session, prior, digest=digest, idempotency_key=idempotency_key,
-                                 external_id=props.external_id)
-    obs_id = row.obs_id
+        return Written(stored_or_conflict(session, sub), None)
+    zones = [ZoneMatch(r.zone_id, r.layer, r.code, r.name, float(r.weight)) for r in rows if r.zone_id is not None]
+    return written(sub, located, row.obs_id, row.report_id, zones)
+
+
+def stored_or_conflict(session: Session, sub: Submission) -> ReportResult:
+    """A new report that did not insert: the stored report it repeats, or the conflict it is."""
+    props = sub.body.properties
+    prior = _prior(session, utility_id=sub.caller.utility_id, external_id=props.external_id,
+                   idempotency_key=sub.idempotency_key)
+    if prior is None:
+        raise IdempotencyConflict(f"report external_id {props.external_id!r} was submitted concurrently "
+                                  "and the other submission did not commit")
+    return _same_or_conflict(session, prior, digest=sub.digest, idempotency_key=sub.idempotency_key,
+                             external_id=props.external_id)
+
+
+def written(sub: Submission, located: Located, obs_id: int, report_id: int, zones: list[ZoneMatch]) -> Written:
+    """A report just inserted, as its result (every column known: no statement to read it back) and the
+    signal its rules have yet to see."""
+    props, caller = sub.body.properties, sub.caller
     report = UtilityReport(
-        id=row.report_id, observation_id=obs_id, utility_id=caller.utility_id, external_id=props.external_id,
+        id=report_id, observation_id=obs_id, utility_id=caller.utility_id, external_id=props.external_id,
         category=props.category, status=props.status, customers_affected=props.customers_affected,
         cause=props.cause, description=props.description, started_at=props.started_at,
-        estimated_restore_at=props.estimated_restore_at, footprint=f"SRID=4326;{geom.wkt}", body_hash=digest,
-        idempotency_key=idempotency_key, version=1, created_at=now, updated_at=now,
+        estimated_restore_at=props.estimated_restore_at, footprint=f"SRID=4326;{located.geom.wkt}",
+        body_hash=sub.digest, idempotency_key=sub.idempotency_key, version=1, created_at=sub.now, updated_at=sub.now,
     )
     make_transient_to_detached(report)
-    session.add(report)  # persistent without another statement: every column is known
-    zones = [ZoneMatch(r.zone_id, r.layer, r.code, r.name, float(r.weight)) for r in rows if r.zone_id is not None]
-    alerts_changed = feed_rules(session, caller=caller, observation_id=obs_id, category=props.category,
-                                observed_at=observed_at, zones=zones, rules=rules, now=now, status=props.status,
-                                customers_affected=props.customers_affected, written=True,
-                                extent=located.method == "geometry")
-    return ReportResult(report=report, zones=zones, created=True, geometry=json.loads(shapely.to_geojson(geom)),
-                        repaired=located.repaired, alerts_changed=alerts_changed, located_by=located.method)
+    result = ReportResult(report=report, zones=zones, created=True,
+                          geometry=json.loads(shapely.to_geojson(located.geom)), repaired=located.repaired,
+                          located_by=located.method)
+    signal = None
+    if props.status not in TERMINAL_STATUSES and zones:
+        signal = signal_of(caller=caller, observation_id=obs_id, category=props.category,
+                           observed_at=props.started_at or sub.now, zones=zones, status=props.status,
+                           customers_affected=props.customers_affected, extent=located.method == "geometry")
+    return Written(result, signal)

@@ -2,6 +2,7 @@
 
 import logging
 import math
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from alerts import api as alerts_api
@@ -33,6 +35,7 @@ from ingest import errors as ingest_errors
 from ingest import open311_api
 from ingest import posts_api, warmup
 from ingest.ratelimit import KeyRateLimiter
+from ingest.report_writer import ReportWriter, WriterStopped
 from tocsin import live, models_registry, web_api
 from tocsin.settings import Settings
 
@@ -53,6 +56,7 @@ ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
 )
 
 
+GIL_SWITCH_S = 0.0005  # see the lifespan
 # While PostgreSQL is down (a restart takes seconds) every endpoint answers 503 with this Retry-After.
 DB_RETRY_AFTER_S = 5
 # What the API maps to 503: the driver's and SQLAlchemy's connection errors, and the pool's timeout.
@@ -192,6 +196,13 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
         engine = make_engine(settings.database_url, pool_size=settings.api_concurrency)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.report_writer = ReportWriter(app.state.sessionmaker, rules=app.state.rules)
+        app.state.report_writer.start()
+        # The report writer thread waits on PostgreSQL about ten times a batch, and each time takes the GIL
+        # back from the event loop. At CPython's default switch interval (5 ms) those waits were most of
+        # a batch: bench.reports gave 369 reports/s against 590 at 0.5 ms, side by side.
+        switch_s = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_S)
         if getattr(app.state, "rules_provider", None) is not None:
             app.state.rules_provider.install_sighup()
         if warm and settings.warm_post_caches:
@@ -199,6 +210,8 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
         try:
             yield
         finally:
+            await run_in_threadpool(app.state.report_writer.stop)
+            sys.setswitchinterval(switch_s)
             engine.dispose()
 
     app = FastAPI(
@@ -245,6 +258,11 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
 
     for cls in DB_UNAVAILABLE_ERRORS:
         app.add_exception_handler(cls, database_unavailable)
+
+    @app.exception_handler(WriterStopped)
+    async def writer_stopped(request: Request, exc: WriterStopped) -> JSONResponse:
+        return JSONResponse(status_code=503, headers={"Retry-After": str(DB_RETRY_AFTER_S)},
+                            content={"detail": str(exc)})
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

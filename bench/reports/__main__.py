@@ -7,6 +7,9 @@ each run. A utility and key are created, then `uvicorn` serves the real app with
 keep-alive post power-outage and gas-leak points scattered over New York for BENCH_SECONDS (default 20)
 after a 3 s warm-up. Each report runs the full path: auth, validation, observation, zone matching in five
 layers, the default rules, any alert and outbox event, commit.
+Reports are written by group commit (ingest.report_writer): the output says how many batches the API
+processes committed and their mean size, and the CPU per report of the API, of PostgreSQL (every
+postgres process on the machine) and of the client.
 Last line: `reports_per_s=<x> p50_ms=<y> p99_ms=<z>`.
 """
 
@@ -57,6 +60,44 @@ def _setup(url: str) -> str:
         conn.execute(text("VACUUM ANALYZE zones"))
     engine.dispose()
     return key
+
+
+def _postgres_cpu_s() -> float:
+    """CPU seconds used so far by every PostgreSQL process of this machine (the bench's and any other's:
+    on a quiet host, the bench's)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                head, rest = f.read().rsplit(")", 1)
+        except OSError:
+            continue
+        if head.split("(", 1)[1] == "postgres":
+            fields = rest.split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _batches(base: str) -> tuple[int, int]:
+    """Group commits and the reports they wrote, summed over the API processes that answered /metrics."""
+    import httpx
+
+    per_pid: dict[str, tuple[int, int]] = {}
+    for _ in range(20):
+        text = httpx.get(f"{base}/metrics", timeout=10).text
+        found = dict.fromkeys(("batches", "reports"), None)
+        pid = None
+        for line in text.splitlines():
+            if line.startswith("tocsin_report_batches_total{"):
+                pid, found["batches"] = line.split('"')[1], int(float(line.split()[-1]))
+            elif line.startswith("tocsin_report_batch_reports_total{"):
+                found["reports"] = int(float(line.split()[-1]))
+        if pid is not None:
+            per_pid[pid] = max(per_pid.get(pid, (0, 0)), (found["batches"] or 0, found["reports"] or 0))
+    return sum(b for b, _ in per_pid.values()), sum(r for _, r in per_pid.values())
 
 
 def _cpu_s(root_pid: int) -> float:
@@ -152,9 +193,11 @@ def main() -> int:
                 print("the server did not start", file=sys.stderr)
                 return 1
             time.sleep(0.2)
-        cpu_before, client_before = _cpu_s(server.pid), time.process_time()
+        cpu_before, client_before, pg_before = _cpu_s(server.pid), time.process_time(), _postgres_cpu_s()
         latencies, errors = asyncio.run(_load(base, key, clients=clients, warmup_s=3.0, seconds=seconds))
         server_cpu, client_cpu = _cpu_s(server.pid) - cpu_before, time.process_time() - client_before
+        pg_cpu = _postgres_cpu_s() - pg_before
+        batches, batched = _batches(base)
     finally:
         server.terminate()
         server.wait(20)
@@ -167,8 +210,10 @@ def main() -> int:
     total = len(ms) * (seconds + 3.0) / seconds  # the warm-up's requests used CPU too
     print(f"clients={clients} workers={workers} seconds={seconds:g} accepted={len(ms)} errors={errors} "
           f"cores={os.cpu_count()} load_avg_1m={os.getloadavg()[0]:.1f}")
-    print(f"cpu per report: api_server_ms={server_cpu * 1000 / total:.2f} client_ms={client_cpu * 1000 / total:.2f} "
-          "(PostgreSQL not counted)")
+    print(f"cpu per report: api_server_ms={server_cpu * 1000 / total:.2f} postgres_ms={pg_cpu * 1000 / total:.2f} "
+          f"client_ms={client_cpu * 1000 / total:.2f}")
+    print(f"group commits: {batches} batches of {batched / batches if batches else 0:.1f} reports on average "
+          "(ingest.report_writer)")
     print(f"reports_per_s={len(ms) / seconds:.0f} p50_ms={p50:.1f} p99_ms={p99:.1f}")
     return 0
 

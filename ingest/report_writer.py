@@ -1,0 +1,199 @@
+"""Group commit for POST /v1/reports: reports that arrive while a commit is in flight share the next one.
+
+One writer thread per API process takes every submission waiting (up to `max_batch`), writes each in a
+SAVEPOINT of its own (ingest.reports.write), runs the rules once for all of them
+(alerts.service.observe_many, which takes the zones' locks in zone order), commits once, and only then
+answers each request: a 201 still means the report is durable. A lone report is written at once (nothing
+waits for company); batches form only from reports that arrived during the previous commit, as in
+PostgreSQL's own group commit. A batch of one takes its zone locks inside its insert, as before batching.
+
+Failure isolation:
+- a report that fails on its own (a domain error such as a territory or idempotency conflict, a constraint
+  its row violates) rolls back to its savepoint and gets its own error; its neighbours go on;
+- a failure of the batch (a deadlock, a serialization failure, a lost connection, any error outside a
+  report's savepoint, a failed commit) rolls the batch back and runs it once more; if that fails too, each
+  report runs alone in a transaction of its own, so a report that breaks every batch takes down only itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import psycopg
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts import service as alert_service
+from alerts.rules import Rule
+from db.errors import Conflict, DomainError, InvalidInput
+from db.outage import describe
+from ingest import report_batch, reports
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 64
+
+
+class WriterStopped(RuntimeError):
+    """The API is shutting down and no longer takes reports (answered with 503)."""
+
+
+@dataclass
+class _Job:
+    sub: reports.Submission
+    future: Future
+
+
+def constraint_error(exc: Exception) -> DomainError:
+    """A report whose row breaks a database constraint, as the caller's error: 409 for a duplicate, 422 else."""
+    inner = getattr(exc, "orig", None) or exc
+    diag = getattr(inner, "diag", None)
+    name = getattr(diag, "constraint_name", None) or "a constraint"
+    if isinstance(inner, psycopg.errors.UniqueViolation):
+        return Conflict(f"the report conflicts with a stored one (unique constraint {name})")
+    return InvalidInput(f"the report breaks the database constraint {name}")
+
+
+_OWN_ERRORS = (DomainError, sa_exc.IntegrityError, psycopg.errors.IntegrityError)
+
+
+class ReportWriter:
+    """The group-commit writer of one API process (built and stopped by tocsin.app's lifespan)."""
+
+    def __init__(self, factory: sessionmaker[Session], *, rules: Callable[[], Sequence[Rule]],
+                 max_batch: int = MAX_BATCH) -> None:
+        self._factory = factory
+        self._rules = rules
+        self.max_batch = max_batch
+        self._queue: list[_Job] = []
+        self._cv = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        # Counters for /metrics-style inspection and the benchmark.
+        self.batches = 0
+        self.reports = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="report-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Write what is queued, then stop; anything still queued after `timeout_s` is refused."""
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        with self._cv:
+            left, self._queue = self._queue, []
+        for job in left:
+            job.future.set_exception(WriterStopped("the API is shutting down; retry the report"))
+
+    def submit(self, sub: reports.Submission) -> Future:
+        """Queue a report; the future holds its ReportResult once committed, or its error."""
+        job = _Job(sub, Future())
+        with self._cv:
+            if self._stopping:
+                raise WriterStopped("the API is shutting down; retry the report")
+            self._queue.append(job)
+            self._cv.notify()
+        return job.future
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue and not self._stopping:
+                    self._cv.wait()
+                if not self._queue:
+                    return  # stopping, and nothing left
+                jobs, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
+            try:
+                outcomes = self.write_batch([j.sub for j in jobs])
+            except BaseException as exc:  # noqa: BLE001 - never leave a request waiting for ever
+                log.exception("report writer: batch of %d failed", len(jobs))
+                outcomes = [exc] * len(jobs)
+            for job, outcome in zip(jobs, outcomes):
+                if isinstance(outcome, BaseException):
+                    job.future.set_exception(outcome)
+                else:
+                    job.future.set_result(outcome)
+
+    def write_batch(self, subs: Sequence[reports.Submission]) -> list[reports.ReportResult | Exception]:
+        """Write and commit `subs` together (see the module docstring); one outcome per submission, in order."""
+        self.batches += 1
+        self.reports += len(subs)
+        if len(subs) == 1:
+            return self._alone(subs[0])
+        for attempt, mode in ((1, "statement"), (2, "savepoints")):
+            try:
+                return self._together(subs, savepoints=mode == "savepoints")
+            except Exception as exc:
+                log.warning("report writer: batch of %d failed (attempt %d, one %s): %s", len(subs), attempt,
+                            "statement" if mode == "statement" else "savepoint per report", describe(exc))
+        return [self._alone(sub)[0] for sub in subs]
+
+    def _alone(self, sub: reports.Submission) -> list[reports.ReportResult | Exception]:
+        """One report in a transaction of its own; its zone locks taken in its insert."""
+        rules = self._rules()
+        try:
+            with self._factory() as session:
+                try:
+                    written = reports.write(session, sub, rules=rules, lock=True)
+                except _OWN_ERRORS as exc:
+                    return [exc if isinstance(exc, DomainError) else constraint_error(exc)]
+                if written.signal is not None:
+                    self._evaluate(session, [written], rules, sub.now, locked=True)
+                session.commit()
+                return [written.result]
+        except Exception as exc:
+            return [exc]
+
+    def _together(self, subs: Sequence[reports.Submission], *, savepoints: bool
+                  ) -> list[reports.ReportResult | Exception]:
+        """One transaction for the batch: one statement for every report (`report_batch.write_many`), or a
+        SAVEPOINT and a statement per report, so that a report that breaks a constraint fails alone."""
+        rules = self._rules()
+        outcomes: list[reports.ReportResult | Exception] = []
+        writes: list[reports.Written] = []
+        with self._factory() as session:
+            if savepoints:
+                done: list[reports.Written | Exception] = []
+                for sub in subs:
+                    try:
+                        with session.begin_nested():
+                            done.append(reports.write(session, sub, rules=rules, lock=False))
+                    except _OWN_ERRORS as exc:
+                        done.append(exc if isinstance(exc, DomainError) else constraint_error(exc))
+            else:
+                done = list(report_batch.write_many(session, subs))
+            for item in done:
+                if isinstance(item, reports.Written):
+                    writes.append(item)
+                    outcomes.append(item.result)
+                else:
+                    outcomes.append(item)
+            self._evaluate(session, writes, rules, max(s.now for s in subs), locked=False)
+            session.commit()
+        return outcomes
+
+    @staticmethod
+    def _evaluate(session: Session, writes: Sequence[reports.Written], rules: Sequence[Rule], now, *,
+                  locked: bool) -> None:
+        """The rules, once for every signal of the batch (observe_many takes the zone locks in zone order
+        unless the single report's insert took them); each new report learns the alerts its evidence changed."""
+        signals = [w.signal for w in writes if w.signal is not None]
+        if not signals:
+            return
+        changes = alert_service.observe_many(session, signals=signals, rules=rules, now=now, recorded=True,
+                                             locked=locked)
+        by_observation: dict[int, list[int]] = {}
+        for change in changes:
+            for oid in change.observation_ids:
+                by_observation.setdefault(oid, []).append(change.alert_id)
+        for w in writes:
+            if w.result.created:
+                w.result.alerts_changed = list(dict.fromkeys(by_observation.get(w.result.report.observation_id, [])))

@@ -1,0 +1,220 @@
+"""Group commit of utility reports (ingest.report_writer) against the real PostGIS.
+
+Batches are built by calling `write_batch` with several submissions, as the writer thread does with the
+reports that arrived during a commit; one test drives real concurrent HTTP requests through the app.
+Faults are real: a CHECK constraint a report breaks, and a trigger that kills its own database session
+(a lost connection in the middle of a batch). Both are dropped again after their test.
+"""
+
+import threading
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from reports_support import auth, report
+from sqlalchemy import text
+
+RULES_PATH = Path(__file__).resolve().parents[1] / "data" / "rules.yaml"
+BBOX = (-74.3, 40.45, -73.65, 40.95)
+# Points in the hand-drawn districts A, B and C (tests/conftest.py).
+IN = {"A": [-73.975, 40.725], "B": [-73.925, 40.725], "C": [-73.95, 40.775]}
+
+pytestmark = pytest.mark.integration
+
+
+def _gas(external_id: str, district: str, **props) -> dict:
+    return report({"type": "Point", "coordinates": IN[district]}, external_id=external_id, category="gas_leak",
+                  **props)
+
+
+@pytest.fixture
+def writer(session_factory, districts):
+    from alerts.rules import load_rules
+    from ingest.report_writer import ReportWriter
+
+    rules = load_rules(RULES_PATH)
+    return ReportWriter(session_factory, rules=lambda: rules)
+
+
+@pytest.fixture
+def caller(session_factory, utility_key):
+    from ingest import keys
+
+    with session_factory() as session:
+        return keys.authenticate(session, key=utility_key)
+
+
+def _subs(caller, bodies, keys_=None):
+    from ingest import reports
+    from ingest.schemas import ReportCreate
+
+    now = datetime.now(UTC)
+    return [reports.prepare(caller=caller, body=ReportCreate.model_validate(b), idempotency_key=(keys_ or {}).get(i),
+                            jurisdiction_bbox=BBOX, now=now) for i, b in enumerate(bodies)]
+
+
+def _scalar(engine, sql, **params):
+    with engine.connect() as conn:
+        return conn.execute(text(sql), params).scalar_one()
+
+
+def _alert_zones(engine) -> list[str]:
+    with engine.connect() as conn:
+        return sorted(conn.execute(text(
+            "SELECT z.code FROM alerts a JOIN zones z ON z.id = a.zone_id")).scalars())
+
+
+@contextmanager
+def _ddl(engine, create: list[str], drop: list[str]):
+    with engine.begin() as conn:
+        for sql in create:
+            conn.execute(text(sql))
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            for sql in drop:
+                conn.execute(text(sql))
+
+
+def _forbidden_cause(engine):
+    return _ddl(engine, ["ALTER TABLE utility_reports ADD CONSTRAINT test_forbidden_cause "
+                         "CHECK (cause IS DISTINCT FROM 'forbidden-by-test')"],
+                ["ALTER TABLE utility_reports DROP CONSTRAINT IF EXISTS test_forbidden_cause"])
+
+
+def test_a_batch_is_one_transaction_and_each_report_gets_its_own_result(writer, caller, engine):
+    from ingest.reports import ReportResult
+
+    out = writer.write_batch(_subs(caller, [_gas("G1", "A"), _gas("G2", "B"), report(external_id="P1")]))
+    assert all(isinstance(o, ReportResult) and o.created for o in out)
+    assert [[(z.layer, z.code) for z in o.zones if z.layer == "district"] for o in out] == \
+        [[("district", "A")], [("district", "B")], [("district", "A")]]
+    assert len({o.report.id for o in out}) == 3
+    # Both gas leaks opened their own alert (immediate rule); the outage report joined none.
+    assert _alert_zones(engine) == ["A", "B"]
+    assert out[0].alerts_changed and out[1].alerts_changed and out[2].alerts_changed == []
+    assert out[0].alerts_changed != out[1].alerts_changed
+    assert _scalar(engine, "SELECT count(*) FROM outbox_events") == 2
+    assert (writer.batches, writer.reports) == (1, 3)
+
+
+def test_a_report_that_breaks_a_constraint_fails_alone(writer, caller, engine):
+    from db.errors import InvalidInput
+    from ingest.reports import ReportResult
+
+    with _forbidden_cause(engine):
+        out = writer.write_batch(_subs(caller, [_gas("G1", "A"), _gas("BAD", "B", cause="forbidden-by-test"),
+                                                _gas("G3", "C")]))
+    assert isinstance(out[0], ReportResult) and isinstance(out[2], ReportResult)
+    assert isinstance(out[1], InvalidInput) and "test_forbidden_cause" in out[1].message
+    assert _scalar(engine, "SELECT count(*) FROM utility_reports WHERE external_id = 'BAD'") == 0
+    assert _scalar(engine, "SELECT count(*) FROM observations WHERE external_id LIKE :x", x="%:BAD") == 0
+    # Its neighbours' alerts and events exist; none of its own does.
+    assert _alert_zones(engine) == ["A", "C"]
+    assert _scalar(engine, "SELECT count(*) FROM outbox_events") == 2
+
+
+def test_a_lost_connection_mid_batch_leaves_each_report_whole_or_absent(writer, caller, engine):
+    from db.outage import is_unavailable
+    from ingest.reports import ReportResult
+
+    kill = ["""CREATE FUNCTION test_kill_session() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN
+                 IF NEW.cause = 'kill-the-session' THEN PERFORM pg_terminate_backend(pg_backend_pid()); END IF;
+                 RETURN NEW;
+               END $$""",
+            "CREATE TRIGGER test_kill_session BEFORE INSERT ON utility_reports FOR EACH ROW "
+            "EXECUTE FUNCTION test_kill_session()"]
+    with _ddl(engine, kill, ["DROP TRIGGER IF EXISTS test_kill_session ON utility_reports",
+                             "DROP FUNCTION IF EXISTS test_kill_session()"]):
+        out = writer.write_batch(_subs(caller, [_gas("G1", "A"), _gas("KILL", "B", cause="kill-the-session"),
+                                                _gas("G3", "C")]))
+    assert isinstance(out[0], ReportResult) and isinstance(out[2], ReportResult)
+    assert isinstance(out[1], Exception) and is_unavailable(out[1])  # answered 503
+    for o in (out[0], out[2]):
+        assert _scalar(engine, "SELECT count(*) FROM utility_reports WHERE id = :id", id=o.report.id) == 1
+    assert _scalar(engine, "SELECT count(*) FROM utility_reports WHERE external_id = 'KILL'") == 0
+    assert _scalar(engine, "SELECT count(*) FROM observations WHERE external_id LIKE :x", x="%:KILL") == 0
+    assert _alert_zones(engine) == ["A", "C"]
+
+
+def test_repeats_inside_one_batch_are_idempotent(writer, caller, engine):
+    from db.errors import Conflict
+    from ingest.reports import ReportResult
+
+    same = _gas("G1", "A")
+    out = writer.write_batch(_subs(caller, [same, same, _gas("G2", "A"), _gas("OTHER", "B")],
+                                   {2: "key-1", 3: "key-1"}))
+    assert isinstance(out[0], ReportResult) and out[0].created
+    assert isinstance(out[1], ReportResult) and not out[1].created and out[1].report.id == out[0].report.id
+    assert isinstance(out[2], ReportResult) and out[2].created
+    assert isinstance(out[3], Conflict) and "Idempotency-Key 'key-1'" in out[3].message
+    assert _scalar(engine, "SELECT count(*) FROM utility_reports") == 2
+    assert _scalar(engine, "SELECT count(*) FROM observations") == 2
+    # A retry of the batch later answers from what is stored.
+    again = writer.write_batch(_subs(caller, [same, _gas("G2", "A")], {1: "key-1"}))
+    assert [(o.created, o.report.id) for o in again] == [(False, out[0].report.id), (False, out[2].report.id)]
+
+
+def test_many_reports_of_one_incident_in_one_batch_make_one_alert(writer, caller, engine):
+    out = writer.write_batch(_subs(caller, [_gas(f"G{i}", "A") for i in range(5)]))
+    assert _scalar(engine, "SELECT count(*) FROM alerts") == 1
+    alert_id = _scalar(engine, "SELECT id FROM alerts")
+    assert all(o.alerts_changed == [alert_id] for o in out)
+    assert _scalar(engine, "SELECT evidence_count FROM alerts") == 5
+
+
+def test_two_writers_at_once_still_make_one_alert_per_incident(session_factory, districts, caller, engine):
+    """Two API processes' writers, each with a batch for the same zones, committing at the same time."""
+    from alerts.rules import load_rules
+    from ingest.report_writer import ReportWriter
+
+    rules = load_rules(RULES_PATH)
+    writers = [ReportWriter(session_factory, rules=lambda: rules) for _ in range(2)]
+    batches = [_subs(caller, [_gas(f"W{w}-{d}", d) for d in "ABC"]) for w in range(2)]
+    start = threading.Barrier(2)
+    outs: list = [None, None]
+
+    def run(i):
+        start.wait()
+        outs[i] = writers[i].write_batch(batches[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert all(o is not None and all(r.created for r in o) for o in outs)
+    assert _alert_zones(engine) == ["A", "B", "C"]
+    assert _scalar(engine, "SELECT sum(evidence_count) FROM alerts") == 6
+
+
+def test_concurrent_http_requests_share_commits_and_fail_alone(client, utility_key, engine):
+    """Real concurrent POSTs through the app: the writer batches what arrives together; the report that
+    breaks a constraint gets 422 and its neighbours 201."""
+    bodies = [_gas(f"H{i}", "ABC"[i % 3]) for i in range(11)] + [_gas("HBAD", "B", cause="forbidden-by-test")]
+    statuses: dict[str, int] = {}
+    start = threading.Barrier(len(bodies))
+
+    def post(body):
+        start.wait()
+        r = client.post("/v1/reports", json=body, headers=auth(utility_key))
+        statuses[body["properties"]["external_id"]] = r.status_code
+        if r.status_code != 201:
+            statuses["detail"] = r.json()["detail"]
+
+    with _forbidden_cause(engine):
+        threads = [threading.Thread(target=post, args=(b,)) for b in bodies]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    detail = statuses.pop("detail")
+    assert statuses.pop("HBAD") == 422 and "test_forbidden_cause" in detail
+    assert set(statuses.values()) == {201} and len(statuses) == 11
+    assert _scalar(engine, "SELECT count(*) FROM utility_reports") == 11
+    assert _alert_zones(engine) == ["A", "B", "C"]
+    writer = client.app.state.report_writer
+    assert writer.reports == 12 and writer.batches <= 12
