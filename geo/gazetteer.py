@@ -19,6 +19,9 @@ from shapely import wkt as shapely_wkt
 from shapely.geometry import Point, shape
 from shapely.geometry.base import BaseGeometry
 
+from geo.crossings import street_crossing
+from geo.points import representative_point
+
 KINDS = frozenset({"neighbourhood", "zip", "borough", "station", "landmark", "street", "city", "state", "country"})
 
 # Default extent of a named point when the entry gives no radius_m (metres).
@@ -328,8 +331,6 @@ class GazetteerIndex:
         self.radius_m = [entry_radius_m(e) for e in self.entries]
         # A whisker of preference for the more populous or higher-ranked reading.
         self.priority_bonus = [0.002 * math.log10(1 + max(e.priority, 0.0)) for e in self.entries]
-        from geo.geotag import representative_point
-
         reps = [representative_point(e.geometry) for e in self.entries]
         self.rep_lonlat = [(p.x, p.y) for p in reps]
         self.zip_codes: dict[str, int] = {}
@@ -425,8 +426,6 @@ class GazetteerIndex:
         if self._crossings_complete:
             return self._crossings.get(pair)
         if pair not in self._crossings:
-            from geo.streets import street_crossing
-
             self._crossings[pair] = street_crossing(self.entries[a].geometry, self.entries[b].geometry)
         return self._crossings[pair]
 

@@ -1,5 +1,6 @@
 """Parse and check RFC 7946 GeoJSON geometries (lon, lat order) into shapely, without I/O."""
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -121,3 +122,19 @@ def check_limits(geom: BaseGeometry, *, max_vertices: int, max_area_km2: float) 
     area = area_km2(geom)
     if area > max_area_km2:
         raise InvalidGeometry(f"geometry covers {area:.1f} km², more than the limit of {max_area_km2:g} km²", area)
+
+
+def parse_bbox(value: str, *, field: str = "bbox") -> tuple[float, float, float, float]:
+    """'west,south,east,north' in degrees, longitude first (a query parameter), else an error quoting it."""
+    parts = value.split(",")
+    try:
+        west, south, east, north = (float(p) for p in parts)
+    except ValueError:
+        raise InvalidGeometry(f"{field} {value!r} is not four numbers 'west,south,east,north'", value,
+                              field=field) from None
+    if not all(math.isfinite(v) for v in (west, south, east, north)):
+        raise InvalidGeometry(f"{field} {value!r} has a non-finite number", value, field=field)
+    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+        raise InvalidGeometry(f"{field} {value!r} is not west,south,east,north in degrees (lon before lat, "
+                              "west < east in [-180, 180], south < north in [-90, 90])", value, field=field)
+    return west, south, east, north

@@ -29,6 +29,7 @@ from geo.distance import haversine_m
 from geo.gazetteer import STREET_SUFFIXES, GazetteerIndex
 from geo.geotag_inputs import place_geometry as place_geometry_of
 from geo.geotag_inputs import valid_lonlat
+from geo.points import representative_point
 from geo.street_parse import (
     INTERSECTION_UNCERTAINTY_M,
     bare_finds,
@@ -111,14 +112,6 @@ class Geotag:
     def point(self) -> Point:
         """A point inside the geometry: its centroid when that falls inside, else a representative point."""
         return representative_point(self.geometry)
-
-
-def representative_point(g: BaseGeometry) -> Point:
-    """The centroid when it lies inside `g` (closest to where readers mean), else shapely's inside point."""
-    if g.geom_type == "Point":
-        return g
-    c = g.centroid
-    return c if g.geom_type not in ("Polygon", "MultiPolygon") or g.contains(c) else g.representative_point()
 
 
 def _regions_agree(a: str | None, b: str | None) -> bool | None:

@@ -21,7 +21,8 @@ from shapely.geometry.base import BaseGeometry
 from geo.distance import haversine_m
 from geo.gazetteer import STREET_SUFFIXES, GazetteerIndex, Mention
 from geo.street_grid import same_family
-from geo.streets import reach_crossing, segment_between
+from geo.crossings import reach_crossing
+from geo.streets import segment_between
 
 INTERSECTION_UNCERTAINTY_M = 50.0
 NEAR_UNCERTAINTY_M = 150.0

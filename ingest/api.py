@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from db.api import SessionDep
 from db.errors import DomainError, Forbidden
+from geo.geojson import parse_bbox
 from geo.matching import ZoneMatch
 from ingest import keys, report_queries, report_updates, reports
 from ingest.errors import RateLimited
@@ -214,7 +215,7 @@ def list_reports(
 ) -> ReportPage:
     """The caller's reports, newest first, filtered; follow `next` for the following page."""
     filters = report_queries.ReportFilter(
-        status=status_, category=category, bbox=report_queries.parse_bbox(bbox) if bbox else None,
+        status=status_, category=category, bbox=parse_bbox(bbox) if bbox else None,
         zone=report_queries.parse_zone(zone) if zone else None, since=since,
     )
     results, next_cursor = report_queries.list_reports(session, caller=caller, filters=filters, cursor=cursor,

@@ -1,7 +1,6 @@
 """Read observations for the map: GeoJSON features with age, uncertainty, and post text or report details."""
 
 import json
-import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -41,21 +40,6 @@ _SELECT = f"""
     LEFT JOIN utilities u ON o.source = 'utility_report' AND o.author_hash = 'utility:' || u.id::text
     WHERE o.geom IS NOT NULL
 """
-
-
-def parse_bbox(value: str) -> tuple[float, float, float, float]:
-    """'west,south,east,north' in degrees (lon, lat), else InvalidInput quoting the value."""
-    parts = value.split(",")
-    try:
-        west, south, east, north = (float(p) for p in parts)
-    except ValueError:
-        raise InvalidInput(f"bbox {value!r} is not four numbers 'west,south,east,north'", field="bbox") from None
-    if not all(math.isfinite(v) for v in (west, south, east, north)):
-        raise InvalidInput(f"bbox {value!r} has a non-finite number", field="bbox")
-    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
-        raise InvalidInput(f"bbox {value!r} is not west,south,east,north in degrees (lon before lat, "
-                           "west < east, south < north)", field="bbox")
-    return west, south, east, north
 
 
 def parse_ids(value: str) -> list[int]:

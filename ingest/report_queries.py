@@ -27,19 +27,6 @@ class ReportFilter:
     since: datetime | None = None
 
 
-def parse_bbox(raw: str) -> tuple[float, float, float, float]:
-    """`west,south,east,north` in degrees, longitude first."""
-    parts = raw.split(",")
-    try:
-        west, south, east, north = (float(p) for p in parts)
-    except ValueError:
-        raise InvalidInput(f"bbox {raw!r} is not four numbers west,south,east,north", field="bbox") from None
-    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
-        raise InvalidInput(f"bbox {raw!r} is not west < east in [-180, 180] and south < north in [-90, 90]",
-                           field="bbox")
-    return west, south, east, north
-
-
 def parse_zone(raw: str) -> tuple[str, str]:
     layer, sep, code = raw.partition(":")
     if not sep or not layer or not code:

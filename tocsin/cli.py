@@ -1,13 +1,13 @@
 """The `tocsin` command: database, zones, utilities, rules, and the server and worker processes."""
 
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from tocsin.settings import Settings
+from tocsin import cli_accounts, cli_posts  # light at import: heavy imports are inside the commands
+from tocsin import cli_common as common
 
 app = typer.Typer(help="Tocsin: location-aware incident alerting for first responders.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
@@ -18,23 +18,9 @@ app.add_typer(zones_app, name="zones")
 app.add_typer(rules_app, name="rules")
 
 
-def _settings() -> Settings:
-    settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return settings
-
-
-def _sessionmaker(settings: Settings):
-    from db.session import make_engine, make_sessionmaker
-    from tocsin import models_registry
-
-    models_registry.load()
-    return make_sessionmaker(make_engine(settings.database_url, pool_size=1))
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code)
+_settings = common.settings
+_sessionmaker = common.sessionmaker
+_fail = common.fail
 
 
 @db_app.command("upgrade")
@@ -356,8 +342,6 @@ def worker(
     except ValueError as exc:  # bad configuration (an MQTT URL that is not mqtt:// or mqtts://): no traceback
         _fail(str(exc))
 
-
-from tocsin import cli_accounts, cli_posts  # noqa: E402  (light at import; heavy imports inside commands)
 
 cli_posts.register(app)
 cli_accounts.register(app)

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from tocsin import cli_common as common
+
 utilities_app = typer.Typer(help="Utilities and their API keys.", no_args_is_help=True)
 keys_app = typer.Typer(help="A utility's API keys: list, add, revoke, rotate.", no_args_is_help=True)
 utilities_app.add_typer(keys_app, name="keys")
@@ -18,11 +20,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(utilities_app, name="utilities")
     app.add_typer(operators_app, name="operators")
 
-
-def _cli():
-    from tocsin import cli  # the shared helpers (_settings, _sessionmaker, _fail)
-
-    return cli
 
 
 @utilities_app.command("add")
@@ -42,16 +39,16 @@ def utilities_add(
 
         records, _ = read_zone_file(territory, assume_crs="EPSG:4326")
         if not records:
-            _cli()._fail(f"territory file {territory} has no usable polygon")
+            common.fail(f"territory file {territory} has no usable polygon")
         territory_wkt = union_all([r.geometry for r in records]).wkt
     from db.errors import Conflict
 
     try:
-        with transaction(_cli()._sessionmaker(_cli()._settings())) as session:
+        with transaction(common.sessionmaker(common.settings())) as session:
             utility = keys.add_utility(session, name=name, territory_wkt=territory_wkt)
             key = keys.issue_key(session, role="utility", utility_id=utility.id, label="first key")
     except Conflict as exc:
-        _cli()._fail(exc.message)
+        common.fail(exc.message)
     typer.echo(key)
 
 
@@ -61,10 +58,10 @@ def utilities_key(name: str, label: str = "") -> None:
     from db.session import transaction
     from ingest import keys
 
-    with transaction(_cli()._sessionmaker(_cli()._settings())) as session:
+    with transaction(common.sessionmaker(common.settings())) as session:
         utility = keys.get_utility(session, name=name)
         if utility is None:
-            _cli()._fail(f"utility {name!r} does not exist; add it with `tocsin utilities add {name}`")
+            common.fail(f"utility {name!r} does not exist; add it with `tocsin utilities add {name}`")
         typer.echo(keys.issue_key(session, role="utility", utility_id=utility.id, label=label))
 
 
@@ -76,10 +73,10 @@ def keys_list(name: str) -> None:
     from db.session import transaction
     from ingest import keys
 
-    with transaction(_cli()._sessionmaker(_cli()._settings())) as session:
+    with transaction(common.sessionmaker(common.settings())) as session:
         utility = keys.get_utility(session, name=name)
         if utility is None:
-            _cli()._fail(f"utility {name!r} does not exist")
+            common.fail(f"utility {name!r} does not exist")
         for k in keys.list_keys(session, utility_id=utility.id):
             state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
             typer.echo(f"{k.id:>6}  {k.prefix}…  {state:<24} {k.label}")
@@ -101,10 +98,10 @@ def keys_revoke(key_id: int) -> None:
     from ingest import keys
 
     try:
-        with transaction(_cli()._sessionmaker(_cli()._settings())) as session:
+        with transaction(common.sessionmaker(common.settings())) as session:
             keys.revoke_key(session, key_id=key_id, now=datetime.now(UTC))
     except NotFound as exc:
-        _cli()._fail(exc.message)
+        common.fail(exc.message)
     typer.echo(f"key {key_id} revoked")
 
 
@@ -118,10 +115,10 @@ def keys_rotate(key_id: int) -> None:
     from ingest import keys
 
     try:
-        with transaction(_cli()._sessionmaker(_cli()._settings())) as session:
+        with transaction(common.sessionmaker(common.settings())) as session:
             new = keys.rotate_key(session, key_id=key_id, now=datetime.now(UTC))
     except NotFound as exc:
-        _cli()._fail(exc.message)
+        common.fail(exc.message)
     typer.echo(new)
 
 
@@ -138,10 +135,10 @@ def operators_add(
     from db.session import transaction
 
     try:
-        with transaction(_cli()._sessionmaker(_cli()._settings())) as session:
+        with transaction(common.sessionmaker(common.settings())) as session:
             _, token = operators.add_operator(session, name=name, role=role, now=datetime.now(UTC))
     except DomainError as exc:
-        _cli()._fail(exc.message)
+        common.fail(exc.message)
     typer.echo(token)
 
 
@@ -151,7 +148,7 @@ def operators_list() -> None:
     from alerts import operators
     from db.session import transaction
 
-    with transaction(_cli()._sessionmaker(_cli()._settings())) as session:
+    with transaction(common.sessionmaker(common.settings())) as session:
         for op in operators.list_operators(session):
             status = f"disabled {op.disabled_at:%Y-%m-%d %H:%M}" if op.disabled_at else "active"
             typer.echo(f"{op.name:<32} {op.role:<9} {status}")
@@ -167,10 +164,10 @@ def operators_token(name: str) -> None:
     from db.session import transaction
 
     try:
-        with transaction(_cli()._sessionmaker(_cli()._settings())) as session:
+        with transaction(common.sessionmaker(common.settings())) as session:
             token = operators.reissue_token(session, name=name, now=datetime.now(UTC))
     except DomainError as exc:
-        _cli()._fail(exc.message)
+        common.fail(exc.message)
     typer.echo(token)
 
 
@@ -184,10 +181,10 @@ def operators_role(name: str, role: str) -> None:
     from db.session import transaction
 
     try:
-        with transaction(_cli()._sessionmaker(_cli()._settings())) as session:
+        with transaction(common.sessionmaker(common.settings())) as session:
             operators.change_role(session, name=name, role=role, now=datetime.now(UTC))
     except DomainError as exc:
-        _cli()._fail(exc.message)
+        common.fail(exc.message)
     typer.echo(f"operator {name} is now {role}")
 
 
@@ -201,8 +198,8 @@ def operators_disable(name: str) -> None:
     from db.session import transaction
 
     try:
-        with transaction(_cli()._sessionmaker(_cli()._settings())) as session:
+        with transaction(common.sessionmaker(common.settings())) as session:
             operators.disable_operator(session, name=name, now=datetime.now(UTC))
     except DomainError as exc:
-        _cli()._fail(exc.message)
+        common.fail(exc.message)
     typer.echo(f"operator {name} disabled")

@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from tocsin import cli_common as common
+
 gazetteer_app = typer.Typer(help="The gazetteer used to locate posts from their text.", no_args_is_help=True)
 posts_app = typer.Typer(help="Stored public posts.", no_args_is_help=True)
 partners_app = typer.Typer(help="Partners and connectors that submit posts, and their API keys.",
@@ -27,18 +29,12 @@ def register(app: typer.Typer) -> None:
     app.command("replay")(replay)
 
 
-def _cli():
-    from tocsin import cli  # the shared helpers (_settings, _sessionmaker, _fail)
-
-    return cli
-
 
 def _save_gazetteer(entries: list, what: str) -> None:
     from db.session import transaction
     from geo import gazetteer_store
 
-    cli = _cli()
-    with transaction(cli._sessionmaker(cli._settings())) as session:
+    with transaction(common.sessionmaker(common.settings())) as session:
         n = gazetteer_store.save_entries(session, entries=entries, replace_sources=True)
         total = sum(gazetteer_store.count_by_source(session).values())
     typer.echo(f"gazetteer: {n} entries from {what}; {total} entries in all")
@@ -60,11 +56,11 @@ def gazetteer_load(
     from geo.gazetteer import load_entries_file
 
     if not path.exists():
-        _cli()._fail(f"gazetteer file {str(path)!r} does not exist")
+        common.fail(f"gazetteer file {str(path)!r} does not exist")
     try:
         entries = load_entries_file(path)
     except (ValueError, OSError) as exc:
-        _cli()._fail(str(exc))
+        common.fail(str(exc))
     _save_gazetteer(entries, str(path))
 
 
@@ -74,8 +70,7 @@ def gazetteer_list() -> None:
     from db.session import transaction
     from geo import gazetteer_store
 
-    cli = _cli()
-    with transaction(cli._sessionmaker(cli._settings())) as session:
+    with transaction(common.sessionmaker(common.settings())) as session:
         for source, n in gazetteer_store.count_by_source(session).items():
             typer.echo(f"{source:<40} {n:>7}")
 
@@ -99,14 +94,14 @@ def gazetteer_import_streets(
     from geo.streets import derive_intersections
 
     if not path.exists():
-        _cli()._fail(f"street file {str(path)!r} does not exist")
+        common.fail(f"street file {str(path)!r} does not exist")
     try:
         entries = read_streets(path, name_col=name_col, alt_cols=alt_col or (), borough_col=borough_col,
                                layer=layer, source=source, region=region, progress=True)
     except GazetteerFileError as exc:
-        _cli()._fail(str(exc))
+        common.fail(str(exc))
     if not entries:
-        _cli()._fail(f"{path}: no named lines found")
+        common.fail(f"{path}: no named lines found")
     typer.echo(f"streets: {len(entries)} named streets, {len(derive_intersections(entries))} intersections")
     _save_gazetteer(entries, str(path))
 
@@ -134,15 +129,15 @@ def gazetteer_import_landmarks(
     from geo.street_import import GazetteerFileError, read_landmarks
 
     if not path.exists():
-        _cli()._fail(f"landmark file {str(path)!r} does not exist")
+        common.fail(f"landmark file {str(path)!r} does not exist")
     try:
         entries = read_landmarks(path, name_col=name_col, alias_cols=alias_col or (), kind=kind, kind_col=kind_col,
                                  lon_col=lon_col, lat_col=lat_col, wkt_col=wkt_col, preset=preset, source=source,
                                  code_col=code_col, progress=True)
     except GazetteerFileError as exc:
-        _cli()._fail(str(exc))
+        common.fail(str(exc))
     if not entries:
-        _cli()._fail(f"{path}: no named places found")
+        common.fail(f"{path}: no named places found")
     _save_gazetteer(entries, str(path))
 
 
@@ -155,12 +150,11 @@ def partners_add(name: str) -> None:
     from ingest import keys
     from ingest.models import ApiKey
 
-    cli = _cli()
-    with transaction(cli._sessionmaker(cli._settings())) as session:
+    with transaction(common.sessionmaker(common.settings())) as session:
         taken = session.scalar(select(ApiKey.id).where(ApiKey.role == "partner", ApiKey.label == name,
                                                        ApiKey.revoked_at.is_(None)))
         if taken is not None:
-            cli._fail(f"partner {name!r} already has an active key (id {taken})")
+            common.fail(f"partner {name!r} already has an active key (id {taken})")
         typer.echo(keys.issue_key(session, role="partner", utility_id=None, label=name))
 
 
@@ -174,16 +168,15 @@ def posts_purge(
     from db.session import transaction
     from ingest import post_store
 
-    cli = _cli()
-    settings = cli._settings()
+    settings = common.settings()
     try:
         age_s = parse_duration_s(older_than) if older_than is not None else settings.post_retention_days * 86400
     except ValueError as exc:
-        cli._fail(str(exc))
+        common.fail(str(exc))
     if age_s <= 0:
-        cli._fail(f"--older-than {older_than!r} must be a positive duration")
+        common.fail(f"--older-than {older_than!r} must be a positive duration")
     cutoff = datetime.now(UTC) - timedelta(seconds=age_s)
-    with transaction(cli._sessionmaker(settings)) as session:
+    with transaction(common.sessionmaker(settings)) as session:
         n = post_store.purge_posts(session, received_before=cutoff)
     typer.echo(f"purged {n} posts received before {cutoff.isoformat(timespec='seconds')}")
 
@@ -223,20 +216,19 @@ def replay(
     from ingest import pipeline, posts
     from ingest.classify import load_lexicon
 
-    cli = _cli()
     if speed is not None and as_fast_as_possible:
-        cli._fail("give --speed N or --as-fast-as-possible, not both")
+        common.fail("give --speed N or --as-fast-as-possible, not both")
     if speed is not None and speed <= 0:
-        cli._fail(f"--speed {speed} must be > 0")
+        common.fail(f"--speed {speed} must be > 0")
     if not path.exists():
-        cli._fail(f"replay file {str(path)!r} does not exist")
-    settings = cli._settings()
+        common.fail(f"replay file {str(path)!r} does not exist")
+    settings = common.settings()
     items = _read_jsonl(path)
     rejected = [r for r in items if isinstance(r, posts.Rejected)]
     for r in rejected:
         typer.secho(f"rejected item {r.index}: {r.error}", fg=typer.colors.YELLOW, err=True)
     valid = [p for p in items if isinstance(p, posts.PostIn)]
-    factory = cli._sessionmaker(settings)
+    factory = common.sessionmaker(settings)
     rules, lexicon = load_rules(settings.rules_file), load_lexicon()
     config = pipeline.PipelineConfig.from_settings(settings)
     with factory() as session:

@@ -14,6 +14,7 @@ from db.api import SessionDep
 from db.errors import InvalidInput
 from db.input_guard import INT8_MAX, SafeStr
 from db.openapi import error_responses
+from geo.geojson import parse_bbox
 from ingest import observations as obs_service
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -55,7 +56,7 @@ def list_observations(
     if too_big is not None:  # observations.id is bigint
         raise InvalidInput(f"ids item {too_big} is out of range (at most {INT8_MAX})", field="ids")
     features = obs_service.observation_features_json(
-        session, now=datetime.now(UTC), bbox=obs_service.parse_bbox(bbox) if bbox else None, since=since,
+        session, now=datetime.now(UTC), bbox=parse_bbox(bbox) if bbox else None, since=since,
         ids=id_list, limit=limit,
     )
     # The features arrive serialised from PostgreSQL; only the envelope is built here.

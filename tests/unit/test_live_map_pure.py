@@ -3,7 +3,8 @@
 import pytest
 
 from db.errors import InvalidInput
-from ingest.observations import MAX_IDS, parse_bbox, parse_ids
+from geo.geojson import parse_bbox
+from ingest.observations import MAX_IDS, parse_ids
 from tocsin.live import CLOSE_TOO_SLOW, LiveClient
 from tocsin.live_feed import Message, parse_payload
 

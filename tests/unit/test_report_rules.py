@@ -7,7 +7,7 @@ from shapely.geometry import Point, Polygon
 
 from db.errors import InvalidInput
 from geo.errors import InvalidGeometry
-from geo.geojson import area_km2, check_limits
+from geo.geojson import area_km2, check_limits, parse_bbox
 from ingest import report_queries
 from ingest.errors import InvalidTransition
 from ingest.ratelimit import KeyRateLimiter
@@ -103,10 +103,10 @@ def test_cursor_round_trip_and_garbage():
 ])
 def test_bbox_parse(raw, ok):
     if ok:
-        assert report_queries.parse_bbox(raw) == (-74.0, 40.7, -73.9, 40.8)
+        assert parse_bbox(raw) == (-74.0, 40.7, -73.9, 40.8)
     else:
         with pytest.raises(InvalidInput, match=f"bbox '{raw}'"):
-            report_queries.parse_bbox(raw)
+            parse_bbox(raw)
 
 
 def test_zone_filter_parse():

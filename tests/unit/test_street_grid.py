@@ -19,7 +19,8 @@ from geo.distance import haversine_m
 from geo.gazetteer_store import build_index
 from geo.geotag import geotag, lines_named
 from geo.street_grid import MAX_STEP_M, fill_grid, parse_numbered
-from geo.streets import derive_intersections, reach_crossing
+from geo.crossings import reach_crossing
+from geo.streets import derive_intersections
 
 BOUNDS = (-74.05, 40.60, -73.80, 40.85)
 B = "Grid Borough"

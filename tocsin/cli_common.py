@@ -1,0 +1,26 @@
+"""What every `tocsin` command module shares: settings, a session factory, and failing with a message."""
+
+import logging
+
+import typer
+
+from tocsin.settings import Settings
+
+
+def settings() -> Settings:
+    s = Settings()
+    logging.basicConfig(level=s.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return s
+
+
+def sessionmaker(s: Settings):
+    from db.session import make_engine, make_sessionmaker
+    from tocsin import models_registry
+
+    models_registry.load()
+    return make_sessionmaker(make_engine(s.database_url, pool_size=1))
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
