@@ -12,6 +12,9 @@ export TOCSIN_PUBLIC_BASE_URL="${TOCSIN_PUBLIC_BASE_URL:-http://127.0.0.1:$PORT}
 # The map's session cookie works only from allowed origins: the public base URL's, and localhost too.
 export TOCSIN_ALLOWED_ORIGINS="${TOCSIN_ALLOWED_ORIGINS:-[\"http://localhost:$PORT\"]}"
 MQTT_PORT="${TOCSIN_MQTT_URL##*:}"
+# The inbound SMS webhook only takes replies signed with this token. The demo has no Twilio account, so
+# it uses a local one, which `tocsin sms reply` signs with too (a real deployment sets Twilio's).
+export TOCSIN_TWILIO_AUTH_TOKEN="${TOCSIN_TWILIO_AUTH_TOKEN:-demo-local-twilio-token}"
 
 say() { echo "demo: $*" >&2; }
 
@@ -125,6 +128,10 @@ Tocsin is running.
    curl -s -H 'Authorization: Bearer $OP_TOKEN' http://127.0.0.1:$PORT/v1/alerts/1.cap
 
 4. The SMS that responders would get are in var/worker.log (console sender: no Twilio credentials).
+   Ana Ortiz covers Astoria; reply as her phone, signed as Twilio would, with the alert's code
+   (the ack_code in the curl of step 3, or the end of her SMS in var/worker.log):
+
+   TOCSIN_TWILIO_AUTH_TOKEN=$TOCSIN_TWILIO_AUTH_TOKEN .venv/bin/tocsin sms reply +12125550101 "ACK <code>"
 
 Press Ctrl-C to stop (PostGIS and Mosquitto keep running; 'make services-stop' stops them).
 TXT

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tocsin import cli_accounts, cli_posts  # light at import: heavy imports are inside the commands
+from tocsin import cli_accounts, cli_posts, cli_sms  # light at import: heavy imports are inside the commands
 from tocsin import cli_common as common
 
 app = typer.Typer(help="Tocsin: location-aware incident alerting for first responders.", no_args_is_help=True)
@@ -345,6 +345,7 @@ def worker(
 
 cli_posts.register(app)
 cli_accounts.register(app)
+cli_sms.register(app)
 
 
 def main() -> None:
