@@ -221,6 +221,8 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
         lifespan=lifespan,
         # BodySizeLimit answers these for any request, before a route runs.
         responses=error_responses(400, 413),
+        docs_url=None,  # served by tocsin.web_api from vendored assets: they work offline
+        redoc_url=None,
     )
     app.state.settings = settings
     if rules is None:

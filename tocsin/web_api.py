@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -71,6 +72,24 @@ def alert_link(alert_id: int) -> RedirectResponse:
     return RedirectResponse(f"/?alert={alert_id}", status_code=303)
 
 
+_VENDOR = "/static/vendor"
+
+
 def install(app: FastAPI) -> None:
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+
+    # The API's documentation pages, with Swagger UI and ReDoc from tocsin/web/vendor rather than a CDN:
+    # a control room's network may have no internet, and /docs was blank without it.
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> Response:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} API",
+                                   swagger_js_url=f"{_VENDOR}/swagger-ui/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{_VENDOR}/swagger-ui/swagger-ui.css",
+                                   swagger_favicon_url=f"{_VENDOR}/swagger-ui/favicon-32x32.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> Response:
+        return get_redoc_html(openapi_url=app.openapi_url, title=f"{app.title} API",
+                              redoc_js_url=f"{_VENDOR}/redoc/redoc.standalone.js",
+                              redoc_favicon_url=f"{_VENDOR}/swagger-ui/favicon-32x32.png", with_google_fonts=False)
