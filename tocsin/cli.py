@@ -146,15 +146,49 @@ def responders_import(
 
 @rules_app.command("check")
 def rules_check(path: Path) -> None:
-    """Validate a rules file; errors name the rule and the field."""
+    """Validate a rules file: the schema, then every name it uses (fields, categories, sources, the zone
+    layer, condition fields) against what this Tocsin knows, by line, with a "did you mean"."""
+    from typing import get_args
+
     from alerts.errors import RuleError
+    from alerts.rule_check import check_names
     from alerts.rules import load_rules
+    from ingest.classify import CATEGORIES
+    from ingest.schemas import REPORT_ATTRIBUTES, Category
 
     try:
         rules = load_rules(path)
+        error = None
     except RuleError as exc:
-        _fail(exc.message)
-    typer.echo(f"{path}: {len(rules)} rules OK")
+        error = exc.message
+    layers, note = _zone_layers()
+    try:
+        problems = check_names(path.read_text(), categories={*CATEGORIES, *get_args(Category)}, layers=layers,
+                               condition_fields=REPORT_ATTRIBUTES)
+    except Exception:  # not YAML, or not a file: the schema's error says which
+        problems = []
+    for p in problems:  # first: by line, with a "did you mean"
+        typer.secho(p.render(str(path)), fg=typer.colors.RED, err=True)
+    if error is not None:
+        _fail(error)
+    if problems:
+        raise typer.Exit(2)
+    typer.echo(f"{path}: {len(rules)} rules OK{note}")
+
+
+def _zone_layers() -> tuple[set[str] | None, str]:
+    """The loaded zone layers, or None (and why) when the database cannot be asked."""
+    from sqlalchemy import text
+
+    from db.outage import is_unavailable
+
+    try:
+        with _sessionmaker(_settings())() as session:
+            return set(session.execute(text("SELECT name FROM zone_layers")).scalars()), ""
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        return None, " (layers not checked: the database is unavailable)"
 
 
 @rules_app.command("backtest")
