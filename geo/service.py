@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from db.errors import Conflict
 from geo.errors import UnknownZone
 from geo.models import Zone, ZoneLayer
 from geo.zones import ZoneRecord
@@ -77,6 +78,27 @@ def upsert_zones(
         # layer for a handful of zones, and the report path's zone look-ups scan the whole layer.
         session.execute(text("ANALYZE zones"))
     return UpsertCounts(inserted, updated)
+
+
+def delete_layer(session: Session, *, layer: str) -> int:
+    """Delete a zone layer with its zones (their pieces, baselines and responders' coverage go with them);
+    the number of zones deleted. A layer with alerts in its zones stays: alert history is a record, and
+    the database refuses (Conflict). Signals and zone links of old evidence keep their zone ids, which no
+    zone has any more; nothing reads them by those."""
+    from sqlalchemy.exc import IntegrityError
+
+    layer_row = session.scalar(select(ZoneLayer).where(ZoneLayer.name == layer))
+    if layer_row is None:
+        raise UnknownZone(f"zone layer {layer!r} is not loaded", layer=layer)
+    zones = session.execute(text("SELECT count(*) FROM zones WHERE layer_id = :id"), {"id": layer_row.id}).scalar_one()
+    try:
+        with session.begin_nested():
+            session.execute(text("DELETE FROM zone_layers WHERE id = :id"), {"id": layer_row.id})
+    except IntegrityError:
+        raise Conflict(f"zone layer {layer!r} has alerts in its zones, and alert history is kept: it cannot be "
+                       "deleted", layer=layer) from None
+    session.expunge(layer_row)
+    return zones
 
 
 def list_layers(session: Session) -> list[dict[str, Any]]:

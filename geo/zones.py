@@ -25,6 +25,7 @@ class ZoneRecord:
 @dataclass
 class ZoneReadReport:
     read: int = 0
+    code_field: str | None = None  # the field codes came from (None: numbered by row)
     repaired: list[tuple[int, str]] = field(default_factory=list)  # (feature index, reason)
     rejected: list[tuple[int, str]] = field(default_factory=list)
 
@@ -39,6 +40,30 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _unique(frame, column: str) -> bool:
+    values = frame[column]
+    return bool(values.notna().all()) and values.astype(str).str.strip().ne("").all() and values.is_unique
+
+
+def guess_code_field(frame) -> str | None:
+    """The column that obviously holds each zone's code: unique and never empty, and named `code`, then
+    `...code` (NTACode, GEOCODE), then `geoid`/`id`, then `..._id`/`...id`; None when none is."""
+    columns = [c for c in frame.columns if _unique(frame, c)]
+    for test in (lambda c: c == "code", lambda c: c.endswith("code"), lambda c: c in ("geoid", "id"),
+                 lambda c: c.endswith(("_id", "id")) or c.endswith("num")):
+        found = [c for c in columns if test(str(c).lower())]
+        if found:
+            return found[0]
+    return None
+
+
+def guess_name_field(frame) -> str | None:
+    """A column named `name` or `...name` (NTAName, BoroName), for display; None when there is none."""
+    names = [c for c in frame.columns if str(c).lower() == "name"] or \
+        [c for c in frame.columns if str(c).lower().endswith("name")]
+    return names[0] if names else None
+
+
 def read_zone_file(
     path: str | Path,
     *,
@@ -46,8 +71,11 @@ def read_zone_file(
     name_field: str | None = None,
     assume_crs: str | None = None,
     file_layer: str | None = None,
+    guess_code: bool = False,
 ) -> tuple[list[ZoneRecord], ZoneReadReport]:
-    """Read, reproject to EPSG:4326, promote to MultiPolygon and repair; bad features are reported, not fatal."""
+    """Read, reproject to EPSG:4326, promote to MultiPolygon and repair; bad features are reported, not fatal.
+    Without `code_field`, codes come from an obvious code column when `guess_code` (`guess_code_field`;
+    none found is an error naming the fields), else from the row number (a territory's parts)."""
     path = Path(path)
     if not path.exists():
         raise ZoneFileError(f"zone file {str(path)!r} does not exist", path=str(path))
@@ -72,8 +100,15 @@ def read_zone_file(
     for wanted, what in ((code_field, "--code-field"), (name_field, "--name-field")):
         if wanted and wanted not in columns:
             raise ZoneFileError(f"{what} {wanted!r} is not a field of {path.name}; fields are {columns}")
+    if code_field is None and guess_code:
+        code_field = guess_code_field(frame[columns])
+        if code_field is None:
+            raise ZoneFileError(f"{path.name} has no obvious code field (a unique column named like code, id or "
+                                f"geoid); pass --code-field, one of {columns}")
+        if name_field is None:
+            name_field = guess_name_field(frame[columns])
 
-    report = ZoneReadReport()
+    report = ZoneReadReport(code_field=code_field)
     records: list[ZoneRecord] = []
     seen: set[str] = set()
     for index, (geom, row) in enumerate(zip(frame.geometry, frame[columns].itertuples(index=False))):

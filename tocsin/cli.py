@@ -52,9 +52,11 @@ def _load_zone_file(path: Path, *, layer: str, code_field: str | None, name_fiel
     settings = _settings()
     try:
         records, report = read_zone_file(path, code_field=code_field, name_field=name_field,
-                                         assume_crs=assume_crs, file_layer=file_layer)
+                                         assume_crs=assume_crs, file_layer=file_layer, guess_code=True)
     except ZoneFileError as exc:
         _fail(exc.message)
+    if code_field is None:
+        typer.echo(f"codes from field {report.code_field!r} (pass --code-field to choose another)", err=True)
     for index, reason in report.repaired:
         typer.echo(f"repaired feature {index}: {reason}", err=True)
     for index, reason in report.rejected:
@@ -73,7 +75,8 @@ def _load_zone_file(path: Path, *, layer: str, code_field: str | None, name_fiel
 def zones_load(
     path: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage or Shapefile")],
     layer: Annotated[str, typer.Option(help="Zone layer name to load into, e.g. fire_battalion")],
-    code_field: Annotated[str | None, typer.Option(help="Field holding each zone's code")] = None,
+    code_field: Annotated[str | None, typer.Option(help="Field holding each zone's code (default: an obvious "
+                                                        "unique code or id column, else an error)")] = None,
     name_field: Annotated[str | None, typer.Option(help="Field holding each zone's display name")] = None,
     assume_crs: Annotated[str | None, typer.Option(help="CRS to assume when the file declares none")] = None,
     file_layer: Annotated[str | None, typer.Option(help="Layer inside a multi-layer file (GeoPackage)")] = None,
@@ -82,6 +85,40 @@ def zones_load(
     """Load or update a zone layer from a file; any CRS is reprojected to EPSG:4326."""
     _load_zone_file(path, layer=layer, code_field=code_field, name_field=name_field, assume_crs=assume_crs,
                     description=description, file_layer=file_layer)
+
+
+@zones_app.command("delete")
+def zones_delete(
+    layer: Annotated[str, typer.Argument(help="The zone layer to delete")],
+    yes: Annotated[bool, typer.Option("--yes", help="Delete even when rules count in the layer")] = False,
+) -> None:
+    """Delete a zone layer and its zones. A layer with alerts in its zones is kept (alert history is a
+    record); one that rules count in needs --yes, as those rules will never fire again."""
+    from db.errors import DomainError
+    from db.session import transaction
+    from geo import service as zone_service
+
+    rules = [r.name for r in _rules_or_none() if r.layer == layer]
+    if rules and not yes:
+        _fail(f"rules count in layer {layer!r} ({', '.join(rules)}) and would never fire again; pass --yes to "
+              "delete it anyway")
+    try:
+        with transaction(_sessionmaker(_settings())) as session:
+            deleted = zone_service.delete_layer(session, layer=layer)
+    except DomainError as exc:
+        _fail(exc.message)
+    typer.echo(f"layer {layer}: deleted with its {deleted} zones")
+
+
+def _rules_or_none() -> list:
+    """The configured rules, or none when the rules file cannot be read (nothing to warn about then)."""
+    from alerts.errors import RuleError
+    from alerts.rules import load_rules
+
+    try:
+        return load_rules(_settings().rules_file)
+    except RuleError:
+        return []
 
 
 @zones_app.command("demo")
