@@ -22,18 +22,22 @@ class UpsertCounts:
 
 ANALYZE_AFTER = 200  # zones written by one load before it refreshes the planner's statistics
 
-_UPSERT = text(
-    """
+# Zones are written UPSERT_CHUNK at a time, one statement each (geometries as WKB): a round trip per zone
+# was most of a large layer's load. The zone_pieces triggers (migration 0018) cut each statement's zones
+# in one go.
+UPSERT_CHUNK = 500
+_UPSERT = """
     INSERT INTO zones (layer_id, code, name, properties, geom, area_m2, updated_at)
-    VALUES (:layer_id, :code, :name, CAST(:properties AS jsonb),
-            ST_Multi(ST_GeomFromText(:wkt, 4326)),
-            ST_Area(ST_GeomFromText(:wkt, 4326)::geography), now())
+    SELECT :layer_id, t.code, t.name, CAST(t.properties AS jsonb), ST_Multi(g.geom),
+           ST_Area(g.geom::geography), now()
+    FROM unnest(CAST(:code AS text[]), CAST(:name AS text[]), CAST(:properties AS text[]), CAST(:wkb AS bytea[]))
+         AS t(code, name, properties, wkb),
+         LATERAL (SELECT ST_GeomFromWKB(t.wkb, 4326) AS geom) g
     ON CONFLICT (layer_id, code) DO UPDATE
       SET name = EXCLUDED.name, properties = EXCLUDED.properties, geom = EXCLUDED.geom,
           area_m2 = EXCLUDED.area_m2, updated_at = now()
     RETURNING (xmax = 0) AS inserted
-    """
-)
+"""
 
 
 def ensure_layer(session: Session, *, name: str, description: str = "") -> ZoneLayer:
@@ -56,23 +60,25 @@ def upsert_zones(
     progress: Callable[[int], None] | None = None,
 ) -> UpsertCounts:
     """Insert or update zones by (layer, code)."""
+    import shapely
+
+    from db import raw
+
     layer_row = ensure_layer(session, name=layer, description=description)
     inserted = updated = 0
-    for record in records:
-        was_insert = session.execute(
-            _UPSERT,
-            {
-                "layer_id": layer_row.id,
-                "code": record.code,
-                "name": record.name,
-                "properties": json.dumps(record.properties, default=str),
-                "wkt": record.geometry.wkt,
-            },
-        ).scalar_one()
-        inserted += int(was_insert)
-        updated += int(not was_insert)
+    records = list(records)
+    for start in range(0, len(records), UPSERT_CHUNK):
+        chunk = records[start:start + UPSERT_CHUNK]
+        rows = raw.execute(session, _UPSERT, {
+            "layer_id": layer_row.id, "code": [r.code for r in chunk], "name": [r.name for r in chunk],
+            "properties": [json.dumps(r.properties, default=str) for r in chunk],
+            "wkb": list(shapely.to_wkb([r.geometry for r in chunk])),
+        }).fetchall()
+        n_inserted = sum(1 for r in rows if r.inserted)
+        inserted += n_inserted
+        updated += len(rows) - n_inserted
         if progress:
-            progress(1)
+            progress(len(chunk))
     if inserted + updated >= ANALYZE_AFTER:
         # Statistics now, not when autovacuum next looks (up to a minute): until then the planner takes the
         # layer for a handful of zones, and the report path's zone look-ups scan the whole layer.
