@@ -3,17 +3,17 @@
 One utility report and a 10,000-post batch take the same path (a database round trip costs far more
 than the Python between them, so statements are counted, not (rule, zone) pairs):
 
-1. lock the zones (an advisory lock per zone, in zone order, held to commit), writing the signals in
-   the same statement when the caller has not;
+1. (before `evaluate`) record the signals and lock their zones (an advisory lock per zone, in zone
+   order, held to commit): alerts.signals, in a statement of its own (`observe_many`) or in the caller's;
 2. read, for every (rule, zone) pair, the window counts, the unresolved alert (row-locked), the
    cooldown, the notification log, and the active silences;
-3. decide in Python (`evaluate`, `in_cooldown`, `notify.decide`: pure);
+3. decide in Python (alerts.evaluate, `notify.decide`: pure);
 4. open the new alerts (one INSERT);
 5. link evidence (one INSERT), which also returns the evidence counted by source;
 6. write alert updates, history, outbox events and notification-log rows (one statement).
 
 The zone lock makes a second worker wait and then count the first one's signals too, so two
-concurrent writers never both miss each other's evidence.
+concurrent writers never both miss each other's evidence; reads start after it, in statements of their own.
 """
 
 import json
@@ -22,23 +22,23 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from alerts import ackcodes, events
 from alerts import observe_sql as sql
 from alerts.baselines import window_baseline
-from alerts.evaluate import WindowStats, conditions_hold, evaluate, in_cooldown, severity_rank
+from alerts.evaluate import WindowStats, in_cooldown, severity_rank
+from alerts.evaluate import evaluate as evaluate_rule
 from alerts.models import Alert
 from alerts.notify import AlertView, Decision, Sent, SilenceView, decide
 from alerts.rules import Rule
+from alerts.signals import SignalIn, feeds, record_and_lock
 from db import raw
 from geo.matching import ZoneMatch
 
 log = logging.getLogger(__name__)
 
-ZONE_LOCK = 7_100_5  # advisory lock class: rule evaluation in one zone
 # Event-time evaluation grid: far shorter than any rule's window (the shortest default is 10 minutes), so
 # evaluating at a cell's end rather than at the signal's own second loses nothing from the window.
 SLICE_S = 60
@@ -48,27 +48,6 @@ SLICE_S = 60
 # batch carries across now - LIVE_S may be split between its old slice and `now` (as every batch was).
 LIVE_S = 600
 _EPS = 1e-9
-
-
-@dataclass(frozen=True)
-class SignalIn:
-    """An observation as evidence: what, how sure, who, when, where (zones with weights), and attributes."""
-
-    observation_id: int
-    source: str
-    category: str
-    confidence: float
-    author_key: str | None
-    observed_at: datetime
-    zones: Sequence[ZoneMatch]
-    # Facts immediate rules can test, e.g. {"customers_affected": 1200} for a utility report.
-    attributes: Mapping[str, Any] = field(default_factory=dict)
-    # Facts that differ by zone (zone id -> facts, over `attributes`), e.g. the customers apportioned to it.
-    zone_attributes: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
-
-    def attributes_in(self, zone_id: int) -> Mapping[str, Any]:
-        extra = self.zone_attributes.get(zone_id)
-        return {**self.attributes, **extra} if extra else self.attributes
 
 
 @dataclass(frozen=True)
@@ -144,24 +123,6 @@ class _Incident:
         return sorted({oid for p in self.active for oid in p.observation_ids})
 
 
-def feeds(rule: Rule, signal: SignalIn, match: ZoneMatch) -> bool:
-    return (rule.matches(category=signal.category, source=signal.source, confidence=signal.confidence)
-            and match.layer == rule.layer and match.weight >= rule.min_zone_weight
-            and (not rule.immediate or conditions_hold(rule, signal.attributes_in(match.zone_id))))
-
-
-def _may_hold(rule: Rule, attributes: Mapping[str, Any]) -> bool:
-    """The rule's conditions on what is known for every zone; a per-zone fact (absent here) may hold in some."""
-    return all(name not in attributes or cond.holds(attributes[name]) for name, cond in rule.conditions.items())
-
-
-def layers_fed(rules: Sequence[Rule], *, source: str, category: str, confidence: float,
-               attributes: Mapping[str, Any]) -> list[str]:
-    """The zone layers where such a signal can feed a rule: the zones a writer locks before evaluating."""
-    return sorted({r.layer for r in rules if r.matches(category=category, source=source, confidence=confidence)
-                   and (not r.immediate or _may_hold(r, attributes))})
-
-
 def pairs_of(signals: Sequence[SignalIn], rules: Sequence[Rule]) -> dict[tuple[str, int], _Pair]:
     """(rule, zone) -> the zone match and the signals that feed it, in arrival order."""
     pairs: dict[tuple[str, int], _Pair] = {}
@@ -180,23 +141,6 @@ def incidents_of(pairs: Sequence[_Pair]) -> list[_Incident]:
         key = (p.match.zone_id, p.rule.incident_category)
         out.setdefault(key, _Incident(p.match, key[1], [])).pairs.append(p)
     return list(out.values())
-
-
-# ---------------------------------------------------------------- 1. signals and zone locks
-
-_SIGNAL_COLUMNS = ("observation_id", "zone_id", "source", "category", "confidence", "weight", "author_key",
-                   "observed_at")
-
-
-def _signal_columns(signals: Sequence[SignalIn]) -> dict[str, list]:
-    cols: dict[str, list] = {k: [] for k in _SIGNAL_COLUMNS}
-    for s in signals:
-        for m in s.zones:
-            for k, v in (("observation_id", s.observation_id), ("zone_id", m.zone_id), ("source", s.source),
-                         ("category", s.category), ("confidence", s.confidence), ("weight", m.weight),
-                         ("author_key", s.author_key), ("observed_at", s.observed_at)):
-                cols[k].append(v)
-    return cols
 
 
 # ---------------------------------------------------------------- 2. read every pair's state in one statement
@@ -267,7 +211,7 @@ def _fires(session: Session, p: _Pair) -> tuple[str | None, str]:
     baseline = (window_baseline(session, zone_id=p.match.zone_id, categories=rule.categories,
                                 window_s=rule.window_s) if rule.spike_factor else 0.0)
     zone_attributes = p.feeding[-1].attributes_in(p.match.zone_id)
-    return evaluate(rule, stats, baseline=baseline, attributes=zone_attributes), _why_opened(rule, stats, baseline)
+    return evaluate_rule(rule, stats, baseline=baseline, attributes=zone_attributes), _why_opened(rule, stats, baseline)
 
 
 def _most_severe(pairs: list[_Pair]) -> _Pair:
@@ -317,7 +261,7 @@ def _decide_update(session: Session, inc: _Incident, lead: Rule | None, now: dat
                      if s.observed_at > a.opened_at - timedelta(seconds=p.rule.window_s)]
     for p in sorted((p for p in inc.pairs if p.feeding), key=lambda p: p.rule.name):  # joiners by name
         if p.rule.name in a.rules:
-            p.fires = p.rule.severity if p.rule.immediate else evaluate(p.rule, p.live) if p.live else None
+            p.fires = p.rule.severity if p.rule.immediate else evaluate_rule(p.rule, p.live) if p.live else None
             inc.active.append(p)
             continue
         severity, _ = _fires(session, p)
@@ -489,33 +433,34 @@ def event_slices(signals: Sequence[SignalIn], now: datetime) -> list[tuple[datet
     return sorted(out.items(), key=lambda kv: kv[0])
 
 
-def observe_many(session: Session, *, signals: Sequence[SignalIn], rules: Sequence[Rule], now: datetime,
-                 recorded: bool = False, locked: bool = False, event_time: bool = False) -> list[AlertChange]:
-    """Record signals (unless `recorded`: the caller wrote the signals rows) and evaluate each (rule, zone) once,
-    each (zone, category) being one alert.
+def evaluate(session: Session, *, signals: Sequence[SignalIn], rules: Sequence[Rule], now: datetime,
+             event_time: bool = False) -> list[AlertChange]:
+    """Evaluate each (rule, zone) the signals feed once, each (zone, category) being one alert.
 
-    `locked`: the caller's own statement took the zone locks (`layers_fed` says which layers).
-    `event_time`: evaluate the rules at the signals' own time (`event_slices`), not at `now`, so a window holds
-    what it held when the evidence was observed; every zone is locked once, first, in zone order."""
+    The signals are recorded and their zones locked already (alerts.signals: `record_and_lock`, `lock`, or
+    its fragments in the caller's statement, which also set generic plans, db.plans); `observe_many` does
+    all three. `event_time`: evaluate the rules at the signals' own time (`event_slices`), not at `now`, so
+    a window holds what it held when the evidence was observed."""
     session.flush()
-    by_key = pairs_of(signals, rules)
-    zones = sorted({zone_id for _, zone_id in by_key})
-    cols = {} if recorded else _signal_columns(signals)
-    if cols.get("zone_id"):
-        raw.execute(session, sql.INSERT_SIGNALS_AND_LOCK, {**cols, "lock_class": ZONE_LOCK, "lock_zones": zones})
-    elif zones and not locked:
-        raw.execute(session, sql.LOCK, {"lock_class": ZONE_LOCK, "lock_zones": zones})
-    if not by_key:
-        return []
     by_name = {r.name: r for r in rules}
     if not event_time:
-        return _evaluate(session, incidents_of(list(by_key.values())), by_name, now)
+        pairs = pairs_of(signals, rules)
+        return _evaluate(session, incidents_of(list(pairs.values())), by_name, now) if pairs else []
     changes: list[AlertChange] = []
     for at, part in event_slices(signals, now):
         pairs = pairs_of(part, rules)
         if pairs:
             changes += _evaluate(session, incidents_of(list(pairs.values())), by_name, at, event_time=True)
     return changes
+
+
+def observe_many(session: Session, *, signals: Sequence[SignalIn], rules: Sequence[Rule], now: datetime,
+                 event_time: bool = False) -> list[AlertChange]:
+    """Record the signals, lock their zones (one statement, alerts.signals) and `evaluate` them: for callers
+    with no statement of their own to write the signals in. Every zone is locked once, first, in zone order."""
+    session.flush()
+    record_and_lock(session, signals=signals, rules=rules)
+    return evaluate(session, signals=signals, rules=rules, now=now, event_time=event_time)
 
 
 def _evaluate(session: Session, incidents: list[_Incident], by_name: Mapping[str, Rule], now: datetime, *,

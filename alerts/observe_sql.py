@@ -1,32 +1,9 @@
 """The SQL of alerts.observe: a fixed handful of statements per batch (see that module's steps).
 
-Plain strings with `:name` parameters, run through db.raw (the hot path skips SQLAlchemy's execution layer).
+Plain strings with `:name` parameters, run through db.raw (the hot path skips SQLAlchemy's execution layer),
+with generic plans (db.plans): the statement that took the zone locks (alerts.signals) set them, or one
+before it did.
 """
-
-# Advisory locks on the zones, taken in zone order so that two writers never deadlock.
-LOCK_SQL = """
-    SELECT count(pg_advisory_xact_lock(:lock_class, z)) FROM (
-        SELECT z FROM unnest(CAST(:lock_zones AS integer[])) AS z ORDER BY z) AS ordered
-"""
-# The statements below are planned once per connection and reused (generic plans) for the rest of the
-# transaction. PostgreSQL would otherwise re-plan each at every execution (their custom plans look
-# cheaper to it, arrays of known length), at about 0.7 ms of server CPU apiece: more than running them.
-# The first statement of every evaluation (the lock, or a report's insert) sets it, transaction-local.
-GENERIC_PLANS = "set_config('plan_cache_mode', 'force_generic_plan', true)"
-LOCK = "SELECT (" + LOCK_SQL + ") AS locks, " + GENERIC_PLANS + " AS plans"
-INSERT_SIGNALS_AND_LOCK = (
-    """
-    WITH ins AS (
-        INSERT INTO signals (observation_id, zone_id, source, category, confidence, weight, author_key, observed_at)
-        SELECT * FROM unnest(CAST(:observation_id AS bigint[]), CAST(:zone_id AS integer[]),
-                             CAST(:source AS text[]), CAST(:category AS text[]), CAST(:confidence AS float8[]),
-                             CAST(:weight AS float8[]), CAST(:author_key AS text[]),
-                             CAST(:observed_at AS timestamptz[]))
-        RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM ins) AS signals, (""" + LOCK_SQL + ") AS locks, " + GENERIC_PLANS + """ AS plans
-    """
-)
 
 
 def window_counts(row: str) -> str:

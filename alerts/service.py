@@ -18,10 +18,9 @@ from alerts.evaluate import WindowStats
 from alerts.lifecycle import AlertState, check_transition
 from alerts.models import Alert, AlertHistory, AlertNotification
 from alerts.notify import Decision, Sent, SilenceView, decide
-from alerts.observe import (  # noqa: F401  (the service's interface)
-    ZONE_LOCK, AlertChange, SignalIn, layers_fed, observe_many,
-)
+from alerts.observe import AlertChange, evaluate, observe_many  # noqa: F401  (the service's interface)
 from alerts.rules import Rule
+from alerts.signals import SignalIn  # noqa: F401  (the service's interface)
 from alerts.silences import active_silences, create_silence, expire_silence, list_silences  # noqa: F401
 from alerts.views import AlertDetail, alert_view, get_alert, list_alerts, zone_ref  # noqa: F401
 from db import raw
@@ -29,10 +28,9 @@ from db import raw
 log = logging.getLogger(__name__)
 
 
-def observe(session: Session, *, signal: SignalIn, rules: Sequence[Rule], now: datetime,
-            recorded: bool = False, locked: bool = False) -> list[AlertChange]:
+def observe(session: Session, *, signal: SignalIn, rules: Sequence[Rule], now: datetime) -> list[AlertChange]:
     """Record a signal in every zone it matched, evaluate the rules it can feed, and open or update alerts."""
-    return observe_many(session, signals=[signal], rules=rules, now=now, recorded=recorded, locked=locked)
+    return observe_many(session, signals=[signal], rules=rules, now=now)
 
 
 def window_stats_many(session: Session, items: Sequence[tuple[Rule, int, float]],

@@ -12,8 +12,8 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.observe_sql import GENERIC_PLANS
 from db import raw as db_raw
+from db.plans import GENERIC_PLANS
 from db.outage import Outage, is_transient
 from dispatch.senders.base import DeliveryError
 from dispatch.zone_state import ZoneStates

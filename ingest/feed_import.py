@@ -14,10 +14,11 @@ from datetime import datetime
 from typing import Any
 
 import shapely
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerts.rules import Rule
+from db import locks
 from db.errors import Conflict, DomainError, NotFound
 from ingest import report_updates, reports
 from ingest.feeds import FeedItem, ParsedFeed, Rejection
@@ -159,8 +160,7 @@ def import_feed(
     """Apply one snapshot of `feed` for the caller's utility."""
     assert caller.utility_id is not None
     # Two imports of the same feed at once would each think the other's outages vanished.
-    session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-                    {"k": f"tocsin.feed_import:{caller.utility_id}:{feed}"})
+    locks.xact_lock(session, f"tocsin.feed_import:{caller.utility_id}:{feed}")
     limits = Limits(rules=rules, jurisdiction_bbox=jurisdiction_bbox, max_vertices=max_vertices,
                     max_area_km2=max_area_km2)
     result = ImportResult(rejected=list(parsed.rejected))

@@ -27,9 +27,9 @@ observations (INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING), each c
 zone weights in every layer, and the signals of the counted ones among those it inserted, in the layers
 the rules count posts in (ingest.signal_layers; no observation_zones rows), in psycopg's pipeline
 mode, so PostgreSQL writes one chunk while Python prepares the next; and (3) reads the ids and has
-the rules evaluate every (rule, zone) the batch touched in four statements, counting after they take
-the zones' locks (`alerts.service.observe_many`). The worker, this thread and PostgreSQL each keep a
-core busy in turn. With `worker_process=False` (or no fork) the stage runs
+the rules evaluate every (rule, zone) the batch touched in four statements (`alerts.service.evaluate`),
+counting after one more has taken the zones' locks (`alerts.signals.lock`). The worker, this thread
+and PostgreSQL each keep a core busy in turn. With `worker_process=False` (or no fork) the stage runs
 in a thread one chunk ahead; batches under THREAD_MIN posts run it inline.
 
 Dedup. The same (source, external_id) is stored once; a repeat answers `duplicate` with the stored id.
@@ -53,6 +53,7 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from alerts import service as alert_service
+from alerts import signals as alert_signals
 from alerts.rules import Rule
 from db import raw
 from geo import zone_match
@@ -227,8 +228,10 @@ def ingest_posts(
     # counting only after taking the zones' locks, so a concurrent batch's evidence is never missed.
     # Each signal is evaluated at its own time (alerts.observe.event_slices), so a batch replayed as fast as
     # possible counts every post in the window it fell in; a live batch is one slice, evaluated at `now`.
-    changes = alert_service.observe_many(session, signals=signals, rules=rules, now=now, recorded=True,
-                                         event_time=True) if signals else []
+    changes = []
+    if signals:
+        alert_signals.lock(session, signals=signals, rules=rules)
+        changes = alert_service.evaluate(session, signals=signals, rules=rules, now=now, event_time=True)
     if changes:
         log.info("post batch: %d posts, %d signals, alerts changed %s", len(posts), len(signals),
                  sorted({c.alert_id for c in changes}))

@@ -17,6 +17,7 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from alerts import signals as alert_signals
 from db import pg_binary, raw
 
 
@@ -31,8 +32,9 @@ _RECENT = """
 """
 
 # A chunk of posts and its signals go in one statement: the new observations (ON CONFLICT DO NOTHING),
-# then the signals of those just inserted, joined on external_id to their zone weights. A post keeps no
-# observation_zones rows: nothing read them but the signals, and they were the same rows written twice.
+# then the signals of those just inserted (alerts' own INSERT, alerts.signals.insert_sql), joined on
+# external_id to their zone weights. A post keeps no observation_zones rows: nothing read them but the
+# signals, and they were the same rows written twice.
 # The arrays are packed whole by db.pg_binary; the caller may send several chunks before reading any
 # result (db.raw.pipeline), so PostgreSQL writes one chunk while Python prepares the next.
 _INSERT = """
@@ -53,12 +55,11 @@ _INSERT = """
         ON CONFLICT (source, external_id) DO NOTHING
         RETURNING id, external_id, source, category, confidence, author_hash, observed_at
     ), signal_rows AS (
-        INSERT INTO signals (observation_id, zone_id, source, category, confidence, weight, author_key,
-                             observed_at)
+        """ + alert_signals.insert_sql("""
         SELECT ins.id, l.zone, ins.source, ins.category, ins.confidence, l.weight, ins.author_hash, ins.observed_at
         FROM unnest(CAST(:link_external_id AS text[]), CAST(:link_zone AS integer[]), CAST(:link_weight AS float8[]))
              AS l(external_id, zone, weight)
-        JOIN ins ON ins.external_id = l.external_id
+        JOIN ins ON ins.external_id = l.external_id""") + """
     )
     SELECT external_id, id FROM ins
 """

@@ -1,8 +1,8 @@
 """Many new reports stored in one statement (the group commit's fast path; ingest.report_writer).
 
 `write_many` does for a batch what `ingest.reports.write` does for one report, in one round trip: the
-observations, reports, first history rows, zone links and signals of every report, with each report's
-zones matched in PostGIS. Checks that read the database (a ZIP's polygon, a utility's territory) run per
+observations, reports, first history rows, zone links and signals (alerts.signals.insert_sql) of every
+report, with each report's zones matched in PostGIS. Checks that read the database (a ZIP's polygon, a utility's territory) run per
 report first; a report failing one gets its own error and is left out. What the statement cannot place
 (a report seen before, an Idempotency-Key used for another report, a repeat inside the batch) goes the
 single-report way afterwards, which reads what is stored and answers 200 or 409.
@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from alerts import signals as alert_signals
+from db import plans
 from db import raw as db_raw
 from db.errors import DomainError
 from geo.matching import ZoneMatch
@@ -51,8 +53,8 @@ _ARRAYS = """
     )
 """
 
-# The batch form of ingest.reports._INSERT_REPORT (without the zone locks: observe_many takes them for the
-# whole batch, in zone order).
+# The batch form of ingest.reports._INSERT_REPORT (without the zone locks: alerts.signals.lock takes them for
+# the whole batch, in zone order).
 INSERT_REPORTS = "WITH " + _ARRAYS + """,
     obs AS (
         INSERT INTO observations (source, external_id, author_hash, text, category, confidence,
@@ -80,12 +82,12 @@ INSERT_REPORTS = "WITH " + _ARRAYS + """,
         SELECT r.obs_id, m.id, m.weight FROM rep_src r JOIN m ON m.ord = r.ord
     ), sig AS (
         -- The utility's own footprint counts as one in every zone it covers (ingest.reports.counted_zones).
-        INSERT INTO signals (observation_id, zone_id, source, category, confidence, weight, author_key, observed_at)
+        """ + alert_signals.insert_sql("""
         SELECT r.obs_id, m.id, 'utility_report', r.category, 1.0,
                CASE WHEN r.extent AND m.weight >= least(:full_share, 0.5 / (SELECT count(*) FROM m AS n
                                                                              WHERE n.ord = m.ord AND n.layer = m.layer))
                     THEN 1.0 ELSE m.weight END, r.author, r.observed_at
-        FROM rep_src r JOIN m ON m.ord = r.ord WHERE r.feed
+        FROM rep_src r JOIN m ON m.ord = r.ord WHERE r.feed""") + """
     )
     SELECT src.ord, obs.id AS obs_id, rep_src.report_id, m.id AS zone_id, m.layer, m.code, m.name, m.weight
     FROM src LEFT JOIN obs ON obs.external_id = src.ext LEFT JOIN rep_src ON rep_src.ord = src.ord
@@ -169,6 +171,6 @@ def _insert(session: Session, subs: Sequence[reports.Submission], located: dict[
                 ("changes", json.dumps({k: [None, v] for k, v in raw["properties"].items() if v is not None})),
                 ("feed", props.status not in reports.TERMINAL_STATUSES), ("extent", loc.method == "geometry")):
             cols[k].append(v)
-    db_raw.execute(session, reports.GENERIC_PLANS_SQL, {})
+    plans.use_generic_plans(session)
     return db_raw.execute(session, INSERT_REPORTS, {**cols, "full_share": reports.FULL_SHARE}).fetchall()
 

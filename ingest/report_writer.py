@@ -1,11 +1,12 @@
 """Group commit for POST /v1/reports: reports that arrive while a commit is in flight share the next one.
 
-One writer thread per API process takes every submission waiting (up to `max_batch`), writes each in a
-SAVEPOINT of its own (ingest.reports.write), runs the rules once for all of them
-(alerts.service.observe_many, which takes the zones' locks in zone order), commits once, and only then
-answers each request: a 201 still means the report is durable. A lone report is written at once (nothing
-waits for company); batches form only from reports that arrived during the previous commit, as in
-PostgreSQL's own group commit. A batch of one takes its zone locks inside its insert, as before batching.
+One writer thread per API process takes every submission waiting (up to `max_batch`), writes them in one
+statement (ingest.report_batch) or each in a SAVEPOINT of its own (ingest.reports.write), takes the zone
+locks of them all in zone order (alerts.signals.lock), runs the rules once for all of them
+(alerts.service.evaluate), commits once, and only then answers each request: a 201 still means the report
+is durable. A lone report is written at once (nothing waits for company); batches form only from reports
+that arrived during the previous commit, as in PostgreSQL's own group commit. A batch of one takes its
+zone locks inside its insert, as before batching.
 
 Failure isolation:
 - a report that fails on its own (a domain error such as a territory or idempotency conflict, a constraint
@@ -28,6 +29,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts import service as alert_service
+from alerts import signals as alert_signals
 from alerts.rules import Rule
 from db.errors import Conflict, DomainError, InvalidInput
 from db.outage import describe
@@ -145,8 +147,8 @@ class ReportWriter:
                     written = reports.write(session, sub, rules=rules, lock=True)
                 except _OWN_ERRORS as exc:
                     return [exc if isinstance(exc, DomainError) else constraint_error(exc)]
-                if written.signal is not None:
-                    self._evaluate(session, [written], rules, sub.now, locked=True)
+                if written.signal is not None:  # its insert took its zone locks
+                    self._evaluate(session, [written], rules, sub.now)
                 session.commit()
                 return [written.result]
         except Exception as exc:
@@ -176,20 +178,19 @@ class ReportWriter:
                     outcomes.append(item.result)
                 else:
                     outcomes.append(item)
-            self._evaluate(session, writes, rules, max(s.now for s in subs), locked=False)
+            alert_signals.lock(session, signals=[w.signal for w in writes if w.signal is not None], rules=rules)
+            self._evaluate(session, writes, rules, max(s.now for s in subs))
             session.commit()
         return outcomes
 
     @staticmethod
-    def _evaluate(session: Session, writes: Sequence[reports.Written], rules: Sequence[Rule], now, *,
-                  locked: bool) -> None:
-        """The rules, once for every signal of the batch (observe_many takes the zone locks in zone order
-        unless the single report's insert took them); each new report learns the alerts its evidence changed."""
+    def _evaluate(session: Session, writes: Sequence[reports.Written], rules: Sequence[Rule], now) -> None:
+        """The rules, once for every signal of the batch (their zones locked already); each new report learns
+        the alerts its evidence changed."""
         signals = [w.signal for w in writes if w.signal is not None]
         if not signals:
             return
-        changes = alert_service.observe_many(session, signals=signals, rules=rules, now=now, recorded=True,
-                                             locked=locked)
+        changes = alert_service.evaluate(session, signals=signals, rules=rules, now=now)
         by_observation: dict[int, list[int]] = {}
         for change in changes:
             for oid in change.observation_ids:

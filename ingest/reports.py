@@ -15,8 +15,9 @@ from sqlalchemy import delete, or_, select, text
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from alerts import service as alert_service
-from alerts.observe_sql import GENERIC_PLANS
+from alerts import signals as alert_signals
 from alerts.rules import Rule
+from db import plans
 from db import raw as db_raw
 from geo.geojson import area_km2, check_limits, parse_geometry, repair, within_bbox
 from geo.matching import MATCH_CTE, ZoneMatch
@@ -265,13 +266,11 @@ def signal_of(*, caller: Caller, observation_id: int, category: str, observed_at
 
 def feed_rules(session: Session, *, caller: Caller, observation_id: int, category: str, observed_at: datetime,
                zones: list[ZoneMatch], rules: Sequence[Rule], now: datetime, status: str,
-               customers_affected: int | None = None, written: bool = False,
-               extent: bool | None = None) -> list[int]:
+               customers_affected: int | None = None, extent: bool | None = None) -> list[int]:
     """Store the zone links (area shares) and hand the observation to the rules; returns the alerts that changed.
 
-    `written`: the caller's statement already stored the links and signals and took the zone locks.
     `extent`: the footprint is the utility's own geometry (None: read it from the observation's geotag)."""
-    if zones and not written:  # one statement, not an ORM flush: this is on every report's path
+    if zones:  # one statement, not an ORM flush: this is on every report's path
         session.execute(_LINK_ZONES, {"obs": observation_id, "zone_ids": [m.zone_id for m in zones],
                                       "weights": [m.weight for m in zones]})
     if status in TERMINAL_STATUSES:
@@ -283,15 +282,16 @@ def feed_rules(session: Session, *, caller: Caller, observation_id: int, categor
         session,
         signal=signal_of(caller=caller, observation_id=observation_id, category=category, observed_at=observed_at,
                          zones=zones, status=status, customers_affected=customers_affected, extent=extent),
-        rules=rules, now=now, recorded=written, locked=written,
+        rules=rules, now=now,
     )
     return [c.alert_id for c in changes]
 
 
 # One round trip stores the observation, the report and its first history row, matches the zones
 # (geo.matching.MATCH_CTE), links them, writes the rule signals and takes the zone locks rule
-# evaluation needs (alerts.observe: in zone order, held to commit). Links, signals and locks only
-# happen when both inserts did: a conflict leaves nothing behind but the observation, undone below.
+# evaluation needs (both alerts', from the fragments of alerts.signals: the locks in zone order, held
+# to commit). Links, signals and locks only happen when both inserts did: a conflict leaves nothing
+# behind but the observation, undone below.
 _INSERT_REPORT = (  # run through db.raw: this is every report's path
     "WITH " + MATCH_CTE + """,
     obs AS (
@@ -315,24 +315,20 @@ _INSERT_REPORT = (  # run through db.raw: this is every report's path
         SELECT rep.observation_id, m.id, m.weight FROM rep, m
     ), sig AS (
         -- The utility's own footprint counts as one in every zone it covers (ingest.reports.counted_zones).
-        INSERT INTO signals (observation_id, zone_id, source, category, confidence, weight, author_key, observed_at)
+        """ + alert_signals.insert_sql("""
         SELECT rep.observation_id, m.id, 'utility_report', :category, 1.0,
                CASE WHEN :extent AND m.weight >= least(:full_share, 0.5 / (SELECT count(*) FROM m AS n
                                                                              WHERE n.layer = m.layer))
                     THEN 1.0 ELSE m.weight END, :author, :observed_at
-        FROM rep, m WHERE :feed
+        FROM rep, m WHERE :feed""") + """
     ), locks AS (
-        SELECT count(pg_advisory_xact_lock(:lock_class, zone_id)) AS n FROM (
-            SELECT m.id AS zone_id FROM rep, m WHERE :feed AND m.layer = ANY(:lock_layers) ORDER BY m.id) AS z
+        """ + alert_signals.lock_sql("SELECT m.id AS zone_id, m.layer FROM rep, m WHERE :feed") + """
     )
     SELECT obs.id AS obs_id, rep.id AS report_id, m.id AS zone_id, m.layer, m.code, m.name, m.weight
     FROM obs LEFT JOIN rep ON true LEFT JOIN m ON rep.id IS NOT NULL, locks
     ORDER BY m.layer, m.code
     """
 )
-
-
-GENERIC_PLANS_SQL = "SELECT " + GENERIC_PLANS
 
 
 @dataclass(frozen=True)
@@ -390,16 +386,16 @@ def create_report(
                   now=now, max_vertices=max_vertices, max_area_km2=max_area_km2)
     written = write(session, sub, rules=rules, lock=True)
     if written.signal is not None:
-        changes = alert_service.observe(session, signal=written.signal, rules=rules, now=now, recorded=True,
-                                        locked=True)
+        changes = alert_service.evaluate(session, signals=[written.signal], rules=rules, now=now)
         written.result.alerts_changed = [c.alert_id for c in changes]
     return written.result
 
 
 def write(session: Session, sub: Submission, *, rules: Sequence[Rule], lock: bool) -> Written:
     """Store a new report with its zone links and signals in one statement, or find the stored one it repeats.
-    The rules are not run here: the caller runs them on `Written.signal`, for this report alone (`lock`:
-    this statement also took the zone locks) or for many at once (alerts.service.observe_many takes them)."""
+    The rules are not run here: the caller runs them (alerts.service.evaluate) on `Written.signal`, for this
+    report alone (`lock`: this statement also takes its zone locks) or for many at once, after
+    alerts.signals.lock took the zone locks of them all."""
     caller, body, idempotency_key, now = sub.caller, sub.body, sub.idempotency_key, sub.now
     assert caller.utility_id is not None, "only utility keys submit reports"
     props = body.properties
@@ -421,9 +417,7 @@ def write(session: Session, sub: Submission, *, rules: Sequence[Rule], lock: boo
     # (as the rules' statements set it), it came too late for the insert's own plan, and PostgreSQL
     # re-planned the insert for every report: 1.4 ms of server time, as much as running it. The generic
     # plan has the same shape, a GiST probe with the parameter.
-    db_raw.execute(session, GENERIC_PLANS_SQL, {})
-    lock_layers = alert_service.layers_fed(rules, source=SOURCE, category=props.category, confidence=1.0,
-                                           attributes=attributes) if lock else []
+    plans.use_generic_plans(session)
     rows = db_raw.execute(session, _INSERT_REPORT, {
         "ext": f"{caller.utility_id}:{props.external_id}", "author": f"utility:{caller.utility_id}",
         "text": props.description, "category": props.category, "observed_at": observed_at, "now": now,
@@ -434,7 +428,8 @@ def write(session: Session, sub: Submission, *, rules: Sequence[Rule], lock: boo
         "body_hash": digest, "idem": idempotency_key, "key_id": caller.key_id,
         "changes": json.dumps({k: [None, v] for k, v in raw["properties"].items() if v is not None}),
         "feed": feed, "extent": located.method == "geometry", "full_share": FULL_SHARE,
-        "lock_class": alert_service.ZONE_LOCK, "lock_layers": lock_layers,
+        **alert_signals.lock_params(rules if lock else (), source=SOURCE, category=props.category,
+                                    confidence=1.0, attributes=attributes),
     }).fetchall()
     row = rows[0] if rows else None
     if row is not None and row.report_id is None:

@@ -27,6 +27,8 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from alerts import signals as alert_signals
+from db import locks
 from ingest import post_zones
 
 LOCK = (7_100_7, 0)  # advisory lock: post batches (shared) against adding a signal layer (exclusive)
@@ -52,15 +54,15 @@ _ADD = text(
     """
 )
 
-_BACKFILL = text(
+# The signals these posts would have had in the new layer's zones (alerts' INSERT: a signal there already,
+# written by a batch since, is skipped).
+_BACKFILL = text(alert_signals.insert_sql(
     """
-    INSERT INTO signals (observation_id, zone_id, source, category, confidence, weight, author_key, observed_at)
-    SELECT o.id, u.zone, o.source, o.category, o.confidence, u.weight, o.author_hash, o.observed_at
+    SELECT o.id AS observation_id, u.zone AS zone_id, o.source, o.category, o.confidence, u.weight,
+           o.author_hash AS author_key, o.observed_at
     FROM unnest(CAST(:obs AS bigint[]), CAST(:zone AS integer[]), CAST(:weight AS float8[])) AS u(obs, zone, weight)
     JOIN observations o ON o.id = u.obs
-    WHERE NOT EXISTS (SELECT 1 FROM signals s WHERE s.observation_id = u.obs AND s.zone_id = u.zone)
-    """
-)
+    """, new_only=True))
 
 
 def _read(session: Session) -> tuple[set[str], set[str]]:
@@ -76,9 +78,9 @@ def layers_to_write(session: Session, *, wanted: Mapping[str, float], now: datet
     that had to add a layer would upgrade the lock). Layers that do not exist are ignored."""
     have, known = _read(session)
     if not (set(wanted) & known) - have:
-        session.execute(text("SELECT pg_advisory_xact_lock_shared(:a, :b)"), {"a": LOCK[0], "b": LOCK[1]})
+        locks.xact_lock(session, LOCK, shared=True)
         return _read(session)[0]  # read again under the lock: a layer added meanwhile is written too
-    session.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": LOCK[0], "b": LOCK[1]})
+    locks.xact_lock(session, LOCK)
     have, known = _read(session)
     for layer in sorted((set(wanted) & known) - have):
         add_layer(session, layer=layer, since=now - timedelta(seconds=wanted[layer]), now=now)
