@@ -8,7 +8,7 @@ The caller (the CLI) commits.
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -156,8 +156,10 @@ def import_feed(
     source: str = "",
     max_vertices: int = reports.DEFAULT_MAX_VERTICES,
     max_area_km2: float = reports.DEFAULT_MAX_AREA_KM2,
+    progress: Callable[[int], None] | None = None,
 ) -> ImportResult:
-    """Apply one snapshot of `feed` for the caller's utility."""
+    """Apply one snapshot of `feed` for the caller's utility; `progress` hears how many outages each chunk
+    applied."""
     assert caller.utility_id is not None
     # Two imports of the same feed at once would each think the other's outages vanished.
     locks.xact_lock(session, f"tocsin.feed_import:{caller.utility_id}:{feed}")
@@ -183,6 +185,8 @@ def import_feed(
                 result.rejected.append(outcome)
             else:
                 setattr(result, outcome, getattr(result, outcome) + 1)
+        if progress:
+            progress(len(chunk))
 
     # Rejected rows are still on the map: only ids absent from the snapshot count as gone.
     seen = [i.external_id for i in parsed.items] + [r.external_id for r in parsed.rejected if r.external_id]
@@ -197,7 +201,8 @@ def import_feed(
     session.add(FeedImport(utility_id=caller.utility_id, feed=feed, source=source, imported_at=now,
                            external_ids=seen, counts=result.counts()))
     session.flush()
-    log.info("feed %s for utility %s: %s", feed, caller.utility_id, result.counts())
+    # Debug, not info: the CLI prints the same counts as its summary, and printed them twice.
+    log.debug("feed %s for utility %s: %s", feed, caller.utility_id, result.counts())
     return result
 
 

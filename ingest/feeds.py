@@ -76,6 +76,13 @@ class ParsedFeed:
                 max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
+    def outside(self, bbox: tuple[float, float, float, float]) -> int:
+        """How many usable outages do not touch `bbox` (west, south, east, north)."""
+        w, s, e, n = bbox
+        return sum(1 for item in self.items
+                   for b in [_bounds(item.body.geometry)] if b[2] < w or b[0] > e or b[3] < s or b[1] > n)
+
+
 class FeedError(ValueError):
     """The snapshot as a whole is unusable (wrong top-level shape); the message says why."""
 

@@ -289,10 +289,15 @@ def reports_import_feed(
     utility: Annotated[str, typer.Option(help="The utility the outages belong to (tocsin utilities add)")],
     bbox: Annotated[str | None, typer.Option(help="Jurisdiction 'west,south,east,north' for this import; 'feed' "
                                              "uses the snapshot's own extent; default TOCSIN_JURISDICTION_BBOX")] = None,
+    outside_jurisdiction: Annotated[bool, typer.Option(
+        "--outside-jurisdiction", help="With --bbox feed: import outages that lie outside this Tocsin's "
+                                       "jurisdiction (TOCSIN_JURISDICTION_BBOX) too")] = False,
 ) -> None:
     """Import an outage-map snapshot: create, update, and mark restored what vanished since the last one."""
     import json
     from datetime import UTC, datetime
+
+    from tqdm import tqdm
 
     from alerts.rules import load_rules
     from db.errors import DomainError
@@ -307,14 +312,21 @@ def reports_import_feed(
         _fail(f"{path}: {exc}")
     jurisdiction = _bbox_option(bbox, settings.jurisdiction_bbox)
     if jurisdiction == "feed":
+        outside = parsed.outside(settings.jurisdiction_bbox)
+        if outside and not outside_jurisdiction:
+            _fail(f"{outside} of {len(parsed.items)} outages in {path.name} lie outside this Tocsin's jurisdiction "
+                  f"{list(settings.jurisdiction_bbox)} (TOCSIN_JURISDICTION_BBOX); --bbox feed would import them. "
+                  "Pass --outside-jurisdiction to import them anyway (a test, or another place)")
         jurisdiction = parsed.envelope() or settings.jurisdiction_bbox
     try:
-        with transaction(_sessionmaker(settings)) as session:
+        with tqdm(total=len(parsed.items), desc="outages", unit="outage", disable=len(parsed.items) < 200,
+                  file=sys.stderr) as bar, transaction(_sessionmaker(settings)) as session:
             caller = feed_import.feed_caller(session, utility_name=utility)
             result = feed_import.import_feed(session, caller=caller, feed=fmt, parsed=parsed,
                                              rules=load_rules(settings.rules_file), jurisdiction_bbox=jurisdiction,
                                              now=datetime.now(UTC), source=path.name,
-                                             max_vertices=settings.max_vertices, max_area_km2=settings.max_area_km2)
+                                             max_vertices=settings.max_vertices, max_area_km2=settings.max_area_km2,
+                                             progress=bar.update)
     except DomainError as exc:
         _fail(exc.message)
     for r in sorted(result.rejected, key=lambda r: r.index):

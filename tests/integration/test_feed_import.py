@@ -176,8 +176,13 @@ def test_cli_import_feed_prints_counts_and_rejections(session_factory, database_
         keys.add_utility(session, name="PG&E")
     env = {"TOCSIN_DATABASE_URL": database_url, "TOCSIN_RULES_FILE": str(settings.rules_file)}
     runner = CliRunner()
+    refused = runner.invoke(app, ["reports", "import-feed", "--format", "pge", str(FEEDS / "pge_1.json"),
+                                  "--utility", "PG&E", "--bbox", "feed"], env=env)
+    assert refused.exit_code == 2
+    assert "3 of 3 outages in pge_1.json lie outside this Tocsin's jurisdiction" in refused.output
+    assert "--outside-jurisdiction" in refused.output
     result = runner.invoke(app, ["reports", "import-feed", "--format", "pge", str(FEEDS / "pge_1.json"),
-                                 "--utility", "PG&E", "--bbox", "feed"], env=env)
+                                 "--utility", "PG&E", "--bbox", "feed", "--outside-jurisdiction"], env=env)
     assert result.exit_code == 0, result.output
     assert result.output.strip().splitlines()[-1] == (
         "created 3, unchanged 0, updated 0, restored 0, skipped 0, rejected 2")
