@@ -198,6 +198,8 @@ def main() -> int:
     print(f"{alerts} alerts, {changes} alert changes, {events} outbox events {kinds}")
     print(f"{len(items)} signals in {elapsed:.1f}s ({len(items) / elapsed:.0f} signals/s, one transaction each), "
           f"{evals} rule evaluations ({swept} by the sweeper)")
+    print("(a rule evaluation is one (rule, zone) pair re-evaluated: by observe, for each rule a signal feeds in "
+          "each zone it matched; by the sweeper, for each unresolved alert it visits)")
     share = same_tx / changes if changes else 0.0
     print(f"rule_evals_per_s={evals / elapsed:.0f} outbox_same_tx={share:.3f}")
     return 0 if changes and share == 1.0 else 1
