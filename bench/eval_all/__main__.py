@@ -91,7 +91,7 @@ def main() -> int:
     print(f"  street data: {n.streets}")
     print(f"  located (of posts that name a place): {n.found}/{n.located} = {n.located_share:.3f}")
     print(f"  located within 1 km: {n.within_1km}/{n.located} = {n.within_1km_share:.3f}")
-    for path in (nyc.GEO_TEST, nyc.GEO_HOLDOUT, nyc.GEO_DEV):
+    for path in (nyc.GEO_TEST, nyc.GEO_DEV):
         if path.exists():
             g = nyc.score_geo_set(path, nyc_index, path.stem)
             print(f"  {g.name}: n={g.n} located {g.located_share:.3f}, of those within 1 km {g.within_share:.3f}")

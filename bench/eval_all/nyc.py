@@ -20,7 +20,6 @@ from pathlib import Path
 POSTS = Path(__file__).resolve().parents[2] / "tests" / "data" / "nyc_posts.jsonl"
 GEO_TEST = POSTS.with_name("geo_test.jsonl")  # street/landmark posts, never tuned on
 GEO_DEV = POSTS.with_name("geo_dev.jsonl")  # street/landmark posts, tuned on
-GEO_HOLDOUT = POSTS.with_name("geo_holdout.jsonl")  # written after the numbered-grid work; scored only
 
 
 @dataclass(frozen=True)
