@@ -131,7 +131,8 @@ Tocsin is running.
    Ana Ortiz covers Astoria; reply as her phone, signed as Twilio would, with the alert's code
    (the ack_code in the curl of step 3, or the end of her SMS in var/worker.log):
 
-   TOCSIN_TWILIO_AUTH_TOKEN=$TOCSIN_TWILIO_AUTH_TOKEN .venv/bin/tocsin sms reply +12125550101 "ACK <code>"
+   TOCSIN_PUBLIC_BASE_URL=$TOCSIN_PUBLIC_BASE_URL TOCSIN_TWILIO_AUTH_TOKEN=$TOCSIN_TWILIO_AUTH_TOKEN \\
+     .venv/bin/tocsin sms reply +12125550101 "ACK <code>"
 
 Press Ctrl-C to stop (PostGIS and Mosquitto keep running; 'make services-stop' stops them).
 TXT

@@ -10,6 +10,7 @@ from tocsin.settings import Settings
 def settings() -> Settings:
     s = Settings()
     logging.basicConfig(level=s.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is noise at a command line
     return s
 
 
