@@ -268,6 +268,14 @@ def resolve(alert_id: AlertId, request: Request, session: SessionDep, identity: 
     return _transition(request, session, alert_service.resolve, alert_id=alert_id, identity=identity, body=body)
 
 
+@router.post("/alerts/{alert_id}/escalate", response_model=AlertDetailRead, responses=_CHANGE_RESPONSES)
+def escalate(alert_id: AlertId, request: Request, session: SessionDep, identity: ActingDep,
+             body: NoteIn | None = None) -> AlertDetailRead:
+    """Page the next responder tier now, without waiting for the rule's escalate_after (role operator or admin;
+    the alert must be open). Recorded in the history with the operator and the note."""
+    return _transition(request, session, alert_service.escalate, alert_id=alert_id, identity=identity, body=body)
+
+
 # --- silences ---
 
 @router.post("/silences", status_code=status.HTTP_201_CREATED, response_model=SilenceRead, tags=["silences"],

@@ -13,8 +13,9 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from alerts import observe_sql, outbox
-from alerts.errors import UnknownAlert
-from alerts.evaluate import WindowStats
+from alerts.errors import InvalidTransition, UnknownAlert
+from alerts.events import ESCALATION_REASON, EventKind, Tick
+from alerts.evaluate import WindowStats, escalation_ticks_due
 from alerts.lifecycle import AlertState, check_transition
 from alerts.models import Alert, AlertHistory, AlertNotification
 from alerts.notify import Decision, Sent, SilenceView, decide
@@ -144,6 +145,29 @@ def acknowledge(session: Session, *, alert_id: int, actor: str, note: str | None
     alert.acknowledged_by = actor
     record_change(session, alert=alert, from_state=previous, actor=actor, reason=note or "acknowledged", now=now)
     notify(session, alert=alert, rule=_rule_named(rules, alert.rule), zone=zone_ref(session, alert.zone_id), now=now)
+    return alert
+
+
+def escalate(session: Session, *, alert_id: int, actor: str, note: str | None, now: datetime,
+             rules: Sequence[Rule] | None = None) -> Alert:
+    """Page the next responder tier now (an operator's call, ahead of `escalate_after`): one escalation_tick
+    event, and a history row naming the operator. Only an open alert escalates (acknowledged stops it)."""
+    alert = _locked(session, alert_id)
+    if alert.state != AlertState.OPEN:
+        raise InvalidTransition(alert.id, alert.state, "escalated")
+    rule = _rule_named(rules, alert.rule)
+    by_time = escalation_ticks_due(rule, opened_at=alert.opened_at, now=now) if rule else 0
+    alert.escalation_ticks = max(alert.escalation_ticks or 0, by_time) + 1
+    alert.updated_at = now
+    tick = Tick(tick=alert.escalation_ticks, escalate_after_s=(rule.escalate_after_s if rule else None) or 0.0,
+                minutes_since_open=(now - alert.opened_at).total_seconds() / 60)
+    zone = zone_ref(session, alert.zone_id)
+    outbox.emit(session, alert=alert, kind=EventKind.ESCALATION_TICK, reason=ESCALATION_REASON, zone=zone,
+                now=now, evidence_by_source=evidence_by_source(session, alert.id),
+                rules=rules_fired(session, [alert.id]).get(alert.id, {}), silenced=False, tick=tick)
+    record_change(session, alert=alert, from_state=alert.state, actor=actor,
+                  reason=f"escalated to tier {tick.tier_due}" + (f": {note}" if note else ""), now=now)
+    log.info("alert %s escalated by hand to tier %s", alert.id, tick.tier_due)
     return alert
 
 

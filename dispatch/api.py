@@ -7,14 +7,15 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from sqlalchemy import text
 
 from alerts import operators
-from alerts.api import OperatorDep
+from alerts.api import ActingDep, AlertId, OperatorDep
 from db.api import SessionDep
 from db.errors import Conflict, NotFound
 from db.input_guard import INT4_MAX, INT8_MAX
 from db.openapi import error_responses
+from dispatch import delivery_log
 from dispatch import responders as responder_service
 from dispatch.models import Responder
-from dispatch.schemas import OutboxEventRead, ResponderCreate, ResponderRead, ResponderUpdate
+from dispatch.schemas import DeliveryRead, OutboxEventRead, ResponderCreate, ResponderRead, ResponderUpdate
 
 router = APIRouter(prefix="/v1", tags=["dispatch admin"], responses=error_responses(422, 503))
 _BODY = error_responses(400, 413)
@@ -87,6 +88,17 @@ def delete_responder(responder_id: ResponderId, session: SessionDep, admin: Admi
     """Remove a responder; their past deliveries stay (without the responder)."""
     responder_service.delete_responder(session, responder_id=responder_id)
     session.commit()
+
+
+@router.get("/alerts/{alert_id}/deliveries", tags=["control room"], responses={
+    **error_responses(401, 403, 404, _401="Missing, invalid or disabled operator token, or an expired, revoked or "
+                                          "unknown session",
+                      _403="The operator's role is viewer: who was paged needs role operator or above",
+                      _404="No such alert")})
+def alert_deliveries(alert_id: AlertId, session: SessionDep, identity: ActingDep) -> list[DeliveryRead]:
+    """Who was notified of the alert: each delivery's responder, channel, status, time and whether that
+    responder acknowledged, oldest first (role operator or admin)."""
+    return [DeliveryRead.model_validate(vars(d)) for d in delivery_log.alert_deliveries(session, alert_id=alert_id)]
 
 
 _OUTBOX_WHERE = {

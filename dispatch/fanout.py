@@ -86,7 +86,7 @@ _CLAIM = text(
 _ALERTS = text(
     """
     SELECT a.id, a.rule, a.state, a.severity, a.category, a.evidence_count, a.ack_code, a.opened_at,
-           a.zone_id, l.name AS layer, z.code, z.name AS zone_name
+           a.escalation_ticks, a.zone_id, l.name AS layer, z.code, z.name AS zone_name
     FROM alerts a JOIN zones z ON z.id = a.zone_id JOIN zone_layers l ON l.id = z.layer_id
     WHERE a.id = ANY(:ids)
     """
@@ -211,7 +211,8 @@ def _decide(*, alert_id: int | None, kind: str, rules: Callable[[], Sequence[Any
     coverage = _coverage(data.coverage_rows(zone_id=alert.zone_id, layer=alert.layer))
     chosen = route(zone_id=alert.zone_id, layer=alert.layer, opened_at=alert.opened_at,
                    acknowledged=alert.state != "open", escalate_after_s=escalate_after_s,
-                   coverage=coverage, already_notified=data.notified.get(alert_id, set()), now=now)
+                   coverage=coverage, already_notified=data.notified.get(alert_id, set()), now=now,
+                   escalations=alert.escalation_ticks)
     if not chosen:
         return None
     body = render_sms(severity=alert.severity, category=alert.category, zone_name=alert.zone_name,

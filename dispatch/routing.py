@@ -136,6 +136,7 @@ def route(
     coverage: Iterable[Coverage],
     already_notified: set,
     now: datetime,
+    escalations: int = 0,
 ) -> list:
     """Responders to notify for an alert at `now`, in tier order; empty when nobody is due.
 
@@ -148,6 +149,8 @@ def route(
     - While unacknowledged, every due tier is returned. Once acknowledged, or when
       `escalate_after_s` is None, only the first tier is ever due: escalation stops, but
       someone in tier 1 who comes on call later is still told.
+    - `escalations` (the alert's escalation_ticks, which a manual Escalate raises) makes at least
+      that many tiers beyond the first due while unacknowledged, whatever the time.
     - Anyone in `already_notified` is left out, so calling this again never pages twice.
     """
     _require_aware("now", now)
@@ -166,11 +169,13 @@ def route(
         tier_of[c.responder_id] = min(c.tier, tier_of.get(c.responder_id, c.tier))
 
     tiers = sorted(set(tier_of.values()))
-    if acknowledged or escalate_after_s is None:
+    if acknowledged:
         due_count = 1
+    elif escalate_after_s is None:
+        due_count = 1 + max(escalations, 0)
     else:
         elapsed_s = (now - opened_at) / timedelta(seconds=1)
-        due_count = 1 + int(max(elapsed_s, 0.0) // escalate_after_s)
+        due_count = 1 + max(int(max(elapsed_s, 0.0) // escalate_after_s), escalations)
     due_tiers = set(tiers[:due_count])
 
     chosen = [r for r, t in tier_of.items() if t in due_tiers and r not in already_notified]

@@ -67,3 +67,19 @@ class OutboxEventRead(BaseModel):
     next_attempt_at: datetime
     published_at: datetime | None
     parked_at: datetime | None
+
+
+class DeliveryRead(BaseModel):
+    """One message to one responder for one of the alert's events."""
+
+    id: int
+    responder: str | None = Field(description="The responder's name; null once the responder was deleted")
+    channel: str = Field(description="sms")
+    tier: int = Field(description="Escalation tier the responder was reached at")
+    status: str = Field(description="pending, sending, sent, delivered, undelivered, failed, cancelled or unknown")
+    attempts: int
+    last_error: str | None = None
+    created_at: datetime = Field(description="When the delivery was queued")
+    updated_at: datetime = Field(description="Its latest status change")
+    event_kind: str | None = Field(default=None, description="The alert event it told of (opened, escalated, ...)")
+    acknowledged: bool = Field(description="Whether this responder acknowledged the alert (SMS reply ACK <code>)")

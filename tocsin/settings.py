@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     session_max_s: float = Field(default=12 * 3600.0, gt=0)
     allowed_origins: list[str] = []
     # Live map basemap: an XYZ tile URL such as https://tile.openstreetmap.org/{z}/{x}/{y}.png; unset draws
-    # zones and labels on a plain background (works offline).
+    # land (from the borough or top zone layer) on a water-coloured background (works offline).
     basemap_url: str | None = None
     basemap_attribution: str = ""
     # CAP 1.2 <sender>: globally unique for this deployment, no spaces, commas, "<" or "&".

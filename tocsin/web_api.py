@@ -31,7 +31,7 @@ def index() -> FileResponse:
 
 @router.get("/v1/map/config")
 def map_config(request: Request) -> dict[str, Any]:
-    """What the page needs before sign-in: the basemap tile URL (null: zones on a plain background)."""
+    """What the page needs before sign-in: the basemap tile URL (null: land drawn from a zone layer over a water colour)."""
     settings = request.app.state.settings
     return {
         "basemap_url": settings.basemap_url,

@@ -91,6 +91,30 @@ def test_tier_one_first_then_tier_two_after_escalate_after(session_factory, dist
         ("Ana", 1, "sent"), ("Dee", 1, "sent"), ("Ben", 2, "sent")]
 
 
+def test_manual_escalation_pages_tier_two_before_escalate_after(session_factory, districts, fake, clock):
+    from alerts import service as alert_service
+
+    add(session_factory, "Ana", ANA, zone("A", tier=1))
+    add(session_factory, "Ben", BEN, zone("A", tier=2))
+    add(session_factory, "Cy", CY, zone("A", tier=3))
+    worker = make_worker(session_factory, fake, clock)
+    alert = open_alert(session_factory, code="A", now=T0)
+    assert worker.drain() == 1
+
+    clock.now = T0 + timedelta(seconds=60)  # long before escalate_after (300 s): an operator escalates
+    with transaction(session_factory) as session:
+        alert_service.escalate(session, alert_id=alert.id, actor="operator:olive", note=None, now=clock.now,
+                               rules=[RULE])
+    assert worker.drain() == 1
+    assert sent_to(fake) == [ANA, BEN]
+    assert [(d["name"], d["tier"]) for d in deliveries(session_factory)] == [("Ana", 1), ("Ben", 2)]
+
+    # The sweeper's own tick at 300 s is then already counted: tier 3 waits for 600 s.
+    clock.now = T0 + timedelta(seconds=300)
+    emit(session_factory, alert.id, kind=EventKind.ESCALATION_TICK, now=clock.now)
+    assert worker.drain() == 0
+
+
 def test_acknowledged_alert_does_not_escalate(session_factory, districts, fake, clock):
     add(session_factory, "Ana", ANA, zone("A", tier=1))
     add(session_factory, "Ben", BEN, zone("A", tier=2))

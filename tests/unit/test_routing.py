@@ -50,6 +50,19 @@ def test_no_escalation_without_escalate_after():
     assert run(at=T0 + timedelta(hours=5), notified=(1, 2), esc=None) == []
 
 
+def test_manual_escalation_pages_the_next_tier_at_once():
+    def esc_run(escalations, **kw):
+        return route(zone_id="QN0101", layer="fire_battalion", opened_at=T0, acknowledged=kw.get("ack", False),
+                     escalate_after_s=kw.get("esc", ESC), coverage=TEAM, already_notified={1, 2},
+                     now=T0 + timedelta(seconds=60), escalations=escalations)
+
+    assert esc_run(0) == []  # one minute in: tier 2 is not due by time
+    assert esc_run(1) == [3]  # an operator escalated once: tier 2 now
+    assert esc_run(2) == [3, 4]
+    assert esc_run(1, esc=None) == [3]  # a rule without escalate_after still escalates by hand
+    assert esc_run(1, ack=True) == []  # acknowledged: no escalation
+
+
 def test_other_zone_not_paged():
     assert run(zone="BK0202") == [9]
     assert run(zone="SI0303") == []

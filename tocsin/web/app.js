@@ -1,8 +1,9 @@
 // The live map page: wires the map, the alerts panel, sign-in and the live feed together.
 import { api } from "./api.js";
 import { LiveFeed } from "./live.js";
-import { MapView } from "./map.js";
+import { landLayer, MapView } from "./map.js";
 import { AlertsPanel } from "./panel.js";
+import { Attention } from "./attention.js";
 
 const STATE_RANK = { open: 0, acknowledged: 1, resolved: 2 };
 const SNAPSHOT_HOURS = 24;
@@ -12,11 +13,21 @@ const state = { operator: null, role: null, layer: null, alerts: new Map(), load
 let mapView;
 let panel;
 let feed;
+const attention = new Attention(document.title);
+const SIGNED_OUT = "You are signed out, so alerts are not shown here: sign in with an operator token to see them.";
 
 // A read-only view for tests, benchmarks and the curious (window.tocsin in the console).
 const debug = {
   ready: false, firstRenderMs: null, zoneCount: 0, observationCount: 0, alertCount: 0, wsState: "offline",
-  lastEventId: null, messages: 0,
+  lastEventId: null, messages: 0, landLayer: null,
+  landCount: () => mapView.landCount(),
+  zoom: () => mapView.map.getZoom(),
+  setZoom: (z) => mapView.map.setZoom(z, { animate: false }),
+  visibleLabels: () => [...document.querySelectorAll("#map .zone-label:not(.label-hidden)")].map((n) => {
+    const r = n.getBoundingClientRect();
+    return { text: n.textContent, left: r.left, top: r.top, right: r.right, bottom: r.bottom };
+  }),
+  hiddenLabelCount: () => document.querySelectorAll("#map .zone-label.label-hidden").length,
   zoneFill: (code) => mapView.zoneFill(code),
   zoneSeverity: (code) => mapView.severity.get(code) || null,
   hasObservation: (id) => mapView.observations.has(id),
@@ -24,6 +35,11 @@ const debug = {
   footprintCount: () => mapView.footprints.getLayers().length,
   alertIds: () => unresolved().map((a) => a.id),
   layer: () => state.layer,
+  otherLayerOutlines: () => mapView.otherOutlineKeys(),
+  cues: () => attention.cues,
+  beeps: () => attention.beeps,
+  muted: () => attention.muted,
+  uncertaintyStyle: (id) => { const o = mapView.observations.get(id); return o && o.circle ? { ...o.circle.options } : null; },
   marks: () => performance.getEntriesByType("mark").filter((m) => m.name.startsWith("tocsin:"))
     .map((m) => [m.name, Math.round(m.startTime)]),
 };
@@ -66,8 +82,24 @@ function renderAlerts() {
     if (!cur || rank(a.severity) > rank(cur)) bySeverity.set(a.zone.code, a.severity);
   }
   mapView.setSeverities(bySeverity);
-  panel.render(unresolved());
+  const all = unresolved();
+  panel.layer = state.layer;
+  panel.render(all);
+  mapView.setOtherAlerts(all.filter((a) => a.zone.layer !== state.layer),
+                         (layer) => api(`/v1/zones?layer=${encodeURIComponent(layer)}&simplify_m=20`))
+    .catch((err) => console.warn("other layers' outlines:", err));
+  labelLayers(all);
+  attention.setTitle(all.filter((a) => a.severity === "critical" && a.state === "open").length);
   publishCounts();
+}
+
+// The layer picker says how many unresolved alerts each layer has, so none is out of sight unawares.
+function labelLayers(alerts) {
+  for (const option of document.getElementById("layer-select").options) {
+    const n = alerts.filter((a) => a.zone.layer === option.value).length;
+    const zones = Number(option.dataset.zones);
+    option.textContent = `${option.value} (${zones} zone${zones === 1 ? "" : "s"})${n ? ` · ${n} alert${n > 1 ? "s" : ""}` : ""}`;
+  }
 }
 
 async function loadZones(layer, { fit = true } = {}) {
@@ -92,7 +124,13 @@ function apply(message) {
     mapView.addObservations([message.feature]);
   } else if (message.type === "alert_event") {
     const alert = fromEvent(message.event);
-    if (upsertAlert(alert) && panel.selectedId === alert.id) panel.refresh();
+    const before = state.alerts.get(alert.id);
+    if (!upsertAlert(alert)) return;
+    if (panel.selectedId === alert.id) panel.refresh();
+    // A cue for a critical alert that is new here (or newly critical), not for its later updates.
+    if (alert.severity === "critical" && alert.state === "open" && (!before || before.severity !== "critical")) {
+      attention.cue();
+    }
   }
 }
 
@@ -116,6 +154,8 @@ async function loadSnapshot() {
   ]);
   performance.mark("tocsin:snapshot-fetched");
   for (const a of [...open, ...acked]) upsertAlert(a);
+  panel.loading = false;
+  await panel.loadSilences().catch((err) => console.warn("silences:", err));
   mapView.addObservations(observations.features);
   performance.mark("tocsin:observations-drawn");
   state.loading = false;
@@ -130,6 +170,11 @@ function startLive() {
       const badge = document.getElementById("conn-status");
       badge.dataset.state = s;
       badge.textContent = `Live: ${s.replace("-", " ")}`;
+      if (s === "signed-out") {
+        panel.setSignedOut("Your session has ended, so alerts are no longer shown: sign in again to see them.");
+        document.getElementById("signin-form").hidden = false;
+        attention.setTitle(0);
+      }
     },
     onHello: async (hello, fresh) => {
       if (fresh) {
@@ -156,6 +201,17 @@ function markRendered() {
     debug.ready = true;
     document.getElementById("map").dataset.ready = "true";
   });
+}
+
+async function loadLand(layers, config) {
+  const layer = landLayer(layers);
+  if (config.basemap_url || !layer) return;
+  try {
+    mapView.setLand(await api(`/v1/zones?layer=${encodeURIComponent(layer)}&simplify_m=20`));
+    debug.landLayer = layer;
+  } catch (err) {
+    console.warn("land:", err);  // the zones still draw, on the water colour
+  }
 }
 
 function chooseLayer(layers) {
@@ -190,18 +246,25 @@ async function main() {
     api("/v1/session").catch((err) => { if (err.status === 401) return null; throw err; }),
   ]);
   mapView = new MapView("map", config);
-  panel = new AlertsPanel({ onSelect: focusAlert, canAct: () => state.role === "operator" || state.role === "admin" });
+  panel = new AlertsPanel({ onSelect: focusAlert, canAct: () => state.role === "operator" || state.role === "admin",
+                            onSilencesChanged: () => renderAlerts() });
+  attention.bind(document.getElementById("mute-toggle"));
   document.getElementById("signin-form").addEventListener("submit", signIn);
   document.getElementById("signout").addEventListener("click", signOut);
   const select = document.getElementById("layer-select");
   select.addEventListener("change", () => loadZones(select.value));
-  select.replaceChildren(...layers.map((l) => new Option(`${l.name} (${l.zones})`, l.name)));
-  const zonesLoaded = layers.length ? loadZones(chooseLayer(layers)) : Promise.resolve();
+  select.replaceChildren(...layers.map((l) => {
+    const option = new Option(`${l.name} (${l.zones} zone${l.zones === 1 ? "" : "s"})`, l.name);
+    option.dataset.zones = l.zones;
+    return option;
+  }));
+  const zonesLoaded = Promise.all([layers.length ? loadZones(chooseLayer(layers)) : null, loadLand(layers, config)]);
   state.operator = me && me.name;
   state.role = me && me.role;
   document.body.dataset.role = state.role || "anonymous";
   if (!state.role) {
     document.getElementById("signin-form").hidden = false;
+    panel.setSignedOut(SIGNED_OUT);
     await zonesLoaded;
     markRendered();
     return;
@@ -217,7 +280,10 @@ async function main() {
   const linked = Number(new URLSearchParams(location.search).get("alert"));
   if (linked) panel.select(linked);  // arrived from an SMS or MQTT link (/a/<id>)
   markRendered();
-  setInterval(() => panel.render(unresolved()), 30000);  // ages in the list
+  setInterval(() => {  // ages in the list, and silences that started or ended
+    panel.loadSilences().catch(() => {});
+    panel.render(unresolved());
+  }, 30000);
 }
 
 main().catch((err) => {

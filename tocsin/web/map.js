@@ -13,6 +13,21 @@ const SOURCE_COLOUR = { utility_report: "#6a3d9a", post: "#1f78b4" };
 const FADE_AFTER_S = 6 * 3600;  // observations fade to 15% over six hours
 const UNCERTAINTY_MIN_ZOOM = 14;  // below this the rings of thousands of points are clutter
 const LABEL_ALL_MIN_ZOOM = 14;
+const RING_FILL_MAX_M = 250;
+export const LAND_COLOUR = "#f2efe9";  // the water colour is #map.water's background in app.css  // wider rings are outline only: a 1.7 km disc would tint the whole zoomed-in view
+
+// An uncertainty ring: a clear outline, a light fill only while it is small; never catches clicks.
+export function uncertaintyStyle(radiusM, colour, opacity) {
+  return { color: colour, weight: 1.5, opacity: 0.8 * opacity, dashArray: "4 3", fill: radiusM <= RING_FILL_MAX_M,
+           fillColor: colour, fillOpacity: 0.06 * opacity, interactive: false };
+}
+
+// The layer land is drawn from: `borough` when loaded, else the one with the fewest zones (the top level).
+export function landLayer(layers) {
+  if (!layers.length) return null;
+  const borough = layers.find((l) => l.name === "borough");
+  return borough ? borough.name : [...layers].sort((a, b) => a.zones - b.zones || (a.name < b.name ? -1 : 1))[0].name;
+}
 
 export function fade(ageS) {
   return Math.max(0.15, 1 - ageS / FADE_AFTER_S);
@@ -22,9 +37,16 @@ export class MapView {
   constructor(element, config) {
     this.map = L.map(element, { zoomControl: true, minZoom: 8, maxZoom: 19 });
     this.map.setView([40.71, -73.95], 11);
-    if (config.basemap_url) {
+    this.tiles = Boolean(config.basemap_url);
+    if (this.tiles) {
       L.tileLayer(config.basemap_url, { attribution: config.basemap_attribution || "", maxZoom: 19 }).addTo(this.map);
+    } else {
+      // Offline by default: land is drawn from a loaded zone layer (setLand) over a water-coloured background.
+      this.map.getContainer().classList.add("water");
+      this.map.createPane("land").style.zIndex = 250;  // under the zones (overlayPane, 400)
+      this.map.getPane("land").style.pointerEvents = "none";
     }
+    this.land = null;
     this.canvas = L.canvas({ padding: 0.3 });
     this.zoneLayer = null;
     this.zones = new Map();  // code -> {feature, layer}
@@ -40,25 +62,53 @@ export class MapView {
       },
     });
     this.footprints = L.featureGroup();
+    this.otherAlerts = L.featureGroup();  // alerts of other zone layers: dashed outlines, no fill
+    this.otherAlerts.addTo(this.map);
+    this.otherLayerZones = new Map();  // layer -> Promise of Map(code -> feature)
+    this.otherWanted = [];
     this.uncertainty = L.featureGroup();
     this.footprints.addTo(this.map);
     this.cluster.addTo(this.map);
     this.map.on("zoomend", () => this.updateZoomDependent());
+    this.map.on("moveend", () => this.declutterLabels());
     this.addLegend();
     setInterval(() => this.refreshFade(), 30000);
   }
 
   addLegend() {
-    const legend = L.control({ position: "bottomleft" });
-    legend.onAdd = () => el("div", { class: "legend", id: "legend" },
-      el("h2", { id: "legend-title" }, "Zone: highest unresolved alert"),
-      ...[...SEVERITIES].reverse().concat(["none"]).map((s) => el("div", {},
-        el("span", { class: "swatch", style: `background:${SEVERITY_STYLE[s].fillColor};border-color:${SEVERITY_STYLE[s].color};border-style:${SEVERITY_STYLE[s].dashArray ? "dashed" : "solid"}` }),
-        s === "none" ? "No alert" : s[0].toUpperCase() + s.slice(1))),
-      el("div", {}, el("span", { class: "swatch", style: `border-color:${SOURCE_COLOUR.post};border-radius:50%` }), "Post"),
-      el("div", {}, el("span", { class: "swatch", style: `border-color:${SOURCE_COLOUR.utility_report};border-radius:50%` }), "Utility report"),
-      el("div", { class: "muted" }, "Faded = older; rings = location uncertainty"));
+    // Top right: bottom left would cover Staten Island (and the south-west of most cities' layers).
+    const legend = L.control({ position: "topright" });
+    legend.onAdd = () => {
+      // A compact, collapsible key (a <details>): on a small screen it folds to one line.
+      const box = el("details", { class: "legend", id: "legend", open: true },
+        el("summary", {}, el("h2", { id: "legend-title" }, "Zone: highest unresolved alert")),
+        ...[...SEVERITIES].reverse().concat(["none"]).map((s) => el("div", {},
+          el("span", { class: "swatch", style: `background:${SEVERITY_STYLE[s].fillColor};border-color:${SEVERITY_STYLE[s].color};border-style:${SEVERITY_STYLE[s].dashArray ? "dashed" : "solid"}` }),
+          s === "none" ? "No alert" : s[0].toUpperCase() + s.slice(1))),
+        el("div", {}, el("span", { class: "swatch", style: `border-color:${SOURCE_COLOUR.post};border-radius:50%` }), "Post"),
+        el("div", {}, el("span", { class: "swatch", style: `border-color:${SOURCE_COLOUR.utility_report};border-radius:50%` }), "Utility report"),
+        this.tiles ? null : el("div", {}, el("span", { class: "swatch land" }), "Land ",
+                               el("span", { class: "swatch water" }), "Water"),
+        el("div", { class: "muted" }, "Faded = older; rings = location uncertainty"),
+        el("div", { class: "muted" }, "Dashed outline = alert in another zone layer"));
+      L.DomEvent.disableClickPropagation(box);
+      return box;
+    };
     legend.addTo(this.map);
+  }
+
+  // Land: one layer's zones (the top one, e.g. boroughs) filled in a land colour, non-interactive, under
+  // everything else; where no zone is, the water-coloured background shows. Not drawn over tiles.
+  setLand(collection) {
+    if (this.tiles) return;
+    if (this.land) this.land.remove();
+    this.land = L.geoJSON(collection, { pane: "land", interactive: false,
+      style: { stroke: true, color: "#b9b2a3", weight: 0.8, fillColor: LAND_COLOUR, fillOpacity: 1 } });
+    this.land.addTo(this.map);
+  }
+
+  landCount() {
+    return this.land ? this.land.getLayers().length : 0;
   }
 
   setZones(collection, { fit = true } = {}) {
@@ -102,6 +152,28 @@ export class MapView {
       zone.layer.bindTooltip(text, { permanent: Boolean(sev) || all, direction: "center",
                                      className: sev ? "zone-label alerting" : "zone-label" });
     }
+    this.declutterLabels();
+  }
+
+  // Permanent labels never overlap: the most severe (then the largest zone) keeps its place, and a label that
+  // would cover one already placed is hidden until zooming in makes room. The zone's colour still shows.
+  declutterLabels() {
+    const rank = (code) => SEVERITIES.indexOf(this.severity.get(code) || "");
+    const placed = [];
+    const labels = [];
+    for (const [code, zone] of this.zones) {
+      const tip = zone.layer.getTooltip();
+      const node = tip && tip.getElement && tip.getElement();
+      if (node && tip.options.permanent) labels.push({ code, node, area: zoneArea(zone.layer) });
+    }
+    labels.sort((a, b) => rank(b.code) - rank(a.code) || b.area - a.area || (a.code < b.code ? -1 : 1));
+    for (const label of labels) {
+      label.node.classList.remove("label-hidden");
+      const r = label.node.getBoundingClientRect();
+      const clash = placed.some((p) => r.left < p.right && p.left < r.right && r.top < p.bottom && p.top < r.bottom);
+      if (clash) label.node.classList.add("label-hidden");
+      else placed.push(r);
+    }
   }
 
   updateZoomDependent() {
@@ -135,8 +207,8 @@ export class MapView {
       entry.marker.bindPopup(popup);
       if (p.uncertainty_m) {
         // L.circle takes its radius in metres, so the ring is drawn to scale at every zoom.
-        entry.circle = L.circle([lat, lon], { renderer: this.canvas, radius: p.uncertainty_m, color: colour,
-                                              weight: 1, opacity: 0.35 * opacity, fillOpacity: 0.04 * opacity });
+        entry.circle = L.circle([lat, lon], { renderer: this.canvas, radius: p.uncertainty_m,
+                                              ...uncertaintyStyle(p.uncertainty_m, colour, opacity) });
         entry.circle.addTo(this.uncertainty);
       }
     } else {
@@ -156,9 +228,47 @@ export class MapView {
     for (const { feature, marker, circle, polygon } of this.observations.values()) {
       const o = fade(this.ageS(feature.properties));
       if (marker) marker.setStyle({ opacity: o, fillOpacity: o });
-      if (circle) circle.setStyle({ opacity: 0.35 * o, fillOpacity: 0.04 * o });
+      if (circle) circle.setStyle({ opacity: 0.8 * o, fillOpacity: 0.06 * o });
       if (polygon) polygon.setStyle({ opacity: o, fillOpacity: 0.25 * o });
     }
+  }
+
+  // Alerts whose zone is in another layer than the one shown: outline their zones (fetched once per layer)
+  // in the severity's colour, dashed and unfilled, with a tooltip saying which layer colours them.
+  async setOtherAlerts(alerts, loadLayer) {
+    this.otherWanted = alerts;
+    const layers = [...new Set(alerts.map((a) => a.zone.layer))];
+    for (const layer of layers) {
+      if (!this.otherLayerZones.has(layer)) {
+        this.otherLayerZones.set(layer, loadLayer(layer).then((fc) => new Map(fc.features.map((f) => [f.properties.code, f])))
+          .catch(() => { this.otherLayerZones.delete(layer); return new Map(); }));
+      }
+    }
+    const zonesBy = new Map(await Promise.all(layers.map(async (l) => [l, await this.otherLayerZones.get(l)])));
+    if (this.otherWanted !== alerts) return;  // a newer call superseded this one
+    this.otherAlerts.clearLayers();
+    const rank = (s) => SEVERITIES.indexOf(s);
+    const worst = new Map();  // layer/code -> alerts there
+    for (const a of alerts) {
+      const key = `${a.zone.layer}/${a.zone.code}`;
+      worst.set(key, [...(worst.get(key) || []), a]);
+    }
+    for (const [key, here] of worst) {
+      const { layer, code } = here[0].zone;
+      const feature = zonesBy.get(layer) && zonesBy.get(layer).get(code);
+      if (!feature) continue;
+      const sev = here.map((a) => a.severity).sort((x, y) => rank(y) - rank(x))[0];
+      const outline = L.geoJSON(feature, { style: { color: SEVERITY_STYLE[sev].fillColor, weight: 3, opacity: 0.9,
+                                                     dashArray: "10 6", fill: false } });
+      outline.bindTooltip(`${here.length} ${sev} alert${here.length > 1 ? "s" : ""} in ${layer}/${code} ` +
+                          `(${feature.properties.name}); choose layer "${layer}" to colour it`, { sticky: true });
+      outline.tocsinKey = key;
+      outline.addTo(this.otherAlerts);
+    }
+  }
+
+  otherOutlineKeys() {
+    return this.otherAlerts.getLayers().map((l) => l.tocsinKey).sort();
   }
 
   zoomToZone(code) {
@@ -172,6 +282,11 @@ export class MapView {
     const path = zone.layer._path;  // the SVG element actually drawn
     return path ? path.getAttribute("fill") : zone.layer.options.fillColor;
   }
+}
+
+function zoneArea(layer) {
+  const b = layer.getBounds();
+  return (b.getEast() - b.getWest()) * (b.getNorth() - b.getSouth());
 }
 
 export function observationPopup(feature) {
