@@ -145,9 +145,11 @@ class ReportPatchProperties(BaseModel):
 
 
 class ReportUpdate(_FeatureBody):
-    """A partial GeoJSON Feature: the properties to merge and, optionally, a new footprint."""
+    """A partial GeoJSON Feature: the properties to merge and, optionally, a new footprint. Unknown top-level
+    keys are refused (422 naming the key): `{"status": "restoring"}` without `properties` used to change
+    nothing and answer 200."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"properties": {"status": "restoring", "customers_affected": 300,
                         "estimated_restore_at": "2026-11-25T23:00:00Z"}},
         {"properties": {"status": "restored", "customers_affected": 0}},
@@ -156,6 +158,9 @@ class ReportUpdate(_FeatureBody):
     type: Literal["Feature"] | None = None
     geometry: dict[str, Any] | None = Field(default=None, description="A new footprint; re-matches zones.")
     properties: ReportPatchProperties = Field(default_factory=ReportPatchProperties)
+    # Members RFC 7946 allows on a Feature; accepted and ignored.
+    id: str | int | None = None
+    bbox: list[float] | None = None
 
     @model_validator(mode="after")
     def _geometry_not_null(self) -> "ReportUpdate":
@@ -231,3 +236,28 @@ class BatchResult(BaseModel):
 class FeatureCollectionIn(BaseModel):
     type: Literal["FeatureCollection"]
     features: list[Any] = Field(max_length=1000)
+
+
+FeedbackKindName = Literal["not_incident", "wrong_category", "wrong_place"]
+
+
+class FeedbackCreate(BaseModel):
+    """An operator's mark on a piece of evidence; `category` (the right one) comes with wrong_category only."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"kind": "wrong_category", "category": "flood", "note": "water, not fire"}]})
+
+    kind: FeedbackKindName
+    category: str | None = Field(default=None, max_length=32, pattern=r"^[a-z_]+$",
+                                 description="The right category, for kind wrong_category: fire, flood, ...")
+    note: str | None = Field(default=None, max_length=500, pattern=r"^[^\x00]*$")
+
+
+class FeedbackRead(BaseModel):
+    id: int
+    observation_id: int
+    kind: FeedbackKindName
+    category: str | None
+    note: str | None
+    actor: str = Field(description="Who marked it, e.g. operator:olive")
+    created_at: datetime

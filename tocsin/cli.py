@@ -432,7 +432,29 @@ cli_sms.register(app)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:
+        from db.outage import is_unavailable
+
+        if not is_unavailable(exc):
+            raise
+        typer.secho(f"error: {_unreachable(exc)}", fg=typer.colors.RED, err=True)
+        sys.exit(3)
+
+
+def _unreachable(exc: Exception) -> str:
+    """One line naming the database the command could not reach, why, and the fix."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(common.settings().database_url).render_as_string(hide_password=True)
+    except Exception:  # the settings themselves are what is wrong
+        url = "TOCSIN_DATABASE_URL"
+    inner = getattr(exc, "orig", None) or exc
+    reason = (str(inner).strip().splitlines() or [type(inner).__name__])[0]
+    return (f"cannot reach the database at {url} ({reason[:160]}); start it with `make services`, then "
+            "`source var/services.env` (or set TOCSIN_DATABASE_URL)")
 
 
 if __name__ == "__main__":
