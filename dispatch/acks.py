@@ -15,7 +15,7 @@ from alerts import service as alert_service
 from alerts.errors import InvalidTransition
 from alerts.models import Alert
 from dispatch import responders as responder_service
-from dispatch.messages import ReplyKind, parse_reply, to_gsm7
+from dispatch.messages import ReplyKind, category_words, parse_reply, to_gsm7
 from dispatch.models import Responder
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,8 @@ def _ack(session: Session, *, responder: Responder, code: str, rules: Sequence[A
         session.refresh(alert)
         return _already(alert)
     log.info("alert %s acknowledged by SMS from responder %s", alert.id, responder.id)
-    return InboundResult(f"Acknowledged {alert.category} alert {alert.ack_code}. Thank you, {responder.name}.",
+    return InboundResult(f"Acknowledged {category_words(alert.category).lower()} alert {alert.ack_code}. "
+                         f"Thank you, {responder.name}.",
                          ReplyKind.ACK, alert.id, acknowledged=True)
 
 

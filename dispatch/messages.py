@@ -100,6 +100,31 @@ def format_window(window_s: int | float) -> str:
     return f"{window_s}s"
 
 
+def window_words(window_s: int | float) -> str:
+    """A window in words for a person: "10 min", "2 h", "45 s", "1 h 30 min"."""
+    if window_s <= 0 or window_s != int(window_s):
+        raise ValueError(f"window_s {window_s!r} must be a positive whole number of seconds")
+    window_s = int(window_s)
+    hours, rest = divmod(window_s, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{hours} h"] if hours else []
+    parts += [f"{minutes} min"] if minutes else []
+    parts += [f"{seconds} s"] if seconds else []
+    return " ".join(parts)
+
+
+# Categories as a responder reads them; one not listed reads as its id with spaces ("heat_wave" -> "Heat wave").
+CATEGORY_WORDS = {
+    "fire": "Fire", "flood": "Flood", "gas_leak": "Gas leak", "power_outage": "Power outage",
+    "water_main": "Water main break", "collision": "Collision", "violence": "Violence", "medical": "Medical",
+    "structural": "Structural collapse", "hazmat": "Hazardous materials", "other": "Utility incident",
+}
+
+
+def category_words(category: str) -> str:
+    return CATEGORY_WORDS.get(category, category.replace("_", " ").strip().capitalize())
+
+
 _ELLIPSIS = "..."
 _MIN_ZONE_NAME = 8  # below this a shortened name stops being recognisable; drop it instead
 
@@ -134,13 +159,14 @@ def render_sms(
 ) -> str:
     """Render one alert as a single GSM-7 segment (at most 160 septets).
 
-    Full form: ``TOCSIN MAJOR flood, Astoria (QN0101): 7 reports/10m. Reply ACK K7Q. https://x/a/123``.
+    Full form: ``TOCSIN MAJOR Flood, Astoria (QN0101): 7 reports in 10 min. Reply ACK K7Q. https://x/a/123``
+    (the category and the window in words: `category_words`, `window_words`).
 
     When that is too long, parts give way in this order, stopping as soon as it fits:
 
     1. the zone name is shortened with "..." (down to 8 characters);
     2. "Reply ACK K7Q." becomes "ACK K7Q.";
-    3. the evidence ("7 reports/10m") is dropped;
+    3. the evidence ("7 reports in 10 min") is dropped;
     4. the link is dropped;
     5. the zone name is dropped (the zone code stays);
     6. the head (severity, category, zone code) is cut with "...".
@@ -152,7 +178,7 @@ def render_sms(
     if evidence_count < 0:
         raise ValueError(f"evidence_count {evidence_count} is negative")
     severity_t = to_gsm7(severity.upper()).strip()
-    category_t = to_gsm7(category).strip()
+    category_t = to_gsm7(category_words(category)).strip()
     code_t = to_gsm7(zone_code).strip()
     name_t = " ".join(to_gsm7(zone_name or "").split())
     link_t = to_gsm7(link or "").strip()
@@ -160,7 +186,7 @@ def render_sms(
     if not ack_t:
         raise ValueError(f"ack_code {ack_code!r} is empty after GSM-7 transliteration")
     noun = "report" if evidence_count == 1 else "reports"
-    evidence_t = f"{evidence_count} {noun}/{format_window(window_s)}"
+    evidence_t = f"{evidence_count} {noun} in {window_words(window_s)}"
 
     def build(name: str, *, reply: bool, evidence: bool, with_link: bool, head: str | None = None) -> str:
         if head is None:

@@ -75,7 +75,7 @@ def test_tier_one_first_then_tier_two_after_escalate_after(session_factory, dist
     assert worker.drain() == 2
     assert sent_to(fake) == [ANA, DEE]
     body = fake.messages[0]["body"]
-    assert body.startswith("TOCSIN CRITICAL gas_leak, District A (A): 1 report/10m.")
+    assert body.startswith("TOCSIN CRITICAL Gas leak, District A (A): 1 report in 10 min.")
     assert f"ACK {alert.ack_code}" in body and body.endswith(f"http://tocsin.test/a/{alert.id}")
     assert {m["status_callback"] for m in fake.messages} == {"http://tocsin.test/v1/twilio/status"}
 

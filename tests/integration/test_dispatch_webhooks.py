@@ -96,7 +96,7 @@ def test_inbound_ack_acknowledges_and_records_who(tw_client, session_factory, an
     body = template.format(code=alert.ack_code, low=alert.ack_code.lower())
     r = post_signed(tw_client, "/v1/twilio/inbound", {"From": ANA, "Body": body})
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/xml")
-    assert f"<Message>Acknowledged gas_leak alert {alert.ack_code}. Thank you, Ana.</Message>" in r.text
+    assert f"<Message>Acknowledged gas leak alert {alert.ack_code}. Thank you, Ana.</Message>" in r.text
     state, by = alert_row(session_factory, alert.id)
     assert state == "acknowledged" and "Ana" in by
     with session_factory() as session:

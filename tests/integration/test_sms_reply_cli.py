@@ -61,7 +61,7 @@ def test_a_reply_played_from_the_command_line_acknowledges_the_alert(live_server
     alert = open_alert(session_factory, now=T0)
     done = _reply(base, live, ANA, f"ACK {alert.ack_code}")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"Acknowledged gas_leak alert {alert.ack_code}. Thank you, Ana."
+    assert done.stdout.strip() == f"Acknowledged gas leak alert {alert.ack_code}. Thank you, Ana."
     with session_factory() as session:
         state, by = session.execute(text("SELECT state, acknowledged_by FROM alerts WHERE id = :id"),
                                     {"id": alert.id}).one()

@@ -73,25 +73,25 @@ BASE = dict(
 
 
 def test_render_sms_full_form():
-    assert render_sms(**BASE) == "TOCSIN MAJOR flood, Astoria (QN0101): 7 reports/10m. Reply ACK K7Q. https://x/a/123"
+    assert render_sms(**BASE) == "TOCSIN MAJOR Flood, Astoria (QN0101): 7 reports in 10 min. Reply ACK K7Q. https://x/a/123"
 
 
 def test_render_sms_singular_and_no_link():
     text = render_sms(**{**BASE, "evidence_count": 1, "window_s": 7200, "link": None})
-    assert text == "TOCSIN MAJOR flood, Astoria (QN0101): 1 report/2h. Reply ACK K7Q."
+    assert text == "TOCSIN MAJOR Flood, Astoria (QN0101): 1 report in 2 h. Reply ACK K7Q."
 
 
 def test_render_sms_shortens_zone_name_first():
     name = "Astoria Heights and Ditmars Steinway by the East River waterfront north of Queensboro"
     text = render_sms(**{**BASE, "zone_name": name, "link": "https://tocsin.example.org/a/1234567"})
     assert gsm7_length(text) <= 160
-    assert "... (QN0101): 7 reports/10m. Reply ACK K7Q. https://tocsin.example.org/a/1234567" in text
-    assert text.startswith("TOCSIN MAJOR flood, Astoria Heights")
+    assert "... (QN0101): 7 reports in 10 min. Reply ACK K7Q. https://tocsin.example.org/a/1234567" in text
+    assert text.startswith("TOCSIN MAJOR Flood, Astoria Heights")
 
 
 def test_render_sms_long_link_drops_link_keeps_evidence():
     text = render_sms(**{**BASE, "link": "https://x/" + "a" * 200})
-    assert text == "TOCSIN MAJOR flood, Astoria (QN0101): 7 reports/10m. Reply ACK K7Q."
+    assert text == "TOCSIN MAJOR Flood, Astoria (QN0101): 7 reports in 10 min. Reply ACK K7Q."
 
 
 def test_render_sms_absurd_head_keeps_ack_code():
@@ -210,3 +210,11 @@ def test_ack_codes_cannot_be_reply_keywords():
 )
 def test_parse_reply(body, expected):
     assert parse_reply(body) == expected
+
+
+@pytest.mark.parametrize("window_s, words", [(600, "10 min"), (7200, "2 h"), (45, "45 s"), (5400, "1 h 30 min")])
+def test_windows_and_categories_read_as_words(window_s, words):
+    from dispatch.messages import category_words, window_words
+
+    assert window_words(window_s) == words
+    assert category_words("gas_leak") == "Gas leak" and category_words("heat_wave") == "Heat wave"
