@@ -19,8 +19,17 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VAR="${TOCSIN_VAR_DIR:-$REPO/var}"
 mkdir -p "$VAR"
 VAR="$(cd "$VAR" && pwd)"
-PG_PORT="${TOCSIN_PG_PORT:-55439}"
-MQTT_PORT="${TOCSIN_MQTT_PORT:-18839}"
+# Ports: TOCSIN_PG_PORT / TOCSIN_MQTT_PORT when given, else the ones the last start recorded in
+# var/services.env (so `make services`, `make test` and `make demo` after a start on other ports keep
+# using them), else the defaults.
+recorded_port() {
+    local file="${TOCSIN_VAR_DIR:-$REPO/var}/services.env"
+    [[ -f "$file" ]] && sed -n "s/^export $1=\([0-9]*\)$/\1/p" "$file" | tail -1
+}
+PG_PORT="${TOCSIN_PG_PORT:-$(recorded_port TOCSIN_PG_PORT)}"
+PG_PORT="${PG_PORT:-55439}"
+MQTT_PORT="${TOCSIN_MQTT_PORT:-$(recorded_port TOCSIN_MQTT_PORT)}"
+MQTT_PORT="${MQTT_PORT:-18839}"
 
 PG_DIR="$VAR/pg"
 PG_DATA="$PG_DIR/data"
@@ -235,8 +244,8 @@ start_pg() {
         running_port="$(sed -n 4p "$PG_DATA/postmaster.pid" 2>/dev/null || true)"
         running_socket="$(sed -n 5p "$PG_DATA/postmaster.pid" 2>/dev/null || true)"
         if [[ -n "$running_port" && "$running_port" != "$PG_PORT" ]]; then
-            log "postgres: running on port $running_port, restarting on $PG_PORT"
-            as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null
+            # Never move a running cluster: a demo or a test run may be using it.
+            die "postgres is already running on port $running_port (var/pg); stop it first with \`make services-stop\`, or start with TOCSIN_PG_PORT=$running_port"
         elif [[ -n "$running_socket" && "$running_socket" != "$PG_RUN" ]]; then
             # Started by an older version of this script with its socket under var/.
             log "postgres: socket in $running_socket, restarting with it in $PG_RUN"
@@ -356,8 +365,15 @@ start_mqtt() {
     fi
     ensure_mqtt_packages
     mkdir -p "$MQTT_DIR/data"
+    local pid running_port
+    if pid="$(mqtt_pid)"; then
+        running_port="$(sed -n 's/^listener \([0-9]*\) .*/\1/p' "$MQTT_CONF" 2>/dev/null | head -1)"
+        if [[ -n "$running_port" && "$running_port" != "$MQTT_PORT" ]]; then
+            # Never move a running broker: a demo or a test run may be using it.
+            die "mosquitto is already running on port $running_port (var/mosquitto); stop it first with \`make services-stop\`, or start with TOCSIN_MQTT_PORT=$running_port"
+        fi
+    fi
     render_mqtt_conf
-    local pid
     if pid="$(mqtt_pid)" && ((MQTT_CONF_CHANGED)); then
         log "mosquitto: configuration changed, restarting"
         stop_mqtt
@@ -428,6 +444,8 @@ write_env() {
         echo "# Written by scripts/services.sh; source it or: eval \"\$(scripts/services.sh env)\""
         echo "export TOCSIN_DATABASE_URL=$(printf '%q' "$db_url")"
         echo "export TOCSIN_MQTT_URL=$(printf '%q' "$mqtt_url")"
+        echo "export TOCSIN_PG_PORT=$PG_PORT"
+        echo "export TOCSIN_MQTT_PORT=$MQTT_PORT"
     } >"$ENV_FILE.tmp"
     mv -f "$ENV_FILE.tmp" "$ENV_FILE"
 }
