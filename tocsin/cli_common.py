@@ -1,13 +1,19 @@
 """What every `tocsin` command module shares: settings, a session factory, and failing with a message."""
 
+from __future__ import annotations
+
 import logging
+from typing import TYPE_CHECKING
 
 import typer
 
-from tocsin.settings import Settings
+if TYPE_CHECKING:  # pydantic-settings costs 0.15 s to import: `tocsin --help` should not pay it
+    from tocsin.settings import Settings
 
 
 def settings() -> Settings:
+    from tocsin.settings import Settings
+
     s = Settings()
     logging.basicConfig(level=s.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is noise at a command line

@@ -120,3 +120,17 @@ def test_the_checks_can_fail():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
     assert set(ALLOWED) == set(PACKAGES)
+
+
+def test_the_command_line_imports_lightly():
+    """`tocsin --help` must start fast: the CLI module imports no settings, database or geometry stack (those
+    load inside the commands that need them). Checked by what is imported, not by timing."""
+    import subprocess
+    import sys
+
+    heavy = ["pydantic_settings", "sqlalchemy", "shapely", "geopandas", "psycopg", "fastapi"]
+    code = ("import sys, tocsin.cli; "
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
