@@ -252,16 +252,20 @@ class JetstreamConnector:
                     self._read(ws)
             except ConnectionClosed as exc:
                 code = exc.rcvd.code if exc.rcvd else None
-                log.warning("jetstream %s disconnected (close code %s)", self.config.name, code)
+                log.warning("jetstream %s disconnected from %s (close code %s)", self.config.name,
+                            urlsplit(url).netloc, code)
             except (OSError, InvalidHandshake, TimeoutError) as exc:
-                log.warning("jetstream %s connection failed: %s", self.config.name, type(exc).__name__)
+                reason = (str(exc).strip().splitlines() or [""])[0][:200]
+                log.warning("jetstream %s could not reach %s: %s%s", self.config.name, urlsplit(url).netloc,
+                            type(exc).__name__, f": {reason}" if reason else "")
             self._flush()  # what was received before the drop is complete; commit it with its cursor
             if self.stop_event.is_set():
                 break
             attempt = 0 if self.stats.events > events_before else attempt + 1  # a fruitful connection resets it
             delay = backoff_s(attempt, base_s=self.config.backoff_base_s, max_s=self.config.backoff_max_s,
                               rng=self.rng)
-            log.info("jetstream %s reconnecting in %.2f s (attempt %d)", self.config.name, delay, attempt)
+            log.info("jetstream %s reconnecting in %.2f s (attempt %d; the wait is at most %g s)", self.config.name,
+                     delay, attempt, self.config.backoff_max_s)
             self.stop_event.wait(delay)
 
     def _read(self, ws) -> None:
