@@ -12,7 +12,8 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from alerts import cap, cap_data, operators, sessions
@@ -26,9 +27,11 @@ from alerts.schemas import (
     SilenceCreate,
     SilenceRead,
 )
+from db import geojson_out
 from db.api import SessionDep
 from db.errors import InvalidInput
 from db.openapi import error_responses
+from geo import service as zone_service
 
 router = APIRouter(prefix="/v1", tags=["control room"])
 
@@ -203,7 +206,9 @@ def sign_out(request: Request, session: SessionDep,
 
 # --- alerts ---
 
-@router.get("/alerts", response_model=list[AlertRead], responses=_AUTH_RESPONSES)
+@router.get("/alerts", response_model=list[AlertRead], responses={
+    **_AUTH_RESPONSES, 200: {"content": {"application/geo+json": {"schema": {
+        "type": "object", "description": "A GeoJSON FeatureCollection: each alert's zone outline"}}}}})
 def list_alerts(
     session: SessionDep,
     identity: OperatorDep,
@@ -213,13 +218,23 @@ def list_alerts(
     category: Annotated[str | None, Query(max_length=32, pattern=_NO_NUL)] = None,
     since: Annotated[datetime | None, Query(description="Updated at or after (ISO 8601 with offset)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> list[AlertRead]:
-    """Alerts, newest first."""
+    f: Annotated[Literal["json", "geojson"] | None, Query(description="geojson: a GeoJSON FeatureCollection of "
+                                                                    "the alerts' zones (as does Accept: "
+                                                                    "application/geo+json)")] = None,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Any:
+    """Alerts, newest first. With `f=geojson` (or Accept: application/geo+json) a FeatureCollection: each
+    alert's zone outline, with the alert as its properties, for GIS clients."""
     if since is not None and since.tzinfo is None:
         raise InvalidInput(f"since {since.isoformat()} has no timezone offset; add Z or +00:00", field="since")
     rows = alert_service.list_alerts(session, state=state, layer=layer, zone=zone, category=category,
                                      since=since, limit=limit, now=_now())
-    return [_alert_read(r) for r in rows]
+    reads = [_alert_read(r) for r in rows]
+    if not geojson_out.wants_geojson(f, accept):
+        return reads
+    outlines = zone_service.zone_outlines(session, [(r.zone.layer, r.zone.code) for r in reads])
+    items = [{**r.model_dump(mode="json"), "geometry": outlines.get((r.zone.layer, r.zone.code))} for r in reads]
+    return JSONResponse(geojson_out.feature_collection(items), media_type=geojson_out.MEDIA_TYPE)
 
 
 @router.get("/alerts/{alert_id}.cap", response_class=Response,

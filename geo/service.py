@@ -145,6 +145,22 @@ def zones_geojson(session: Session, *, layer: str, simplify_m: float = 0.0) -> s
     ).scalar_one()
 
 
+def zone_outlines(session: Session, zones: list[tuple[str, str]], *, simplify_m: float = 20.0
+                  ) -> dict[tuple[str, str], dict[str, Any]]:
+    """GeoJSON geometries of zones by (layer, code), simplified by `simplify_m` metres for display."""
+    if not zones:
+        return {}
+    rows = session.execute(text(
+        """
+        SELECT l.name, z.code, ST_AsGeoJSON(ST_Transform(ST_SimplifyPreserveTopology(ST_Transform(z.geom, 3857),
+                                                                                    :tol), 4326), 6)
+        FROM zones z JOIN zone_layers l ON l.id = z.layer_id
+        JOIN unnest(CAST(:layers AS text[]), CAST(:codes AS text[])) AS w(layer, code)
+          ON w.layer = l.name AND w.code = z.code
+        """), {"layers": [z[0] for z in zones], "codes": [z[1] for z in zones], "tol": simplify_m}).all()
+    return {(r[0], r[1]): json.loads(r[2]) for r in rows}
+
+
 def zone_by_id(session: Session, zone_id: int) -> tuple[Zone, ZoneLayer]:
     zone = session.get(Zone, zone_id)
     if zone is None:

@@ -6,15 +6,17 @@ import json
 import re
 import time
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, Field, ValidationError
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
+from db import geojson_out
 from db.api import SessionDep
 from db.errors import DomainError, Forbidden
 from geo.geojson import parse_bbox
@@ -195,7 +197,9 @@ async def create_report(
     response_model=ReportPage,
     responses={200: {"content": {"application/json": {"example": {
         "items": [_READ_EXAMPLE], "cursor": "eyJiZWZvcmUiOiA3fQ",
-        "next": "/v1/reports?limit=1&cursor=eyJiZWZvcmUiOiA3fQ"}}}},
+        "next": "/v1/reports?limit=1&cursor=eyJiZWZvcmUiOiA3fQ"}},
+        "application/geo+json": {"schema": {"type": "object", "description": "A GeoJSON FeatureCollection of the "
+                                            "reports' footprints, with `cursor` and `next` as foreign members"}}}},
         **_errors(401, 403, 422, 429)},
 )
 def list_reports(
@@ -212,8 +216,11 @@ def list_reports(
                                                  examples=["2026-11-25T20:00:00Z"])] = None,
     cursor: Annotated[str | None, Query(max_length=200, description="From the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    f: Annotated[Literal["json", "geojson"] | None, Query(description="geojson: a GeoJSON FeatureCollection "
+                                                                    "(as does Accept: application/geo+json)")] = None,
 ) -> ReportPage:
-    """The caller's reports, newest first, filtered; follow `next` for the following page."""
+    """The caller's reports, newest first, filtered; follow `next` for the following page. With `f=geojson`
+    (or Accept: application/geo+json) a FeatureCollection of their footprints, for GIS clients."""
     filters = report_queries.ReportFilter(
         status=status_, category=category, bbox=parse_bbox(bbox) if bbox else None,
         zone=report_queries.parse_zone(zone) if zone else None, since=since,
@@ -225,7 +232,12 @@ def list_reports(
         params = {k: v for k, v in request.query_params.items() if k != "cursor"}
         params["cursor"] = next_cursor
         next_link = f"{request.url.path}?{urlencode(params)}"
-    return ReportPage(items=[ReportRead(**_fields(r, caller)) for r in results], cursor=next_cursor, next=next_link)
+    page = ReportPage(items=[ReportRead(**_fields(r, caller)) for r in results], cursor=next_cursor, next=next_link)
+    if geojson_out.wants_geojson(f, request.headers.get("accept")):
+        body = geojson_out.feature_collection([i.model_dump(mode="json") for i in page.items],
+                                              extra={"cursor": next_cursor, "next": next_link})
+        return JSONResponse(body, media_type=geojson_out.MEDIA_TYPE)
+    return page
 
 
 @router.get(
