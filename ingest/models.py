@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from geoalchemy2 import Geometry
-from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint, func
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -135,3 +135,20 @@ class ConnectorCursor(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     cursor: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ObservationFeedback(Base):
+    """An operator's mark on a piece of evidence (migration 0019; ingest.feedback): not an incident, wrong
+    category (with the right one) or wrong place."""
+
+    __tablename__ = "observation_feedback"
+    __table_args__ = (Index("ix_observation_feedback_observation", "observation_id"),
+                      Index("ix_observation_feedback_created_at", "created_at"))
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    observation_id: Mapped[int] = mapped_column(ForeignKey("observations.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # ingest.feedback.FeedbackKind
+    category: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None]
+    actor: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime]

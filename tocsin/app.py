@@ -36,7 +36,7 @@ from ingest import open311_api
 from ingest import posts_api, warmup
 from ingest.ratelimit import KeyRateLimiter
 from ingest.report_writer import ReportWriter, WriterStopped
-from tocsin import live, models_registry, web_api
+from tocsin import feedback_api, live, models_registry, web_api
 from tocsin.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -299,6 +299,7 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
     app.include_router(dispatch_api.router)
     app.include_router(twilio_api.router, responses=error_responses(503))
     app.include_router(metrics_api.router)
+    app.include_router(feedback_api.router, responses=error_responses(503))
     web_api.install(app)  # the live map: `/`, /static, /v1/observations
     live.install(app, dsn=settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,

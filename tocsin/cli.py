@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from tocsin import cli_accounts, cli_posts, cli_sms  # light at import: heavy imports are inside the commands
+# Light at import: heavy imports are inside the commands.
+from tocsin import cli_accounts, cli_classifier, cli_posts, cli_sms
 from tocsin import cli_common as common
 
 app = typer.Typer(help="Tocsin: location-aware incident alerting for first responders.", no_args_is_help=True)
@@ -429,6 +430,7 @@ def worker(
 cli_posts.register(app)
 cli_accounts.register(app)
 cli_sms.register(app)
+cli_classifier.register(app)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from db.input_guard import INT8_MAX, SafeStr
 from db.openapi import error_responses
 from geo.geojson import parse_bbox
 from ingest import observations as obs_service
+from ingest.classify import CATEGORIES
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 
@@ -31,12 +32,14 @@ def index() -> FileResponse:
 
 @router.get("/v1/map/config")
 def map_config(request: Request) -> dict[str, Any]:
-    """What the page needs before sign-in: the basemap tile URL (null: land drawn from a zone layer over a water colour)."""
+    """What the page needs before sign-in: the basemap tile URL (null: land drawn from a zone layer over a water
+    colour), and the categories evidence can be corrected to."""
     settings = request.app.state.settings
     return {
         "basemap_url": settings.basemap_url,
         "basemap_attribution": settings.basemap_attribution,
         "jurisdiction_bbox": list(settings.jurisdiction_bbox),
+        "categories": list(CATEGORIES),  # the classifier's: what "wrong category" on evidence may name
     }
 
 

@@ -247,7 +247,7 @@ async function main() {
   ]);
   mapView = new MapView("map", config);
   panel = new AlertsPanel({ onSelect: focusAlert, canAct: () => state.role === "operator" || state.role === "admin",
-                            onSilencesChanged: () => renderAlerts() });
+                            onSilencesChanged: () => renderAlerts(), categories: config.categories || [] });
   attention.bind(document.getElementById("mute-toggle"));
   document.getElementById("signin-form").addEventListener("submit", signIn);
   document.getElementById("signout").addEventListener("click", signOut);

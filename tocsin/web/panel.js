@@ -1,5 +1,7 @@
 // The alerts panel: unresolved alerts by severity then age; details with evidence, history and actions.
 import { ageText, api, el, severityRank } from "./api.js";
+import { feedbackControls, loadMarks } from "./feedback.js";
+import { timelineData, timelineSvg } from "./timeline.js";
 
 const SILENCE_CHOICES = [["30 minutes", 30], ["1 hour", 60], ["4 hours", 240], ["12 hours", 720], ["24 hours", 1440]];
 
@@ -26,8 +28,9 @@ export function silenceMatches(silence, alert, now = Date.now()) {
 }
 
 export class AlertsPanel {
-  constructor({ onSelect, canAct, onSilencesChanged = () => {} }) {
+  constructor({ onSelect, canAct, onSilencesChanged = () => {}, categories = [] }) {
     this.onSelect = onSelect;
+    this.categories = categories;  // the classifier's, for "wrong category"
     this.canAct = canAct;
     this.onSilencesChanged = onSilencesChanged;
     this.list = document.getElementById("alert-list");
@@ -199,10 +202,11 @@ export class AlertsPanel {
   async showDetail(alert) {
     const ids = (alert.evidence || []).map((e) => e.observation_id).slice(0, 200);
     const observations = new Map();
-    if (ids.length) {
-      const fc = await api(`/v1/observations?ids=${ids.join(",")}&limit=${ids.length}`);
-      for (const f of fc.features) observations.set(f.id, f.properties);
-    }
+    const [fc, marks] = await Promise.all([
+      ids.length ? api(`/v1/observations?ids=${ids.join(",")}&limit=${ids.length}`) : { features: [] },
+      loadMarks(ids).catch((err) => { this.status(`feedback: ${err.message}`); return new Map(); }),
+    ]);
+    for (const f of fc.features) observations.set(f.id, f.properties);
     document.getElementById("detail-title").textContent =
       `${alert.severity.toUpperCase()} ${alert.category.replace(/_/g, " ")} · ${alert.zone.name} (${alert.zone.code})`;
     const facts = [
@@ -219,8 +223,17 @@ export class AlertsPanel {
     document.getElementById("detail-facts").replaceChildren(...facts.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
     document.getElementById("detail-actions").replaceChildren(...this.actions(alert));
     await this.showDeliveries(alert);
-    document.getElementById("detail-evidence").replaceChildren(...(alert.evidence || []).map((e) =>
-      el("li", { dataset: { observationId: e.observation_id } }, evidenceText(e, observations.get(e.observation_id)))));
+    const timeline = timelineData(alert);
+    document.getElementById("detail-timeline").replaceChildren(timelineSvg(timeline), el("figcaption", {},
+      `Evidence in ${alert.zone.name} per ${timeline.bucketMs / 60000} min (bars) and the alert's state (band: ` +
+      "red open, amber acknowledged, green resolved)"));
+    document.getElementById("detail-evidence").replaceChildren(...(alert.evidence || []).map((e) => {
+      const obs = observations.get(e.observation_id);
+      return el("li", { dataset: { observationId: e.observation_id } }, evidenceText(e, obs),
+        feedbackControls(e.observation_id, { marks: marks.get(e.observation_id), categories: this.categories,
+                                             current: obs && obs.category, canAct: this.canAct(),
+                                             onDone: (message) => this.refresh().then(() => this.status(message)) }));
+    }));
     document.getElementById("detail-history").replaceChildren(...(alert.history || []).map((h) =>
       el("li", {}, `${new Date(h.at).toLocaleTimeString()} · ${h.from_state || "—"} → ${h.to_state}` +
                    `${h.severity ? " (" + h.severity + ")" : ""} by ${h.actor}${h.reason ? ": " + h.reason : ""}`)));
