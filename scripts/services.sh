@@ -24,7 +24,9 @@ VAR="$(cd "$VAR" && pwd)"
 # using them), else the defaults.
 recorded_port() {
     local file="${TOCSIN_VAR_DIR:-$REPO/var}/services.env"
-    [[ -f "$file" ]] && sed -n "s/^export $1=\([0-9]*\)$/\1/p" "$file" | tail -1
+    # Always succeeds: under `set -e` a failing command substitution in an assignment ends the script.
+    if [[ -f "$file" ]]; then sed -n "s/^export $1=\([0-9]*\)$/\1/p" "$file" | tail -1; fi
+    return 0
 }
 PG_PORT="${TOCSIN_PG_PORT:-$(recorded_port TOCSIN_PG_PORT)}"
 PG_PORT="${PG_PORT:-55439}"

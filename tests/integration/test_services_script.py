@@ -213,3 +213,14 @@ def test_ports_are_recorded_and_a_running_cluster_is_never_moved(services_env):
     moved = _run({**env, "TOCSIN_MQTT_PORT": str(other_mqtt)}, "start")
     assert moved.returncode != 0 and f"mosquitto is already running on port {mqtt_port}" in moved.stderr
     _check_running(pg_port, mqtt_port)
+
+
+def test_a_fresh_state_directory_without_ports_uses_the_defaults(tmp_path):
+    """A fresh clone has no var/services.env and no TOCSIN_*_PORT: the script must not stop silently
+    (under `set -e`, a failing lookup of the recorded ports once ended it with no message)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
+    env["TOCSIN_VAR_DIR"] = str(tmp_path / "var")
+    done = _run(env, "env")
+    assert done.returncode == 0, done.stderr
+    assert "export TOCSIN_PG_PORT=55439" in done.stdout and "export TOCSIN_MQTT_PORT=18839" in done.stdout
+    assert "127.0.0.1:55439/tocsin" in done.stdout
