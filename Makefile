@@ -6,11 +6,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 WITH_SERVICES := source var/services.env &&
 
-.PHONY: help setup services services-stop services-status demo test test-unit eval bench clean
+.PHONY: help setup services services-stop services-status demo test test-unit lint eval bench clean
 
 help:
 	@echo "make demo            set up, start PostGIS + Mosquitto, load NYC zones, run API + dispatcher"
 	@echo "make test            set up, start services, run the whole test suite"
+	@echo "make lint            ruff (errors only) and the import rules (layering, no cycles)"
 	@echo "make services        start the local PostGIS and Mosquitto (idempotent)"
 	@echo "make services-stop   stop them"
 	@echo "make bench           benchmarks (python -m bench NAME... runs some); make eval: evaluations"
@@ -30,8 +31,12 @@ services-status:
 demo: setup services
 	@scripts/demo.sh
 
-test: setup services
+test: setup services lint
 	@$(WITH_SERVICES) $(PY) -m pytest -q
+
+lint: setup
+	@$(VENV)/bin/ruff check .
+	@$(PY) -m pytest -q -p no:cacheprovider tests/unit/test_import_rules.py
 
 test-unit: setup
 	@$(PY) -m pytest -q tests/unit

@@ -1,5 +1,7 @@
 """Shared fixtures: a throwaway migrated database on the local PostGIS, the real Mosquitto, the app."""
 
+import functools
+import graphlib
 import os
 import queue
 import threading
@@ -12,6 +14,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_RULES = REPO / "tests" / "data" / "rules.yaml"
@@ -64,36 +67,112 @@ def engine(database_url):
     eng.dispose()
 
 
-@pytest.fixture
-def clean_db(engine):
-    """Every test that commits starts from empty tables (all of them, whoever added them).
+@functools.cache
+def _tables(engine) -> tuple[str, ...]:
+    """Every table of ours (whoever added it), quoted, each after the tables whose foreign keys refer to it."""
+    with engine.connect() as conn:
+        tables = conn.execute(text(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename NOT IN ('alembic_version', 'spatial_ref_sys')")).scalars().all()
+        refs = conn.execute(text(
+            "SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint "
+            "WHERE contype = 'f' AND connamespace = 'public'::regnamespace")).all()
+    referrers: dict[str, set[str]] = {t: set() for t in tables}
+    for child, parent in refs:
+        if child != parent:
+            referrers[parent].add(child)
+    quote = engine.dialect.identifier_preparer.quote
+    return tuple(quote(t) for t in graphlib.TopologicalSorter(referrers).static_order())
+
+
+def _empty_tables(engine) -> None:
+    """Empty every table and restart every column's ids, so a test starts as on a fresh database.
+
+    Rows are deleted, not truncated: TRUNCATE gives each table new files, which costs far more than
+    deleting the few rows a test leaves. Only tables that hold rows are touched, children before their
+    parents. A rolled-back test leaves rows nowhere but advances sequences, so those restart whatever
+    the tables hold.
 
     A background thread of the previous test (a live feed's session check, a worker role's heartbeat) may
-    still be finishing a transaction: TRUNCATE then can deadlock with it, and PostgreSQL may pick the
-    TRUNCATE as the one to abort. It is retried, as any deadlock victim should be."""
+    still be finishing a transaction: emptying then can deadlock with it, and PostgreSQL may pick it as
+    the one to abort. It is retried, as any deadlock victim should be."""
     from sqlalchemy.exc import OperationalError
 
+    order = _tables(engine)
+    holding_rows = " UNION ALL ".join(f"SELECT {i} WHERE EXISTS (SELECT FROM {t})" for i, t in enumerate(order))
     for attempt in range(5):
         try:
             with engine.begin() as conn:
-                tables = conn.execute(text(
-                    "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public' "
-                    "AND tablename NOT IN ('alembic_version', 'spatial_ref_sys')"
-                )).scalars().all()
-                conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-            return engine
+                for i in sorted(conn.execute(text(holding_rows)).scalars()):
+                    conn.execute(text(f"DELETE FROM {order[i]}"))
+                conn.execute(text(
+                    "SELECT setval(s.seqrelid, s.seqstart, false) FROM pg_sequence s "
+                    "JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.seqrelid "
+                    "AND d.deptype IN ('a', 'i')"))
+            return
         except OperationalError as exc:
             if "deadlock detected" not in str(exc) or attempt == 4:
                 raise
             time.sleep(0.2 * (attempt + 1))
-    return engine
+
+
+class _TestConnection(Connection):
+    """The connection a rolled-back test's sessions share; `get_bind().url` works on it as on an engine
+    (geo keys its caches by the database's URL)."""
+
+    @property
+    def url(self):
+        return self.engine.url
+
+
+# Fixtures whose code opens its own connections (the app's lifespan builds an engine, the worker and the
+# CLI theirs): they see only committed rows, so a test that uses them must be marked `committing`.
+NEEDS_COMMITS = ("client", "make_client", "relay", "live_server", "cli")
 
 
 @pytest.fixture
-def session_factory(clean_db):
+def session_factory(request, engine):
+    """Sessions for a test, on empty tables.
+
+    By default every session of the test joins one outer transaction on one connection, rolled back at
+    the end: `session.commit()` (and `transaction(...)`) releases a savepoint, `rollback()` returns to
+    one, and nothing reaches other connections. A test marked `committing` gets sessions on the engine
+    instead, whose commits are real: for code on other connections (the app, the worker, other threads
+    or processes, LISTEN/NOTIFY)."""
     from db.session import make_sessionmaker
 
-    return make_sessionmaker(clean_db)
+    _empty_tables(engine)
+    factory = make_sessionmaker(engine)
+    if request.node.get_closest_marker("committing"):
+        yield factory
+        return
+    needing = [f for f in NEEDS_COMMITS if f in request.fixturenames]
+    if needing:
+        pytest.fail(f"{request.node.nodeid} uses {needing}, which see only committed rows: mark it committing")
+    with _TestConnection(engine) as conn:
+        outer = conn.begin()
+        factory.configure(bind=conn, join_transaction_mode="create_savepoint")
+        yield factory
+        if outer.is_active:
+            outer.rollback()
+
+
+@pytest.fixture
+def clean_db(request, engine):
+    """The engine on empty tables, for a test (marked `committing`) that commits through it."""
+    if not request.node.get_closest_marker("committing"):
+        pytest.fail(f"{request.node.nodeid} commits through clean_db: mark it committing")
+    _empty_tables(engine)
+    return engine
+
+
+@pytest.fixture(scope="session")
+def lexicon():
+    """The default lexicon (data/lexicon.yaml), compiled once and shared: it is frozen, and expands to
+    ~84,000 entries (0.6 s)."""
+    from ingest import classify
+
+    return classify.load_lexicon()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import pytest
 
 from tests.e2e.support import post_report
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.committing]
 
 
 def test_timeline_counts_the_evidence_and_shows_each_state(page_for, live_server, tokens, utility_key):

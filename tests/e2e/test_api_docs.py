@@ -3,7 +3,7 @@
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.committing]
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from tests.e2e.conftest import free_port
 from tests.e2e.support import post_report
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.committing]
 
 
 def test_disabling_the_operator_signs_their_open_map_out(page_for, live_server, tokens, session_factory):

@@ -11,7 +11,8 @@ from tests.integration.engine_helpers import (
     ingest_process, outage_post_process, post_batch_process, report_process,
 )
 
-pytestmark = pytest.mark.integration
+# Separate processes, each on its own connection.
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 RULES = {"rules": [{"name": "flood_posts", "categories": ["flood"], "sources": ["post"], "layer": "district",

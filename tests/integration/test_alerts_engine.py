@@ -216,7 +216,7 @@ def test_new_evidence_updates_the_one_open_alert(session_factory, districts):
                        at=T0 + 2 * S)
         assert changes == []  # no severity change: no event
     with session_factory() as s:
-        assert s.execute(text("SELECT count(*), max(evidence_count) FROM alerts")).one() == (1, 3)
+        assert s.execute(text("SELECT count(*), max(id), max(evidence_count) FROM alerts")).one() == (1, alert_id, 3)
         assert [e["kind"] for e in events(s)] == ["opened"]
 
 

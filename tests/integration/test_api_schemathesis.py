@@ -10,7 +10,8 @@ import pytest
 from api_fuzz import fuzz, seed_credentials
 from pydantic import SecretStr
 
-pytestmark = pytest.mark.integration
+# The app, on the engine its lifespan opens.
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 POSITIVE, NEGATIVE = 25, 12  # examples per operation and mode (parameterless operations exhaust at 1)
 

@@ -8,7 +8,8 @@ from sqlalchemy import text
 
 from tests.integration.test_posts_cli import cli  # noqa: F401  (the fixture: the CLI on the test database)
 
-pytestmark = pytest.mark.integration
+# The CLI, on an engine of its own.
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 
 def _stream(tmp_path: Path, lines: list[dict]) -> Path:

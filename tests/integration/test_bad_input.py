@@ -39,6 +39,7 @@ def raw_json_with(field_json: str) -> bytes:
             '"properties": {"external_id": "S1", "category": "gas_leak", "description": ' + field_json + '}}').encode()
 
 
+@pytest.mark.committing
 def test_lone_surrogate_in_a_report_description_is_422_naming_the_field(client, utility_key):
     r = client.post("/v1/reports", content=raw_json_with('"leak \\ud800 here"'),
                     headers={**auth(utility_key), "Content-Type": "application/json"})
@@ -46,6 +47,7 @@ def test_lone_surrogate_in_a_report_description_is_422_naming_the_field(client, 
     assert "description" in r.text and "surrogate" in r.text
 
 
+@pytest.mark.committing
 def test_lone_surrogate_in_a_report_patch_is_422(client, utility_key):
     created = client.post("/v1/reports", json=report(), headers=auth(utility_key))
     assert created.status_code == 201, created.text
@@ -56,6 +58,7 @@ def test_lone_surrogate_in_a_report_patch_is_422(client, utility_key):
 
 
 @pytest.mark.parametrize("method", ["POST", "PATCH"])
+@pytest.mark.committing
 def test_nul_in_a_responder_name_is_422_naming_the_field(client, admin, method):
     if method == "POST":
         r = client.post("/v1/responders", json={"name": "Ana\x00", "phone": "2125550101"}, headers=admin)
@@ -68,6 +71,7 @@ def test_nul_in_a_responder_name_is_422_naming_the_field(client, admin, method):
     assert "NUL" in r.text
 
 
+@pytest.mark.committing
 def test_nul_in_a_coverage_layer_is_422(client, admin):
     r = client.post("/v1/responders", json={"name": "Ana", "phone": "2125550101",
                                             "coverage": [{"layer": "dis\x00trict"}]}, headers=admin)
@@ -75,6 +79,7 @@ def test_nul_in_a_coverage_layer_is_422(client, admin):
     assert "layer" in r.json()["field"] and "NUL" in r.text
 
 
+@pytest.mark.committing  # the CLI opens its own engine
 def test_nul_in_the_responders_csv_names_the_line_and_field(session_factory, districts, database_url, tmp_path):
     from tocsin.cli import app
 
@@ -96,6 +101,7 @@ def test_nul_in_the_responders_csv_names_the_line_and_field(session_factory, dis
     ("/v1/responders?offset=9223372036854775808", "offset"),
     ("/v1/outbox/9223372036854775808/retry", "outbox_id"),
 ])
+@pytest.mark.committing
 def test_ids_and_offsets_out_of_column_range_are_422(client, admin, url, field):
     method = "POST" if url.endswith("/retry") else "GET"
     r = client.request(method, url, headers=admin)
@@ -104,18 +110,21 @@ def test_ids_and_offsets_out_of_column_range_are_422(client, admin, url, field):
     assert "less than or equal" in r.text
 
 
+@pytest.mark.committing
 def test_nul_in_an_open311_request_id_is_400_naming_the_parameter(client, utility_key):
     r = client.get("/open311/v2/requests/%00.json", params={"api_key": utility_key})
     assert r.status_code == 400, r.text
     assert "service_request_id" in r.json()[0]["description"]
 
 
+@pytest.mark.committing
 def test_nul_in_an_open311_query_parameter_is_400(client, utility_key):
     r = client.get("/open311/v2/requests.json", params={"api_key": utility_key, "service_request_id": "a\x00b"})
     assert r.status_code == 400, r.text
     assert "service_request_id" in r.json()[0]["description"]
 
 
+@pytest.mark.committing
 def test_deep_nesting_to_posts_batch_is_400_saying_so(client, partner_key):
     r = client.post("/v1/posts:batch", content=b"[" * 200_000,
                     headers={**auth(partner_key), "Content-Type": "application/json"})
@@ -123,6 +132,7 @@ def test_deep_nesting_to_posts_batch_is_400_saying_so(client, partner_key):
     assert "JSON nested deeper than 64 levels" in r.json()["detail"]
 
 
+@pytest.mark.committing
 def test_deep_nesting_in_ndjson_is_400(client, partner_key):
     body = b'{"a": 1}\n' + b'{"a": ' * 100 + b"1" + b"}" * 100 + b"\n"
     r = client.post("/v1/posts:batch", content=body,
@@ -131,6 +141,7 @@ def test_deep_nesting_in_ndjson_is_400(client, partner_key):
     assert "JSON nested deeper than 64 levels" in r.json()["detail"]
 
 
+@pytest.mark.committing
 def test_deep_nesting_to_a_report_is_400_saying_so(client, utility_key):
     body = raw_json_with("[" * 65 + "]" * 65)
     r = client.post("/v1/reports", content=body, headers={**auth(utility_key), "Content-Type": "application/json"})
@@ -142,6 +153,7 @@ def test_deep_nesting_to_a_report_is_400_saying_so(client, utility_key):
     assert ok.status_code == 422, ok.text
 
 
+@pytest.mark.committing
 def test_deep_nesting_to_open311_is_400_in_its_format(client, utility_key):
     r = client.post("/open311/v2/requests.json", content=b'{"description": ' + b"[" * 1000 + b"}",
                     headers={"Content-Type": "application/json"})
@@ -149,6 +161,7 @@ def test_deep_nesting_to_open311_is_400_in_its_format(client, utility_key):
     assert "JSON nested deeper than 64 levels" in r.json()[0]["description"]
 
 
+@pytest.mark.committing
 def test_invalid_utf8_is_400_saying_so(client, utility_key):
     body = raw_json_with('"cafX"').replace(b"cafX", b"caf\xe9")  # Latin-1, not UTF-8
     r = client.post("/v1/reports", content=body, headers={**auth(utility_key), "Content-Type": "application/json"})
@@ -156,6 +169,7 @@ def test_invalid_utf8_is_400_saying_so(client, utility_key):
     assert "not valid UTF-8" in r.json()["detail"] and "0xe9" in r.json()["detail"]
 
 
+@pytest.mark.committing
 def test_malformed_json_is_400_naming_the_position(client, utility_key):
     r = client.post("/v1/reports", content=b'{"type": "Feature",, }',
                     headers={**auth(utility_key), "Content-Type": "application/json"})
@@ -163,6 +177,7 @@ def test_malformed_json_is_400_naming_the_position(client, utility_key):
     assert r.json()["detail"].startswith("request body is not valid JSON") and "position 19" in r.json()["detail"]
 
 
+@pytest.mark.committing
 def test_chunked_body_over_the_limit_is_413(make_client, utility_key):
     c = make_client(max_body_bytes=1000)
 

@@ -41,6 +41,7 @@ def raise_alert(client, utility_key, *, lon=-73.975, lat=40.725, external_id="G1
     return alert_id
 
 
+@pytest.mark.committing
 def test_missing_wrong_disabled_or_utility_token_is_401(client, tokens, utility_key):
     r = client.get("/v1/alerts")
     assert r.status_code == 401 and "missing operator token" in r.json()["detail"]
@@ -52,6 +53,7 @@ def test_missing_wrong_disabled_or_utility_token_is_401(client, tokens, utility_
         assert token not in r.text
 
 
+@pytest.mark.committing
 def test_viewer_reads_but_cannot_change(client, tokens, utility_key):
     alert_id = raise_alert(client, utility_key)
     viewer = auth(tokens["vera"])
@@ -75,6 +77,7 @@ def test_viewer_reads_but_cannot_change(client, tokens, utility_key):
     assert client.get(f"/v1/alerts/{alert_id}", headers=viewer).json()["state"] == "open"
 
 
+@pytest.mark.committing
 def test_operator_acknowledges_with_note_in_history_and_outbox(client, tokens, utility_key, engine):
     alert_id = raise_alert(client, utility_key)
     r = client.post(f"/v1/alerts/{alert_id}/acknowledge", json={"note": "engine 7 en route"},
@@ -92,6 +95,7 @@ def test_operator_acknowledges_with_note_in_history_and_outbox(client, tokens, u
     assert "acknowledged" in kinds
 
 
+@pytest.mark.committing
 def test_resolve_twice_is_409_naming_the_state(client, tokens, utility_key):
     alert_id = raise_alert(client, utility_key)
     admin = auth(tokens["ada"])
@@ -104,6 +108,7 @@ def test_resolve_twice_is_409_naming_the_state(client, tokens, utility_key):
     assert r.status_code == 409 and "resolved" in r.json()["detail"]
 
 
+@pytest.mark.committing
 def test_unknown_alert_is_404(client, tokens):
     olive = auth(tokens["olive"])
     for method, path in (("get", "/v1/alerts/987654"), ("get", "/v1/alerts/987654.cap"),
@@ -113,6 +118,7 @@ def test_unknown_alert_is_404(client, tokens):
         assert "987654" in r.json()["detail"]
 
 
+@pytest.mark.committing
 def test_acknowledge_body_is_validated(client, tokens, utility_key):
     alert_id = raise_alert(client, utility_key)
     r = client.post(f"/v1/alerts/{alert_id}/acknowledge", json={"note": "x" * 1001}, headers=auth(tokens["olive"]))
@@ -130,12 +136,14 @@ def test_acknowledge_body_is_validated(client, tokens, utility_key):
                                        "comment": "c\x00"}}, "NUL"),
     ("delete", "/v1/silences/99999999999999999999", {}, "silence_id"),
 ])
+@pytest.mark.committing
 def test_hostile_input_is_a_422_not_a_500(client, tokens, method, path, kwargs, named):
     r = getattr(client, method)(path, headers=auth(tokens["ada"]), **kwargs)
     assert r.status_code == 422, r.text
     assert named in r.text
 
 
+@pytest.mark.committing
 def test_list_filters(client, tokens, utility_key):
     in_a = raise_alert(client, utility_key, external_id="GA")
     in_c = raise_alert(client, utility_key, lon=-73.925, lat=40.775, external_id="GC")
@@ -164,6 +172,7 @@ def test_list_filters(client, tokens, utility_key):
     assert r.status_code == 422 and "state" in r.text
 
 
+@pytest.mark.committing
 def test_silences_create_list_expire(client, tokens):
     admin, viewer = auth(tokens["ada"]), auth(tokens["vera"])
     now = datetime.now(UTC)
@@ -198,6 +207,7 @@ def test_silences_create_list_expire(client, tokens):
     ({"matchers": {"colour": "red"}}, "colour"),
     ({"comment": ""}, "comment"),
 ])
+@pytest.mark.committing
 def test_silence_validation_names_the_problem(client, tokens, change, named):
     body = {"matchers": {"category": "flood"}, "ends_at": "2030-01-01T11:00:00Z", "comment": "drill", **change}
     r = client.post("/v1/silences", json=body, headers=auth(tokens["olive"]))
@@ -212,6 +222,7 @@ def cap_of(client, alert_id, headers):
     return parse_cap(r.content)
 
 
+@pytest.mark.committing
 def test_cap_follows_the_lifecycle(client, tokens, utility_key):
     alert_id = raise_alert(client, utility_key)
     viewer, olive = auth(tokens["vera"]), auth(tokens["olive"])
@@ -247,6 +258,7 @@ def test_cap_follows_the_lifecycle(client, tokens, utility_key):
         client.get(f"/v1/alerts/{alert_id}.cap", headers=viewer).content
 
 
+@pytest.mark.committing
 def test_cap_from_the_endpoint_validates_against_the_oasis_xsd(client, tokens, utility_key, settings):
     from alerts.cap import validate_cap
 
@@ -273,6 +285,7 @@ def test_role_ladder(role, needed, allowed):
     assert role_allows(role, needed) is allowed
 
 
+@pytest.mark.committing
 def test_session_cookie_sign_in_and_out(client, tokens):
     same = {"Origin": "http://tocsin.test"}  # the tests' public_base_url; a browser sends it on every write
     r = client.post("/v1/session", json={"token": tokens["olive"]}, headers=same)
@@ -334,6 +347,7 @@ def test_cap_polygons_are_simplified_to_the_point_limit(session_factory):
     assert all(r[0] == r[-1] and len(r) <= 100 for r in two)
 
 
+@pytest.mark.committing  # the CLI opens its own engine
 def test_cli_operators_add_list_disable(database_url, session_factory):
     from typer.testing import CliRunner
 

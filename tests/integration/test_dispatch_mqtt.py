@@ -21,7 +21,8 @@ from tests.integration.dispatch_support import (
     REPO, PersistentSubscriber, emit_many, event_ids, free_port, open_alert, wait_until,
 )
 
-pytestmark = pytest.mark.integration
+# The worker (in a thread or a process), on engines of its own.
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 TEST_RULES = REPO / "tests" / "data" / "rules.yaml"
 
 

@@ -90,6 +90,7 @@ def test_csv_without_required_columns_is_refused(session_factory):
         responder_service.import_csv(session, data="name,number\nAna,2125550101\n", now=NOW)
 
 
+@pytest.mark.committing  # the CLI opens its own engine
 def test_cli_import(session_factory, districts, database_url, tmp_path):
     from tocsin.cli import app
 
@@ -120,6 +121,7 @@ def admin(session_factory):
     return {"Authorization": f"Bearer {token}"}, {"Authorization": f"Bearer {viewer}"}
 
 
+@pytest.mark.committing
 def test_crud(client, admin):
     headers, _ = admin
     body = {"name": "Ana", "phone": "(212) 555-0101",
@@ -152,18 +154,21 @@ def test_crud(client, admin):
      "Mars/Base"),
     ({"name": "X", "phone": "2125550199", "coverage": [{"layer": "district", "tier": 0}]}, 422, "tier"),
 ])
+@pytest.mark.committing
 def test_bad_input_is_a_4xx_naming_the_value(client, admin, body, status, needle):
     r = client.post("/v1/responders", json=body, headers=admin[0])
     assert r.status_code == status, r.text
     assert needle in r.text
 
 
+@pytest.mark.committing
 def test_duplicate_phone_conflicts(client, admin):
     assert client.post("/v1/responders", json={"name": "A", "phone": "2125550101"}, headers=admin[0]).status_code == 201
     r = client.post("/v1/responders", json={"name": "B", "phone": "+1 212 555 0101"}, headers=admin[0])
     assert r.status_code == 409 and "+1 212 555 0101" in r.json()["detail"]
 
 
+@pytest.mark.committing
 def test_only_admins(client, admin):
     _, viewer = admin
     assert client.get("/v1/responders").status_code == 401

@@ -44,8 +44,12 @@ def grid(session_factory):
 
 
 @contextmanager
-def statements(engine):
-    """Collect the SQL of every statement the engine sends while the block runs."""
+def statements(engine, session):
+    """Collect the SQL of every statement the engine sends while the block runs.
+
+    The session's transaction is begun first: the test's sessions share one rolled-back transaction, so it
+    begins with a SAVEPOINT (where the product's sends a BEGIN, which is no statement)."""
+    session.connection()
     seen: list[str] = []
 
     def record(conn, cursor, statement, parameters, context, executemany):
@@ -59,7 +63,7 @@ def statements(engine):
 
 
 def plan(session_factory, engine, *, limit=500):
-    with session_factory() as session, session.begin(), statements(engine) as seen:
+    with session_factory() as session, session.begin(), statements(engine, session) as seen:
         planned = fanout.plan_batch(session, rules=lambda: [RULE], config=CONFIG, now=T0, limit=limit)
     return planned, seen
 
@@ -74,13 +78,13 @@ def queued(factory) -> int:
         return session.execute(text("SELECT count(*) FROM sms_fanout_queue")).scalar_one()
 
 
-def test_planning_alerts_nobody_covers_costs_the_same_statements_for_1_or_20_events(session_factory, clean_db,
+def test_planning_alerts_nobody_covers_costs_the_same_statements_for_1_or_20_events(session_factory, engine,
                                                                                    grid):
     open_alert(session_factory, layer="grid", code=grid[0], now=T0)
-    one, one_sql = plan(session_factory, clean_db)
+    one, one_sql = plan(session_factory, engine)
     for code in grid:
         open_alert(session_factory, layer="grid", code=code, rule="other_rule", category="fire", now=T0)
-    many, many_sql = plan(session_factory, clean_db)
+    many, many_sql = plan(session_factory, engine)
 
     assert [p.recipients for p in one] == [0] and len(many) == GRID and not any(p.recipients for p in many)
     assert queued(session_factory) == 0 and deliveries(session_factory) == []
@@ -90,13 +94,13 @@ def test_planning_alerts_nobody_covers_costs_the_same_statements_for_1_or_20_eve
     assert not any(s.startswith(("SAVEPOINT", "RELEASE")) for s in many_sql)
 
 
-def test_only_events_that_page_someone_cost_statements_of_their_own(session_factory, clean_db, grid):
+def test_only_events_that_page_someone_cost_statements_of_their_own(session_factory, engine, grid):
     add(session_factory, "Ana", "+12125550101", CoverageSpec(layer="grid", zone=grid[0]))
     add(session_factory, "Ben", "+12125550102", CoverageSpec(layer="grid", zone=grid[1], tier=2),
               CoverageSpec(layer="grid", zone=grid[1], tier=1))
     alerts = [open_alert(session_factory, layer="grid", code=code, now=T0) for code in grid]
 
-    planned, seen = plan(session_factory, clean_db)
+    planned, seen = plan(session_factory, engine)
 
     assert {p.alert_id: p.recipients for p in planned} == {a.id: (1 if i < 2 else 0) for i, a in enumerate(alerts)}
     got = {(d["alert_id"], d["name"], d["tier"]) for d in deliveries(session_factory)}
@@ -105,11 +109,11 @@ def test_only_events_that_page_someone_cost_statements_of_their_own(session_fact
     assert len(seen) == 5 + 2 * 4, seen
 
 
-def test_layer_wide_coverage_and_already_notified_are_applied_per_alert(session_factory, clean_db, grid):
+def test_layer_wide_coverage_and_already_notified_are_applied_per_alert(session_factory, engine, grid):
     add(session_factory, "Lay", "+12125550101", CoverageSpec(layer="grid", zone=None))
     add(session_factory, "Zed", "+12125550102", CoverageSpec(layer="grid", zone=grid[3]))
     first = open_alert(session_factory, layer="grid", code=grid[3], now=T0)
-    plan(session_factory, clean_db)
+    plan(session_factory, engine)
     assert sorted(d["name"] for d in deliveries(session_factory)) == ["Lay", "Zed"]
 
     # A second alert elsewhere, and the first alert's event replanned: only the new alert pages,
@@ -118,12 +122,12 @@ def test_layer_wide_coverage_and_already_notified_are_applied_per_alert(session_
     with transaction(session_factory) as session:
         session.execute(text("INSERT INTO sms_fanout_queue (outbox_id) SELECT id FROM outbox_events "
                              "WHERE alert_id = :a"), {"a": first.id})
-    planned, _ = plan(session_factory, clean_db)
+    planned, _ = plan(session_factory, engine)
     assert {p.alert_id: p.recipients for p in planned} == {first.id: 0, second.id: 1}
     assert [(d["alert_id"], d["name"]) for d in deliveries(session_factory)][2:] == [(second.id, "Lay")]
 
 
-def test_one_unplannable_event_does_not_block_the_others(session_factory, clean_db, grid, monkeypatch, caplog):
+def test_one_unplannable_event_does_not_block_the_others(session_factory, engine, grid, monkeypatch, caplog):
     add(session_factory, "Ana", "+12125550101", CoverageSpec(layer="grid", zone=None))
     alerts = [open_alert(session_factory, layer="grid", code=code, now=T0) for code in grid[:3]]
     bad = alerts[1].id
@@ -136,7 +140,7 @@ def test_one_unplannable_event_does_not_block_the_others(session_factory, clean_
 
     monkeypatch.setattr(fanout, "_write", failing_write)
     with caplog.at_level(logging.ERROR, logger="dispatch.fanout"):
-        planned, _ = plan(session_factory, clean_db)
+        planned, _ = plan(session_factory, engine)
 
     assert {p.alert_id: p.recipients for p in planned} == {alerts[0].id: 1, bad: 0, alerts[2].id: 1}
     assert sorted(d["alert_id"] for d in deliveries(session_factory)) == [alerts[0].id, alerts[2].id]
@@ -145,13 +149,13 @@ def test_one_unplannable_event_does_not_block_the_others(session_factory, clean_
         assert metrics.counters(session)[metrics.FANOUT_ERRORS] == 1
 
 
-def test_a_bad_schedule_fails_only_the_events_it_covers(session_factory, clean_db, grid):
+def test_a_bad_schedule_fails_only_the_events_it_covers(session_factory, engine, grid):
     ana = add(session_factory, "Ana", "+12125550101", CoverageSpec(layer="grid", zone=grid[0]))
     add(session_factory, "Ben", "+12125550102", CoverageSpec(layer="grid", zone=grid[1]))
     with transaction(session_factory) as session:  # written past the API's validation
         session.execute(text("UPDATE coverage SET on_call = 'someday 99:99' WHERE responder_id = :r"), {"r": ana})
     alerts = [open_alert(session_factory, layer="grid", code=code, now=T0) for code in grid[:3]]
-    planned, _ = plan(session_factory, clean_db)
+    planned, _ = plan(session_factory, engine)
     assert {p.alert_id: p.recipients for p in planned} == {a.id: n for a, n in zip(alerts, (0, 1, 0), strict=True)}
     assert [d["name"] for d in deliveries(session_factory)] == ["Ben"]
     with session_factory() as session:
@@ -186,7 +190,7 @@ class Recorder:
         self.published.append((topic, payload, retain))
 
 
-def test_flushing_n_dirty_zones_is_one_query_with_the_same_payloads(session_factory, clean_db, grid):
+def test_flushing_n_dirty_zones_is_one_query_with_the_same_payloads(session_factory, engine, grid):
     with_alerts = grid[:12]
     for i, code in enumerate(with_alerts):
         open_alert(session_factory, layer="grid", code=code, severity="minor", now=T0)
@@ -196,7 +200,7 @@ def test_flushing_n_dirty_zones_is_one_query_with_the_same_payloads(session_fact
     zones = ZoneStates(Recorder(), topic_prefix="p")
     zones.dirty = {("grid", code) for code in grid} | {("grid", "NOPE"), ("nolayer", "G00")}
 
-    with session_factory() as session, statements(clean_db) as seen:
+    with session_factory() as session, statements(engine, session) as seen:
         assert zones.flush(session, now=T0) == GRID + 2
     assert len(seen) == 1, seen
     assert zones.dirty == set()
@@ -260,8 +264,8 @@ def test_zone_states_are_sent_back_to_back_then_acknowledged(session_factory, gr
     assert zones.dirty == set()
 
 
-def test_flushing_nothing_runs_no_query(session_factory, clean_db):
+def test_flushing_nothing_runs_no_query(session_factory, engine):
     zones = ZoneStates(Recorder(), topic_prefix="p")
-    with session_factory() as session, statements(clean_db) as seen:
+    with session_factory() as session, statements(engine, session) as seen:
         assert zones.flush(session, now=T0) == 0
     assert seen == []

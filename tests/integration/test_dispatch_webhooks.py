@@ -16,7 +16,8 @@ from dispatch.twilio_signature import compute_twilio_signature
 from tests.fakes.twilio_server import run_fake_twilio
 from tests.integration.dispatch_support import T0, open_alert, wait_until
 
-pytestmark = pytest.mark.integration
+# The app, on the engine its lifespan opens.
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 TOKEN = "f" * 32
 ANA = "+12125550101"
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from tests.integration.posts_support import entries
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 

@@ -165,6 +165,7 @@ def test_feeds_of_different_utilities_do_not_restore_each_other(run, session_fac
     assert stored(session_factory)["900102"].status == "restoring"
 
 
+@pytest.mark.committing  # the CLI opens its own engine
 def test_cli_import_feed_prints_counts_and_rejections(session_factory, database_url, settings):
     from typer.testing import CliRunner
 
@@ -201,6 +202,7 @@ def test_cli_import_feed_prints_counts_and_rejections(session_factory, database_
     (["--format", "az", str(FEEDS / "pge_1.json"), "--utility", "PG&E"], "'outages' array"),
     (["--format", "pge", str(FEEDS / "missing.json"), "--utility", "PG&E"], "missing.json"),
 ])
+@pytest.mark.committing  # the CLI opens its own engine
 def test_cli_errors_name_the_problem(session_factory, database_url, settings, args, needle):
     from typer.testing import CliRunner
 

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-pytestmark = pytest.mark.integration
+# The CLI, on an engine of its own.
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 NOW = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)
 # Two avenues and a street crossing inside district C (-74.00..-73.90, 40.75..40.80).

@@ -8,7 +8,7 @@ from alerts import operators
 from db.session import transaction
 from tests.integration.dispatch_support import T0
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 
 @pytest.fixture

@@ -226,6 +226,7 @@ def test_a_report_then_posts_stay_one_alert_until_no_rule_holds_it(session_facto
         assert cooldowns == {"large_outage_report": T0 + 71 * M, "power_outage_correlated": T0 + 101 * M}
 
 
+@pytest.mark.committing
 def test_the_api_lists_the_rules_of_each_alert(client, session_factory, utility_key):
     """GET /v1/alerts and GET /v1/alerts/{id} carry `rules` (tests/data/rules.yaml: gas_leak_report)."""
     from alerts import operators

@@ -12,7 +12,8 @@ from tests.fakes.jetstream_server import (
     FakeJetstream, account_event, delete_event, identity_event, like_event, post_event,
 )
 
-pytestmark = pytest.mark.integration
+# The connector runs in a thread while the test reads what it stored.
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 T0 = 1_764_100_000_000_000  # time_us of the first scripted event
 STEP = 1_000_000  # one second between events, so a 5 s overlap replays several of them
@@ -57,13 +58,12 @@ def _script() -> list[dict]:
 
 
 @pytest.fixture
-def pipeline_ingest(settings):
+def pipeline_ingest(settings, lexicon):
     """The real post pipeline (validation, classify, geotag, dedup, zones, rules) as the connector's sink."""
     from alerts.rules import load_rules
     from ingest import pipeline
-    from ingest.classify import load_lexicon
 
-    return jetstream.pipeline_ingest(lexicon=load_lexicon(), rules=load_rules(settings.rules_file),
+    return jetstream.pipeline_ingest(lexicon=lexicon, rules=load_rules(settings.rules_file),
                                      config=pipeline.PipelineConfig.from_settings(settings))
 
 

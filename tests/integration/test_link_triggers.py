@@ -7,7 +7,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from tests.integration.test_posts_pipeline import index, lexicon, post, rules, run  # noqa: F401 (fixtures)
+from tests.integration.test_posts_pipeline import index, post, rules, run  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +67,7 @@ def test_deleting_a_zone_deletes_its_links_and_signals_only(run, session_factory
     assert after == before - {"A"} and "P1" in signal_zones
 
 
+@pytest.mark.committing  # NOTIFY is sent at commit
 def test_a_bulk_insert_notifies_every_id_in_a_few_payloads(session_factory, database_url):
     from tocsin.live_feed import parse_payload
 

@@ -33,12 +33,14 @@ def post_report(client, utility_key, body):
     return r.json()
 
 
+@pytest.mark.committing
 def test_observations_need_an_operator(client):
     r = client.get("/v1/observations")
     assert r.status_code == 401
     assert "operator token" in r.json()["detail"]
 
 
+@pytest.mark.committing
 def test_observations_as_geojson_with_report_details(client, utility_key, tokens):
     post_report(client, utility_key, report(-73.975, 40.725, external_id="R1", customers_affected=120,
                                             cause="valve", description="smell of gas on Elm St"))
@@ -70,6 +72,7 @@ def test_observations_as_geojson_with_report_details(client, utility_key, tokens
     ({"since": "2026-11-25T10:00:00"}, "since 2026-11-25T10:00:00"),
     ({"limit": "0"}, "limit"),
 ])
+@pytest.mark.committing
 def test_bad_observation_queries_get_422_naming_the_value(client, tokens, params, needle):
     r = client.get("/v1/observations", params=params, headers={"Authorization": f"Bearer {tokens['viewer']}"})
     assert r.status_code == 422, r.text
@@ -94,6 +97,7 @@ def receive(ws, *, kind: str) -> dict:
     raise AssertionError(f"no {kind} message in 20")
 
 
+@pytest.mark.committing
 def test_live_refuses_a_bad_token(client):
     with client.websocket_connect("/v1/live?token=nope") as ws:
         with pytest.raises(WebSocketDisconnect) as info:
@@ -101,6 +105,7 @@ def test_live_refuses_a_bad_token(client):
     assert info.value.code == 4401
 
 
+@pytest.mark.committing
 def test_live_refuses_a_bad_cursor(client, tokens):
     with client.websocket_connect(f"/v1/live?token={tokens['viewer']}&since_obs=-3") as ws:
         with pytest.raises(WebSocketDisconnect) as info:
@@ -108,6 +113,7 @@ def test_live_refuses_a_bad_cursor(client, tokens):
     assert info.value.code == 4400 and "since_obs '-3'" in info.value.reason
 
 
+@pytest.mark.committing
 def test_live_pushes_observation_and_alert_event_on_commit(client, utility_key, tokens):
     with client.websocket_connect(f"/v1/live?token={tokens['viewer']}") as ws:
         hello = next_message(ws)
@@ -122,6 +128,7 @@ def test_live_pushes_observation_and_alert_event_on_commit(client, utility_key, 
         assert evt["event"]["alert_id"] in created["alerts_changed"]
 
 
+@pytest.mark.committing
 def test_reconnect_backfills_what_was_missed(client, utility_key, tokens):
     token = tokens["operator"]
     with client.websocket_connect(f"/v1/live?token={token}") as ws:
@@ -144,6 +151,7 @@ def test_reconnect_backfills_what_was_missed(client, utility_key, tokens):
     assert len(ids) == len(seen)  # no duplicates within one backfill
 
 
+@pytest.mark.committing
 def test_one_listener_fans_out_to_every_client(client, utility_key, tokens):
     hub = client.app.state.live_hub
     with client.websocket_connect(f"/v1/live?token={tokens['viewer']}") as a, \

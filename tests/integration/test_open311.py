@@ -28,6 +28,7 @@ def assert_error(r, status, needle):
     assert any(e["code"] == status and needle in e["description"] for e in errors), errors
 
 
+@pytest.mark.committing
 def test_services_list_the_report_categories(client):
     r = client.get(f"{BASE}/services.json")
     assert r.status_code == 200
@@ -40,6 +41,7 @@ def test_services_list_the_report_categories(client):
     assert client.get(f"{BASE}/services.csv").status_code == 404
 
 
+@pytest.mark.committing
 def test_services_xml_follows_the_spec_sample(client):
     r = client.get(f"{BASE}/services.xml")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/xml")
@@ -50,6 +52,7 @@ def test_services_xml_follows_the_spec_sample(client):
     assert first.findtext("metadata") == "false" and first.findtext("type") == "realtime"
 
 
+@pytest.mark.committing
 def test_form_post_then_get_by_id_round_trip(client, utility_key):
     r = post(client, utility_key, service_code="gas_leak", description="Gas odor at the corner", **IN_A)
     assert r.status_code == 201, r.text
@@ -71,6 +74,7 @@ def test_form_post_then_get_by_id_round_trip(client, utility_key):
     assert req["expected_datetime"] is None and req["media_url"] is None
 
 
+@pytest.mark.committing
 def test_json_post_works_and_a_retry_returns_the_same_request(client, utility_key):
     r1 = post(client, utility_key, as_json=True, service_code="power_outage", lat=40.725, long=-73.925,
               description="Block dark")
@@ -88,6 +92,7 @@ def test_json_post_works_and_a_retry_returns_the_same_request(client, utility_ke
     assert r4.status_code == 201 and r4.json()[0]["service_request_id"] != r1.json()[0]["service_request_id"]
 
 
+@pytest.mark.committing
 def test_client_service_request_id_becomes_the_external_id(client, utility_key):
     r = post(client, utility_key, service_code="water_main", service_request_id="WM-77", **IN_B)
     assert r.status_code == 201, r.text
@@ -100,6 +105,7 @@ def test_client_service_request_id_becomes_the_external_id(client, utility_key):
     assert_error(r, 400, "WM-77")
 
 
+@pytest.mark.committing
 def test_list_filters(client, utility_key, engine):
     ids = {}
     for code, where in (("power_outage", IN_A), ("gas_leak", IN_B), ("water_main", IN_A)):
@@ -139,6 +145,7 @@ def test_list_filters(client, utility_key, engine):
     ({"status": "pending"}, "status 'pending' is not one of open, closed"),
     ({"service_code": "volcano"}, "service_code 'volcano'"),
 ])
+@pytest.mark.committing
 def test_bad_list_filters_are_400_naming_the_value(client, utility_key, params, needle):
     r = client.get(f"{BASE}/requests.json", params={"api_key": utility_key, **params})
     assert_error(r, 400, needle)
@@ -148,6 +155,7 @@ def test_bad_list_filters_are_400_naming_the_value(client, utility_key, params, 
     ("tk_not-a-real-key", "invalid or revoked"),
     ("", "missing api_key"),
 ])
+@pytest.mark.committing
 def test_bad_or_missing_api_key_is_403_error_array(client, utility_key, key, needle):
     r = client.post(f"{BASE}/requests.json", data={"api_key": key, "service_code": "gas_leak", **IN_A})
     assert_error(r, 403, needle)
@@ -155,12 +163,14 @@ def test_bad_or_missing_api_key_is_403_error_array(client, utility_key, key, nee
     assert_error(r, 403, needle)
 
 
+@pytest.mark.committing
 def test_bearer_key_is_accepted_too(client, utility_key):
     r = client.post(f"{BASE}/requests.json", data={"service_code": "gas_leak", **IN_A},
                     headers={"Authorization": f"Bearer {utility_key}"})
     assert r.status_code == 201, r.text
 
 
+@pytest.mark.committing
 def test_unknown_service_code_is_400_naming_it(client, utility_key):
     r = post(client, utility_key, service_code="volcano", **IN_A)
     assert_error(r, 400, "service_code 'volcano' is not one of power_outage, gas_leak, water_main, other")
@@ -175,11 +185,13 @@ def test_unknown_service_code_is_400_naming_it(client, utility_key):
     ({"service_request_id": "a/b", **IN_A}, "service_request_id 'a/b'"),
     ({"description": "x" * 4001, **IN_A}, "4001 characters"),
 ])
+@pytest.mark.committing
 def test_bad_post_parameters_are_400_naming_them(client, utility_key, params, needle):
     r = post(client, utility_key, service_code="gas_leak", **params)
     assert_error(r, 400, needle)
 
 
+@pytest.mark.committing
 def test_several_problems_are_listed_together(client, utility_key):
     r = post(client, utility_key, service_code="volcano", lat="123", long="-73.9")
     assert r.status_code == 400
@@ -187,12 +199,14 @@ def test_several_problems_are_listed_together(client, utility_key):
     assert any("volcano" in d for d in descriptions) and any("lat 123" in d for d in descriptions)
 
 
+@pytest.mark.committing
 def test_outside_jurisdiction_is_400_with_swap_hint(client, utility_key):
     r = post(client, utility_key, service_code="gas_leak", lat="-73.975", long="40.725")
     assert_error(r, 400, "outside the jurisdiction")
     assert "swapped" in r.text
 
 
+@pytest.mark.committing
 def test_json_body_must_be_an_object(client, utility_key):
     r = client.post(f"{BASE}/requests.json", content=b"[1, 2]", headers={"Content-Type": "application/json"})
     assert_error(r, 400, "got list")
@@ -200,6 +214,7 @@ def test_json_body_must_be_an_object(client, utility_key):
     assert_error(r, 400, "not valid JSON")
 
 
+@pytest.mark.committing
 def test_unknown_request_and_other_utilities_requests_are_404(client, utility_key, session_factory):
     from db.session import transaction
     from ingest import keys
@@ -215,6 +230,7 @@ def test_unknown_request_and_other_utilities_requests_are_404(client, utility_ke
     assert listed == []
 
 
+@pytest.mark.committing
 def test_xml_post_and_xml_errors(client, utility_key):
     r = post(client, utility_key, "xml", service_code="gas_leak", service_request_id="X-1", **IN_A)
     assert r.status_code == 201 and r.headers["content-type"].startswith("text/xml")
@@ -242,6 +258,7 @@ def zcta(session_factory, districts):
         )])
 
 
+@pytest.mark.committing
 def test_address_string_with_zip_resolves_to_the_zcta(client, utility_key, zcta):
     r = post(client, utility_key, service_code="power_outage", address_string="12345 Some Ave, New York, NY 10001")
     assert r.status_code == 201, r.text
@@ -253,6 +270,7 @@ def test_address_string_with_zip_resolves_to_the_zcta(client, utility_key, zcta)
     assert -73.99 < req["long"] < -73.96 and 40.71 < req["lat"] < 40.74
 
 
+@pytest.mark.committing
 def test_zipcode_of_a_lat_long_request_comes_from_its_zcta(client, utility_key, zcta):
     r = post(client, utility_key, service_code="gas_leak", service_request_id="Z-1", **IN_A)
     assert r.status_code == 201, r.text
@@ -263,11 +281,13 @@ def test_zipcode_of_a_lat_long_request_comes_from_its_zcta(client, utility_key, 
     assert req["zipcode"] is None
 
 
+@pytest.mark.committing
 def test_address_string_with_unknown_zip_is_400(client, utility_key, zcta):
     r = post(client, utility_key, service_code="power_outage", address_string="Main St, 99999")
     assert_error(r, 400, "99999")
 
 
+@pytest.mark.committing
 def test_responses_match_the_georeport_json_schemas(client, utility_key, settings):
     schemas = settings.shared_data_dir / "open311" / "json_schema_georeport_v2"
     if not schemas.is_dir():
@@ -287,6 +307,7 @@ def test_responses_match_the_georeport_json_schemas(client, utility_key, setting
     validate(listed, "requests.json")
 
 
+@pytest.mark.committing  # an app of its own, on its own engine
 def test_rate_limit_is_429_error_array_with_retry_after(settings, districts, utility_key):
     from fastapi.testclient import TestClient
 

@@ -15,15 +15,14 @@ BOUNDS = (-74.3, 40.45, -73.65, 40.95)
 
 
 @pytest.fixture
-def context(session_factory, districts):
+def context(session_factory, districts, lexicon):
     from geo import zone_match
     from geo.gazetteer import GazetteerIndex
     from ingest import post_workers
-    from ingest.classify import load_lexicon
 
     with session_factory() as s:
         zones = zone_match.zone_set(s)
-    yield post_workers.Context(GazetteerIndex(entries(), context_regions={}), load_lexicon(), zones, BOUNDS, 0.5)
+    yield post_workers.Context(GazetteerIndex(entries(), context_regions={}), lexicon, zones, BOUNDS, 0.5)
     post_workers.shutdown()
 
 

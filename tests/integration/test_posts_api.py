@@ -7,7 +7,7 @@ import pytest
 
 from tests.integration.posts_support import entries
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from tests.integration.posts_support import GAZETTEER
 
-pytestmark = pytest.mark.integration
+# The CLI, on an engine of its own.
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 REPLAY = Path(__file__).resolve().parents[1] / "data" / "posts_replay.jsonl"
 
 

@@ -20,13 +20,6 @@ def index():
 
 
 @pytest.fixture
-def lexicon():
-    from ingest.classify import load_lexicon
-
-    return load_lexicon()
-
-
-@pytest.fixture
 def rules(settings):
     from alerts.rules import load_rules
 

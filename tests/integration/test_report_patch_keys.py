@@ -3,7 +3,7 @@
 import pytest
 from reports_support import auth, report
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 
 def test_a_status_outside_properties_is_refused_by_name(client, utility_key):

@@ -20,7 +20,8 @@ BBOX = (-74.3, 40.45, -73.65, 40.95)
 # Points in the hand-drawn districts A, B and C (tests/conftest.py).
 IN = {"A": [-73.975, 40.725], "B": [-73.925, 40.725], "C": [-73.95, 40.775]}
 
-pytestmark = pytest.mark.integration
+# The writer commits from a thread of its own, and tests read what it committed on other connections.
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 
 def _gas(external_id: str, district: str, **props) -> dict:

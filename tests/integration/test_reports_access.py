@@ -3,7 +3,7 @@
 import pytest
 from reports_support import add_utility, auth, report
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 
 @pytest.fixture

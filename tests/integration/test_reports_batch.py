@@ -3,7 +3,7 @@
 import pytest
 from reports_support import auth, report
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 
 def test_mixed_batch_reports_each_item(client, utility_key):

@@ -13,7 +13,8 @@ from db.errors import Conflict
 
 RULES_PATH = Path(__file__).resolve().parents[1] / "data" / "rules.yaml"
 
-pytestmark = pytest.mark.integration
+# Two threads, each on its own connection: the second sees the first's rows only when they commit.
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 
 def _submit(session_factory, key, body, idempotency_key, out, *, hold: threading.Event | None = None):
@@ -24,6 +25,7 @@ def _submit(session_factory, key, body, idempotency_key, out, *, hold: threading
 
     with session_factory() as session:
         try:
+            out["pid"] = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
             caller = keys.authenticate(session, key=key)
             result = reports.create_report(
                 session, caller=caller, body=ReportCreate.model_validate(body), idempotency_key=idempotency_key,
@@ -38,7 +40,7 @@ def _submit(session_factory, key, body, idempotency_key, out, *, hold: threading
             session.rollback()
 
 
-def _race(session_factory, key, first_body, second_body, first_key=None, second_key=None):
+def _race(engine, session_factory, key, first_body, second_body, first_key=None, second_key=None):
     """The first transaction inserts and holds; the second starts, must block, and resumes after the commit."""
     release = threading.Event()
     a, b = {}, {}
@@ -50,12 +52,26 @@ def _race(session_factory, key, first_body, second_body, first_key=None, second_
         time.sleep(0.01)
     tb = threading.Thread(target=_submit, args=(session_factory, key, second_body, second_key, b))
     tb.start()
-    tb.join(0.5)
-    blocked = tb.is_alive()  # waiting on the unique index held by the first, uncommitted insert
+    blocked = _waits_on(engine, tb, b, holder=a["pid"])
     release.set()
     ta.join(10)
     tb.join(10)
     return a, b, blocked
+
+
+def _waits_on(engine, thread: threading.Thread, out: dict, *, holder: int) -> bool:
+    """Whether the thread's backend is seen waiting on a lock `holder`'s backend holds (the unique index
+    entry of its uncommitted insert), polling pg_stat_activity until then or until the thread finished."""
+    deadline = time.monotonic() + 10
+    # Autocommit: pg_stat_activity is read once per transaction, and each poll must see it afresh.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        while time.monotonic() < deadline and thread.is_alive():
+            if "pid" in out and conn.execute(text(
+                    "SELECT wait_event_type = 'Lock' AND :holder = ANY(pg_blocking_pids(pid)) "
+                    "FROM pg_stat_activity WHERE pid = :pid"), {"pid": out["pid"], "holder": holder}).scalar():
+                return True
+            time.sleep(0.01)
+    return False
 
 
 def _count(engine) -> int:
@@ -64,7 +80,7 @@ def _count(engine) -> int:
 
 
 def test_identical_concurrent_posts_create_one_report(session_factory, utility_key, districts, engine):
-    a, b, blocked = _race(session_factory, utility_key, report(), report())
+    a, b, blocked = _race(engine, session_factory, utility_key, report(), report())
     assert blocked
     assert (a["created"], b["created"]) == (True, False)
     assert a["id"] == b["id"]
@@ -73,7 +89,8 @@ def test_identical_concurrent_posts_create_one_report(session_factory, utility_k
 
 def test_same_idempotency_key_concurrently_with_another_external_id_is_a_conflict(
         session_factory, utility_key, districts, engine):
-    a, b, blocked = _race(session_factory, utility_key, report(), report(external_id="OTHER"), "k-1", "k-1")
+    a, b, blocked = _race(engine, session_factory, utility_key, report(), report(external_id="OTHER"),
+                          "k-1", "k-1")
     assert blocked
     assert a["created"] is True
     assert "Idempotency-Key 'k-1' was already used" in b["conflict"]

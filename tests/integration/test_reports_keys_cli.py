@@ -5,7 +5,8 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-pytestmark = pytest.mark.integration
+# The CLI, on an engine of its own.
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import pytest
 from reports_support import auth, make_client, report, square  # noqa: F401  (make_client is a fixture)
 from sqlalchemy import text
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 
 def post(client, key, **props):

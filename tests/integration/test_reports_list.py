@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from reports_support import auth, report, square
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 
 @pytest.fixture

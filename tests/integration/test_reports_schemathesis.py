@@ -14,7 +14,8 @@ from schemathesis.checks import (
     content_type_conformance, not_a_server_error, response_schema_conformance, status_code_conformance,
 )
 
-pytestmark = pytest.mark.integration
+# The app, on the engine its lifespan opens.
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 # Per operation and mode; 5 operations x (70 + 40) = 550 cases at most (simple parameters can exhaust earlier).
 EXAMPLES = {GenerationMode.POSITIVE: 70, GenerationMode.NEGATIVE: 40}

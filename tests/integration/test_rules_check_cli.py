@@ -3,7 +3,7 @@
 import pytest
 from typer.testing import CliRunner
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 
 @pytest.fixture

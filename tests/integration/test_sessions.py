@@ -205,6 +205,7 @@ def test_allowed_origins_setting_is_validated(monkeypatch):
 
 # --- over HTTP ---
 
+@pytest.mark.committing
 def test_cookie_is_a_session_id_not_the_token(client, tokens, engine):
     sid = sign_in(client, tokens["olive"])
     assert sid != tokens["olive"] and not sid.startswith("to_")
@@ -222,6 +223,7 @@ def test_cookie_is_a_session_id_not_the_token(client, tokens, engine):
     ("expires_at", "now() - interval '1 second'", "session expired (signed in too long ago)"),
     ("last_seen_at", "now() - interval '2 hours'", "session expired (idle too long)"),
 ])
+@pytest.mark.committing
 def test_an_expired_session_is_401_naming_why(client, tokens, engine, column, value, message):
     sign_in(client, tokens["olive"])
     assert client.get("/v1/alerts").status_code == 200
@@ -236,6 +238,7 @@ def test_an_expired_session_is_401_naming_why(client, tokens, engine, column, va
     (["operators", "role", "olive", "viewer"], "role changed"),
     (["operators", "token", "olive"], "token reissued"),
 ])
+@pytest.mark.committing
 def test_cli_account_changes_revoke_the_cookie(client, tokens, database_url, command, reason):
     from typer.testing import CliRunner
 
@@ -253,6 +256,7 @@ def test_cli_account_changes_revoke_the_cookie(client, tokens, database_url, com
 
 
 @pytest.mark.parametrize("origin", FOREIGN)
+@pytest.mark.committing
 def test_a_cookie_write_from_a_foreign_origin_is_refused(client, tokens, utility_key, origin):
     alert_id = raise_alert(client, utility_key)
     sign_in(client, tokens["olive"])
@@ -265,6 +269,7 @@ def test_a_cookie_write_from_a_foreign_origin_is_refused(client, tokens, utility
     assert r.status_code == 403 and client.get("/v1/session").status_code == 200
 
 
+@pytest.mark.committing
 def test_a_cookie_write_without_origin_or_referer_is_refused(client, tokens, utility_key):
     alert_id = raise_alert(client, utility_key)
     sign_in(client, tokens["olive"])
@@ -274,6 +279,7 @@ def test_a_cookie_write_without_origin_or_referer_is_refused(client, tokens, uti
     assert r.status_code == 200 and r.json()["state"] == "acknowledged"
 
 
+@pytest.mark.committing
 def test_the_same_origin_acts_and_reads_need_no_origin(client, tokens, utility_key):
     alert_id = raise_alert(client, utility_key)
     sign_in(client, tokens["olive"])
@@ -283,6 +289,7 @@ def test_the_same_origin_acts_and_reads_need_no_origin(client, tokens, utility_k
 
 
 @pytest.mark.parametrize("origin", [*FOREIGN, None])
+@pytest.mark.committing
 def test_sign_in_from_a_foreign_origin_or_none_is_refused(client, tokens, engine, origin):
     headers = {"Origin": origin} if origin else {}
     r = client.post("/v1/session", data={"token": tokens["olive"]}, headers=headers)  # a cross-origin form
@@ -292,6 +299,7 @@ def test_sign_in_from_a_foreign_origin_or_none_is_refused(client, tokens, engine
         assert conn.execute(text("SELECT count(*) FROM operator_sessions")).scalar_one() == 0
 
 
+@pytest.mark.committing  # an app of its own, on its own engine
 def test_allow_listed_origin_signs_in_and_writes(settings, districts, tokens, utility_key):
     from fastapi.testclient import TestClient
 
@@ -307,6 +315,7 @@ def test_allow_listed_origin_signs_in_and_writes(settings, districts, tokens, ut
         assert r.status_code == 403 and extra in r.json()["detail"]
 
 
+@pytest.mark.committing
 def test_a_bearer_token_needs_no_origin(client, tokens, utility_key):
     alert_id = raise_alert(client, utility_key)
     bearer = {"Authorization": f"Bearer {tokens['olive']}"}
@@ -318,6 +327,7 @@ def test_a_bearer_token_needs_no_origin(client, tokens, utility_key):
     assert r.status_code == 200, r.text
 
 
+@pytest.mark.committing
 def test_admin_routes_take_the_session_cookie_with_the_same_rules(client, tokens):
     sign_in(client, tokens["ada"])
     assert client.get("/v1/responders").status_code == 200
@@ -327,6 +337,7 @@ def test_admin_routes_take_the_session_cookie_with_the_same_rules(client, tokens
     assert client.post("/v1/responders", json=body, headers=SAME).status_code == 201
 
 
+@pytest.mark.committing
 def test_openapi_declares_token_and_cookie_schemes(client):
     spec = client.get("/openapi.json").json()
     schemes = spec["components"]["securitySchemes"]
@@ -342,6 +353,7 @@ def test_openapi_declares_token_and_cookie_schemes(client):
 
 # --- the live websocket ---
 
+@pytest.mark.committing
 def test_live_handshake_with_the_cookie_needs_our_origin(client, tokens):
     sign_in(client, tokens["vera"])
     for headers in ({"Origin": "http://tocsin.test:8080"}, {"Origin": "http://evil.tocsin.test"}, {}):
@@ -353,11 +365,13 @@ def test_live_handshake_with_the_cookie_needs_our_origin(client, tokens):
         assert json.loads(ws.receive_text())["operator"] == "vera"
 
 
+@pytest.mark.committing
 def test_live_with_a_bearer_token_needs_no_origin(client, tokens):
     with client.websocket_connect("/v1/live", headers={"Authorization": f"Bearer {tokens['vera']}"}) as ws:
         assert json.loads(ws.receive_text())["operator"] == "vera"
 
 
+@pytest.mark.committing
 def test_live_refuses_an_expired_session(client, tokens, engine):
     sign_in(client, tokens["vera"])
     with engine.begin() as conn:
@@ -367,6 +381,7 @@ def test_live_refuses_an_expired_session(client, tokens, engine):
     assert closed.code == 4401 and closed.reason.startswith("session expired")
 
 
+@pytest.mark.committing
 def test_open_live_socket_closes_after_sign_out(client, tokens):
     sign_in(client, tokens["vera"])
     with client.websocket_connect("/v1/live", headers=SAME) as ws:
@@ -377,6 +392,7 @@ def test_open_live_socket_closes_after_sign_out(client, tokens):
 
 
 @pytest.mark.parametrize("auth", ["cookie", "bearer"])
+@pytest.mark.committing
 def test_open_live_socket_closes_after_disable(client, tokens, session_factory, auth):
     from alerts import operators
 
@@ -395,6 +411,7 @@ def test_open_live_socket_closes_after_disable(client, tokens, session_factory, 
     assert closed.reason.startswith(expected)
 
 
+@pytest.mark.committing
 def test_open_live_socket_closes_when_the_session_expires_and_others_stay(client, tokens, engine):
     sign_in(client, tokens["vera"])
     with client.websocket_connect("/v1/live", headers=SAME) as ws, \
@@ -408,6 +425,7 @@ def test_open_live_socket_closes_when_the_session_expires_and_others_stay(client
         assert len(client.app.state.live_hub.clients) == 1  # the bearer socket is still subscribed
 
 
+@pytest.mark.committing
 def test_an_open_live_socket_keeps_its_session_in_use(client, tokens, engine):
     """A wall screen's map, open for longer than the idle limit without a request, stays signed in."""
     sign_in(client, tokens["vera"])

@@ -17,16 +17,15 @@ NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def ingest(session_factory, districts, settings):
+def ingest(session_factory, districts, settings, lexicon):
     """ingest(items, rules=..., session=None): one batch through the pipeline, committed unless the
     caller passes its own session."""
     from alerts.rules import load_rules
     from db.session import transaction
     from geo.gazetteer import GazetteerIndex
     from ingest import pipeline, posts
-    from ingest.classify import load_lexicon
 
-    index, lexicon = GazetteerIndex(entries(), context_regions={}), load_lexicon()
+    index = GazetteerIndex(entries(), context_regions={})
     config = pipeline.PipelineConfig.from_settings(settings)
     default_rules = load_rules(settings.rules_file)
 
@@ -119,6 +118,7 @@ def test_a_layer_a_rule_starts_counting_is_backfilled_within_its_window(ingest, 
     assert len(signals_by_layer(session_factory, "precinct")) == 4
 
 
+@pytest.mark.committing  # threads, each on its own connection
 def test_adding_a_layer_waits_for_batches_in_flight(ingest, session_factory):
     """A batch not yet committed holds the shared lock: the adder waits for it, then backfills its posts.
     Without the lock the adder would read before the batch's commit, and the post would never get its
@@ -159,6 +159,7 @@ def test_adding_a_layer_waits_for_batches_in_flight(ingest, session_factory):
     assert signals_by_layer(session_factory, "precinct") == {result[0].id: {"P1": 1.0}}
 
 
+@pytest.mark.committing  # threads, each on its own connection
 def test_a_batch_that_waited_for_an_adder_writes_the_new_layer(ingest, session_factory):
     """A batch whose rules know nothing of `precinct` starts while another process adds it: it waits for
     the adder's commit, then reads the layers again and writes its precinct signals too. (Had it kept what
@@ -188,6 +189,7 @@ def test_a_batch_that_waited_for_an_adder_writes_the_new_layer(ingest, session_f
 
 
 @pytest.mark.parametrize("wanted", [{"district": 600}, {"district": 600, "no_such_layer": 600}])
+@pytest.mark.committing  # advisory locks end with the real transaction, not a savepoint
 def test_a_batch_takes_the_shared_lock_when_it_adds_nothing(session_factory, districts, wanted):
     """The common path, and a rule naming a layer that does not exist, only take the shared lock (the
     exclusive one would serialise every batch)."""

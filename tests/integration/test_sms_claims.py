@@ -123,6 +123,7 @@ def test_retryable_failure_every_time_stops_at_exactly_max_attempts(session_fact
 
 
 @pytest.mark.parametrize("sender", ["twilio", "console"])
+@pytest.mark.committing  # the test changes the table on another connection
 def test_a_record_that_always_fails_is_bounded(session_factory, districts, fake, clock, engine, caplog, sender):
     """The provider accepts every send, but recording the result fails every time (here: a trigger
     refusing it). Each attempt was committed before its send, so the claims left `sending` are
@@ -302,6 +303,7 @@ def _sms_worker(database_url: str, fake, log_path, *, max_attempts: int) -> subp
 
 
 @pytest.mark.parametrize("max_attempts, final, attempts", [(1, "unknown", 1), (3, "sent", 2)])
+@pytest.mark.committing  # worker processes
 def test_worker_killed_between_send_and_record(session_factory, districts, fake, database_url, tmp_path,
                                                max_attempts, final, attempts):
     """Killed while Twilio holds its request: the claim stays `sending`; the restarted worker recovers

@@ -17,7 +17,7 @@ from dispatch import responders as responder_service
 from dispatch.schemas import CoverageSpec
 from tests.integration.dispatch_support import T0, open_alert
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 TOKEN = "e" * 32
 ANA = "+12125550101"
 

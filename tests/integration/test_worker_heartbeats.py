@@ -12,7 +12,8 @@ from sqlalchemy import text
 from tocsin import worker
 from tocsin.app import create_app
 
-pytestmark = pytest.mark.integration
+# The worker and the app, on engines of their own.
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 
 def wait_until(predicate, *, timeout=20.0, what="condition"):

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 
 def square(w, s, e, n):

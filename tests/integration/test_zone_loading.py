@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from tocsin.cli import app
 
-pytestmark = pytest.mark.integration
+# The CLI, on an engine of its own.
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 
 def box(w, s, e, n):

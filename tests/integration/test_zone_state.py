@@ -5,7 +5,7 @@ import pytest
 from shapely.geometry import MultiPolygon, Polygon, box
 from sqlalchemy import text
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 
 def _records(n, *, shift=0.0):

@@ -13,7 +13,11 @@ def test_unknown_role_is_refused_naming_the_choices():
     assert "relay, sms, sweeper" in result.output and "'relay,pager'" in result.output
 
 
-def test_run_refuses_unknown_or_no_roles_before_starting_anything(settings):
+def test_run_refuses_unknown_or_no_roles_before_starting_anything():
+    from tocsin.settings import Settings
+
+    # Nothing listens on port 9: a worker that connected before checking its roles would fail otherwise.
+    settings = Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:9/none", mqtt_url="mqtt://127.0.0.1:9")
     for roles in (("relay", "pager"), ()):
         with pytest.raises(ValueError, match="worker roles must be among relay, sms, sweeper"):
             worker.run(settings, roles=roles)
