@@ -31,7 +31,7 @@ class Signal(Base):
 
 
 class SignalLayer(Base):
-    """A zone layer whose zones public posts write signals in (migration 0012; ingest.signal_layers)."""
+    """A zone layer whose zones public posts write signals in (migration 0012; ingest.posts.signal_layers)."""
 
     __tablename__ = "signal_layers"
 

@@ -10,7 +10,7 @@ alerts.observe.evaluate needs:
 - `record_and_lock` (one statement) and `lock`, for callers with nothing to fuse them with;
 - SQL fragments and their parameters, for a hot path that runs them inside its own statement: a report's
   insert writes its signals and takes its zone locks in the same round trip (`insert_sql`, `lock_sql`,
-  `lock_params`; ingest.reports), a chunk of posts or a batch of reports writes its signals with its
+  `lock_params`; ingest.reports.service), a chunk of posts or a batch of reports writes its signals with its
   observations (`insert_sql`), then `lock` takes the batch's zones in zone order.
 
 The statements that take the locks also switch the transaction to generic plans (db.plans): they are the

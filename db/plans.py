@@ -8,7 +8,7 @@ at each execution while its custom plan looks cheaper than the generic one, whic
 The setting is transaction-local, so the first statement of a transaction's hot path sets it: as a
 column of its own select list (`GENERIC_PLANS`, an expression; alerts.signals' lock statements,
 dispatch.relay's claim), or, when that statement's own plan must already be generic, by a statement
-before it (`use_generic_plans`; a report's insert, ingest.reports).
+before it (`use_generic_plans`; a report's insert, ingest.reports.service).
 """
 
 from sqlalchemy.orm import Session

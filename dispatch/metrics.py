@@ -62,7 +62,7 @@ def heartbeat_lines(session: Session, *, now: datetime, stall_s: float) -> list[
 
 
 def writer_lines(*, batches: int, reports: int, pid: int) -> str:
-    """An API process's group commits of POST /v1/reports (ingest.report_writer): their number and the
+    """An API process's group commits of POST /v1/reports (ingest.reports.writer): their number and the
     reports they wrote; reports / batches is the mean batch size."""
     return (f"# HELP tocsin_report_batches_total Group commits of POST /v1/reports by this API process.\n"
             f"# TYPE tocsin_report_batches_total counter\n"

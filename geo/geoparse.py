@@ -49,7 +49,7 @@ _CUES = frozenset({"in", "at", "near", "on", "from", "around", "outside", "insid
                    "out", "down", "outage", "outages", "blackout", "dark"})
 # A house number before a street name makes it an address, and surely a street.
 _ADDRESS_BONUS = 0.2
-# Lines and multipoints up to this uncertainty keep their shape (ingest.post_zones.POINT_RADIUS_M).
+# Lines and multipoints up to this uncertainty keep their shape (ingest.posts.zones.POINT_RADIUS_M).
 _SHAPE_KEPT_M = 300.0
 # A crossing written without street types ("5th and 42nd") is a little less sure than "5th Ave & 42nd St".
 _BARE_DOUBT = 0.1

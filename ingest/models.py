@@ -33,7 +33,7 @@ class Observation(Base):
     raw: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     # Hash of (author key, normalised text) for posts: finds reposts within the dedup window (migration 0003).
     text_fingerprint: Mapped[str | None] = mapped_column(String(32))
-    # A counted post's zone weights in every layer, packed (ingest.post_zones.WEIGHTS; migration 0012).
+    # A counted post's zone weights in every layer, packed (ingest.posts.zones.WEIGHTS; migration 0012).
     zone_weights: Mapped[bytes | None]
 
 
@@ -138,7 +138,7 @@ class ConnectorCursor(Base):
 
 
 class ObservationFeedback(Base):
-    """An operator's mark on a piece of evidence (migration 0019; ingest.feedback): not an incident, wrong
+    """An operator's mark on a piece of evidence (migration 0019; ingest.posts.feedback): not an incident, wrong
     category (with the right one) or wrong place."""
 
     __tablename__ = "observation_feedback"
@@ -147,7 +147,7 @@ class ObservationFeedback(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     observation_id: Mapped[int] = mapped_column(ForeignKey("observations.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(16))  # ingest.feedback.FeedbackKind
+    kind: Mapped[str] = mapped_column(String(16))  # ingest.posts.feedback.FeedbackKind
     category: Mapped[str | None] = mapped_column(String(32))
     note: Mapped[str | None]
     actor: Mapped[str] = mapped_column(String(128))

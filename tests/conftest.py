@@ -170,7 +170,7 @@ def clean_db(request, engine):
 def lexicon():
     """The default lexicon (data/lexicon.yaml), compiled once and shared: it is frozen, and expands to
     ~84,000 entries (0.6 s)."""
-    from ingest import classify
+    from ingest.posts import classify
 
     return classify.load_lexicon()
 

@@ -30,12 +30,12 @@ from geo import api as geo_api
 from geo.errors import InvalidGeometry, ZoneFileError
 from dispatch import api as dispatch_api
 from dispatch import metrics_api, twilio_api
-from ingest import api as ingest_api
+from ingest.reports import api as ingest_api
 from ingest import errors as ingest_errors
-from ingest import open311_api
-from ingest import posts_api, warmup
+from ingest.reports import open311_api
+from ingest.posts import api as posts_api, warmup
 from ingest.ratelimit import KeyRateLimiter
-from ingest.report_writer import ReportWriter, WriterStopped
+from ingest.reports.writer import ReportWriter, WriterStopped
 from tocsin import feedback_api, live, models_registry, web_api
 from tocsin.settings import Settings
 
@@ -186,7 +186,7 @@ async def _empty_receive() -> dict:
 
 def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = None, warm: bool = False) -> FastAPI:
     """Build the API; the engine opens in the lifespan and closes with it. `warm`: build the post
-    pipeline's caches in the background as it starts (ingest.warmup; `tocsin serve` does)."""
+    pipeline's caches in the background as it starts (ingest.posts.warmup; `tocsin serve` does)."""
     models_registry.load()
 
     @asynccontextmanager

@@ -2,8 +2,8 @@
 live alerts.
 
 The whole run is one transaction that is rolled back at the end. The clock is the stream's: posts are
-fed through the real post pipeline (ingest.pipeline) a minute of event time at a time, with `now` the
-newest post of that minute; utility reports through the real report path (ingest.reports.create_report,
+fed through the real post pipeline (ingest.posts.pipeline) a minute of event time at a time, with `now` the
+newest post of that minute; utility reports through the real report path (ingest.reports.service.create_report,
 as a utility created inside the transaction) at their own `observed_at`, in event-time order with the
 posts. The sweeper runs every SWEEP_STEP_S of event time between them (and after the last line, until
 ALL_QUIET_S) so expiry and hysteresis happen as they would have. Only alerts the run opened are swept.
@@ -28,9 +28,11 @@ from alerts.observe import SLICE_S
 from alerts.rules import Rule
 from geo.gazetteer import GazetteerIndex
 from db.errors import DomainError
-from ingest import keys, pipeline, posts, reports
-from ingest.classify import Lexicon
-from ingest.schemas import ReportCreate
+from ingest import keys
+from ingest.posts import pipeline, parse as posts
+from ingest.reports import service as reports
+from ingest.posts.classify import Lexicon
+from ingest.reports.schemas import ReportCreate
 
 SWEEP_STEP_S = 60  # as the worker sweeps every few seconds: hysteresis and expiry at most a minute late
 ALL_QUIET_S = 13 * 3600  # after the last line, long enough for every default rule's expiry (12 h: large outages)

@@ -191,8 +191,8 @@ def rules_check(path: Path) -> None:
     from alerts.errors import RuleError
     from alerts.rule_check import check_names
     from alerts.rules import load_rules
-    from ingest.classify import CATEGORIES
-    from ingest.schemas import REPORT_ATTRIBUTES, Category
+    from ingest.posts.classify import CATEGORIES
+    from ingest.reports.schemas import REPORT_ATTRIBUTES, Category
 
     try:
         rules = load_rules(path)
@@ -240,8 +240,8 @@ def rules_backtest(
     from alerts.errors import RuleError
     from alerts.rules import load_rules
     from geo import gazetteer_store
-    from ingest import pipeline
-    from ingest.classify import load_lexicon
+    from ingest.posts import pipeline
+    from ingest.posts.classify import load_lexicon
     from tocsin import backtest
 
     settings = _settings()
@@ -303,8 +303,8 @@ def reports_import_feed(
     from alerts.rules import load_rules
     from db.errors import DomainError
     from db.session import transaction
-    from ingest import feed_import
-    from ingest.feeds import parse_feed
+    from ingest.reports import feed_import
+    from ingest.reports.feeds import parse_feed
 
     settings = _settings()
     try:
@@ -361,8 +361,8 @@ def connect_jetstream(
 
     from alerts.errors import RuleError
     from alerts.rules import load_rules
-    from ingest import jetstream, pipeline
-    from ingest.classify import load_lexicon
+    from ingest.posts import jetstream, pipeline
+    from ingest.posts.classify import load_lexicon
 
     settings = _settings()
     if keywords is not None and not _csv_option(keywords):

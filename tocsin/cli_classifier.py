@@ -26,7 +26,7 @@ def feedback_export(
     tests/data/classify_dev.jsonl: "not an incident" becomes category "none", "wrong category" the category
     the operator gave; "wrong place" is skipped, and the latest mark on a post wins. Append it to a
     development set to tune the classifier on this deployment's corrections."""
-    from ingest import feedback
+    from ingest.posts import feedback
 
     settings = common.settings()
     factory = common.sessionmaker(settings)

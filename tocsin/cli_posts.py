@@ -166,7 +166,7 @@ def posts_purge(
     """Delete posts received longer ago than the retention period (with their zone links and signals)."""
     from alerts.rules import parse_duration_s
     from db.session import transaction
-    from ingest import post_store
+    from ingest.posts import store as post_store
 
     settings = common.settings()
     try:
@@ -182,7 +182,7 @@ def posts_purge(
 
 
 def _read_jsonl(path: Path) -> list:
-    from ingest import posts
+    from ingest.posts import parse as posts
 
     items: list[object] = []
     with path.open(encoding="utf-8") as fh:
@@ -213,8 +213,8 @@ def replay(
     from alerts.rules import load_rules
     from db.session import transaction
     from geo import gazetteer_store
-    from ingest import pipeline, posts
-    from ingest.classify import load_lexicon
+    from ingest.posts import pipeline, parse as posts
+    from ingest.posts.classify import load_lexicon
 
     if speed is not None and as_fast_as_possible:
         common.fail("give --speed N or --as-fast-as-possible, not both")

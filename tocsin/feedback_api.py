@@ -9,9 +9,9 @@ from alerts.api import ActingDep, OperatorDep
 from db.api import SessionDep
 from db.input_guard import INT8_MAX
 from db.openapi import error_responses
-from ingest import feedback as feedback_service
+from ingest.posts import feedback as feedback_service
 from ingest import observations as obs_service
-from ingest.schemas import FeedbackCreate, FeedbackKindName, FeedbackRead
+from ingest.reports.schemas import FeedbackCreate, FeedbackKindName, FeedbackRead
 
 router = APIRouter(prefix="/v1", tags=["evidence feedback"])
 ObservationId = Annotated[int, Path(ge=1, le=INT8_MAX, description="Observation id")]

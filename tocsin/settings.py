@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     # event loop.
     api_concurrency: int = Field(default=8, ge=1, le=200)
     # `tocsin serve` builds the post pipeline's caches (gazetteer outlines' zone weights) in the background
-    # as it starts (ingest.warmup); a deployment that takes no public posts can skip the CPU it costs.
+    # as it starts (ingest.posts.warmup); a deployment that takes no public posts can skip the CPU it costs.
     warm_post_caches: bool = True
     public_base_url: str = "http://127.0.0.1:8000"
     # Operator sessions (alerts.sessions). Idle: an hour without a request or an open live map ends a
@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     posts_batch_max_bytes: int = Field(default=32_000_000, ge=1)
     # Bounded lateness: a post observed longer ago than this is stored but feeds no rule (its windows are past).
     max_lateness_s: float = Field(default=3600.0, gt=0)
-    # A post batch's classify/geotag stage runs in a forked worker process (ingest.post_workers), on
+    # A post batch's classify/geotag stage runs in a forked worker process (ingest.posts.workers), on
     # the other core; false runs it in a thread of the serving process.
     post_worker_process: bool = True
 

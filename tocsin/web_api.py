@@ -17,7 +17,7 @@ from db.input_guard import INT8_MAX, SafeStr
 from db.openapi import error_responses
 from geo.geojson import parse_bbox
 from ingest import observations as obs_service
-from ingest.classify import CATEGORIES
+from ingest.posts.classify import CATEGORIES
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 

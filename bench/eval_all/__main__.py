@@ -22,7 +22,7 @@ def _fmt(x: float | None) -> str:
 
 def main() -> int:
     from bench.eval_all import classification, geoparsing, nyc, posts_sets
-    from ingest.classify import load_lexicon
+    from ingest.posts.classify import load_lexicon
 
     data_dir = Settings().shared_data_dir
     lexicon = load_lexicon()

@@ -91,7 +91,7 @@ def count(name: str, pairs) -> Counts:
 
 
 def _relevant(text: str, lexicon) -> bool:
-    from ingest.classify import NONE, classify
+    from ingest.posts.classify import NONE, classify
 
     return classify(text, lexicon).category != NONE
 
@@ -111,7 +111,7 @@ def relevance(data_dir: Path, lexicon) -> list[Counts] | None:
 
 def per_category(data_dir: Path, lexicon) -> list[Counts] | None:
     """Per-category counts on disaster_response_messages; None when the folder is absent."""
-    from ingest.classify import classify
+    from ingest.posts.classify import classify
 
     path = data_dir / "disaster_response_messages" / "disaster_response_validation.csv"
     if not path.exists():

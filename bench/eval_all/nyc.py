@@ -8,7 +8,7 @@ read through the same importers as `tocsin gazetteer import-streets/import-landm
   (a refusal counts as a miss);
 - located: among the same posts (they name a place), the share geotagged at all;
 - refused: among posts that name no place, the share the geotagger refused;
-- category macro-F1 over every label seen (the ten categories and "none"), via ingest.classify_metrics.
+- category macro-F1 over every label seen (the ten categories and "none"), via ingest.posts.classify_metrics.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class NycScore:
     unplaced: int
     refused: int
     category_macro_f1: float
-    per_label: list  # ingest.classify_metrics.LabelScore
+    per_label: list  # ingest.posts.classify_metrics.LabelScore
     found: int = 0  # of `located`, how many the geotagger placed anywhere
     streets: str = ""  # what street data the gazetteer had
 
@@ -119,8 +119,8 @@ def run(lexicon, data_dir: Path | None = None, index=None, note: str = "") -> Ny
     from geo import gazetteer_builders
     from geo.distance import haversine_m
     from geo.geotag import geotag
-    from ingest.classify import classify
-    from ingest.classify_metrics import macro_f1, per_label
+    from ingest.posts.classify import classify
+    from ingest.posts.classify_metrics import macro_f1, per_label
 
     rows = [json.loads(line) for line in POSTS.read_text(encoding="utf-8").splitlines() if line.strip()]
     if index is None:

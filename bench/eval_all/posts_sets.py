@@ -7,8 +7,8 @@
   written, scored once as they stand (that first score is the honest figure, kept in the issue notes),
   then fixed by kind of failure and appended here.
 
-Each line is {"text": ..., "category": one of ingest.classify.CATEGORIES or "none", "lang": "en"|"es"}.
-Macro-F1 is over every label seen (the categories and "none"), via ingest.classify_metrics.
+Each line is {"text": ..., "category": one of ingest.posts.classify.CATEGORIES or "none", "lang": "en"|"es"}.
+Macro-F1 is over every label seen (the categories and "none"), via ingest.posts.classify_metrics.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class SetScore:
     n_es: int
     es_macro_f1: float | None  # None when the set has no Spanish posts
     accuracy: float
-    per_label: list  # ingest.classify_metrics.LabelScore
+    per_label: list  # ingest.posts.classify_metrics.LabelScore
 
 
 def read(path: Path) -> list[dict]:
@@ -38,8 +38,8 @@ def read(path: Path) -> list[dict]:
 
 
 def score(path: Path, lexicon, name: str | None = None) -> SetScore:
-    from ingest.classify import classify
-    from ingest.classify_metrics import macro_f1, per_label
+    from ingest.posts.classify import classify
+    from ingest.posts.classify_metrics import macro_f1, per_label
 
     rows = read(path)
     pairs = [(r["category"], classify(r["text"], lexicon).category) for r in rows]

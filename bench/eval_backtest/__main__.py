@@ -25,8 +25,8 @@ def main(argv: list[str]) -> int:
     from bench.pipeline.__main__ import _setup
     from db.session import make_engine, make_sessionmaker
     from geo import gazetteer_store
-    from ingest import pipeline
-    from ingest.classify import load_lexicon
+    from ingest.posts import pipeline
+    from ingest.posts.classify import load_lexicon
     from tocsin import backtest, models_registry
     from tocsin.settings import Settings
 

@@ -4,9 +4,9 @@ Setup: a dedicated database `tocsin_bench_feeds` on the configured server, migra
 emptied. The snapshot is ../shared/data/outages/pge/snapshot_fca7d6b_2024-02-05_2000records.json
 (2,000 point outages); without the shared data the benchmark says so and exits 0.
 
-- import: `ingest.feed_import.import_feed` (savepoint per outage, diffing, the feed_imports row), one
+- import: `ingest.reports.feed_import.import_feed` (savepoint per outage, diffing, the feed_imports row), one
   transaction, as `tocsin reports import-feed` runs it.
-- direct: the same parsed bodies through `ingest.reports.create_report` in one transaction with no
+- direct: the same parsed bodies through `ingest.reports.service.create_report` in one transaction with no
   importer around them (the floor the importer adds to), for another utility. Each side runs twice,
   in the order import, direct, direct, import, on fresh utilities.
 - reimport: the same snapshot again (every outage unchanged: the steady state of an hourly import).
@@ -33,8 +33,9 @@ def main() -> int:
     from alerts.rules import load_rules
     from bench.db import bench_database
     from db.session import make_engine, make_sessionmaker, transaction
-    from ingest import feed_import, keys, reports
-    from ingest.feeds import parse_feed
+    from ingest import keys
+    from ingest.reports import feed_import, service as reports
+    from ingest.reports.feeds import parse_feed
     from tocsin import models_registry
     from tocsin.settings import Settings
 

@@ -84,7 +84,7 @@ def main() -> int:
     from geo import gazetteer
     from geo import gazetteer_builders
     from geo.geotag_batch import geotag_many
-    from ingest.classify import classify, load_lexicon
+    from ingest.posts.classify import classify, load_lexicon
 
     from bench.eval_all import nyc
     from tocsin.settings import Settings
@@ -108,7 +108,7 @@ def main() -> int:
     def one_pass() -> tuple[float, float, int, int]:
         located = incidents = 0
         wall, cpu = time.perf_counter(), time.process_time()
-        for k in range(0, len(posts), CHUNK):  # as the pipeline does (ingest/post_chunks.py)
+        for k in range(0, len(posts), CHUNK):  # as the pipeline does (ingest/posts/chunks.py)
             chunk = posts[k:k + CHUNK]
             tags = geotag_many([(p["text"], p["coordinates"], None) for p in chunk], index, bounds=bounds)
             for p, tag in zip(chunk, tags):

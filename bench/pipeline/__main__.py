@@ -6,12 +6,12 @@ are known: random points inside NTA polygons, sent as explicit coordinates (60%)
 bbox around the point (25%), or named by neighbourhood in the text (15%). 30% report an incident (they
 become signals and feed data/rules.yaml); the rest is everyday chatter, stored and matched to zones.
 
-- Pipeline: `ingest.pipeline.ingest_posts` in batches of 10,000 (the API's limit), each committed:
+- Pipeline: `ingest.posts.pipeline.ingest_posts` in batches of 10,000 (the API's limit), each committed:
   classify, geotag, dedup, observations, signals and the rules (data/rules.yaml). Two clients send
   batches at once, as a partner's concurrent requests reach the API's request threads: one batch's
   serial ends (dedup queries, the rules' evaluation, the commit) leave a core idle that the other's
   middle fills. `BENCH_STREAMS=1` sends them one after another (about a fifth slower).
-  The per-process caches a running server holds (ingest.warmup, which `tocsin serve` runs as it
+  The per-process caches a running server holds (ingest.posts.warmup, which `tocsin serve` runs as it
   starts) are built first and not timed: this is the steady-state rate of a running server.
 - Floor: COPY the same 100,000 points into a temporary table (GiST-indexed and analysed, so the planner
   can drive the join from the zones) and materialise one `ST_Intersects` join against the same zones
@@ -94,7 +94,7 @@ def _posts(factory, now: datetime) -> tuple[list, list[tuple[float, float]]]:
     import shapely
     from sqlalchemy import text
 
-    from ingest.posts import PostIn
+    from ingest.posts.parse import PostIn
 
     with factory() as session:
         ntas = session.execute(text(
@@ -154,10 +154,10 @@ def _floor(engine, points: list[tuple[float, float]]) -> float:
 
 def _warm(factory):
     """The per-process caches, built once as `tocsin serve` does in the background as it starts
-    (ingest.warmup): the gazetteer index, the zones as matched and the zone weights of the gazetteer's
+    (ingest.posts.warmup): the gazetteer index, the zones as matched and the zone weights of the gazetteer's
     outlines. Returns the gazetteer index."""
     from geo import gazetteer_store
-    from ingest.warmup import warm_post_caches
+    from ingest.posts.warmup import warm_post_caches
 
     t0 = time.perf_counter()
     warm_post_caches(factory)
@@ -171,8 +171,8 @@ def _pipeline(factory, posts: list, settings, now: datetime, index, streams: int
     client k mod streams), as a server's request threads take concurrent batch requests."""
     from alerts.rules import load_rules
     from db.session import transaction
-    from ingest import pipeline
-    from ingest.classify import load_lexicon
+    from ingest.posts import pipeline
+    from ingest.posts.classify import load_lexicon
 
     rules, lexicon = load_rules(settings.rules_file), load_lexicon()
     config = pipeline.PipelineConfig.from_settings(settings)

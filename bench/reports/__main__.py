@@ -7,7 +7,7 @@ each run. A utility and key are created, then `uvicorn` serves the real app with
 keep-alive post power-outage and gas-leak points scattered over New York for BENCH_SECONDS (default 20)
 after a 3 s warm-up. Each report runs the full path: auth, validation, observation, zone matching in five
 layers, the default rules, any alert and outbox event, commit.
-Reports are written by group commit (ingest.report_writer): the output says how many batches the API
+Reports are written by group commit (ingest.reports.writer): the output says how many batches the API
 processes committed and their mean size, and the CPU per report of the API, of PostgreSQL (every
 postgres process on the machine) and of the client.
 Last line: `reports_per_s=<x> p50_ms=<y> p99_ms=<z>`.
@@ -213,7 +213,7 @@ def main() -> int:
     print(f"cpu per report: api_server_ms={server_cpu * 1000 / total:.2f} postgres_ms={pg_cpu * 1000 / total:.2f} "
           f"client_ms={client_cpu * 1000 / total:.2f}")
     print(f"group commits: {batches} batches of {batched / batches if batches else 0:.1f} reports on average "
-          "(ingest.report_writer)")
+          "(ingest.reports.writer)")
     print(f"reports_per_s={len(ms) / seconds:.0f} p50_ms={p50:.1f} p99_ms={p99:.1f}")
     return 0
 

@@ -89,12 +89,13 @@ def ingest_process(database_url: str, rules_doc: dict, plan: list[tuple[str, dat
 def report_process(database_url: str, rules_doc: dict, plan: list[tuple[str, datetime]], name: str,
                    barrier) -> None:
     """A utility's API worker: for each (zone, time) in `plan`, wait for the other process, then POST one
-    outage report there through `ingest.reports.create_report` (the path that takes the zone locks in its
+    outage report there through `ingest.reports.service.create_report` (the path that takes the zone locks in its
     own insert statement)."""
     from alerts.rules import parse_rules
     from db.session import make_engine, make_sessionmaker, transaction
-    from ingest import keys, reports
-    from ingest.schemas import ReportCreate
+    from ingest import keys
+    from ingest.reports import service as reports
+    from ingest.reports.schemas import ReportCreate
     from tocsin import models_registry
 
     models_registry.load()
@@ -117,12 +118,12 @@ def report_process(database_url: str, rules_doc: dict, plan: list[tuple[str, dat
 def post_batch_process(database_url: str, rules_doc: dict, plan: list[tuple[str, datetime]], name: str,
                        barrier) -> None:
     """A post-intake worker: for each (zone, time) in `plan`, wait for the other process, then ingest a batch
-    of one flood post located in that zone through `ingest.pipeline.ingest_posts` (the batch path)."""
+    of one flood post located in that zone through `ingest.posts.pipeline.ingest_posts` (the batch path)."""
     from alerts.rules import parse_rules
     from db.session import make_engine, make_sessionmaker, transaction
     from geo.gazetteer import GazetteerIndex
-    from ingest import pipeline, posts
-    from ingest.classify import load_lexicon
+    from ingest.posts import pipeline, parse as posts
+    from ingest.posts.classify import load_lexicon
     from tocsin import models_registry
 
     models_registry.load()

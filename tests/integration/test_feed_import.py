@@ -16,7 +16,7 @@ T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def parsed(fmt, name):
-    from ingest.feeds import parse_feed
+    from ingest.reports.feeds import parse_feed
 
     return parse_feed(fmt, json.loads((FEEDS / f"{name}.json").read_text()))
 
@@ -26,7 +26,8 @@ def run(session_factory, settings):
     """Import a fixture snapshot for a utility in one transaction, as the CLI does; returns the result."""
     from alerts.rules import load_rules
     from db.session import transaction
-    from ingest import feed_import, keys
+    from ingest import keys
+    from ingest.reports import feed_import
 
     rules = load_rules(settings.rules_file)
 
@@ -113,7 +114,7 @@ def test_az_outage_already_restored_when_first_seen_is_skipped(run, session_fact
     assert (result.created, result.skipped) == (1, 1)
     [report] = stored(session_factory, "TEP").values()
     assert report.customers_affected == 181
-    from ingest.reports import footprint_geojson
+    from ingest.reports.service import footprint_geojson
 
     with session_factory() as session:
         assert footprint_geojson(session, report.id)["type"] == "Polygon"
@@ -136,7 +137,7 @@ def test_one_refused_outage_does_not_sink_the_others(run, session_factory):
 
 
 def test_chunks_larger_than_one_savepoint_all_land(run, session_factory, monkeypatch):
-    from ingest import feed_import
+    from ingest.reports import feed_import
 
     monkeypatch.setattr(feed_import, "CHUNK", 2)  # 3 outages: a full chunk and a partial one
     result = run("pge", "pge_1", bbox=(-125.0, 32.0, -114.0, 38.0))

@@ -55,8 +55,8 @@ def test_import_is_idempotent_and_feeds_the_pipeline(cli, session_factory, setti
     from alerts.rules import load_rules
     from db.session import transaction
     from geo import gazetteer_store
-    from ingest import pipeline, posts
-    from ingest.classify import load_lexicon
+    from ingest.posts import pipeline, parse as posts
+    from ingest.posts.classify import load_lexicon
 
     monkeypatch.setattr(pipeline, "CHUNK", 1)
     monkeypatch.setattr(pipeline, "THREAD_MIN", 1)

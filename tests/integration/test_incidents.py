@@ -14,8 +14,9 @@ from alerts import service as alert_service
 from alerts import sweeper
 from alerts.rules import Rule, load_rules, parse_rules
 from db.session import transaction
-from ingest import keys, reports
-from ingest.schemas import ReportCreate
+from ingest import keys
+from ingest.reports import service as reports
+from ingest.reports.schemas import ReportCreate
 from tests.integration.engine_helpers import INSIDE, events, feed, zone_matches
 
 pytestmark = pytest.mark.integration
@@ -110,8 +111,8 @@ def test_a_large_outage_footprint_alerts_in_every_zone_it_covers(session_factory
 
 def test_a_footprint_growing_by_patch_alerts_in_every_zone_it_covers(session_factory, districts):
     """A new version of the report (PATCH) counts its footprint whole too: it is still the utility's own."""
-    from ingest import report_updates
-    from ingest.schemas import ReportUpdate
+    from ingest.reports import updates as report_updates
+    from ingest.reports.schemas import ReportUpdate
 
     rules = default_rules()
     key = _utility(session_factory)

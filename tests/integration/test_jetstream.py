@@ -7,7 +7,7 @@ import time
 import pytest
 from sqlalchemy import text
 
-from ingest import jetstream
+from ingest.posts import jetstream
 from tests.fakes.jetstream_server import (
     FakeJetstream, account_event, delete_event, identity_event, like_event, post_event,
 )
@@ -61,7 +61,7 @@ def _script() -> list[dict]:
 def pipeline_ingest(settings, lexicon):
     """The real post pipeline (validation, classify, geotag, dedup, zones, rules) as the connector's sink."""
     from alerts.rules import load_rules
-    from ingest import pipeline
+    from ingest.posts import pipeline
 
     return jetstream.pipeline_ingest(lexicon=lexicon, rules=load_rules(settings.rules_file),
                                      config=pipeline.PipelineConfig.from_settings(settings))
@@ -69,7 +69,7 @@ def pipeline_ingest(settings, lexicon):
 
 def _stored_posts(session_factory) -> dict[str, int]:
     """external_id -> number of observations, for Bluesky posts."""
-    from ingest import pipeline
+    from ingest.posts import pipeline
 
     with session_factory() as session:
         rows = session.execute(text(

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_an_unreachable_host_is_named_and_the_backoff_is_capped(session_factory, caplog):
-    from ingest.jetstream import JetstreamConfig, JetstreamConnector
+    from ingest.posts.jetstream import JetstreamConfig, JetstreamConnector
 
     with socket.socket() as s:  # a loopback port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -32,7 +32,7 @@ def test_an_unreachable_host_is_named_and_the_backoff_is_capped(session_factory,
     config = JetstreamConfig(url=f"ws://127.0.0.1:{port}/subscribe", backoff_base_s=0.5, backoff_max_s=2.0)
     connector = JetstreamConnector(config=config, session_factory=session_factory, ingest=lambda *a, **k: None,
                                    stop=Recording())
-    with caplog.at_level(logging.INFO, logger="ingest.jetstream"):
+    with caplog.at_level(logging.INFO, logger="ingest.posts.jetstream"):
         connector.run()
     failures = [r.getMessage() for r in caplog.records if "could not reach" in r.getMessage()]
     assert len(failures) == 6

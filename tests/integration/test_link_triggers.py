@@ -14,9 +14,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(autouse=True)
 def precincts_written(session_factory, districts):
-    """Posts write signals in `precinct` too, as when a rule counts posts there (ingest.signal_layers):
+    """Posts write signals in `precinct` too, as when a rule counts posts there (ingest.posts.signal_layers):
     each post then has signals in two zones."""
-    from ingest import signal_layers
+    from ingest.posts import signal_layers
 
     with session_factory.begin() as s:
         signal_layers.layers_to_write(s, wanted={"district": 600, "precinct": 600}, now=datetime.now(UTC))

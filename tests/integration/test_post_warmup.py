@@ -1,4 +1,4 @@
-"""ingest.warmup against the real PostGIS: a server's first post batch finds the caches built."""
+"""ingest.posts.warmup against the real PostGIS: a server's first post batch finds the caches built."""
 
 import pytest
 import shapely
@@ -11,7 +11,7 @@ def test_warm_caches_the_zone_weights_of_detailed_outlines(session_factory, dist
 
     from db.session import transaction
     from geo import gazetteer_store, zone_match
-    from ingest.warmup import warm_post_caches
+    from ingest.posts.warmup import warm_post_caches
     from tests.integration.posts_support import GAZETTEER, entries
 
     with transaction(session_factory) as s:

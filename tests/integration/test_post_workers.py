@@ -1,4 +1,4 @@
-"""The post pipeline's worker process (ingest.post_workers): the same answers as the stage run here, a
+"""The post pipeline's worker process (ingest.posts.workers): the same answers as the stage run here, a
 new process for a new context, and no chunk lost when the process dies."""
 
 import os
@@ -18,7 +18,7 @@ BOUNDS = (-74.3, 40.45, -73.65, 40.95)
 def context(session_factory, districts, lexicon):
     from geo import zone_match
     from geo.gazetteer import GazetteerIndex
-    from ingest import post_workers
+    from ingest.posts import workers as post_workers
 
     with session_factory() as s:
         zones = zone_match.zone_set(s)
@@ -27,8 +27,8 @@ def context(session_factory, districts, lexicon):
 
 
 def _items(n=40):
-    from ingest import post_chunks
-    from ingest.posts import PostIn
+    from ingest.posts import chunks as post_chunks
+    from ingest.posts.parse import PostIn
 
     texts = ["Street flooding in Alphaville", "Fire near Betaburg Station", "gas smell at Cedar Hill",
              "lovely brunch in Midway", "power out in Roundtown"]
@@ -45,13 +45,13 @@ def _same(a, b):
 
 
 def _worker_pid(context):
-    from ingest import post_workers
+    from ingest.posts import workers as post_workers
 
     return post_workers.pool_for(context).submit(os.getpid).result()
 
 
 def test_the_process_gives_the_stage_s_own_answers(context):
-    from ingest import post_workers
+    from ingest.posts import workers as post_workers
 
     items = _items()
     here = context.work(items)
@@ -64,7 +64,7 @@ def test_a_new_context_forks_a_new_process_that_sees_it(context):
     from dataclasses import replace
 
     from geo.gazetteer import GazetteerIndex
-    from ingest import post_workers
+    from ingest.posts import workers as post_workers
 
     first = _worker_pid(context)
     assert _worker_pid(context) == first  # the same context keeps its process
@@ -80,7 +80,7 @@ def test_a_new_context_forks_a_new_process_that_sees_it(context):
 
 
 def test_a_dead_process_loses_no_chunk(context):
-    from ingest import post_workers
+    from ingest.posts import workers as post_workers
 
     items = _items()
     pid = _worker_pid(context)
@@ -93,7 +93,7 @@ def test_a_dead_process_loses_no_chunk(context):
 def test_the_process_lets_go_of_the_server_s_pipes(context):
     """A pipe the server holds when the process is forked is closed there: else its reader would never
     see end-of-file when the server closes its end (a browser driver in the tests hung on exactly that)."""
-    from ingest import post_workers
+    from ingest.posts import workers as post_workers
 
     post_workers.shutdown()
     r, w = os.pipe()
@@ -116,7 +116,7 @@ def test_the_process_leaves_when_the_server_dies(tmp_path):
 
     script = (
         "import os, sys\n"
-        "from ingest import post_workers\n"
+        "from ingest.posts import workers as post_workers\n"
         "context = post_workers.Context(object(), object(), object(), (0.0, 0.0, 1.0, 1.0), 0.5)\n"
         "print(post_workers.pool_for(context).submit(os.getpid).result(), flush=True)\n"
         "os._exit(0)\n"  # as a SIGKILL would leave it: nothing shuts the pool down
@@ -136,7 +136,7 @@ def test_sigterm_ends_the_process_whatever_the_server_s_handlers(context):
     import signal
     import time
 
-    from ingest import post_workers
+    from ingest.posts import workers as post_workers
 
     post_workers.shutdown()
     previous = signal.signal(signal.SIGTERM, lambda *a: None)  # as a server's handler would

@@ -137,8 +137,8 @@ def test_purge_deletes_posts_older_than_retention(cli, session_factory, settings
     from alerts.rules import load_rules
     from db.session import transaction
     from geo.gazetteer import GazetteerEntry, GazetteerIndex
-    from ingest import pipeline, posts
-    from ingest.classify import load_lexicon
+    from ingest.posts import pipeline, parse as posts
+    from ingest.posts.classify import load_lexicon
 
     now = datetime.now(UTC)
     index = GazetteerIndex([GazetteerEntry(name=n, kind=k, geometry=g) for n, k, g in GAZETTEER], context_regions={})

@@ -34,7 +34,7 @@ def run(request, monkeypatch, session_factory, districts, index, lexicon, rules,
     from dataclasses import replace
 
     from db.session import transaction
-    from ingest import pipeline, posts
+    from ingest.posts import pipeline, parse as posts
 
     config = pipeline.PipelineConfig.from_settings(settings)
     if request.param != "one chunk":
@@ -63,7 +63,7 @@ def zones_of(session_factory, observation_id, *, rule_layers=("district",)):
     """A counted post's zones and weights in every layer, as its observation keeps them (zone_weights;
     posts keep no observation_zones rows). Its signals must be those of them in the layers the rules
     count posts in: the test rules count 'district' only."""
-    from ingest.post_zones import unpack_weights
+    from ingest.posts.zones import unpack_weights
 
     with session_factory() as s:
         assert s.execute(text("SELECT count(*) FROM observation_zones WHERE observation_id = :id"),
@@ -131,7 +131,7 @@ def test_mixed_batch_results_and_zones(run, session_factory):
 
 
 def test_authors_are_never_stored_in_clear(run, session_factory, settings):
-    from ingest.posts import author_key
+    from ingest.posts.parse import author_key
 
     _, results = run([post("a1", "Street flooding on my block", author="@carol.example.com",
                            coordinates=[-73.975, 40.725])])
@@ -249,7 +249,7 @@ def test_a_batch_with_nothing_accepted_writes_nothing(run, session_factory):
 
 def test_a_compound_incident_keeps_its_other_categories(run, session_factory, lexicon):
     """The post's category is the primary one; the others it reports are stored beside it."""
-    from ingest.classify import classify
+    from ingest.posts.classify import classify
 
     burning = "Transformer exploded and the pole is on fire, whole block lost power"
     expected = classify(burning, lexicon)

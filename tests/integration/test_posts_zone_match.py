@@ -102,7 +102,7 @@ def test_locate_write_and_rule_matches(session_factory, districts):
     from geo import zone_match
     from geo.geotag import Geotag
     from db import raw
-    from ingest import post_store, post_zones
+    from ingest.posts import store as post_store, zones as post_zones
 
     now = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)
     tags = [Geotag(Point(-73.95, 40.725), 1500.0, 0.8, "text"),

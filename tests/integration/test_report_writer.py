@@ -1,4 +1,4 @@
-"""Group commit of utility reports (ingest.report_writer) against the real PostGIS.
+"""Group commit of utility reports (ingest.reports.writer) against the real PostGIS.
 
 Batches are built by calling `write_batch` with several submissions, as the writer thread does with the
 reports that arrived during a commit; one test drives real concurrent HTTP requests through the app.
@@ -32,7 +32,7 @@ def _gas(external_id: str, district: str, **props) -> dict:
 @pytest.fixture
 def writer(session_factory, districts):
     from alerts.rules import load_rules
-    from ingest.report_writer import ReportWriter
+    from ingest.reports.writer import ReportWriter
 
     rules = load_rules(RULES_PATH)
     return ReportWriter(session_factory, rules=lambda: rules)
@@ -47,8 +47,8 @@ def caller(session_factory, utility_key):
 
 
 def _subs(caller, bodies, keys_=None):
-    from ingest import reports
-    from ingest.schemas import ReportCreate
+    from ingest.reports import service as reports
+    from ingest.reports.schemas import ReportCreate
 
     now = datetime.now(UTC)
     return [reports.prepare(caller=caller, body=ReportCreate.model_validate(b), idempotency_key=(keys_ or {}).get(i),
@@ -86,7 +86,7 @@ def _forbidden_cause(engine):
 
 
 def test_a_batch_is_one_transaction_and_each_report_gets_its_own_result(writer, caller, engine):
-    from ingest.reports import ReportResult
+    from ingest.reports.service import ReportResult
 
     out = writer.write_batch(_subs(caller, [_gas("G1", "A"), _gas("G2", "B"), report(external_id="P1")]))
     assert all(isinstance(o, ReportResult) and o.created for o in out)
@@ -103,7 +103,7 @@ def test_a_batch_is_one_transaction_and_each_report_gets_its_own_result(writer, 
 
 def test_a_report_that_breaks_a_constraint_fails_alone(writer, caller, engine):
     from db.errors import InvalidInput
-    from ingest.reports import ReportResult
+    from ingest.reports.service import ReportResult
 
     with _forbidden_cause(engine):
         out = writer.write_batch(_subs(caller, [_gas("G1", "A"), _gas("BAD", "B", cause="forbidden-by-test"),
@@ -119,7 +119,7 @@ def test_a_report_that_breaks_a_constraint_fails_alone(writer, caller, engine):
 
 def test_a_lost_connection_mid_batch_leaves_each_report_whole_or_absent(writer, caller, engine):
     from db.outage import is_unavailable
-    from ingest.reports import ReportResult
+    from ingest.reports.service import ReportResult
 
     kill = ["""CREATE FUNCTION test_kill_session() RETURNS trigger LANGUAGE plpgsql AS $$
                BEGIN
@@ -143,7 +143,7 @@ def test_a_lost_connection_mid_batch_leaves_each_report_whole_or_absent(writer, 
 
 def test_repeats_inside_one_batch_are_idempotent(writer, caller, engine):
     from db.errors import Conflict
-    from ingest.reports import ReportResult
+    from ingest.reports.service import ReportResult
 
     same = _gas("G1", "A")
     out = writer.write_batch(_subs(caller, [same, same, _gas("G2", "A"), _gas("OTHER", "B")],
@@ -170,7 +170,7 @@ def test_many_reports_of_one_incident_in_one_batch_make_one_alert(writer, caller
 def test_two_writers_at_once_still_make_one_alert_per_incident(session_factory, districts, caller, engine):
     """Two API processes' writers, each with a batch for the same zones, committing at the same time."""
     from alerts.rules import load_rules
-    from ingest.report_writer import ReportWriter
+    from ingest.reports.writer import ReportWriter
 
     rules = load_rules(RULES_PATH)
     writers = [ReportWriter(session_factory, rules=lambda: rules) for _ in range(2)]

@@ -20,8 +20,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.committing]
 def _submit(session_factory, key, body, idempotency_key, out, *, hold: threading.Event | None = None):
     """create_report in its own session; with `hold`, wait for it before committing."""
     from alerts.rules import load_rules
-    from ingest import keys, reports
-    from ingest.schemas import ReportCreate
+    from ingest import keys
+    from ingest.reports import service as reports
+    from ingest.reports.schemas import ReportCreate
 
     with session_factory() as session:
         try:

@@ -1,5 +1,5 @@
 """Posts write signals only in the layers the rules count; a layer a rule starts counting is backfilled
-(ingest.signal_layers). Hand-drawn districts (A, B, C) inside one precinct (P1); the test rules count
+(ingest.posts.signal_layers). Hand-drawn districts (A, B, C) inside one precinct (P1); the test rules count
 flood posts in `district` only."""
 
 import threading
@@ -23,7 +23,7 @@ def ingest(session_factory, districts, settings, lexicon):
     from alerts.rules import load_rules
     from db.session import transaction
     from geo.gazetteer import GazetteerIndex
-    from ingest import pipeline, posts
+    from ingest.posts import pipeline, parse as posts
 
     index = GazetteerIndex(entries(), context_regions={})
     config = pipeline.PipelineConfig.from_settings(settings)
@@ -69,7 +69,7 @@ def signals_by_layer(session_factory, layer):
 
 def stored_weights(session_factory, oid, layer):
     """The zone weights the observation keeps, in `layer`."""
-    from ingest.post_zones import unpack_weights
+    from ingest.posts.zones import unpack_weights
 
     with session_factory() as s:
         blob = s.execute(text("SELECT zone_weights FROM observations WHERE id = :id"), {"id": oid}).scalar_one()
@@ -123,7 +123,7 @@ def test_adding_a_layer_waits_for_batches_in_flight(ingest, session_factory):
     """A batch not yet committed holds the shared lock: the adder waits for it, then backfills its posts.
     Without the lock the adder would read before the batch's commit, and the post would never get its
     precinct signal."""
-    from ingest import signal_layers
+    from ingest.posts import signal_layers
 
     ingest([flood("before", "u0", minutes=30)])  # adds `district`: later batches take the shared lock only
     batch = session_factory()
@@ -164,7 +164,7 @@ def test_a_batch_that_waited_for_an_adder_writes_the_new_layer(ingest, session_f
     """A batch whose rules know nothing of `precinct` starts while another process adds it: it waits for
     the adder's commit, then reads the layers again and writes its precinct signals too. (Had it kept what
     it read before the lock, its post would never get one: the adder's backfill could not see it.)"""
-    from ingest import signal_layers
+    from ingest.posts import signal_layers
 
     ingest([flood("before", "u0", minutes=30)])  # adds `district`
     adder = session_factory()
@@ -193,7 +193,7 @@ def test_a_batch_that_waited_for_an_adder_writes_the_new_layer(ingest, session_f
 def test_a_batch_takes_the_shared_lock_when_it_adds_nothing(session_factory, districts, wanted):
     """The common path, and a rule naming a layer that does not exist, only take the shared lock (the
     exclusive one would serialise every batch)."""
-    from ingest import signal_layers
+    from ingest.posts import signal_layers
 
     with session_factory() as s:
         signal_layers.layers_to_write(s, wanted={"district": 600}, now=NOW)

@@ -34,8 +34,8 @@ def zone_locks(session) -> set[str]:
 
 
 def submission(caller, external_id: str, category: str):
-    from ingest import reports
-    from ingest.schemas import ReportCreate
+    from ingest.reports import service as reports
+    from ingest.reports.schemas import ReportCreate
 
     body = ReportCreate.model_validate({
         "type": "Feature", "geometry": {"type": "Point", "coordinates": [-73.975, 40.725]},  # district A, P1
@@ -51,7 +51,8 @@ def submission(caller, external_id: str, category: str):
 ])
 def test_a_reports_insert_takes_the_locks_of_the_layers_its_rules_count(session_factory, districts, utility_key,
                                                                          category, lock, held):
-    from ingest import keys, reports
+    from ingest import keys
+    from ingest.reports import service as reports
 
     with session_factory() as s:
         caller = keys.authenticate(s, key=utility_key)
@@ -63,7 +64,8 @@ def test_a_reports_insert_takes_the_locks_of_the_layers_its_rules_count(session_
 
 def test_lock_takes_the_zones_a_batch_feeds(session_factory, districts, utility_key):
     from alerts import signals as alert_signals
-    from ingest import keys, report_batch
+    from ingest import keys
+    from ingest.reports import batch as report_batch
 
     with session_factory() as s:
         caller = keys.authenticate(s, key=utility_key)

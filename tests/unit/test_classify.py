@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest import classify as clf
-from ingest import classify_metrics as metrics
+from ingest.posts import classify as clf
+from ingest.posts import classify_metrics as metrics
 
 NYC_POSTS = Path(__file__).resolve().parents[1] / "data" / "nyc_posts.jsonl"
 NYC_KINDS = {"neighbourhood", "zip", "borough", "station", "landmark", "intersection", "coordinates", "none"}

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from alerts.rules import load_rules
-from ingest.classify import CATEGORIES
-from ingest.schemas import REPORT_CATEGORIES
+from ingest.posts.classify import CATEGORIES
+from ingest.reports.schemas import REPORT_CATEGORIES
 
 RULES_FILE = Path(__file__).resolve().parents[2] / "data" / "rules.yaml"
 

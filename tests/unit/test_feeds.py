@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.feeds import FeedError, az_external_id, az_time, parse_feed, web_mercator_to_lonlat
+from ingest.reports.feeds import FeedError, az_external_id, az_time, parse_feed, web_mercator_to_lonlat
 
 FEEDS = Path(__file__).resolve().parents[1] / "data" / "feeds"
 

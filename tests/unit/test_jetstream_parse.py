@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ingest import jetstream
+from ingest.posts import jetstream
 from tests.fakes.jetstream_server import account_event, delete_event, identity_event, like_event, post_event
 
 T = 1_725_911_162_329_308

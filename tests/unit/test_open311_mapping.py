@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from db.errors import InvalidInput
-from ingest.open311 import MAX_SPAN, parse_filter, to_report
+from ingest.reports.open311 import MAX_SPAN, parse_filter, to_report
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

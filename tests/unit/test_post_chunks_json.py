@@ -1,10 +1,10 @@
-"""The stored JSON of a post (ingest.post_chunks): compact, numpy numbers as numbers, repost marks added."""
+"""The stored JSON of a post (ingest.posts.chunks): compact, numpy numbers as numbers, repost marks added."""
 
 import json
 
 import numpy as np
 
-from ingest import post_chunks
+from ingest.posts import chunks as post_chunks
 
 
 def test_json_is_compact_and_keeps_numpy_numbers_numbers():

@@ -1,8 +1,8 @@
-"""Zone weights as kept on a post's observation (ingest.post_zones.pack_weights / unpack_weights)."""
+"""Zone weights as kept on a post's observation (ingest.posts.zones.pack_weights / unpack_weights)."""
 
 import numpy as np
 
-from ingest import post_zones
+from ingest.posts import zones as post_zones
 
 
 def test_pack_weights_round_trips_per_position():

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from db.errors import InvalidInput
-from ingest import posts
+from ingest.posts import parse as posts
 
 GOOD = {"source": "bluesky", "external_id": "at://x/1", "author": "did:plc:abc", "text": "Street flooding",
         "created_at": "2026-11-25T21:00:00Z"}

@@ -8,11 +8,11 @@ from shapely.geometry import Point, Polygon
 from db.errors import InvalidInput
 from geo.errors import InvalidGeometry
 from geo.geojson import area_km2, check_limits, parse_bbox
-from ingest import report_queries
+from ingest.reports import queries as report_queries
 from ingest.errors import InvalidTransition
 from ingest.ratelimit import KeyRateLimiter
-from ingest.report_updates import allowed, check_transition, etag, etag_matches
-from ingest.schemas import check_json_values
+from ingest.reports.updates import allowed, check_transition, etag, etag_matches
+from ingest.reports.schemas import check_json_values
 
 
 @pytest.mark.parametrize("current, wanted, ok", [

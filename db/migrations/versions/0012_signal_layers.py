@@ -2,7 +2,7 @@
 weights in every layer on the observation (`observations.zone_weights`), to backfill a layer from.
 
 A located post touches a zone in each of the five demo layers, but the rules count one: four signals
-in five were written for nobody. ingest.signal_layers keeps the set a superset of the rules' layers.
+in five were written for nobody. ingest.posts.signal_layers keeps the set a superset of the rules' layers.
 
 Revision ID: 0012
 Revises: 0011

@@ -3,7 +3,7 @@
 A located post touches a zone in each zone layer (five in the demo), but signals are what the rules
 count, and the rules count posts in one or two layers. Writing the rest was four signal rows in five
 for nobody. So a post writes signals only in the layers of `signal_layers`, and keeps its zone weights
-in every layer on its observation (`observations.zone_weights`, ingest.post_zones.pack_weights).
+in every layer on its observation (`observations.zone_weights`, ingest.posts.zones.pack_weights).
 
 When the rules start counting posts in a layer that is not in the table (a rule added or changed, any
 process, any time), the batch that notices adds it and writes the signals its posts would have had:
@@ -29,14 +29,14 @@ from sqlalchemy.orm import Session
 
 from alerts import signals as alert_signals
 from db import locks
-from ingest import post_zones
+from ingest.posts import zones as post_zones
 
 LOCK = (7_100_7, 0)  # advisory lock: post batches (shared) against adding a signal layer (exclusive)
 
 _LAYERS = text(
     "SELECT l.name, s.layer_id IS NOT NULL FROM zone_layers l LEFT JOIN signal_layers s ON s.layer_id = l.id")
 
-# A post's observed_at is never after its received_at (ingest.pipeline clamps it to `now`), so the
+# A post's observed_at is never after its received_at (ingest.posts.pipeline clamps it to `now`), so the
 # received_at condition only lets the index skip the older posts.
 _COUNTED = text(
     """

@@ -14,12 +14,12 @@ from alerts import service as alert_service
 from alerts.rules import Rule
 from geo.geojson import check_limits, parse_geometry, repair
 from geo.matching import match_zones
-from ingest import reports
+from ingest.reports import service as reports
 from ingest.errors import InvalidTransition, PreconditionFailed, UnknownReport
 from ingest.keys import Caller
 from ingest.models import Observation, UtilityReport, UtilityReportHistory
-from ingest.reports import TERMINAL_STATUSES, ReportResult
-from ingest.schemas import ReportUpdate
+from ingest.reports.service import TERMINAL_STATUSES, ReportResult
+from ingest.reports.schemas import ReportUpdate
 
 # Status only moves forward; skipping a step is allowed (a crew can restore without a "restoring" update).
 ORDER = ("reported", "investigating", "restoring", "restored")

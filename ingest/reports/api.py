@@ -21,9 +21,10 @@ from db.api import SessionDep
 from db.errors import DomainError, Forbidden
 from geo.geojson import parse_bbox
 from geo.matching import ZoneMatch
-from ingest import keys, report_queries, report_updates, reports
+from ingest import keys
+from ingest.reports import queries as report_queries, updates as report_updates, service as reports
 from ingest.errors import RateLimited
-from ingest.schemas import (
+from ingest.reports.schemas import (
     POINT_EXAMPLE, BatchItemError, BatchItemResult, BatchResult, Category, FeatureCollectionIn, HistoryEntry,
     Problem, ReportCreate, ReportDetail, ReportPage, ReportRead, ReportUpdate, Status, ZoneRef,
 )
@@ -102,7 +103,7 @@ def released_caller(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(utility_bearer)]
 ) -> keys.Caller:
     """The caller, looked up outside any transaction: a report waiting for its group commit
-    (ingest.report_writer) holds no database connection."""
+    (ingest.reports.writer) holds no database connection."""
     return keys.authenticate_outside(request.app.state.engine, key=credentials.credentials if credentials else None)
 
 
@@ -182,7 +183,7 @@ async def create_report(
     # the thread pool, so that it never holds up other requests.
     sub = prepare() if body.geometry is None or body.geometry.get("type") == "Point" else \
         await run_in_threadpool(prepare)
-    # Group commit (ingest.report_writer): answered once the batch holding this report has committed.
+    # Group commit (ingest.reports.writer): answered once the batch holding this report has committed.
     result = await asyncio.wrap_future(request.app.state.report_writer.submit(sub))
     # The hot path: serialised here, once (FastAPI would validate the model again against response_model).
     return Response(ReportRead(**_fields(result, caller)).model_dump_json(by_alias=True),

@@ -1,6 +1,6 @@
-"""Many new reports stored in one statement (the group commit's fast path; ingest.report_writer).
+"""Many new reports stored in one statement (the group commit's fast path; ingest.reports.writer).
 
-`write_many` does for a batch what `ingest.reports.write` does for one report, in one round trip: the
+`write_many` does for a batch what `ingest.reports.service.write` does for one report, in one round trip: the
 observations, reports, first history rows, zone links and signals (alerts.signals.insert_sql) of every
 report, with each report's zones matched in PostGIS. Checks that read the database (a ZIP's polygon, a utility's territory) run per
 report first; a report failing one gets its own error and is left out. What the statement cannot place
@@ -24,7 +24,7 @@ from db import plans
 from db import raw as db_raw
 from db.errors import DomainError
 from geo.matching import ZoneMatch
-from ingest import reports
+from ingest.reports import service as reports
 from ingest.models import Observation
 
 _ARRAYS = """
@@ -53,7 +53,7 @@ _ARRAYS = """
     )
 """
 
-# The batch form of ingest.reports._INSERT_REPORT (without the zone locks: alerts.signals.lock takes them for
+# The batch form of ingest.reports.service._INSERT_REPORT (without the zone locks: alerts.signals.lock takes them for
 # the whole batch, in zone order).
 INSERT_REPORTS = "WITH " + _ARRAYS + """,
     obs AS (
@@ -81,7 +81,7 @@ INSERT_REPORTS = "WITH " + _ARRAYS + """,
         INSERT INTO observation_zones (observation_id, zone_id, weight)
         SELECT r.obs_id, m.id, m.weight FROM rep_src r JOIN m ON m.ord = r.ord
     ), sig AS (
-        -- The utility's own footprint counts as one in every zone it covers (ingest.reports.counted_zones).
+        -- The utility's own footprint counts as one in every zone it covers (ingest.reports.service.counted_zones).
         """ + alert_signals.insert_sql("""
         SELECT r.obs_id, m.id, 'utility_report', r.category, 1.0,
                CASE WHEN r.extent AND m.weight >= least(:full_share, 0.5 / (SELECT count(*) FROM m AS n

@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session
 from alerts.rules import Rule
 from db import locks
 from db.errors import Conflict, DomainError, NotFound
-from ingest import report_updates, reports
-from ingest.feeds import FeedItem, ParsedFeed, Rejection
+from ingest.reports import updates as report_updates, service as reports
+from ingest.reports.feeds import FeedItem, ParsedFeed, Rejection
 from ingest.keys import Caller
 from ingest.models import FeedImport, Utility, UtilityReport
-from ingest.schemas import ReportCreate, ReportUpdate
+from ingest.reports.schemas import ReportCreate, ReportUpdate
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from geo.matching import ZoneMatch
 from ingest.errors import UnknownReport
 from ingest.keys import Caller
 from ingest.models import UtilityReport, UtilityReportHistory
-from ingest.reports import ReportResult, stored_result
+from ingest.reports.service import ReportResult, stored_result
 
 
 @dataclass(frozen=True)

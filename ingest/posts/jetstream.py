@@ -171,11 +171,11 @@ IngestFn = Callable[[Session, list[dict[str, Any]], datetime], Any]
 
 
 def pipeline_ingest(*, lexicon: Any, rules: Sequence[Any], config: Any) -> IngestFn:
-    """The post pipeline as an IngestFn: validate each post, then `ingest.pipeline.ingest_posts` with the
+    """The post pipeline as an IngestFn: validate each post, then `ingest.posts.pipeline.ingest_posts` with the
     database gazetteer (`geo.gazetteer_store.cached_index`). A post that fails validation is logged by id."""
     from geo import gazetteer_store
-    from ingest import pipeline
-    from ingest import posts as post_schema
+    from ingest.posts import pipeline
+    from ingest.posts import parse as post_schema
 
     def ingest(session: Session, batch: list[dict[str, Any]], now: datetime) -> list:
         items = post_schema.parse_items(batch)

@@ -1,4 +1,4 @@
-"""A worker process for the post pipeline's Python stage (ingest.post_chunks.work).
+"""A worker process for the post pipeline's Python stage (ingest.posts.chunks.work).
 
 The stage (classify, geotag, zone weights, the stored JSON) is pure Python and holds the GIL. In a
 thread beside the request's own Python (dedup, packing, the rules) the two take turns on one core,
@@ -7,7 +7,7 @@ stage runs on the other core.
 
 The process is forked, so it starts with the parent's caches as they are at that moment: the
 gazetteer index, the lexicon, the zones as matched and the zone weights of the gazetteer's outlines
-(ingest.warmup), which take seconds to build and would take as long again in a fresh interpreter.
+(ingest.posts.warmup), which take seconds to build and would take as long again in a fresh interpreter.
 It is forked on first use and again whenever a batch brings a different context (a reloaded
 gazetteer or zone layer: other objects). The context's objects are held here while the process
 lives, so that their ids, which identify the context, cannot be reused by new objects.
@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 from geo import zone_match
 from geo.gazetteer import GazetteerIndex
-from ingest import post_chunks
-from ingest.classify import Lexicon
+from ingest.posts import chunks as post_chunks
+from ingest.posts.classify import Lexicon
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ CATEGORIES = (
 )
 NONE = "none"
 _ORDER = {c: i for i, c in enumerate(CATEGORIES)}  # ties go to the earlier category
-DEFAULT_LEXICON = Path(__file__).resolve().parents[1] / "data" / "lexicon.yaml"
+DEFAULT_LEXICON = Path(__file__).resolve().parents[2] / "data" / "lexicon.yaml"
 
 # Entry kinds; a matched entry consumes its tokens whatever its kind.
 TERM, NEGATION, BREAK, DAMPEN, BLOCK = "term", "negation", "break", "dampen", "block"

@@ -2,12 +2,12 @@
 
 Interface (the HTTP batch endpoint, `tocsin replay` and the Jetstream connector all call this):
 
-    from ingest import pipeline, posts
+    from ingest.posts import pipeline, parse as posts
     items = posts.parse_items(list_of_dicts)              # -> list[PostIn | posts.Rejected]
     valid = [p for p in items if isinstance(p, posts.PostIn)]
     results = pipeline.ingest_posts(
         session, posts=valid, index=gazetteer_index,       # geo.gazetteer.GazetteerIndex
-        lexicon=lexicon,                                   # ingest.classify.Lexicon
+        lexicon=lexicon,                                   # ingest.posts.classify.Lexicon
         rules=rules,                                       # list[alerts.rules.Rule]
         config=pipeline.PipelineConfig.from_settings(settings), now=datetime.now(UTC))
     # -> list[ItemResult], one per post, ItemResult.index = position in `posts`; status is created,
@@ -18,14 +18,14 @@ Interface (the HTTP batch endpoint, `tocsin replay` and the Jetstream connector 
 from any settings-like object. `ingest_posts` never commits: the caller's boundary does.
 
 Per batch, in chunks of CHUNK posts and stages that overlap: a worker process classifies and geotags
-each chunk and matches its incident posts to zones (ingest.post_chunks, against a cached copy of
-`zone_pieces`, geo.zone_match; ingest.post_workers forks it with the server's caches), every chunk
+each chunk and matches its incident posts to zones (ingest.posts.chunks, against a cached copy of
+`zone_pieces`, geo.zone_match; ingest.posts.workers forks it with the server's caches), every chunk
 sent to it at once, while this thread (1) works out which posts are new: author keys (once per
 distinct author) and repost fingerprints, one query for (source, external_id) already stored and one
 for recent reposts; then (2) sends each chunk as the worker hands it over, in one statement: the new
 observations (INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING), each counted one keeping its
 zone weights in every layer, and the signals of the counted ones among those it inserted, in the layers
-the rules count posts in (ingest.signal_layers; no observation_zones rows), in psycopg's pipeline
+the rules count posts in (ingest.posts.signal_layers; no observation_zones rows), in psycopg's pipeline
 mode, so PostgreSQL writes one chunk while Python prepares the next; and (3) reads the ids and has
 the rules evaluate every (rule, zone) the batch touched in four statements (`alerts.service.evaluate`),
 counting after one more has taken the zones' locks (`alerts.signals.lock`). The worker, this thread
@@ -58,10 +58,10 @@ from alerts.rules import Rule
 from db import raw
 from geo import zone_match
 from geo.gazetteer import GazetteerIndex
-from ingest import post_chunks, post_store, post_workers, post_zones, signal_layers
-from ingest.classify import Lexicon
-from ingest.post_chunks import Head
-from ingest.posts import PostIn, author_keys, text_fingerprint
+from ingest.posts import chunks as post_chunks, store as post_store, workers as post_workers, zones as post_zones, signal_layers
+from ingest.posts.classify import Lexicon
+from ingest.posts.chunks import Head
+from ingest.posts.parse import PostIn, author_keys, text_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class PipelineConfig:
     jurisdiction_bbox: tuple[float, float, float, float]
     dedup_window_s: float = 3600.0
     min_geotag_confidence: float = 0.5
-    worker_process: bool = True  # the Python stage in a process of its own (ingest.post_workers)
+    worker_process: bool = True  # the Python stage in a process of its own (ingest.posts.workers)
     # Evidence observed longer ago than this (against the caller's `now`) is stored but feeds no rule: the
     # windows it belonged to were evaluated long ago, and it must not reopen or extend today's alerts.
     max_lateness_s: float = 3600.0
@@ -201,7 +201,7 @@ def ingest_posts(
         windows: dict[str, float] = {}
         for r in counting:
             windows[r.layer] = max(windows.get(r.layer, 0.0), r.window_s)
-        # Signals go in the layers the rules count posts in (ingest.signal_layers), not in every layer.
+        # Signals go in the layers the rules count posts in (ingest.posts.signal_layers), not in every layer.
         if zones is not None:  # else nothing was accepted, and no chunk comes
             written = post_zones.layer_mask(zones, signal_layers.layers_to_write(session, wanted=windows, now=now))
             counted_in = post_zones.layer_mask(zones, windows)

@@ -11,9 +11,10 @@ from db.api import SessionDep
 from db.errors import Forbidden, InvalidInput
 from db.openapi import error_responses
 from geo import gazetteer_store
-from ingest import api as ingest_api
-from ingest import keys, pipeline, posts
-from ingest.classify import Lexicon, load_lexicon
+from ingest.reports import api as ingest_api
+from ingest import keys
+from ingest.posts import pipeline, parse as posts
+from ingest.posts.classify import Lexicon, load_lexicon
 
 BATCH_PATH = "/v1/posts:batch"
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"})

@@ -2,7 +2,7 @@
 
 A chunk's observations and its counted posts' signals go in by one statement: INSERT ... SELECT FROM
 unnest(...) ON CONFLICT DO NOTHING, and the signals of the rows it inserted, from the zone weights
-computed in the process (ingest.post_zones), all as packed binary arrays (db.pg_binary). Everything
+computed in the process (ingest.posts.zones), all as packed binary arrays (db.pg_binary). Everything
 runs in the caller's transaction, which commits.
 """
 
@@ -111,7 +111,7 @@ def recent_fingerprints(session: Session, *, fingerprints: Sequence[str], since:
 
 def send_posts(session: Session, *, columns: dict[str, list], links: Links, now: datetime) -> Sent:
     """Insert new post observations, and the signals of those inserted here that `links` names.
-    `columns` holds the observation rows as column lists (ingest.post_chunks.rows). Returns at once
+    `columns` holds the observation rows as column lists (ingest.posts.chunks.rows). Returns at once
     inside db.raw.pipeline; read the inserted ids from the result."""
     if not columns["external_id"]:
         return Sent(None)

@@ -22,9 +22,10 @@ from sqlalchemy.orm import Session
 
 from alerts.rules import Rule
 from db.errors import Forbidden, InvalidInput, NotFound
-from ingest import keys, reports
+from ingest import keys
+from ingest.reports import service as reports
 from ingest.errors import BadApiKey
-from ingest.schemas import ReportCreate
+from ingest.reports.schemas import ReportCreate
 
 OPEN_STATUSES = ("reported", "investigating", "restoring")
 CLOSED_STATUSES = ("restored", "cancelled")

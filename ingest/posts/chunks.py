@@ -22,9 +22,9 @@ from geo import zone_match
 from geo.gazetteer import GazetteerIndex
 from geo.geotag import Geotag
 from geo.geotag_batch import geotag_many
-from ingest import post_zones
-from ingest.classify import NONE, Lexicon, classify
-from ingest.posts import PostIn
+from ingest.posts import zones as post_zones
+from ingest.posts.classify import NONE, Lexicon, classify
+from ingest.posts.parse import PostIn
 
 
 @dataclass(slots=True)
@@ -114,7 +114,7 @@ def rows(chunk: Chunk, heads: Sequence[Head], new: Sequence[bool]) -> tuple[dict
     """The observation rows of the chunk's new posts (heads[k] is the post at position k; new[k]: it is
     to be stored) as column arrays for post_store.send_posts, and which positions feed the
     rules (new, an incident, located, not a repost). A counted post keeps its zone weights in every layer
-    (ingest.signal_layers backfills from them)."""
+    (ingest.posts.signal_layers backfills from them)."""
     at = [k for k, yes in enumerate(new) if yes]
     counted = chunk.incident & np.array([yes and not h.is_repost for h, yes in zip(heads, new)], dtype=bool)
     columns = {

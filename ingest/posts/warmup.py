@@ -1,7 +1,7 @@
 """Warm the post pipeline's per-process caches when a server starts, instead of in its first batches.
 
 The gazetteer index, the zones as matched (geo.zone_match.zone_set) and the zone weights of the
-gazetteer's detailed outlines (ingest.post_zones.warm: about 30 ms an outline, some 450 in the NYC demo
+gazetteer's detailed outlines (ingest.posts.zones.warm: about 30 ms an outline, some 450 in the NYC demo
 gazetteer) are built once per process. Built lazily, they made the first post batch after a start
 take seconds longer; `tocsin serve` builds them in a background thread as it starts.
 """
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session
 
 from geo import gazetteer_store, zone_match
-from ingest import post_zones
+from ingest.posts import zones as post_zones
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,9 @@ from db.api import SessionDep
 from db import input_guard
 from db.errors import DomainError, Forbidden, InvalidInput, NotFound, Unauthorized
 from db.openapi import error_responses
-from ingest import keys, open311
-from ingest.api import utility_bearer
+from ingest import keys
+from ingest.reports import open311
+from ingest.reports.api import utility_bearer
 from ingest.errors import RateLimited
 
 log = logging.getLogger(__name__)

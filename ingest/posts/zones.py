@@ -98,7 +98,7 @@ def _expand(gidx: np.ndarray, matches: tuple) -> tuple[np.ndarray, np.ndarray, n
 
 
 # A counted post's zone weights, every layer, as kept on its observation (observations.zone_weights): one
-# record per zone, little-endian. ingest.signal_layers writes signals from them when a rule starts
+# record per zone, little-endian. ingest.posts.signal_layers writes signals from them when a rule starts
 # counting a layer whose signals were not written.
 WEIGHTS = np.dtype([("zone", "<i4"), ("weight", "<f8")])
 

@@ -1,7 +1,7 @@
 """Group commit for POST /v1/reports: reports that arrive while a commit is in flight share the next one.
 
 One writer thread per API process takes every submission waiting (up to `max_batch`), writes them in one
-statement (ingest.report_batch) or each in a SAVEPOINT of its own (ingest.reports.write), takes the zone
+statement (ingest.reports.batch) or each in a SAVEPOINT of its own (ingest.reports.service.write), takes the zone
 locks of them all in zone order (alerts.signals.lock), runs the rules once for all of them
 (alerts.service.evaluate), commits once, and only then answers each request: a 201 still means the report
 is durable. A lone report is written at once (nothing waits for company); batches form only from reports
@@ -33,7 +33,7 @@ from alerts import signals as alert_signals
 from alerts.rules import Rule
 from db.errors import Conflict, DomainError, InvalidInput
 from db.outage import describe
-from ingest import report_batch, reports
+from ingest.reports import batch as report_batch, service as reports
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from geo.geojson import parse_geometry
 REPORT_CATEGORIES = ("power_outage", "gas_leak", "water_main", "other")
 REPORT_STATUSES = ("reported", "investigating", "restoring", "restored", "cancelled")
 Category = Literal["power_outage", "gas_leak", "water_main", "other"]
-# What an immediate rule's conditions can test on a report's signal (ingest.reports: its attributes, and the
+# What an immediate rule's conditions can test on a report's signal (ingest.reports.service: its attributes, and the
 # customers apportioned to each zone).
 REPORT_ATTRIBUTES = ("customers_affected", "status", "zone_customers_affected")
 Status = Literal["reported", "investigating", "restoring", "restored", "cancelled"]

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ingest.schemas import ReportCreate
+from ingest.reports.schemas import ReportCreate
 
 CATEGORY = "power_outage"
 

@@ -24,7 +24,7 @@ from geo.matching import MATCH_CTE, ZoneMatch
 from ingest.errors import IdempotencyConflict, OutsideJurisdiction, OutsideTerritory, UnknownLocation
 from ingest.keys import Caller
 from ingest.models import Observation, UtilityReport
-from ingest.schemas import ReportCreate
+from ingest.reports.schemas import ReportCreate
 
 POINT_UNCERTAINTY_M = 25.0
 DEFAULT_MAX_VERTICES = 10_000
@@ -314,7 +314,7 @@ _INSERT_REPORT = (  # run through db.raw: this is every report's path
         INSERT INTO observation_zones (observation_id, zone_id, weight)
         SELECT rep.observation_id, m.id, m.weight FROM rep, m
     ), sig AS (
-        -- The utility's own footprint counts as one in every zone it covers (ingest.reports.counted_zones).
+        -- The utility's own footprint counts as one in every zone it covers (ingest.reports.service.counted_zones).
         """ + alert_signals.insert_sql("""
         SELECT rep.observation_id, m.id, 'utility_report', :category, 1.0,
                CASE WHEN :extent AND m.weight >= least(:full_share, 0.5 / (SELECT count(*) FROM m AS n
@@ -381,7 +381,7 @@ def create_report(
     max_area_km2: float = DEFAULT_MAX_AREA_KM2,
 ) -> ReportResult:
     """Store a new report and feed it to the rules, or return the stored one when the same report arrives
-    again. (POST /v1/reports goes through ingest.report_writer, which writes many in one transaction.)"""
+    again. (POST /v1/reports goes through ingest.reports.writer, which writes many in one transaction.)"""
     sub = prepare(caller=caller, body=body, idempotency_key=idempotency_key, jurisdiction_bbox=jurisdiction_bbox,
                   now=now, max_vertices=max_vertices, max_area_km2=max_area_km2)
     written = write(session, sub, rules=rules, lock=True)

@@ -9,7 +9,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from db.errors import InvalidInput, NotFound
-from ingest.classify import CATEGORIES, NONE
+from ingest.posts.classify import CATEGORIES, NONE
 from ingest.models import Observation, ObservationFeedback
 
 MAX_LIMIT = 1_000
