@@ -2,7 +2,7 @@
 
 Every route needs an operator: `Authorization: Bearer <token>` (machines, scripts), or the
 `tocsin_session` cookie set by POST /v1/session (the map). The cookie carries a server-side session id
-(alerts.sessions), never the token. A browser sends the cookie whichever page asks, so a cookie-
+(accounts.sessions), never the token. A browser sends the cookie whichever page asks, so a cookie-
 authenticated write (and sign-in, and the live websocket) must come from the public base URL's origin
 or TOCSIN_ALLOWED_ORIGINS; bearer requests need no Origin. Viewers read; operators and admins also
 change alerts and silences.
@@ -14,9 +14,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
-from alerts import cap, cap_data, operators, sessions
+from alerts import cap, cap_data
+from accounts import operators, sessions
 from alerts import service as alert_service
 from alerts import silences as silence_service
 from alerts.schemas import (
@@ -28,6 +28,7 @@ from alerts.schemas import (
     SilenceRead,
 )
 from db import geojson_out
+from accounts.api import SESSION_COOKIE, ActingDep, OperatorDep, require_origin, session_cookie
 from db.api import SessionDep
 from db.errors import InvalidInput
 from db.openapi import error_responses
@@ -35,17 +36,9 @@ from geo import service as zone_service
 
 router = APIRouter(prefix="/v1", tags=["control room"])
 
-SESSION_COOKIE = "tocsin_session"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 AlertId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Alert id")]
 SilenceId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Silence id")]
-# Two OpenAPI security schemes, either one authenticates an operator route.
-_bearer = HTTPBearer(auto_error=False, scheme_name="operatorToken",
-                     description="Operator token: an operator's bearer token from `tocsin operators add`.")
-_cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, scheme_name="operatorSession",
-                       description="Session cookie set by POST /v1/session (HttpOnly, SameSite=Strict); "
-                                   "writes with it must send an allowed Origin.")
 _401 = ("Missing, invalid or disabled operator token, or a session that expired (idle or too old), was revoked "
         "or is unknown; the message says which")
 _403_ORIGIN = ("A request with the session cookie came from an Origin (or Referer) that is not allowed, or sent "
@@ -66,47 +59,6 @@ _WRITE_RESPONSES = {**_AUTH_RESPONSES, **_error(403, _403_ROLE_OR_ORIGIN, "opera
                                                                          "this needs role 'operator' or above")}
 _ORIGIN_RESPONSE = _error(403, _403_ORIGIN, "allowed origins: https://tocsin.example.org; Origin "
                                             "'https://evil.example.org' is not one (TOCSIN_ALLOWED_ORIGINS adds more)")
-
-
-def allowed_origins(request: Request) -> tuple[str, ...]:
-    settings = request.app.state.settings
-    return sessions.allowed_origins(settings.public_base_url, settings.allowed_origins)
-
-
-def require_origin(request: Request) -> None:
-    """Forbidden unless the request's Origin (else Referer) is the public base URL's or allow-listed."""
-    sessions.check_origin(origin=request.headers.get("origin"), referer=request.headers.get("referer"),
-                          allowed=allowed_origins(request))
-
-
-def current_operator(
-    request: Request,
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    session_id: Annotated[str | None, Depends(_cookie)],
-) -> operators.Identity:
-    """The calling operator: a bearer token wins over the session cookie; a cookie write needs an allowed
-    Origin (checked before the session, so a forged request learns nothing about it)."""
-    if credentials is not None:
-        return operators.authenticate(session, token=credentials.credentials)
-    if session_id and request.method not in SAFE_METHODS:
-        require_origin(request)
-    settings = request.app.state.settings
-    identity, _, touched = operators.authenticate_session(session, sid=session_id, now=_now(),
-                                                          idle_s=settings.session_idle_s)
-    if touched:
-        session.commit()  # last_seen_at, at most once a minute per session
-    return identity
-
-
-OperatorDep = Annotated[operators.Identity, Depends(current_operator)]
-
-
-async def _acting_operator(identity: OperatorDep) -> operators.Identity:  # no I/O: no thread hop
-    return operators.require_role(identity, "operator")
-
-
-ActingDep = Annotated[operators.Identity, Depends(_acting_operator)]
 
 
 def _now() -> datetime:
@@ -166,7 +118,7 @@ async def _token_from_body(request: Request) -> str:
                         422: {"description": "No token in the JSON or form body"}})
 def sign_in(request: Request, response: Response, session: SessionDep,
             token: Annotated[str, Depends(_token_from_body)],
-            old_session_id: Annotated[str | None, Depends(_cookie)]) -> OperatorRead:
+            old_session_id: Annotated[str | None, Depends(session_cookie)]) -> OperatorRead:
     """Sign in with an operator token (JSON `{"token": ...}` or a form field): starts a server-side
     session and sets its id in an HttpOnly cookie. Needs an allowed Origin (or Referer)."""
     settings = request.app.state.settings
@@ -193,7 +145,7 @@ def whoami(identity: OperatorDep) -> OperatorRead:
 @router.delete("/session", status_code=status.HTTP_204_NO_CONTENT, tags=["operator sessions"],
                responses=_ORIGIN_RESPONSE)
 def sign_out(request: Request, session: SessionDep,
-             session_id: Annotated[str | None, Depends(_cookie)]) -> Response:
+             session_id: Annotated[str | None, Depends(session_cookie)]) -> Response:
     """End the browser's session on the server and clear its cookie (204 even when it had already ended)."""
     if session_id:
         require_origin(request)  # else any page could sign the control room out

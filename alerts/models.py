@@ -134,37 +134,6 @@ class OutboxEvent(Base):
     txid: Mapped[int] = mapped_column(BigInteger, server_default=text("txid_current()"))
 
 
-class Operator(Base):
-    """A control-room account (migration 0005); the bearer token is stored only as its SHA-256."""
-
-    __tablename__ = "operators"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
-    role: Mapped[str] = mapped_column(String(16))  # viewer | operator | admin
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    disabled_at: Mapped[datetime | None]
-
-
-class OperatorSession(Base):
-    """A signed-in browser (migration 0013; alerts.sessions): the cookie holds a random id, stored only
-    as its SHA-256. Ends when idle too long, at expires_at, or when revoked (sign-out, account change)."""
-
-    __tablename__ = "operator_sessions"
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"), index=True)
-    id_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[datetime]
-    last_seen_at: Mapped[datetime]
-    expires_at: Mapped[datetime]
-    revoked_at: Mapped[datetime | None]
-    revoked_reason: Mapped[str | None] = mapped_column(String(64))
-    user_agent: Mapped[str | None] = mapped_column(String(256))
-    ip: Mapped[str | None] = mapped_column(String(64))
-
-
 class AlertNotification(Base):
     """One notification decided for an alert (the notify log); written with its outbox event."""
 

@@ -13,7 +13,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts import baselines, outbox, sessions
+from alerts import baselines, outbox
+from accounts import sessions
 from alerts import service as alert_service
 from alerts.evaluate import (
     escalation_ticks_due, incident_hysteresis, incident_severity, severity_rank,

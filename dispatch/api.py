@@ -3,11 +3,11 @@
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 from sqlalchemy import text
 
-from alerts import operators
-from alerts.api import ActingDep, AlertId, OperatorDep
+from alerts.api import AlertId
+from accounts.api import ActingDep, AdminDep
 from db.api import SessionDep
 from db.errors import Conflict, NotFound
 from db.input_guard import INT4_MAX, INT8_MAX
@@ -26,12 +26,6 @@ _AUTH = {401: {"description": "Missing, invalid or disabled operator token, or a
                              "session"},
          403: {"description": "Not an admin, or a request with the session cookie from a foreign Origin"}}
 
-
-async def current_admin(identity: OperatorDep) -> operators.Identity:  # the control room's own auth, no I/O here
-    return operators.require_role(identity, "admin")
-
-
-AdminDep = Annotated[operators.Identity, Depends(current_admin)]
 
 
 def _read(session: SessionDep, responder: Responder) -> ResponderRead:

@@ -1,10 +1,6 @@
 """Intake errors."""
 
-from db.errors import Conflict, DomainError, InvalidInput, NotFound, Unauthorized
-
-
-class BadApiKey(Unauthorized):
-    """Missing, unknown or revoked API key."""
+from db.errors import Conflict, DomainError, InvalidInput, NotFound
 
 
 class UnknownReport(NotFound):
@@ -33,7 +29,3 @@ class UnknownLocation(InvalidInput):
 
 class PreconditionFailed(DomainError):
     """If-Match named a version that is no longer current (optimistic concurrency)."""
-
-
-class RateLimited(DomainError):
-    """The key sent more requests than its per-minute allowance; details carry retry_after_s."""

@@ -48,32 +48,6 @@ class ObservationZone(Base):
     weight: Mapped[float]
 
 
-class Utility(Base):
-    __tablename__ = "utilities"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(128), unique=True)
-    territory: Mapped[Any | None] = mapped_column(
-        Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=True
-    )
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-
-
-class ApiKey(Base):
-    """A hashed bearer key; the clear key is shown once, at creation."""
-
-    __tablename__ = "api_keys"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    utility_id: Mapped[int | None] = mapped_column(ForeignKey("utilities.id", ondelete="CASCADE"))
-    role: Mapped[str] = mapped_column(String(16))  # utility | partner
-    prefix: Mapped[str] = mapped_column(String(16))
-    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    label: Mapped[str] = mapped_column(default="")
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    revoked_at: Mapped[datetime | None]
-
-
 class UtilityReport(Base):
     __tablename__ = "utility_reports"
     __table_args__ = (UniqueConstraint("utility_id", "external_id", name="uq_utility_reports_utility_external"),)

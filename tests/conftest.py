@@ -277,7 +277,7 @@ def districts(session_factory):
 def utility_key(session_factory):
     """An API key for a utility named `Test Power`."""
     from db.session import transaction
-    from ingest import keys
+    from accounts import keys
 
     with transaction(session_factory) as session:
         utility = keys.add_utility(session, name="Test Power")

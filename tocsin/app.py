@@ -31,6 +31,7 @@ from geo.errors import InvalidGeometry, ZoneFileError
 from dispatch import api as dispatch_api
 from dispatch import metrics_api, twilio_api
 from ingest.reports import api as ingest_api
+from accounts import errors as account_errors
 from ingest import errors as ingest_errors
 from ingest.reports import open311_api
 from ingest.posts import api as posts_api, warmup
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 # Domain errors -> HTTP status, in one place. Order matters: first match wins.
 ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (ingest_errors.PreconditionFailed, 412),
-    (ingest_errors.RateLimited, 429),
+    (account_errors.RateLimited, 429),
     (InvalidGeometry, 422),
     (errors.Unauthorized, 401),
     (errors.Forbidden, 403),

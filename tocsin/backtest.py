@@ -28,7 +28,7 @@ from alerts.observe import SLICE_S
 from alerts.rules import Rule
 from geo.gazetteer import GazetteerIndex
 from db.errors import DomainError
-from ingest import keys
+from accounts import keys
 from ingest.posts import pipeline, parse as posts
 from ingest.reports import service as reports
 from ingest.posts.classify import Lexicon

@@ -29,7 +29,7 @@ def utilities_add(
 ) -> None:
     """Register a utility and print its first API key (shown once)."""
     from db.session import transaction
-    from ingest import keys
+    from accounts import keys
 
     territory_wkt = None
     if territory is not None:
@@ -56,7 +56,7 @@ def utilities_add(
 def utilities_key(name: str, label: str = "") -> None:
     """Issue an additional API key for an existing utility (shown once)."""
     from db.session import transaction
-    from ingest import keys
+    from accounts import keys
 
     with transaction(common.sessionmaker(common.settings())) as session:
         utility = keys.get_utility(session, name=name)
@@ -71,7 +71,7 @@ def utilities_key(name: str, label: str = "") -> None:
 def keys_list(name: str) -> None:
     """List a utility's keys by id and prefix (the keys themselves are never stored)."""
     from db.session import transaction
-    from ingest import keys
+    from accounts import keys
 
     with transaction(common.sessionmaker(common.settings())) as session:
         utility = keys.get_utility(session, name=name)
@@ -95,7 +95,7 @@ def keys_revoke(key_id: int) -> None:
 
     from db.errors import NotFound
     from db.session import transaction
-    from ingest import keys
+    from accounts import keys
 
     try:
         with transaction(common.sessionmaker(common.settings())) as session:
@@ -112,7 +112,7 @@ def keys_rotate(key_id: int) -> None:
 
     from db.errors import NotFound
     from db.session import transaction
-    from ingest import keys
+    from accounts import keys
 
     try:
         with transaction(common.sessionmaker(common.settings())) as session:
@@ -130,7 +130,7 @@ def operators_add(
     """Create an operator account and print its token (shown once)."""
     from datetime import UTC, datetime
 
-    from alerts import operators
+    from accounts import operators
     from db.errors import DomainError
     from db.session import transaction
 
@@ -145,7 +145,7 @@ def operators_add(
 @operators_app.command("list")
 def operators_list() -> None:
     """List operator accounts (never their tokens)."""
-    from alerts import operators
+    from accounts import operators
     from db.session import transaction
 
     with transaction(common.sessionmaker(common.settings())) as session:
@@ -159,7 +159,7 @@ def operators_token(name: str) -> None:
     """Issue a new token for an operator (shown once); the old token and the operator's sessions stop working."""
     from datetime import UTC, datetime
 
-    from alerts import operators
+    from accounts import operators
     from db.errors import DomainError
     from db.session import transaction
 
@@ -176,7 +176,7 @@ def operators_role(name: str, role: str) -> None:
     """Change an operator's role (viewer, operator or admin); their signed-in sessions end."""
     from datetime import UTC, datetime
 
-    from alerts import operators
+    from accounts import operators
     from db.errors import DomainError
     from db.session import transaction
 
@@ -193,7 +193,7 @@ def operators_disable(name: str) -> None:
     """Disable an operator account; its token and sessions stop working at once (open live maps close)."""
     from datetime import UTC, datetime
 
-    from alerts import operators
+    from accounts import operators
     from db.errors import DomainError
     from db.session import transaction
 

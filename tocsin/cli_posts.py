@@ -147,8 +147,8 @@ def partners_add(name: str) -> None:
     from sqlalchemy import select
 
     from db.session import transaction
-    from ingest import keys
-    from ingest.models import ApiKey
+    from accounts import keys
+    from accounts.models import ApiKey
 
     with transaction(common.sessionmaker(common.settings())) as session:
         taken = session.scalar(select(ApiKey.id).where(ApiKey.role == "partner", ApiKey.label == name,

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from alerts.api import ActingDep, OperatorDep
+from accounts.api import ActingDep, OperatorDep
 from db.api import SessionDep
 from db.input_guard import INT8_MAX
 from db.openapi import error_responses

@@ -28,8 +28,8 @@ from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from alerts import operators, sessions
-from alerts.api import SESSION_COOKIE
+from accounts import operators, sessions
+from accounts.api import SESSION_COOKIE
 from db.errors import Forbidden, Unauthorized
 from db.tokens import hash_token
 from tocsin import live_feed

@@ -2,6 +2,7 @@
 
 
 def load() -> None:
+    import accounts.models  # noqa: F401
     import alerts.models  # noqa: F401
     import dispatch.models  # noqa: F401
     import geo.models  # noqa: F401

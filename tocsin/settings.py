@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     # as it starts (ingest.posts.warmup); a deployment that takes no public posts can skip the CPU it costs.
     warm_post_caches: bool = True
     public_base_url: str = "http://127.0.0.1:8000"
-    # Operator sessions (alerts.sessions). Idle: an hour without a request or an open live map ends a
+    # Operator sessions (accounts.sessions). Idle: an hour without a request or an open live map ends a
     # session (an open map counts as use, so a wall screen stays signed in); absolute: one 12 h shift,
     # whatever the activity. Browsers' cookie-authenticated writes and the websocket must come from
     # public_base_url's origin or one of allowed_origins (a JSON list, e.g. ["https://ops.example.org"]).

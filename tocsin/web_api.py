@@ -10,7 +10,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from alerts.api import OperatorDep
+from accounts.api import OperatorDep
 from db.api import SessionDep
 from db.errors import InvalidInput
 from db.input_guard import INT8_MAX, SafeStr

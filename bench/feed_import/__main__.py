@@ -33,7 +33,7 @@ def main() -> int:
     from alerts.rules import load_rules
     from bench.db import bench_database
     from db.session import make_engine, make_sessionmaker, transaction
-    from ingest import keys
+    from accounts import keys
     from ingest.reports import feed_import, service as reports
     from ingest.reports.feeds import parse_feed
     from tocsin import models_registry

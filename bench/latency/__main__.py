@@ -65,7 +65,7 @@ def _setup(url: str) -> str:
     from db.session import make_engine, make_sessionmaker, transaction
     from geo import service as zone_service
     from geo.zones import ZoneRecord
-    from ingest import keys
+    from accounts import keys
     from tocsin import models_registry
 
     migrate.upgrade(url)

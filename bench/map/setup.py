@@ -21,7 +21,7 @@ def load(factory, *, now: datetime) -> str:
     """NTAs (once), then a fresh set of observations and alerts; returns an admin operator token."""
     from sqlalchemy import text
 
-    from alerts import operators
+    from accounts import operators
     from db.session import transaction
     from geo import service as zone_service
     from geo.demo import DEMO_LAYERS, demo_layer_path
@@ -62,7 +62,7 @@ def load(factory, *, now: datetime) -> str:
 
 def utility_key(factory) -> str:
     from db.session import transaction
-    from ingest import keys
+    from accounts import keys
 
     with transaction(factory) as session:
         utility = keys.add_utility(session, name="Bench Power")

@@ -38,7 +38,7 @@ def _setup(url: str) -> str:
     from geo import service as zone_service
     from geo.demo import DEMO_LAYERS, demo_layer_path
     from geo.zones import read_zone_file
-    from ingest import keys
+    from accounts import keys
     from tocsin import models_registry
 
     migrate.upgrade(url)

@@ -5,14 +5,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from accounts.api import current_partner
 from db.api import SessionDep
-from db.errors import Forbidden, InvalidInput
+from db.errors import InvalidInput
 from db.openapi import error_responses
 from geo import gazetteer_store
-from ingest.reports import api as ingest_api
-from ingest import keys
+from accounts import keys
 from ingest.posts import pipeline, parse as posts
 from ingest.posts.classify import Lexicon, load_lexicon
 
@@ -20,21 +19,6 @@ BATCH_PATH = "/v1/posts:batch"
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"})
 router = APIRouter(prefix="/v1", tags=["posts"])
 _lexicon_lock = threading.Lock()
-# Its own scheme in OpenAPI: the same Authorization header as utilities, but a different kind of key.
-_bearer = HTTPBearer(auto_error=False, scheme_name="partnerKey",
-                     description="A partner API key from `tocsin partners add`.")
-
-
-def _caller(session: SessionDep,
-            credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> keys.Caller:
-    return keys.authenticate(session, key=credentials.credentials if credentials else None)
-
-
-async def current_partner(request: Request, caller: Annotated[keys.Caller, Depends(_caller)]) -> keys.Caller:
-    if caller.role != "partner":
-        raise Forbidden(f"this endpoint needs a partner API key, not a {caller.role} key "
-                        "(create one with `tocsin partners add NAME`)")
-    return ingest_api.within_rate_limit(request, caller)
 
 
 async def _raw_body(request: Request) -> bytes:

@@ -4,33 +4,29 @@ import asyncio
 import functools
 import json
 import re
-import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Body, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, Field, ValidationError
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
 from db import geojson_out
+from accounts.api import ReleasedUtilityDep, UtilityDep
 from db.api import SessionDep
-from db.errors import DomainError, Forbidden
+from db.errors import DomainError
 from geo.geojson import parse_bbox
 from geo.matching import ZoneMatch
-from ingest import keys
+from accounts import keys
 from ingest.reports import queries as report_queries, updates as report_updates, service as reports
-from ingest.errors import RateLimited
 from ingest.reports.schemas import (
     POINT_EXAMPLE, BatchItemError, BatchItemResult, BatchResult, Category, FeatureCollectionIn, HistoryEntry,
     Problem, ReportCreate, ReportDetail, ReportPage, ReportRead, ReportUpdate, Status, ZoneRef,
 )
 
-utility_bearer = HTTPBearer(auto_error=False, scheme_name="utilityKey",
-                     description="A utility API key from `tocsin utilities add`.")
 _TOKEN = r"^[\x21-\x7e]{1,200}$"  # visible ASCII: safe to store and echo
 _ETAG_HEADER = {"ETag": {"description": 'The report version as a weak tag, e.g. W/"3"; send it as If-Match.',
                          "schema": {"type": "string"}}}
@@ -69,49 +65,6 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 router = APIRouter(prefix="/v1", tags=["utility reports"], responses=_errors(503))
 
 
-def current_caller(
-    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(utility_bearer)]
-) -> keys.Caller:
-    return keys.authenticate(session, key=credentials.credentials if credentials else None)
-
-
-async def current_utility(request: Request, caller: Annotated[keys.Caller, Depends(current_caller)]) -> keys.Caller:
-    # Async: no I/O here, and a sync dependency costs a thread-pool hop on every request.
-    return _utility(request, caller)
-
-
-def _utility(request: Request, caller: keys.Caller) -> keys.Caller:
-    if caller.role != "utility":
-        raise Forbidden("this endpoint needs a utility API key")
-    return within_rate_limit(request, caller)
-
-
-def within_rate_limit(request: Request, caller: keys.Caller) -> keys.Caller:
-    """Spend one of the key's tokens, or refuse with 429 and Retry-After."""
-    limiter = request.app.state.rate_limiter
-    wait_s = limiter.take(caller.key_id, now_s=time.monotonic())
-    if wait_s is not None:
-        raise RateLimited(f"rate limit of {limiter.per_min} requests per minute exceeded for this key; "
-                          f"retry after {wait_s} s", retry_after_s=wait_s)
-    return caller
-
-
-UtilityDep = Annotated[keys.Caller, Depends(current_utility)]
-
-
-def released_caller(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(utility_bearer)]
-) -> keys.Caller:
-    """The caller, looked up outside any transaction: a report waiting for its group commit
-    (ingest.reports.writer) holds no database connection."""
-    return keys.authenticate_outside(request.app.state.engine, key=credentials.credentials if credentials else None)
-
-
-async def released_utility(request: Request, caller: Annotated[keys.Caller, Depends(released_caller)]) -> keys.Caller:
-    return _utility(request, caller)
-
-
-ReleasedUtilityDep = Annotated[keys.Caller, Depends(released_utility)]
 ReportId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The report id from POST /v1/reports",
                                 examples=[7])]
 

@@ -22,8 +22,9 @@ from db import locks
 from db.errors import Conflict, DomainError, NotFound
 from ingest.reports import updates as report_updates, service as reports
 from ingest.reports.feeds import FeedItem, ParsedFeed, Rejection
-from ingest.keys import Caller
-from ingest.models import FeedImport, Utility, UtilityReport
+from accounts.keys import Caller
+from ingest.models import FeedImport, UtilityReport
+from accounts.models import Utility
 from ingest.reports.schemas import ReportCreate, ReportUpdate
 
 log = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 
 from alerts.rules import Rule
 from db.errors import Forbidden, InvalidInput, NotFound
-from ingest import keys
+from accounts import keys
 from ingest.reports import service as reports
-from ingest.errors import BadApiKey
+from accounts.errors import BadApiKey
 from ingest.reports.schemas import ReportCreate
 
 OPEN_STATUSES = ("reported", "investigating", "restoring")

@@ -22,10 +22,10 @@ from db.api import SessionDep
 from db import input_guard
 from db.errors import DomainError, Forbidden, InvalidInput, NotFound, Unauthorized
 from db.openapi import error_responses
-from ingest import keys
+from accounts import keys
 from ingest.reports import open311
-from ingest.reports.api import utility_bearer
-from ingest.errors import RateLimited
+from accounts.api import utility_bearer
+from accounts.errors import RateLimited
 
 log = logging.getLogger(__name__)
 

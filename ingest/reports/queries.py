@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from db.errors import InvalidInput
 from geo.matching import ZoneMatch
 from ingest.errors import UnknownReport
-from ingest.keys import Caller
+from accounts.keys import Caller
 from ingest.models import UtilityReport, UtilityReportHistory
 from ingest.reports.service import ReportResult, stored_result
 

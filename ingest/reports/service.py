@@ -22,7 +22,7 @@ from db import raw as db_raw
 from geo.geojson import area_km2, check_limits, parse_geometry, repair, within_bbox
 from geo.matching import MATCH_CTE, ZoneMatch
 from ingest.errors import IdempotencyConflict, OutsideJurisdiction, OutsideTerritory, UnknownLocation
-from ingest.keys import Caller
+from accounts.keys import Caller
 from ingest.models import Observation, UtilityReport
 from ingest.reports.schemas import ReportCreate
 

@@ -16,7 +16,7 @@ from geo.geojson import check_limits, parse_geometry, repair
 from geo.matching import match_zones
 from ingest.reports import service as reports
 from ingest.errors import InvalidTransition, PreconditionFailed, UnknownReport
-from ingest.keys import Caller
+from accounts.keys import Caller
 from ingest.models import Observation, UtilityReport, UtilityReportHistory
 from ingest.reports.service import TERMINAL_STATUSES, ReportResult
 from ingest.reports.schemas import ReportUpdate

@@ -63,7 +63,7 @@ def live_server(settings, districts) -> Iterator[LiveServer]:
 @pytest.fixture
 def tokens(session_factory) -> dict[str, str]:
     """An operator token per role."""
-    from alerts import operators
+    from accounts import operators
     from db.session import transaction
 
     out = {}

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.committing]
 
 
 def test_disabling_the_operator_signs_their_open_map_out(page_for, live_server, tokens, session_factory):
-    from alerts import operators
+    from accounts import operators
 
     page = page_for(tokens["operator"])
     assert page.evaluate("window.tocsin.wsState") == "connected"

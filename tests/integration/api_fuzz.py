@@ -55,10 +55,10 @@ class FuzzResult:
 
 def seed_credentials(sessionmaker) -> Credentials:
     """A utility, a partner and an admin operator, and a few responders so generated ids find something."""
-    from alerts import operators
+    from accounts import operators
     from db.session import transaction
     from dispatch import responders
-    from ingest import keys
+    from accounts import keys
 
     now = datetime.now(UTC)
     with transaction(sessionmaker) as session:

@@ -93,7 +93,7 @@ def report_process(database_url: str, rules_doc: dict, plan: list[tuple[str, dat
     own insert statement)."""
     from alerts.rules import parse_rules
     from db.session import make_engine, make_sessionmaker, transaction
-    from ingest import keys
+    from accounts import keys
     from ingest.reports import service as reports
     from ingest.reports.schemas import ReportCreate
     from tocsin import models_registry

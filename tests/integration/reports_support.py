@@ -27,7 +27,7 @@ def square(west: float, south: float, east: float, north: float) -> dict:
 def add_utility(session_factory, name: str, *, territory_wkt: str | None = None) -> str:
     """A utility and one key for it; returns the key."""
     from db.session import transaction
-    from ingest import keys
+    from accounts import keys
 
     with transaction(session_factory) as session:
         utility = keys.add_utility(session, name=name, territory_wkt=territory_wkt)

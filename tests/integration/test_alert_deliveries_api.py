@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
 @pytest.fixture
 def tokens(session_factory):
-    from alerts import operators
+    from accounts import operators
     from db.session import transaction
 
     now = datetime.now(UTC)

@@ -18,7 +18,7 @@ NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 @pytest.fixture
 def admin(session_factory):
-    from alerts import operators
+    from accounts import operators
 
     with transaction(session_factory) as session:
         _, token = operators.add_operator(session, name="root", role="admin", now=NOW)
@@ -27,7 +27,7 @@ def admin(session_factory):
 
 @pytest.fixture
 def partner_key(session_factory):
-    from ingest import keys
+    from accounts import keys
 
     with transaction(session_factory) as session:
         return keys.issue_key(session, role="partner", label="test partner")

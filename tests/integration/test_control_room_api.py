@@ -15,7 +15,7 @@ NS = {"cap": CAP_NS}
 @pytest.fixture
 def tokens(session_factory):
     """One enabled operator per role, plus a disabled one: name -> token."""
-    from alerts import operators
+    from accounts import operators
     from db.session import transaction
 
     now = datetime.now(UTC)
@@ -280,7 +280,7 @@ def test_cap_from_the_endpoint_validates_against_the_oasis_xsd(client, tokens, u
     ("admin", "viewer", True), ("admin", "operator", True), ("admin", "admin", True),
 ])
 def test_role_ladder(role, needed, allowed):
-    from alerts.operators import role_allows
+    from accounts.operators import role_allows
 
     assert role_allows(role, needed) is allowed
 
@@ -351,7 +351,7 @@ def test_cap_polygons_are_simplified_to_the_point_limit(session_factory):
 def test_cli_operators_add_list_disable(database_url, session_factory):
     from typer.testing import CliRunner
 
-    from alerts import operators
+    from accounts import operators
     from tocsin.cli import app
 
     runner = CliRunner()

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from alerts import operators
+from accounts import operators
 from db.errors import InvalidInput
 from db.session import transaction
 from dispatch import responders as responder_service

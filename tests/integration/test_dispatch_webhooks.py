@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import text
 
-from alerts import operators
+from accounts import operators
 from db.session import transaction
 from dispatch import responders as responder_service
 from dispatch.schemas import CoverageSpec

@@ -16,7 +16,7 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 
 @pytest.fixture
 def tokens(session_factory):
-    from alerts import operators
+    from accounts import operators
     from db.session import transaction
 
     now = datetime.now(UTC)
@@ -31,7 +31,7 @@ def tokens(session_factory):
 def partner_key(session_factory):
     from db.session import transaction
     from geo import gazetteer_store
-    from ingest import keys
+    from accounts import keys
 
     with transaction(session_factory) as session:
         gazetteer_store.save_entries(session, entries=entries())

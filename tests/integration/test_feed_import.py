@@ -26,7 +26,7 @@ def run(session_factory, settings):
     """Import a fixture snapshot for a utility in one transaction, as the CLI does; returns the result."""
     from alerts.rules import load_rules
     from db.session import transaction
-    from ingest import keys
+    from accounts import keys
     from ingest.reports import feed_import
 
     rules = load_rules(settings.rules_file)
@@ -43,7 +43,8 @@ def run(session_factory, settings):
 
 
 def stored(session_factory, utility="PG&E"):
-    from ingest.models import Utility, UtilityReport
+    from ingest.models import UtilityReport
+    from accounts.models import Utility
 
     with session_factory() as session:
         rows = session.scalars(select(UtilityReport).join(Utility, Utility.id == UtilityReport.utility_id)
@@ -171,7 +172,7 @@ def test_cli_import_feed_prints_counts_and_rejections(session_factory, database_
     from typer.testing import CliRunner
 
     from db.session import transaction
-    from ingest import keys
+    from accounts import keys
     from tocsin.cli import app
 
     with transaction(session_factory) as session:
@@ -208,7 +209,7 @@ def test_cli_errors_name_the_problem(session_factory, database_url, settings, ar
     from typer.testing import CliRunner
 
     from db.session import transaction
-    from ingest import keys
+    from accounts import keys
     from tocsin.cli import app
 
     with transaction(session_factory) as session:

@@ -4,7 +4,7 @@ for GIS clients, on the hand-drawn districts."""
 import pytest
 from reports_support import auth, report, square
 
-from alerts import operators
+from accounts import operators
 from db.session import transaction
 from tests.integration.dispatch_support import T0
 

@@ -14,7 +14,7 @@ from alerts import service as alert_service
 from alerts import sweeper
 from alerts.rules import Rule, load_rules, parse_rules
 from db.session import transaction
-from ingest import keys
+from accounts import keys
 from ingest.reports import service as reports
 from ingest.reports.schemas import ReportCreate
 from tests.integration.engine_helpers import INSIDE, events, feed, zone_matches
@@ -230,7 +230,7 @@ def test_a_report_then_posts_stay_one_alert_until_no_rule_holds_it(session_facto
 @pytest.mark.committing
 def test_the_api_lists_the_rules_of_each_alert(client, session_factory, utility_key):
     """GET /v1/alerts and GET /v1/alerts/{id} carry `rules` (tests/data/rules.yaml: gas_leak_report)."""
-    from alerts import operators
+    from accounts import operators
 
     with transaction(session_factory) as s:
         _, token = operators.add_operator(s, name="vera", role="viewer", now=datetime.now(UTC))

@@ -17,7 +17,7 @@ def report(lon: float, lat: float, *, external_id: str, category: str = "gas_lea
 @pytest.fixture
 def tokens(session_factory):
     """An operator token per role."""
-    from alerts import operators
+    from accounts import operators
     from db.session import transaction
 
     out = {}

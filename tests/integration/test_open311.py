@@ -217,7 +217,7 @@ def test_json_body_must_be_an_object(client, utility_key):
 @pytest.mark.committing
 def test_unknown_request_and_other_utilities_requests_are_404(client, utility_key, session_factory):
     from db.session import transaction
-    from ingest import keys
+    from accounts import keys
 
     r = post(client, utility_key, service_code="gas_leak", service_request_id="MINE-1", **IN_A)
     assert r.status_code == 201

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.committing]
 def partner_key(session_factory):
     from db.session import transaction
     from geo import gazetteer_store
-    from ingest import keys
+    from accounts import keys
 
     with transaction(session_factory) as session:
         gazetteer_store.save_entries(session, entries=entries())

@@ -166,7 +166,7 @@ def test_partners_add_issues_a_partner_key_once(cli, session_factory):
     assert r.exit_code == 0, r.output
     key = r.output.strip().splitlines()[-1]
     with session_factory() as s:
-        from ingest import keys
+        from accounts import keys
 
         caller = keys.authenticate(s, key=key)
     assert caller.role == "partner" and caller.utility_id is None

@@ -31,7 +31,7 @@ def test_a_bulk_zone_load_leaves_the_planner_statistics(session_factory):
 @pytest.mark.committing  # an engine of its own, as the API has
 def test_the_report_insert_runs_on_a_generic_plan(session_factory, districts, utility_key, database_url):
     from db.session import make_engine, make_sessionmaker
-    from ingest import keys
+    from accounts import keys
     from ingest.reports import service as reports
     from ingest.reports.schemas import ReportCreate
 

@@ -40,7 +40,7 @@ def writer(session_factory, districts):
 
 @pytest.fixture
 def caller(session_factory, utility_key):
-    from ingest import keys
+    from accounts import keys
 
     with session_factory() as session:
         return keys.authenticate(session, key=utility_key)

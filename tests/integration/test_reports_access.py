@@ -49,7 +49,7 @@ def test_revoked_key_is_401_and_rotated_key_works(client, utility_key, session_f
     from datetime import UTC, datetime
 
     from db.session import transaction
-    from ingest import keys
+    from accounts import keys
 
     with transaction(session_factory) as session:
         caller = keys.authenticate(session, key=utility_key)

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.committing]
 def _submit(session_factory, key, body, idempotency_key, out, *, hold: threading.Event | None = None):
     """create_report in its own session; with `hold`, wait for it before committing."""
     from alerts.rules import load_rules
-    from ingest import keys
+    from accounts import keys
     from ingest.reports import service as reports
     from ingest.reports.schemas import ReportCreate
 

@@ -25,7 +25,7 @@ def cli(database_url, session_factory, monkeypatch):
 
 def test_keys_lifecycle(cli, session_factory):
     from db.session import transaction
-    from ingest import keys
+    from accounts import keys
 
     code, out = cli("utilities", "add", "Keyed Water")
     assert code == 0, out

@@ -20,7 +20,7 @@ FOREIGN = ["http://tocsin.test:8080", "http://evil.tocsin.test", "https://tocsin
 
 @pytest.fixture
 def tokens(session_factory):
-    from alerts import operators
+    from accounts import operators
     from db.session import transaction
 
     out = {}
@@ -67,8 +67,8 @@ def closed_within(ws, seconds: float = 15.0) -> WebSocketDisconnect:
 # --- the service, with a chosen `now` ---
 
 def test_idle_and_absolute_expiry_and_throttled_touch(session_factory, tokens):
-    from alerts import sessions
-    from alerts.models import OperatorSession
+    from accounts import sessions
+    from accounts.models import OperatorSession
     from db.errors import Unauthorized
     from db.tokens import hash_token
 
@@ -108,7 +108,8 @@ def test_idle_and_absolute_expiry_and_throttled_touch(session_factory, tokens):
 
 def test_the_sweeper_purges_sessions_ended_longer_ago_than_kept(session_factory, tokens):
     """Ended sessions stay 30 days as a sign-in record, then the sweeper's pass deletes them; live ones stay."""
-    from alerts import sessions, sweeper
+    from alerts import sweeper
+    from accounts import sessions
 
     t0 = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)
     now = t0 + sessions.KEEP_ENDED + timedelta(days=1)
@@ -133,7 +134,7 @@ def test_the_sweeper_purges_sessions_ended_longer_ago_than_kept(session_factory,
     (lambda s, ops, now: ops.reissue_token(s, name="olive", now=now), "token reissued"),
 ])
 def test_account_changes_revoke_every_session_of_that_operator_only(session_factory, tokens, change, reason):
-    from alerts import operators, sessions
+    from accounts import operators, sessions
     from db.errors import Unauthorized
 
     now = datetime.now(UTC)
@@ -151,7 +152,7 @@ def test_account_changes_revoke_every_session_of_that_operator_only(session_fact
 
 
 def test_a_role_change_to_the_same_role_revokes_nothing(session_factory, tokens):
-    from alerts import operators, sessions
+    from accounts import operators, sessions
 
     now = datetime.now(UTC)
     with session_factory.begin() as s:
@@ -173,7 +174,7 @@ def test_a_role_change_to_the_same_role_revokes_nothing(session_factory, tokens)
     ("http://evil.example", "http://tocsin.test/", False),  # Origin wins over Referer
 ])
 def test_check_origin(origin, referer, ok):
-    from alerts import sessions
+    from accounts import sessions
     from db.errors import Forbidden
 
     allowed = sessions.allowed_origins("http://tocsin.test/some/path", [])
@@ -394,7 +395,7 @@ def test_open_live_socket_closes_after_sign_out(client, tokens):
 @pytest.mark.parametrize("auth", ["cookie", "bearer"])
 @pytest.mark.committing
 def test_open_live_socket_closes_after_disable(client, tokens, session_factory, auth):
-    from alerts import operators
+    from accounts import operators
 
     if auth == "cookie":
         sign_in(client, tokens["olive"])

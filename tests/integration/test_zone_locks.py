@@ -51,7 +51,7 @@ def submission(caller, external_id: str, category: str):
 ])
 def test_a_reports_insert_takes_the_locks_of_the_layers_its_rules_count(session_factory, districts, utility_key,
                                                                          category, lock, held):
-    from ingest import keys
+    from accounts import keys
     from ingest.reports import service as reports
 
     with session_factory() as s:
@@ -64,7 +64,7 @@ def test_a_reports_insert_takes_the_locks_of_the_layers_its_rules_count(session_
 
 def test_lock_takes_the_zones_a_batch_feeds(session_factory, districts, utility_key):
     from alerts import signals as alert_signals
-    from ingest import keys
+    from accounts import keys
     from ingest.reports import batch as report_batch
 
     with session_factory() as s:

@@ -1,7 +1,7 @@
 """The import rules of DESIGN.md, read from the source (AST), lazy imports inside functions included:
 
-- packages import downwards only: db at the bottom, then geo, then alerts, then ingest and dispatch, with
-  tocsin (the wiring: app, CLI, worker) and bench on top;
+- packages import downwards only: db at the bottom, then accounts (who calls) and geo, then alerts, then
+  ingest and dispatch, with tocsin (the wiring: app, CLI, worker) and bench on top;
 - no module imports another that imports it back, directly or round a longer loop;
 - HTTP types (fastapi, starlette) only in api modules (`api.py`, `*_api.py`) and in the wiring.
 """
@@ -10,15 +10,16 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGES = ("db", "geo", "alerts", "ingest", "dispatch", "tocsin")
+PACKAGES = ("db", "accounts", "geo", "alerts", "ingest", "dispatch", "tocsin")
 # What each package may import from the others.
 ALLOWED = {
     "db": set(),
+    "accounts": {"db"},
     "geo": {"db"},
-    "alerts": {"db", "geo"},
-    "ingest": {"db", "geo", "alerts"},
-    "dispatch": {"db", "alerts"},
-    "tocsin": {"db", "geo", "alerts", "ingest", "dispatch"},
+    "alerts": {"db", "accounts", "geo"},
+    "ingest": {"db", "accounts", "geo", "alerts"},
+    "dispatch": {"db", "accounts", "alerts"},
+    "tocsin": {"db", "accounts", "geo", "alerts", "ingest", "dispatch"},
 }
 HTTP = ("fastapi", "starlette")
 

@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts import sessions
-from alerts.models import Operator
+from accounts import sessions
+from accounts.models import Operator
 from db.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from db.tokens import hash_token, new_token
 

@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 
 from db import raw
 from db.errors import Conflict, NotFound
-from ingest.errors import BadApiKey
-from ingest.models import ApiKey, Utility
+from accounts.errors import BadApiKey
+from accounts.models import ApiKey, Utility
 
 KEY_PREFIX = "tk_"
 

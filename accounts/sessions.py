@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from alerts.models import Operator, OperatorSession
+from accounts.models import Operator, OperatorSession
 from db.errors import Forbidden, Unauthorized
 from db.tokens import hash_token
 
