@@ -32,7 +32,7 @@ from accounts.api import SESSION_COOKIE, ActingDep, OperatorDep, require_origin,
 from db.api import SessionDep
 from db.errors import InvalidInput
 from db.openapi import error_responses
-from geo import service as zone_service
+from geo import zone_store as zone_service
 
 router = APIRouter(prefix="/v1", tags=["control room"])
 
@@ -66,7 +66,7 @@ def _now() -> datetime:
 
 
 def _plain(obj: Any) -> dict[str, Any]:
-    """A dict from a service result: a dict, a dataclass (views.AlertDetail and its items) or an ORM row."""
+    """A dict from a service result: a dict, a dataclass (queries.AlertDetail and its items) or an ORM row."""
     if isinstance(obj, dict):
         return dict(obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -83,7 +83,7 @@ def _alert_read(item: dict[str, Any]) -> AlertRead:
 
 
 def _detail_read(detail: Any) -> AlertDetailRead:
-    """views.AlertDetail (an ORM alert beside its zone, evidence, history ...) flattened into one body."""
+    """queries.AlertDetail (an ORM alert beside its zone, evidence, history ...) flattened into one body."""
     data = _plain(detail)
     flat = {**_plain(data.pop("alert")), **data}
     for key in ("evidence", "history", "notifications"):

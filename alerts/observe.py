@@ -35,7 +35,7 @@ from alerts.notify import AlertView, Decision, Sent, SilenceView, decide
 from alerts.rules import Rule
 from alerts.signals import SignalIn, feeds, record_and_lock
 from db import raw
-from geo.matching import ZoneMatch
+from geo.match_postgis import ZoneMatch
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from alerts.observe import AlertChange, evaluate, observe_many  # noqa: F401  (t
 from alerts.rules import Rule
 from alerts.signals import SignalIn  # noqa: F401  (the service's interface)
 from alerts.silences import active_silences, create_silence, expire_silence, list_silences  # noqa: F401
-from alerts.views import AlertDetail, alert_view, get_alert, list_alerts, zone_ref  # noqa: F401
+from alerts.queries import AlertDetail, alert_view, get_alert, list_alerts, zone_ref  # noqa: F401
 from db import raw
 
 log = logging.getLogger(__name__)

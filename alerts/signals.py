@@ -30,7 +30,7 @@ from alerts.evaluate import conditions_hold
 from alerts.rules import Rule
 from db import raw
 from db.plans import GENERIC_PLANS
-from geo.matching import ZoneMatch
+from geo.match_postgis import ZoneMatch
 
 ZONE_LOCK = 7_100_5  # advisory lock class: rule evaluation in one zone (the object is the zone id)
 

@@ -25,7 +25,7 @@ from alerts.models import Alert
 from alerts.notify import is_silenced
 from alerts.rules import Rule
 from alerts.silences import active_silences
-from alerts.views import zone_refs
+from alerts.queries import zone_refs
 from db.outage import Outage, is_transient
 
 log = logging.getLogger(__name__)

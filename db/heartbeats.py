@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
-WORKER_ROLES = ("relay", "sms", "sweeper")
+WORKER_ROLES = ("relay", "sms", "sweeper", "purge")
 BEAT_EVERY_S = 5.0  # well under any sensible stall threshold, and one small statement per role per beat
 PRUNE_AFTER = timedelta(days=7)  # rows of processes long gone
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Response
 from db.api import SessionDep
 from db.input_guard import SafeStr
 from db.openapi import error_responses
-from geo import service as zone_service
+from geo import zone_store as zone_service
 
 router = APIRouter(prefix="/v1", tags=["zones"], responses=error_responses(503))
 

@@ -189,6 +189,9 @@ def settings(database_url, mqtt_url, topic_prefix):
         database_url=database_url, mqtt_url=mqtt_url, mqtt_topic_prefix=topic_prefix,
         mqtt_client_id=f"tocsin-test-{uuid.uuid4().hex[:8]}", rules_file=TEST_RULES,
         public_base_url="http://tocsin.test", relay_poll_s=0.5,
+        # No retention purge in the tests' workers: fixed-date test rows would age past the periods and go
+        # mid-test. tests/integration/test_retention.py purges with chosen times.
+        purge_interval_s=0,
     )
 
 
@@ -261,7 +264,7 @@ def districts(session_factory):
     from shapely.geometry import MultiPolygon, Polygon
 
     from db.session import transaction
-    from geo import service as zone_service
+    from geo import zone_store as zone_service
     from geo.zones import ZoneRecord
 
     with transaction(session_factory) as session:

@@ -46,7 +46,7 @@ def _load_zone_file(path: Path, *, layer: str, code_field: str | None, name_fiel
     from tqdm import tqdm
 
     from db.session import transaction
-    from geo import service as zone_service
+    from geo import zone_store as zone_service
     from geo.errors import ZoneFileError
     from geo.zones import read_zone_file
 
@@ -97,7 +97,7 @@ def zones_delete(
     record); one that rules count in needs --yes, as those rules will never fire again."""
     from db.errors import DomainError
     from db.session import transaction
-    from geo import service as zone_service
+    from geo import zone_store as zone_service
 
     rules = [r.name for r in _rules_or_none() if r.layer == layer]
     if rules and not yes:
@@ -136,7 +136,7 @@ def zones_demo() -> None:
 def zones_list() -> None:
     """List the loaded zone layers."""
     from db.session import transaction
-    from geo import service as zone_service
+    from geo import zone_store as zone_service
 
     with transaction(_sessionmaker(_settings())) as session:
         for layer in zone_service.list_layers(session):

@@ -98,7 +98,7 @@ def setup_database(url: str, cells: int) -> str:
 
     from db import migrate
     from db.session import make_engine, make_sessionmaker, transaction
-    from geo import service as zone_service
+    from geo import zone_store as zone_service
     from geo.zones import ZoneRecord
     from accounts import keys
     from tocsin import models_registry

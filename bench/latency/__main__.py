@@ -63,7 +63,7 @@ def _setup(url: str) -> str:
 
     from db import migrate
     from db.session import make_engine, make_sessionmaker, transaction
-    from geo import service as zone_service
+    from geo import zone_store as zone_service
     from geo.zones import ZoneRecord
     from accounts import keys
     from tocsin import models_registry

@@ -23,7 +23,7 @@ def load(factory, *, now: datetime) -> str:
 
     from accounts import operators
     from db.session import transaction
-    from geo import service as zone_service
+    from geo import zone_store as zone_service
     from geo.demo import DEMO_LAYERS, demo_layer_path
     from geo.zones import read_zone_file
 

@@ -70,7 +70,7 @@ def _setup(factory) -> None:
 
     from db.session import transaction
     from geo import gazetteer_store
-    from geo import service as zone_service
+    from geo import zone_store as zone_service
     from geo.demo import DEMO_LAYERS, demo_layer_path
     from geo.gazetteer_builders import build_demo_entries
     from geo.zones import read_zone_file

@@ -35,7 +35,7 @@ def _setup(url: str) -> str:
 
     from db import migrate
     from db.session import make_engine, make_sessionmaker, transaction
-    from geo import service as zone_service
+    from geo import zone_store as zone_service
     from geo.demo import DEMO_LAYERS, demo_layer_path
     from geo.zones import read_zone_file
     from accounts import keys

@@ -3,7 +3,7 @@
 Setup: a dedicated database `tocsin_bench_rules` (dropped and re-created each run, migrated), one
 zone layer `grid` of 1,000 squares (40 x 25 over New York), and the observations the stream will
 need (bulk-inserted before timing; geo matching is not part of this figure: each signal carries its
-grid cell, as `geo.matching` would have found it).
+grid cell, as `geo.match_postgis` would have found it).
 
 Timed: N_SIGNALS signals over four simulated hours (background noise in every zone plus bursts in 40
 zones) through `alerts.service.observe`, each committed alone as an accepted report is, and the
@@ -72,8 +72,8 @@ def _grid(factory) -> list:
     from shapely.geometry import MultiPolygon, box
 
     from db.session import transaction
-    from geo import service as zone_service
-    from geo.matching import ZoneMatch
+    from geo import zone_store as zone_service
+    from geo.match_postgis import ZoneMatch
     from geo.zones import ZoneRecord
 
     dx, dy = (EAST - WEST) / COLS, (NORTH - SOUTH) / ROWS

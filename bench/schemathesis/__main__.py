@@ -18,7 +18,7 @@ def main() -> int:
 
     from bench.db import bench_database, drop_database
     from db.session import make_engine, make_sessionmaker, transaction
-    from geo import service as zone_service
+    from geo import zone_store as zone_service
     from geo.zones import ZoneRecord
     from tests.integration.api_fuzz import fuzz, seed_credentials
     from tocsin import models_registry

@@ -13,7 +13,7 @@ def one_alert_with_responders(factory, now: datetime, *, recipients: int) -> Non
     from alerts.events import EventKind
     from alerts.models import Alert
     from db.session import transaction
-    from geo import service as zone_service
+    from geo import zone_store as zone_service
     from geo.zones import ZoneRecord
 
     square = Polygon([(-74.0, 40.7), (-73.95, 40.7), (-73.95, 40.75), (-74.0, 40.75)])

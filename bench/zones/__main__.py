@@ -1,11 +1,11 @@
 """Big zone layers: load time and matching cost at 100, 10,000 and 100,000 zones.
 
 Each size is a synthetic layer of irregular cells (the Voronoi cells of random points over New York, as
-census blocks or a utility's feeder areas look), loaded with geo.service.upsert_zones into a fresh
+census blocks or a utility's feeder areas look), loaded with geo.zone_store.upsert_zones into a fresh
 database (`tocsin_bench_zones`, migrated) exactly as `tocsin zones load` does. Then, on that layer:
-- pg_us_per_point: geo.matching.match_zones (PostGIS) for 300 random points, per point;
-- mem_us_per_point: geo.zone_match.weights (in memory) for 20,000 random points in one batch, per point;
-- check_us: geo.zone_match.zone_set on a warm cache, the check every batch of posts makes that its copy
+- pg_us_per_point: geo.match_postgis.match_zones (PostGIS) for 300 random points, per point;
+- mem_us_per_point: geo.match_memory.weights (in memory) for 20,000 random points in one batch, per point;
+- check_us: geo.match_memory.zone_set on a warm cache, the check every batch of posts makes that its copy
   of the zones is current (it must cost the same at any size).
 One line per size: `zones= load_s= pg_us_per_point= mem_us_per_point= check_us=`. BENCH_ZONE_SIZES
 overrides the sizes (comma-separated). Goal: 100,000 zones load in under a minute.
@@ -44,8 +44,8 @@ def run_size(factory, n: int) -> str:
     import shapely
 
     from db.session import transaction
-    from geo import service, zone_match
-    from geo.matching import match_zones
+    from geo import zone_store as service, match_memory as zone_match
+    from geo.match_postgis import match_zones
     from sqlalchemy import text
 
     records = cells(n)

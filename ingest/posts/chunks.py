@@ -1,7 +1,7 @@
 """The Python stage of the post pipeline for one chunk of new posts (pure: no database).
 
 `work` classifies and geotags a chunk of posts and matches the locations of incident posts to zones
-against a geo.zone_match.ZoneSet. It needs nothing from dedup, so the pipeline starts it before dedup.
+against a geo.match_memory.ZoneSet. It needs nothing from dedup, so the pipeline starts it before dedup.
 `Head` is what dedup knows of a post: its ids, author key, repost fingerprint and whether it repeats
 an earlier post. `rows` joins the two into the observation rows of a chunk's new posts, as column
 arrays, so that the database stage only ships what it is given.
@@ -18,7 +18,7 @@ import numpy as np
 import orjson
 import shapely
 
-from geo import zone_match
+from geo import match_memory as zone_match
 from geo.gazetteer import GazetteerIndex
 from geo.geotag import Geotag
 from geo.geotag_batch import geotag_many

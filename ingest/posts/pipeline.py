@@ -19,7 +19,7 @@ from any settings-like object. `ingest_posts` never commits: the caller's bounda
 
 Per batch, in chunks of CHUNK posts and stages that overlap: a worker process classifies and geotags
 each chunk and matches its incident posts to zones (ingest.posts.chunks, against a cached copy of
-`zone_pieces`, geo.zone_match; ingest.posts.workers forks it with the server's caches), every chunk
+`zone_pieces`, geo.match_memory; ingest.posts.workers forks it with the server's caches), every chunk
 sent to it at once, while this thread (1) works out which posts are new: author keys (once per
 distinct author) and repost fingerprints, one query for (source, external_id) already stored and one
 for recent reposts; then (2) sends each chunk as the worker hands it over, in one statement: the new
@@ -56,7 +56,7 @@ from alerts import service as alert_service
 from alerts import signals as alert_signals
 from alerts.rules import Rule
 from db import raw
-from geo import zone_match
+from geo import match_memory as zone_match
 from geo.gazetteer import GazetteerIndex
 from ingest.posts import chunks as post_chunks, store as post_store, workers as post_workers, zones as post_zones, signal_layers
 from ingest.posts.classify import Lexicon

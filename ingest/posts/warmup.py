@@ -1,6 +1,6 @@
 """Warm the post pipeline's per-process caches when a server starts, instead of in its first batches.
 
-The gazetteer index, the zones as matched (geo.zone_match.zone_set) and the zone weights of the
+The gazetteer index, the zones as matched (geo.match_memory.zone_set) and the zone weights of the
 gazetteer's detailed outlines (ingest.posts.zones.warm: about 30 ms an outline, some 450 in the NYC demo
 gazetteer) are built once per process. Built lazily, they made the first post batch after a start
 take seconds longer; `tocsin serve` builds them in a background thread as it starts.
@@ -15,7 +15,8 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from geo import gazetteer_store, zone_match
+from geo import gazetteer_store
+from geo import match_memory as zone_match
 from ingest.posts import zones as post_zones
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
-from geo import zone_match
+from geo import match_memory as zone_match
 from geo.gazetteer import GazetteerIndex
 from ingest.posts import chunks as post_chunks
 from ingest.posts.classify import Lexicon

@@ -1,4 +1,4 @@
-"""Zone weights of located posts, in the process (pure: tags and a geo.zone_match.ZoneSet in, arrays out).
+"""Zone weights of located posts, in the process (pure: tags and a geo.match_memory.ZoneSet in, arrays out).
 
 Zone matching of uncertain locations (docs/architecture.md, "Zone weights for posts"):
 - a point whose uncertainty is at most POINT_RADIUS_M (coordinates, a station, an intersection)
@@ -20,13 +20,13 @@ from collections.abc import Collection, Sequence
 import numpy as np
 import shapely
 
-from geo import zone_match
+from geo import match_memory as zone_match
 from geo.geotag import Geotag
-from geo.matching import ZoneMatch
+from geo.match_postgis import ZoneMatch
 
 POINT_RADIUS_M = 300.0
 # Locations whose WKB is at least this long (gazetteer neighbourhoods, ZIPs, boroughs) are matched once per
-# process and zones state (geo.zone_match.cached_area_weights); the pipeline stores their centre instead.
+# process and zones state (geo.match_memory.cached_area_weights); the pipeline stores their centre instead.
 LARGE_AREA_WKB_BYTES = 1_000
 
 
@@ -81,7 +81,7 @@ def _distinct_locations(tags: Sequence[Geotag], zs: zone_match.ZoneSet,
 
 
 def _digest(wkb: bytes) -> bytes:
-    """The key of a large area's cached zone weights (geo.zone_match.cached_area_weights)."""
+    """The key of a large area's cached zone weights (geo.match_memory.cached_area_weights)."""
     return hashlib.blake2b(wkb, digest_size=16).digest()
 
 

@@ -19,7 +19,7 @@ from accounts.api import ReleasedUtilityDep, UtilityDep
 from db.api import SessionDep
 from db.errors import DomainError
 from geo.geojson import parse_bbox
-from geo.matching import ZoneMatch
+from geo.match_postgis import ZoneMatch
 from accounts import keys
 from ingest.reports import queries as report_queries, updates as report_updates, service as reports
 from ingest.reports.schemas import (

@@ -23,7 +23,7 @@ from alerts import signals as alert_signals
 from db import plans
 from db import raw as db_raw
 from db.errors import DomainError
-from geo.matching import ZoneMatch
+from geo.match_postgis import ZoneMatch
 from ingest.reports import service as reports
 from ingest.models import Observation
 
@@ -41,7 +41,7 @@ _ARRAYS = """
              status, customers, cause, started_at, etr, body_hash, idem, key_id, changes, feed, extent)
     ),
     g AS MATERIALIZED (SELECT ord, ST_GeomFromText(wkt, 4326) AS geom FROM src),
-    -- geo.matching.MATCH_CTE, for every report of the batch at once
+    -- geo.match_postgis.MATCH_CTE, for every report of the batch at once
     m AS MATERIALIZED (
         SELECT * FROM (
             SELECT g.ord, z.id, l.name AS layer, z.code, z.name,

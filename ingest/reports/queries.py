@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from db.errors import InvalidInput
-from geo.matching import ZoneMatch
+from geo.match_postgis import ZoneMatch
 from ingest.errors import UnknownReport
 from accounts.keys import Caller
 from ingest.models import UtilityReport, UtilityReportHistory

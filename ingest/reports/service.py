@@ -20,7 +20,7 @@ from alerts.rules import Rule
 from db import plans
 from db import raw as db_raw
 from geo.geojson import area_km2, check_limits, parse_geometry, repair, within_bbox
-from geo.matching import MATCH_CTE, ZoneMatch
+from geo.match_postgis import MATCH_CTE, ZoneMatch
 from ingest.errors import IdempotencyConflict, OutsideJurisdiction, OutsideTerritory, UnknownLocation
 from accounts.keys import Caller
 from ingest.models import Observation, UtilityReport
@@ -288,7 +288,7 @@ def feed_rules(session: Session, *, caller: Caller, observation_id: int, categor
 
 
 # One round trip stores the observation, the report and its first history row, matches the zones
-# (geo.matching.MATCH_CTE), links them, writes the rule signals and takes the zone locks rule
+# (geo.match_postgis.MATCH_CTE), links them, writes the rule signals and takes the zone locks rule
 # evaluation needs (both alerts', from the fragments of alerts.signals: the locks in zone order, held
 # to commit). Links, signals and locks only happen when both inserts did: a conflict leaves nothing
 # behind but the observation, undone below.

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from alerts import service as alert_service
 from alerts.rules import Rule
 from geo.geojson import check_limits, parse_geometry, repair
-from geo.matching import match_zones
+from geo.match_postgis import match_zones
 from ingest.reports import service as reports
 from ingest.errors import InvalidTransition, PreconditionFailed, UnknownReport
 from accounts.keys import Caller

@@ -7,7 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from alerts import service as alert_service
-from geo.matching import ZoneMatch
+from geo.match_postgis import ZoneMatch
 
 # A point inside each hand-drawn zone (tests/conftest.py DISTRICTS); all are inside precinct P1 too.
 INSIDE = {"A": (-73.975, 40.725), "B": (-73.925, 40.725), "C": (-73.95, 40.775)}

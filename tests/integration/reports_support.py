@@ -36,7 +36,7 @@ def add_utility(session_factory, name: str, *, territory_wkt: str | None = None)
 
 def load_zip_layer(session_factory) -> None:
     from db.session import transaction
-    from geo import service as zone_service
+    from geo import zone_store as zone_service
     from geo.zones import ZoneRecord
 
     with transaction(session_factory) as session:

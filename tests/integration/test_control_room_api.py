@@ -325,7 +325,7 @@ def test_cap_polygons_are_simplified_to_the_point_limit(session_factory):
 
     from alerts.cap_data import zone_polygons
     from db.session import transaction
-    from geo import service as zone_service
+    from geo import zone_store as zone_service
     from geo.zones import ZoneRecord
 
     circle = Polygon([(-74.2 + 0.02 * math.cos(2 * math.pi * k / 600), 40.55 + 0.015 * math.sin(2 * math.pi * k / 600))

@@ -31,7 +31,7 @@ GRID = 20
 @pytest.fixture
 def grid(session_factory):
     """A `grid` layer of GRID small zones G00..G19, so every alert can have a zone of its own."""
-    from geo import service as zone_service
+    from geo import zone_store as zone_service
     from geo.zones import ZoneRecord
 
     with transaction(session_factory) as session:

@@ -248,7 +248,7 @@ def zcta(session_factory, districts):
     from shapely.geometry import MultiPolygon, Polygon
 
     from db.session import transaction
-    from geo import service as zone_service
+    from geo import zone_store as zone_service
     from geo.zones import ZoneRecord
 
     with transaction(session_factory) as session:

@@ -10,7 +10,8 @@ def test_warm_caches_the_zone_weights_of_detailed_outlines(session_factory, dist
     import hashlib
 
     from db.session import transaction
-    from geo import gazetteer_store, zone_match
+    from geo import gazetteer_store
+    from geo import match_memory as zone_match
     from ingest.posts.warmup import warm_post_caches
     from tests.integration.posts_support import GAZETTEER, entries
 

@@ -16,7 +16,7 @@ BOUNDS = (-74.3, 40.45, -73.65, 40.95)
 
 @pytest.fixture
 def context(session_factory, districts, lexicon):
-    from geo import zone_match
+    from geo import match_memory as zone_match
     from geo.gazetteer import GazetteerIndex
     from ingest.posts import workers as post_workers
 

@@ -218,7 +218,7 @@ def test_repost_outside_the_window_counts_again(run, session_factory, settings):
 
 def test_detailed_outline_weights_and_their_cache(run, session_factory):
     """A many-vertex neighbourhood is matched once per process and reused; the weights stay right."""
-    from geo import zone_match
+    from geo import match_memory as zone_match
 
     _, first = run([flood("o1", "u1", "Roundtown")])
     _, second = run([flood("o2", "u2", "Roundtown")])

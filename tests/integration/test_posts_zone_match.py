@@ -1,4 +1,4 @@
-"""Zone weights computed in the process (geo.zone_match) against tests/conftest.py's hand-drawn districts:
+"""Zone weights computed in the process (geo.match_memory) against tests/conftest.py's hand-drawn districts:
 known answers, and PostGIS itself as the oracle for random shapes."""
 
 import numpy as np
@@ -11,7 +11,7 @@ pytestmark = pytest.mark.integration
 
 
 def weights_by_code(session, geoms):
-    from geo import zone_match
+    from geo import match_memory as zone_match
 
     zs = zone_match.zone_set(session)
     g, z, w = zone_match.weights(zs, np.array(geoms, dtype=object))
@@ -65,7 +65,7 @@ def test_random_shapes_agree_with_postgis(session_factory, districts):
 
 
 def test_geodesic_circles_match_postgis_buffers(session_factory, districts):
-    from geo import zone_match
+    from geo import match_memory as zone_match
 
     with session_factory() as s:
         circle = zone_match.geodesic_circles(np.array([-73.95]), np.array([40.725]), np.array([1500.0]))[0]
@@ -80,7 +80,7 @@ def test_a_zone_change_is_seen_by_the_next_batch(session_factory, districts):
     from shapely.geometry import MultiPolygon
 
     from db.session import transaction
-    from geo import service as zone_service
+    from geo import zone_store as zone_service
     from geo.zones import ZoneRecord
 
     where = [box(-73.99, 40.71, -73.96, 40.74)]
@@ -99,7 +99,7 @@ def test_locate_write_and_rule_matches(session_factory, districts):
     from datetime import UTC, datetime
 
     from db.session import transaction
-    from geo import zone_match
+    from geo import match_memory as zone_match
     from geo.geotag import Geotag
     from db import raw
     from ingest.posts import store as post_store, zones as post_zones

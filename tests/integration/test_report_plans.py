@@ -14,7 +14,7 @@ NOW = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)
 
 def test_a_bulk_zone_load_leaves_the_planner_statistics(session_factory):
     from db.session import transaction
-    from geo import service as zone_service
+    from geo import zone_store as zone_service
     from geo.zones import ZoneRecord
 
     n = zone_service.ANALYZE_AFTER + 50

@@ -29,7 +29,7 @@ def cli(database_url, clean_db, monkeypatch):
 
 
 def match(engine, lon, lat, layer):
-    from geo.matching import match_zones
+    from geo.match_postgis import match_zones
     from db.session import make_sessionmaker
 
     with make_sessionmaker(engine)() as session:

@@ -23,7 +23,7 @@ def _records(n, *, shift=0.0):
 
 def _load(session_factory, records, layer="grid"):
     from db.session import transaction
-    from geo import service
+    from geo import zone_store as service
 
     with transaction(session_factory) as session:
         return service.upsert_zones(session, layer=layer, records=records)
@@ -50,7 +50,7 @@ def test_every_loaded_zone_is_cut_into_pieces_and_a_reload_recuts_only_what_move
 
 def test_the_zones_state_changes_with_every_write_and_the_matcher_reloads(session_factory, engine):
     from db.session import transaction
-    from geo import service, zone_match
+    from geo import zone_store as service, match_memory as zone_match
 
     def stamp():
         return _one(engine, "SELECT version || ':' || xmin::text FROM zone_state")

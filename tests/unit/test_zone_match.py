@@ -1,11 +1,11 @@
-"""geo.zone_match without a database: zone pieces built by hand, answers known or from GEOS overlay."""
+"""geo.match_memory without a database: zone pieces built by hand, answers known or from GEOS overlay."""
 
 import numpy as np
 import pytest
 import shapely
 from shapely.geometry import Point, Polygon, box
 
-from geo import zone_match
+from geo import match_memory as zone_match
 
 # Two zones side by side (1 and 2), a zone with a hole (3) and a triangle drawn clockwise (4).
 PIECES = [

@@ -12,7 +12,7 @@ from alerts.errors import UnknownAlert
 from alerts.models import Alert, AlertHistory, AlertNotification
 from alerts.notify import AlertView, is_silenced
 from alerts.silences import active_silences
-from geo.matching import ZoneMatch
+from geo.match_postgis import ZoneMatch
 
 AUTHOR_PREFIX_LEN = 8  # enough to tell authors apart in a list; the full hash stays in the database
 
