@@ -1,9 +1,10 @@
-"""The gazetteer in PostGIS: save entries, read them back, and a per-process cached `GazetteerIndex`.
+"""The gazetteer in PostGIS: save entries, read them back, and a cached `GazetteerIndex` (`IndexCache`).
 
 Building the index (Aho-Corasick over every name) takes a moment, so each process keeps one per
-database and rebuilds it only when the table changed: every `cached_index` call costs one small query
+database and rebuilds it only when the table changed: every `IndexCache.get` costs one small query
 (row count, newest load time, highest id), so a `tocsin gazetteer load` in another process is picked up
-by the running API on its next batch. `reload_index` forces a rebuild. Street intersections are derived
+by the running API on its next batch. `IndexCache.reload` forces a rebuild. The app owns its cache
+(ingest.posts.state.PostState), not this module. Street intersections are derived
 from the stored street lines when the index is built (geo.streets.derive_intersections), so the post
 pipeline's forked workers inherit them in memory with the rest of the index.
 """
@@ -87,26 +88,34 @@ def count_by_source(session: Session) -> dict[str, int]:
         "SELECT source, count(*) FROM gazetteer_entries GROUP BY source ORDER BY source")).all())
 
 
-_lock = threading.Lock()
-_cache: dict[str, tuple[tuple, GazetteerIndex]] = {}
-
-
 def _key(session: Session) -> str:
     return session.get_bind().url.render_as_string(hide_password=True)
 
 
-def cached_index(session: Session) -> GazetteerIndex:
-    """The index of the stored gazetteer, rebuilt only when the table has changed since the last call."""
-    stamp = tuple(session.execute(_STAMP).one())
-    key = _key(session)
-    with _lock:
-        hit = _cache.get(key)
-        if hit is not None and hit[0] == stamp:
-            return hit[1]
-    index = build_index(load_entries(session))
-    with _lock:
-        _cache[key] = (stamp, index)
-    return index
+class IndexCache:
+    """The index of the stored gazetteer, per database, rebuilt only when the table has changed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[tuple, GazetteerIndex]] = {}
+
+    def get(self, session: Session) -> GazetteerIndex:
+        stamp = tuple(session.execute(_STAMP).one())
+        key = _key(session)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] == stamp:
+                return hit[1]
+        index = build_index(load_entries(session))
+        with self._lock:
+            self._cache[key] = (stamp, index)
+        return index
+
+    def reload(self, session: Session) -> GazetteerIndex:
+        """Rebuild the index from the table now."""
+        with self._lock:
+            self._cache.pop(_key(session), None)
+        return self.get(session)
 
 
 def build_index(entries: list[GazetteerEntry]) -> GazetteerIndex:
@@ -118,10 +127,3 @@ def build_index(entries: list[GazetteerEntry]) -> GazetteerIndex:
     crossings = derive_intersections(entries)
     extra, extra_crossings = fill_grid(entries, crossings)
     return GazetteerIndex([*entries, *extra], crossings={**crossings, **extra_crossings})
-
-
-def reload_index(session: Session) -> GazetteerIndex:
-    """Rebuild this process's index from the table now."""
-    with _lock:
-        _cache.pop(_key(session), None)
-    return cached_index(session)

@@ -53,28 +53,37 @@ class ZoneSet:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-_lock = threading.Lock()
-_sets: dict[tuple, ZoneSet] = {}
+class ZoneSets:
+    """The zones as matched, loaded once per database and zones state, for one process's app (owned by the
+    post pipeline's state, ingest.posts.state.PostState): a few databases at most (tests use several)."""
 
+    def __init__(self, *, keep: int = 4) -> None:
+        self._lock = threading.Lock()
+        self._sets: dict[tuple, ZoneSet] = {}
+        self._keep = keep
 
-def zone_set(session: Session) -> ZoneSet:
-    """The zones as the session's transaction sees them, loaded once per database and zones state."""
-    key = (session.get_bind().url.render_as_string(hide_password=True), tuple(session.execute(_STAMP).one()))
-    with _lock:
-        found = _sets.get(key)
-    if found is not None:
-        return found
-    rows = session.execute(_PIECES).all()
-    zs = build(key, shapely.from_wkb(np.array([bytes(r[1]) for r in rows], dtype=object)),
-               np.array([r[0] for r in rows], dtype=np.int64),
-               {zid: (layer, code, name) for zid, layer, code, name in session.execute(_ZONES)})
-    with _lock:
-        if key[0] in {k[0] for k in _sets}:  # the zones of this database changed: drop the old state
-            for k in [k for k in _sets if k[0] == key[0]]:
-                del _sets[k]
-        if len(_sets) >= 4:
-            _sets.clear()
-        return _sets.setdefault(key, zs)
+    def get(self, session: Session) -> ZoneSet:
+        """The zones as the session's transaction sees them."""
+        key = (session.get_bind().url.render_as_string(hide_password=True), tuple(session.execute(_STAMP).one()))
+        with self._lock:
+            found = self._sets.get(key)
+        if found is not None:
+            return found
+        rows = session.execute(_PIECES).all()
+        zs = build(key, shapely.from_wkb(np.array([bytes(r[1]) for r in rows], dtype=object)),
+                   np.array([r[0] for r in rows], dtype=np.int64),
+                   {zid: (layer, code, name) for zid, layer, code, name in session.execute(_ZONES)})
+        with self._lock:
+            if key[0] in {k[0] for k in self._sets}:  # the zones of this database changed: drop the old state
+                for k in [k for k in self._sets if k[0] == key[0]]:
+                    del self._sets[k]
+            if len(self._sets) >= self._keep:
+                self._sets.clear()
+            return self._sets.setdefault(key, zs)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._sets.clear()
 
 
 def build(key: tuple, geoms: np.ndarray, zone_ids: np.ndarray, info: dict[int, tuple[str, str, str]]) -> ZoneSet:
@@ -86,11 +95,6 @@ def build(key: tuple, geoms: np.ndarray, zone_ids: np.ndarray, info: dict[int, t
     edges, edge_start = _edges(pieces)
     return ZoneSet(key=key, pieces=pieces, piece_zone=np.asarray(zone_ids, dtype=np.int64)[part_of],
                    tree=shapely.STRtree(pieces), info=info, edges=edges, edge_start=edge_start)
-
-
-def clear_cache() -> None:
-    with _lock:
-        _sets.clear()
 
 
 def _edges(pieces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

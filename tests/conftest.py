@@ -176,6 +176,16 @@ def lexicon():
 
 
 @pytest.fixture
+def post_state():
+    """The post pipeline's per-process state (zones, gazetteer index, worker process), closed after the test."""
+    from ingest.posts.state import PostState
+
+    state = PostState()
+    yield state
+    state.close()
+
+
+@pytest.fixture
 def topic_prefix() -> str:
     """A private MQTT topic tree per test, so tests never see each other's messages."""
     return f"test/{uuid.uuid4().hex[:12]}/tocsin/v1"

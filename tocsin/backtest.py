@@ -30,6 +30,7 @@ from geo.gazetteer import GazetteerIndex
 from db.errors import DomainError
 from accounts import keys
 from ingest.posts import pipeline, parse as posts
+from ingest.posts.state import PostState
 from ingest.reports import service as reports
 from ingest.posts.classify import Lexicon
 from ingest.reports.schemas import ReportCreate
@@ -145,7 +146,7 @@ def _minute(at: datetime) -> int:
 
 
 def run(session: Session, *, stream: Stream, rules: Sequence[Rule], index: GazetteerIndex, lexicon: Lexicon,
-        config: pipeline.PipelineConfig) -> Result:
+        config: pipeline.PipelineConfig, state: PostState) -> Result:
     """Feed the stream in the caller's transaction (the caller rolls it back) and read what it raised."""
     # A key of its own, so that live posts with the same text are not taken for reposts of the stream's;
     # external ids marked, so that posts already stored live are fed again.
@@ -220,7 +221,7 @@ def run(session: Session, *, stream: Stream, rules: Sequence[Rule], index: Gazet
         batch = marked[k:j]
         sweep_until(batch[0].created_at)
         done = pipeline.ingest_posts(session, posts=batch, index=index, lexicon=lexicon, rules=rules,
-                                     config=config, now=max(p.created_at for p in batch))
+                                     config=config, state=state, now=max(p.created_at for p in batch))
         for res, i in zip(done, order[k:j]):
             if res.status == "created":
                 counted += 1

@@ -239,9 +239,9 @@ def rules_backtest(
     noise and duplicate alerts (docs/architecture.md, "Event time, bounded lateness and backtests")."""
     from alerts.errors import RuleError
     from alerts.rules import load_rules
-    from geo import gazetteer_store
     from ingest.posts import pipeline
     from ingest.posts.classify import load_lexicon
+    from ingest.posts.state import PostState
     from tocsin import backtest
 
     settings = _settings()
@@ -257,12 +257,14 @@ def rules_backtest(
     if not parsed.posts and not parsed.reports:
         _fail(f"{stream}: no posts or reports to backtest")
     with _sessionmaker(settings)() as session:
-        index = gazetteer_store.cached_index(session)
+        state = PostState()
         try:
-            result = backtest.run(session, stream=parsed, rules=rules, index=index, lexicon=load_lexicon(),
-                                  config=pipeline.PipelineConfig.from_settings(settings))
+            result = backtest.run(session, stream=parsed, rules=rules, index=state.gazetteer.get(session),
+                                  lexicon=load_lexicon(), config=pipeline.PipelineConfig.from_settings(settings),
+                                  state=state)
         finally:
             session.rollback()  # the whole run is a rehearsal: nothing it wrote stays
+            state.close()
     for line in backtest.report(result):
         typer.echo(line)
 
@@ -363,6 +365,7 @@ def connect_jetstream(
     from alerts.rules import load_rules
     from ingest.posts import jetstream, pipeline
     from ingest.posts.classify import load_lexicon
+    from ingest.posts.state import PostState
 
     settings = _settings()
     if keywords is not None and not _csv_option(keywords):
@@ -376,13 +379,17 @@ def connect_jetstream(
         _fail(str(exc))
     except RuleError as exc:
         _fail(exc.message)
+    state = PostState()
     sink = jetstream.pipeline_ingest(lexicon=load_lexicon(), rules=rules,
-                                     config=pipeline.PipelineConfig.from_settings(settings))
+                                     config=pipeline.PipelineConfig.from_settings(settings), state=state)
     connector = jetstream.JetstreamConnector(config=config, session_factory=_sessionmaker(settings), ingest=sink)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: connector.stop())
     typer.echo(f"following {config.url} (cursor {name!r}); Ctrl-C stops", err=True)
-    connector.run()
+    try:
+        connector.run()
+    finally:
+        state.close()
 
 
 @app.command()

@@ -212,9 +212,9 @@ def replay(
 
     from alerts.rules import load_rules
     from db.session import transaction
-    from geo import gazetteer_store
     from ingest.posts import pipeline, parse as posts
     from ingest.posts.classify import load_lexicon
+    from ingest.posts.state import PostState
 
     if speed is not None and as_fast_as_possible:
         common.fail("give --speed N or --as-fast-as-possible, not both")
@@ -231,8 +231,9 @@ def replay(
     factory = common.sessionmaker(settings)
     rules, lexicon = load_rules(settings.rules_file), load_lexicon()
     config = pipeline.PipelineConfig.from_settings(settings)
+    state = PostState()  # the zones, the gazetteer index and the worker process, for this run
     with factory() as session:
-        index = gazetteer_store.cached_index(session)
+        index = state.gazetteer.get(session)
     pace = None if as_fast_as_possible else (speed or 1.0)
     counts = {"created": 0, "duplicate": 0}
     late = 0
@@ -255,12 +256,13 @@ def replay(
                 batch = valid[i:j]
             with transaction(factory) as session:
                 done = pipeline.ingest_posts(session, posts=batch, index=index, lexicon=lexicon, rules=rules,
-                                             config=config, now=datetime.now(UTC))
+                                             config=config, state=state, now=datetime.now(UTC))
             for r in done:
                 counts[r.status] = counts.get(r.status, 0) + 1
             i += len(batch)
             bar.update(len(batch))
             late += sum(1 for r in done if r.late)
+    state.close()
     typer.echo(f"replayed {len(valid)} posts: created {counts['created']}, duplicate {counts['duplicate']}, "
                f"rejected {len(rejected)}" + (f"; {late} older than the lateness bound, stored but not counted"
                                               if late else ""))

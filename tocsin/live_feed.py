@@ -60,12 +60,14 @@ def _events(session: Session, where: str, params: dict[str, Any]) -> list[Messag
     return [evt_message(row_id, payload) for row_id, payload in rows]
 
 
-def read_by_ids(session: Session, *, obs_ids: Sequence[int], evt_ids: Sequence[int], now: datetime) -> list[Message]:
-    """Messages for rows named by NOTIFY; observations without a location are skipped."""
+def read_by_ids(session: Session, *, obs_ids: Sequence[int], evt_ids: Sequence[int], now: datetime,
+                page_size: int = obs_service.MAX_LIMIT) -> list[Message]:
+    """Messages for rows named by NOTIFY, read `page_size` observations at a time (a burst of bulk inserts
+    can name more than one read may return); observations without a location are skipped."""
     out: list[Message] = []
     ids = sorted(set(obs_ids))
-    for start in range(0, len(ids), obs_service.MAX_LIMIT):  # a burst of bulk inserts can name more
-        page = ids[start:start + obs_service.MAX_LIMIT]
+    for start in range(0, len(ids), page_size):
+        page = ids[start:start + page_size]
         features = obs_service.observation_features_json(session, now=now, ids=page, limit=len(page))
         out.extend(obs_message(i, f) for i, f in reversed(features))
     if evt_ids:

@@ -24,9 +24,9 @@ def main(argv: list[str]) -> int:
     from bench.db import bench_database
     from bench.pipeline.__main__ import _setup
     from db.session import make_engine, make_sessionmaker
-    from geo import gazetteer_store
     from ingest.posts import pipeline
     from ingest.posts.classify import load_lexicon
+    from ingest.posts.state import PostState
     from tocsin import backtest, models_registry
     from tocsin.settings import Settings
 
@@ -40,12 +40,14 @@ def main(argv: list[str]) -> int:
     for error in stream.errors:
         print(f"{stream_path}: {error}", file=sys.stderr)
     with factory() as session:
-        index = gazetteer_store.cached_index(session)
+        state = PostState()
         try:
-            result = backtest.run(session, stream=stream, rules=load_rules(settings.rules_file), index=index,
-                                  lexicon=load_lexicon(), config=pipeline.PipelineConfig.from_settings(settings))
+            result = backtest.run(session, stream=stream, rules=load_rules(settings.rules_file),
+                                  index=state.gazetteer.get(session), lexicon=load_lexicon(),
+                                  config=pipeline.PipelineConfig.from_settings(settings), state=state)
         finally:
             session.rollback()
+            state.close()
     engine.dispose()
     for line in backtest.report(result):
         print(line)

@@ -152,21 +152,21 @@ def _floor(engine, points: list[tuple[float, float]]) -> float:
         return len(points) / (time.perf_counter() - t0)
 
 
-def _warm(factory):
+def _warm(factory, state):
     """The per-process caches, built once as `tocsin serve` does in the background as it starts
     (ingest.posts.warmup): the gazetteer index, the zones as matched and the zone weights of the gazetteer's
     outlines. Returns the gazetteer index."""
-    from geo import gazetteer_store
     from ingest.posts.warmup import warm_post_caches
 
     t0 = time.perf_counter()
-    warm_post_caches(factory)
+    warm_post_caches(factory, state)
     print(f"caches warmed in {time.perf_counter() - t0:.1f} s (as `tocsin serve` does as it starts; not timed)")
     with factory() as session:
-        return gazetteer_store.cached_index(session)
+        return state.gazetteer.get(session)
 
 
-def _pipeline(factory, posts: list, settings, now: datetime, index, streams: int) -> tuple[float, dict[str, int]]:
+def _pipeline(factory, posts: list, settings, now: datetime, index, streams: int, state
+              ) -> tuple[float, dict[str, int]]:
     """Posts per second through `streams` clients, each committing its batches in turn (batch k goes to
     client k mod streams), as a server's request threads take concurrent batch requests."""
     from alerts.rules import load_rules
@@ -184,7 +184,8 @@ def _pipeline(factory, posts: list, settings, now: datetime, index, streams: int
         for start in range(first * BATCH, len(posts), BATCH * streams):
             with transaction(factory) as session:
                 results = pipeline.ingest_posts(session, posts=posts[start:start + BATCH], index=index,
-                                                lexicon=lexicon, rules=rules, config=config, now=now)
+                                                lexicon=lexicon, rules=rules, config=config, state=state,
+                                                now=now)
             with lock:
                 for r in results:
                     counts[r.status] = counts.get(r.status, 0) + 1
@@ -215,7 +216,10 @@ def main() -> int:
     with factory() as session:
         zones = session.execute(text("SELECT count(*) FROM zones")).scalar_one()
     print(f"{len(posts)} posts, {zones} zones in {DB_NAME}", flush=True)
-    index = _warm(factory)
+    from ingest.posts.state import PostState
+
+    state = PostState()
+    index = _warm(factory, state)
     groups = cpu.Groups({"python": lambda: [os.getpid()], "postgres": "postgres"},
                         trees=["python"]) if cpu.available() else None  # python: with its worker process
     spent = {}
@@ -230,7 +234,7 @@ def main() -> int:
 
     floor_before = measured("floor before", lambda: _floor(engine, points))
     print(f"pipeline: {STREAMS} clients, batches of {BATCH:,}", flush=True)
-    posts_per_s, counts = measured("pipeline", lambda: _pipeline(factory, posts, settings, now, index, STREAMS))
+    posts_per_s, counts = measured("pipeline", lambda: _pipeline(factory, posts, settings, now, index, STREAMS, state))
     floor_after = measured("floor after", lambda: _floor(engine, points))
     floor_per_s = max(floor_before, floor_after)
     with factory() as session:
@@ -241,6 +245,7 @@ def main() -> int:
     print(f"floor before {floor_before:,.0f}/s, after {floor_after:,.0f}/s")
     for name, seconds in spent.items():
         print(cpu.line(f"cpu_s_per_100k_posts {name}:", {g: v * 100_000 / len(posts) for g, v in seconds.items()}))
+    state.close()
     engine.dispose()
     print(f"posts_per_s={posts_per_s:.0f} floor_per_s={floor_per_s:.0f} ratio={posts_per_s / floor_per_s:.3f}")
     return 0

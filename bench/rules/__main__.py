@@ -194,8 +194,14 @@ def main() -> int:
         alerts, events = s.execute(text(
             "SELECT (SELECT count(*) FROM alerts), (SELECT count(*) FROM outbox_events)")).one()
         kinds = dict(s.execute(text("SELECT kind, count(*) FROM outbox_events GROUP BY kind ORDER BY kind")).all())
+        lonely = s.execute(text(
+            "SELECT coalesce(from_state, '-') || '->' || to_state || ' by ' || split_part(actor, ':', 1) || ': ' "
+            "|| left(reason, 60), count(*) FROM alert_history h WHERE NOT EXISTS (SELECT 1 FROM outbox_events e "
+            "WHERE e.alert_id = h.alert_id AND e.txid = h.txid) GROUP BY 1 ORDER BY 2 DESC LIMIT 5")).all()
     engine.dispose()
     print(f"{alerts} alerts, {changes} alert changes, {events} outbox events {kinds}")
+    for what, n in lonely:
+        print(f"  a change with no outbox event of its transaction: {n} x {what}")
     print(f"{len(items)} signals in {elapsed:.1f}s ({len(items) / elapsed:.0f} signals/s, one transaction each), "
           f"{evals} rule evaluations ({swept} by the sweeper)")
     print("(a rule evaluation is one (rule, zone) pair re-evaluated: by observe, for each rule a signal feeds in "

@@ -64,8 +64,8 @@ def run_size(factory, n: int) -> str:
         for p in points:
             match_zones(session, geometry=p)
         pg_us = (time.perf_counter() - t0) / len(points) * 1e6
-        zone_match.clear_cache()
-        zs = zone_match.zone_set(session)
+        sets = zone_match.ZoneSets()
+        zs = sets.get(session)
         many = shapely.points(np.column_stack([np.random.default_rng(3).uniform(w, e, 20_000),
                                                np.random.default_rng(4).uniform(s, north, 20_000)]))
         zone_match.weights(zs, many[:100])  # warm
@@ -74,7 +74,7 @@ def run_size(factory, n: int) -> str:
         mem_us = (time.perf_counter() - t0) / len(many) * 1e6
         t0 = time.perf_counter()
         for _ in range(50):
-            zone_match.zone_set(session)
+            sets.get(session)
         check_us = (time.perf_counter() - t0) / 50 * 1e6
     return (f"zones={len(records)} load_s={load_s:.1f} pg_us_per_point={pg_us:.0f} mem_us_per_point={mem_us:.1f} "
             f"check_us={check_us:.0f}")

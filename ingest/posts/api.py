@@ -10,7 +10,6 @@ from accounts.api import current_partner
 from db.api import SessionDep
 from db.errors import InvalidInput
 from db.openapi import error_responses
-from geo import gazetteer_store
 from accounts import keys
 from ingest.posts import pipeline, parse as posts
 from ingest.posts.classify import Lexicon, load_lexicon
@@ -86,8 +85,9 @@ def posts_batch(
     valid = [p for p in items if isinstance(p, posts.PostIn)]
     state = request.app.state
     done = pipeline.ingest_posts(
-        session, posts=valid, index=gazetteer_store.cached_index(session), lexicon=_lexicon(request),
-        rules=state.rules(), config=pipeline.PipelineConfig.from_settings(state.settings), now=datetime.now(UTC))
+        session, posts=valid, index=state.posts.gazetteer.get(session), lexicon=_lexicon(request),
+        rules=state.rules(), config=pipeline.PipelineConfig.from_settings(state.settings), state=state.posts,
+        now=datetime.now(UTC))
     session.commit()
     results: list[posts.ItemResultOut] = []
     done_iter = iter(done)

@@ -170,10 +170,10 @@ def save_cursor(session: Session, *, name: str, cursor: int, now: datetime) -> N
 IngestFn = Callable[[Session, list[dict[str, Any]], datetime], Any]
 
 
-def pipeline_ingest(*, lexicon: Any, rules: Sequence[Any], config: Any) -> IngestFn:
+def pipeline_ingest(*, lexicon: Any, rules: Sequence[Any], config: Any, state: Any) -> IngestFn:
     """The post pipeline as an IngestFn: validate each post, then `ingest.posts.pipeline.ingest_posts` with the
-    database gazetteer (`geo.gazetteer_store.cached_index`). A post that fails validation is logged by id."""
-    from geo import gazetteer_store
+    database gazetteer (from `state`, an ingest.posts.state.PostState the caller owns and closes). A post that
+    fails validation is logged by id."""
     from ingest.posts import pipeline
     from ingest.posts import parse as post_schema
 
@@ -187,8 +187,8 @@ def pipeline_ingest(*, lexicon: Any, rules: Sequence[Any], config: Any) -> Inges
                 log.warning("jetstream post rkey %s rejected: %s", rkey, item.error.split(" (got", 1)[0])
         if not valid:
             return []
-        return pipeline.ingest_posts(session, posts=valid, index=gazetteer_store.cached_index(session),
-                                     lexicon=lexicon, rules=rules, config=config, now=now)
+        return pipeline.ingest_posts(session, posts=valid, index=state.gazetteer.get(session),
+                                     lexicon=lexicon, rules=rules, config=config, state=state, now=now)
 
     return ingest
 

@@ -17,7 +17,7 @@ Interface (the HTTP batch endpoint, `tocsin replay` and the Jetstream connector 
 `PipelineConfig.from_settings` reads `author_hash_key`, `jurisdiction_bbox` and `post_dedup_window_s`
 from any settings-like object. `ingest_posts` never commits: the caller's boundary does.
 
-Per batch, in chunks of CHUNK posts and stages that overlap: a worker process classifies and geotags
+Per batch, in chunks of `config.chunk` posts and stages that overlap: a worker process classifies and geotags
 each chunk and matches its incident posts to zones (ingest.posts.chunks, against a cached copy of
 `zone_pieces`, geo.match_memory; ingest.posts.workers forks it with the server's caches), every chunk
 sent to it at once, while this thread (1) works out which posts are new: author keys (once per
@@ -30,7 +30,7 @@ mode, so PostgreSQL writes one chunk while Python prepares the next; and (3) rea
 the rules evaluate every (rule, zone) the batch touched in four statements (`alerts.service.evaluate`),
 counting after one more has taken the zones' locks (`alerts.signals.lock`). The worker, this thread
 and PostgreSQL each keep a core busy in turn. With `worker_process=False` (or no fork) the stage runs
-in a thread one chunk ahead; batches under THREAD_MIN posts run it inline.
+in a thread one chunk ahead; batches under `config.thread_min` posts run it inline.
 
 Dedup. The same (source, external_id) is stored once; a repeat answers `duplicate` with the stored id.
 The same normalised text from the same author within `dedup_window_s` (default 1 h) of another stored
@@ -62,12 +62,11 @@ from ingest.posts import chunks as post_chunks, store as post_store, workers as 
 from ingest.posts.classify import Lexicon
 from ingest.posts.chunks import Head
 from ingest.posts.parse import PostIn, author_keys, text_fingerprint
+from ingest.posts.state import PostState
 
 log = logging.getLogger(__name__)
 
 SOURCE = "post"  # observations.source and signals.source for every public post
-CHUNK = 2_000  # posts per chunk: small enough to overlap the stages, large enough to keep statements few
-THREAD_MIN = 64  # smaller batches (a connector's few posts) run the Python stage inline
 
 
 @dataclass(frozen=True)
@@ -80,6 +79,8 @@ class PipelineConfig:
     # Evidence observed longer ago than this (against the caller's `now`) is stored but feeds no rule: the
     # windows it belonged to were evaluated long ago, and it must not reopen or extend today's alerts.
     max_lateness_s: float = 3600.0
+    chunk: int = 2_000  # posts per chunk: small enough to overlap the stages, large enough to keep statements few
+    thread_min: int = 64  # smaller batches (a connector's few posts) run the Python stage inline
 
     @classmethod
     def from_settings(cls, settings: object) -> PipelineConfig:
@@ -160,9 +161,12 @@ def ingest_posts(
     lexicon: Lexicon,
     rules: Sequence[Rule],
     config: PipelineConfig,
+    state: PostState,
     now: datetime,
 ) -> list[ItemResult]:
-    """Store, locate, match and evaluate a batch of posts; one result per post, in order. Never commits."""
+    """Store, locate, match and evaluate a batch of posts; one result per post, in order. Never commits.
+
+    `state` holds what the caller's process keeps between batches (zones as matched, the worker process)."""
     results: dict[int, ItemResult] = {}
     accepted = []
     for i, post in enumerate(posts):
@@ -173,11 +177,13 @@ def ingest_posts(
             accepted.append((i, post))
     # The Python stage needs nothing from dedup: it starts on the first chunk now, in the worker process
     # (or thread), while this thread works out which posts are new.
-    parts = [post_chunks.items([post for _, post in accepted[k:k + CHUNK]]) for k in range(0, len(accepted), CHUNK)]
-    context = post_workers.Context(index, lexicon, zone_match.zone_set(session), config.jurisdiction_bbox,
+    step = config.chunk
+    parts = [post_chunks.items([post for _, post in accepted[k:k + step]]) for k in range(0, len(accepted), step)]
+    context = post_workers.Context(index, lexicon, state.zones.get(session), config.jurisdiction_bbox,
                                    config.min_geotag_confidence) if accepted else None
     zones = context.zones if context else None
-    with _stage(context, parts, process=config.worker_process) as staged:
+    with _stage(context, parts, process=config.worker_process, pool=state.pool,
+                thread_min=config.thread_min) as staged:
         heads = _heads(accepted, config, now)
 
         # (source, external_id) already stored, or repeated inside this batch: the first one wins.
@@ -211,8 +217,8 @@ def ingest_posts(
         # writes chunk k while Python prepares chunk k + 1. The results are read after the last.
         sent: list[_SentChunk] = []
         with raw.pipeline(session):
-            for start, chunk in zip(range(0, len(heads), CHUNK), staged):
-                part = heads[start:start + CHUNK]
+            for start, chunk in zip(range(0, len(heads), step), staged):
+                part = heads[start:start + step]
                 sent.append(_send_chunk(session, chunk, part, [h.index in new for h in part], written=written,
                                         now=now, late_before=late_before))
         ids: dict[str, int] = {}
@@ -251,16 +257,16 @@ def ingest_posts(
 
 
 @contextlib.contextmanager
-def _stage(context: post_workers.Context | None, parts: list[list[post_chunks.Item]], *, process: bool
-           ) -> Iterator[Iterator[post_chunks.Chunk]]:
+def _stage(context: post_workers.Context | None, parts: list[list[post_chunks.Item]], *, process: bool,
+           pool: post_workers.WorkerPool, thread_min: int) -> Iterator[Iterator[post_chunks.Chunk]]:
     """post_chunks.work for each part, in order, started now: in the worker process (every part sent
     at once; it works through them in turn), else in a thread that stays one part ahead of the caller,
-    or inline for a batch under THREAD_MIN posts."""
+    or inline for a batch under `thread_min` posts."""
     size = sum(map(len, parts))
-    if context is None or size < THREAD_MIN:
+    if context is None or size < thread_min:
         yield (context.work(part) for part in parts) if context else iter(())
     elif process and post_workers.available():
-        yield post_workers.work_all(context, parts)
+        yield pool.work_all(context, parts)
     else:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="post-chunks") as pool:
             futures = [pool.submit(context.work, parts[0])]

@@ -1,8 +1,8 @@
 """Warm the post pipeline's per-process caches when a server starts, instead of in its first batches.
 
-The gazetteer index, the zones as matched (geo.match_memory.zone_set) and the zone weights of the
+The gazetteer index, the zones as matched (geo.match_memory.ZoneSets) and the zone weights of the
 gazetteer's detailed outlines (ingest.posts.zones.warm: about 30 ms an outline, some 450 in the NYC demo
-gazetteer) are built once per process. Built lazily, they made the first post batch after a start
+gazetteer) are built once per process, in the server's ingest.posts.state.PostState. Built lazily, they made the first post batch after a start
 take seconds longer; `tocsin serve` builds them in a background thread as it starts.
 """
 
@@ -15,28 +15,27 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from geo import gazetteer_store
-from geo import match_memory as zone_match
 from ingest.posts import zones as post_zones
+from ingest.posts.state import PostState
 
 log = logging.getLogger(__name__)
 
 
-def warm_post_caches(factory: Callable[[], Session]) -> int:
+def warm_post_caches(factory: Callable[[], Session], state: PostState) -> int:
     """Build the caches; returns how many outlines have their zone weights cached."""
     with factory() as session:
-        index = gazetteer_store.cached_index(session)
-        zones = zone_match.zone_set(session)
+        index = state.gazetteer.get(session)
+        zones = state.zones.get(session)
     return post_zones.warm(zones, [entry.geometry for entry in index.entries])
 
 
-def start_warming(factory: Callable[[], Session]) -> threading.Thread:
+def start_warming(factory: Callable[[], Session], state: PostState) -> threading.Thread:
     """warm_post_caches in a daemon thread; a failure is logged, never fatal (the caches fill lazily)."""
 
     def run() -> None:
         started = time.perf_counter()
         try:
-            n = warm_post_caches(factory)
+            n = warm_post_caches(factory, state)
         except Exception:
             log.warning("warming the post caches failed; they will fill as posts arrive", exc_info=True)
             return

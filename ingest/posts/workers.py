@@ -9,8 +9,10 @@ The process is forked, so it starts with the parent's caches as they are at that
 gazetteer index, the lexicon, the zones as matched and the zone weights of the gazetteer's outlines
 (ingest.posts.warmup), which take seconds to build and would take as long again in a fresh interpreter.
 It is forked on first use and again whenever a batch brings a different context (a reloaded
-gazetteer or zone layer: other objects). The context's objects are held here while the process
-lives, so that their ids, which identify the context, cannot be reused by new objects.
+gazetteer or zone layer: other objects). A `WorkerPool` (one per server, in ingest.posts.state.PostState)
+holds the context's objects while the process lives, so that their ids, which identify the context,
+cannot be reused by new objects. In the forked process itself, the context it was forked with is that
+process's only state (`_forked`).
 
 Nothing is lost when the process dies: a chunk whose process broke is done again in the calling
 thread, and the next batch forks a new process. The process closes the sockets and pipes it inherits
@@ -59,9 +61,7 @@ class Context:
 
 
 PARENT_CHECK_S = 1.0  # how often the process checks that the server is still there
-_lock = threading.Lock()
-_pool: ProcessPoolExecutor | None = None
-_context: Context | None = None  # the context the process was forked with; in the process, its own
+_forked: Context | None = None  # in a forked worker process only: the context it was forked with
 
 
 def available() -> bool:
@@ -70,8 +70,8 @@ def available() -> bool:
 
 def _work(items: list[post_chunks.Item]) -> post_chunks.Chunk:
     """In the process: the stage, with the context it was forked with."""
-    assert _context is not None
-    return _context.work(items)
+    assert _forked is not None
+    return _forked.work(items)
 
 
 def _started() -> int:
@@ -91,10 +91,7 @@ def _sockets_and_pipes() -> dict[int, str]:
     return out
 
 
-_server_fds: dict[int, str] = {}  # the parent's sockets and pipes just before it made the pool
-
-
-def _start_in_process() -> None:
+def _start_in_process(context: Context, server_fds: dict[int, str]) -> None:
     """In the process, first thing (the pool's initializer).
 
     Close the sockets and pipes it inherited from the server (its listening socket, database
@@ -107,11 +104,16 @@ def _start_in_process() -> None:
     here): SIGTERM ends the process, and SIGINT (Ctrl-C reaches the whole process group) is left to
     the server. And leave when the server does: the process also holds the write end of its own work
     queue, so a dead server's queue never reads as closed here. A thread looks at the parent's pid
-    every second."""
+    every second.
+
+    `context` and `server_fds` (the parent's sockets and pipes just before it made the pool) reach the
+    process through fork, not pickling."""
+    global _forked
+    _forked = context
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for fd, target in _sockets_and_pipes().items():
-        if _server_fds.get(fd) == target:
+        if server_fds.get(fd) == target:
             try:
                 os.close(fd)
             except OSError:
@@ -126,43 +128,55 @@ def _start_in_process() -> None:
     threading.Thread(target=watch, name="post-worker-parent-watch", daemon=True).start()
 
 
-def pool_for(context: Context) -> ProcessPoolExecutor:
-    """The worker process, forked with this context (again, if the last one had another context or broke)."""
-    global _pool, _context
-    with _lock:
-        if _pool is not None and _context is not None and _context.key() == context.key() \
-                and not getattr(_pool, "_broken", False):
-            return _pool
-        old = _pool
-        _context = context
-        _server_fds.clear()
-        _server_fds.update(_sockets_and_pipes())
-        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"),
-                                    initializer=_start_in_process)
-        _pool.submit(_started).result()  # fork now, from this context, not at some later submit
-        if old is not None:
-            old.shutdown(wait=False)  # work already sent to it still finishes
-        return _pool
+class WorkerPool:
+    """The post pipeline's worker process for one server: forked on first use with a context, and again
+    when a batch brings another context or the process broke."""
 
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+        self._context: Context | None = None  # held while its process lives: its ids identify it
 
-def submit(context: Context, items: list[post_chunks.Item]) -> Future:
-    """post_chunks.work(items) in the worker process; if the process breaks, done here instead."""
-    try:
-        future = pool_for(context).submit(_work, items)
-    except (BrokenProcessPool, RuntimeError, OSError) as exc:
-        log.warning("post worker process unavailable (%s); this chunk runs in the caller", exc)
-        return _done(context, items)
-    return _Fallback(future, context, items)
+    def pool_for(self, context: Context) -> ProcessPoolExecutor:
+        """The worker process, forked with this context (again, if the last one had another context or broke)."""
+        with self._lock:
+            if self._pool is not None and self._context is not None and self._context.key() == context.key() \
+                    and not getattr(self._pool, "_broken", False):
+                return self._pool
+            old = self._pool
+            self._context = context
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"),
+                                             initializer=_start_in_process,
+                                             initargs=(context, _sockets_and_pipes()))
+            self._pool.submit(_started).result()  # fork now, from this context, not at some later submit
+            if old is not None:
+                old.shutdown(wait=False)  # work already sent to it still finishes
+            return self._pool
 
+    def submit(self, context: Context, items: list[post_chunks.Item]) -> Future:
+        """post_chunks.work(items) in the worker process; if the process breaks, done here instead."""
+        try:
+            future = self.pool_for(context).submit(_work, items)
+        except (BrokenProcessPool, RuntimeError, OSError) as exc:
+            log.warning("post worker process unavailable (%s); this chunk runs in the caller", exc)
+            return _done(context, items)
+        return _Fallback(future, context, items)
 
-def work_all(context: Context, parts: list[list[post_chunks.Item]]) -> Iterator[post_chunks.Chunk]:
-    """post_chunks.work for each part, in order, every part sent to the process now.
+    def work_all(self, context: Context, parts: list[list[post_chunks.Item]]) -> Iterator[post_chunks.Chunk]:
+        """post_chunks.work for each part, in order, every part sent to the process now.
 
-    The caller does not take parts back to do them itself while it waits: measured with two
-    concurrent batches, that was slower (7,761 and 7,751 posts/s against 8,713 and 8,743), because
-    the serving process's request threads already share one GIL."""
-    futures = [submit(context, part) for part in parts]
-    return (future.result() for future in futures)
+        The caller does not take parts back to do them itself while it waits: measured with two
+        concurrent batches, that was slower, because the serving process's request threads already
+        share one GIL."""
+        futures = [self.submit(context, part) for part in parts]
+        return (future.result() for future in futures)
+
+    def shutdown(self) -> None:
+        """Stop the worker process (a server at exit; tests)."""
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool, self._context = None, None
 
 
 class _Fallback:
@@ -183,12 +197,3 @@ def _done(context: Context, items: list[post_chunks.Item]) -> Future:
     future: Future = Future()
     future.set_result(context.work(items))
     return future
-
-
-def shutdown() -> None:
-    """Stop the worker process (tests; a server stops it at exit)."""
-    global _pool, _context
-    with _lock:
-        if _pool is not None:
-            _pool.shutdown(wait=True, cancel_futures=True)
-        _pool, _context = None, None

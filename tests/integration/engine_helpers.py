@@ -124,10 +124,12 @@ def post_batch_process(database_url: str, rules_doc: dict, plan: list[tuple[str,
     from geo.gazetteer import GazetteerIndex
     from ingest.posts import pipeline, parse as posts
     from ingest.posts.classify import load_lexicon
+    from ingest.posts.state import PostState
     from tocsin import models_registry
 
     models_registry.load()
     rules, lexicon, index = parse_rules(rules_doc), load_lexicon(), GazetteerIndex([], context_regions={})
+    state = PostState()
     config = pipeline.PipelineConfig(author_hash_key="test", jurisdiction_bbox=(-180, -90, 180, 90))
     engine = make_engine(database_url, pool_size=1)
     factory = make_sessionmaker(engine)
@@ -139,5 +141,6 @@ def post_batch_process(database_url: str, rules_doc: dict, plan: list[tuple[str,
         barrier.wait(timeout=60)
         with transaction(factory) as s:
             pipeline.ingest_posts(s, posts=batch, index=index, lexicon=lexicon, rules=rules, config=config,
-                                  now=when)
+                                  state=state, now=when)
+    state.close()
     engine.dispose()

@@ -40,7 +40,7 @@ def _files(tmp_path):
     return streets, marks
 
 
-def test_import_is_idempotent_and_feeds_the_pipeline(cli, session_factory, settings, tmp_path, monkeypatch):
+def test_import_is_idempotent_and_feeds_the_pipeline(cli, session_factory, settings, tmp_path, post_state):
     streets, marks = _files(tmp_path)
     for _ in range(2):
         r = cli("gazetteer", "import-streets", str(streets))
@@ -54,15 +54,12 @@ def test_import_is_idempotent_and_feeds_the_pipeline(cli, session_factory, setti
 
     from alerts.rules import load_rules
     from db.session import transaction
-    from geo import gazetteer_store
     from ingest.posts import pipeline, parse as posts
     from ingest.posts.classify import load_lexicon
 
-    monkeypatch.setattr(pipeline, "CHUNK", 1)
-    monkeypatch.setattr(pipeline, "THREAD_MIN", 1)
     from dataclasses import replace
 
-    config = replace(pipeline.PipelineConfig.from_settings(settings), worker_process=True)
+    config = replace(pipeline.PipelineConfig.from_settings(settings), worker_process=True, chunk=1, thread_min=1)
     items = [{"source": "test", "external_id": "x1", "author": "a", "created_at": NOW.isoformat(),
               "text": "Water main break at Crescent Ave & Hoyt St, street flooding"},
              {"source": "test", "external_id": "x2", "author": "b", "created_at": NOW.isoformat(),
@@ -71,9 +68,10 @@ def test_import_is_idempotent_and_feeds_the_pipeline(cli, session_factory, setti
               "text": "Power lines down on Hoyt St, sparks everywhere"}]
     valid = [p for p in posts.parse_items(items) if isinstance(p, posts.PostIn)]
     with transaction(session_factory) as session:
-        index = gazetteer_store.cached_index(session)
+        index = post_state.gazetteer.get(session)
         results = pipeline.ingest_posts(session, posts=valid, index=index, lexicon=load_lexicon(),
-                                        rules=load_rules(settings.rules_file), config=config, now=NOW)
+                                        rules=load_rules(settings.rules_file), config=config, state=post_state,
+                                        now=NOW)
     assert [r.located for r in results] == [True, True, True]
     with session_factory() as s:
         rows = s.execute(text("SELECT ST_X(geom), ST_Y(geom), uncertainty_m, raw->'geotag'->>'kind' FROM observations "

@@ -58,13 +58,13 @@ def _script() -> list[dict]:
 
 
 @pytest.fixture
-def pipeline_ingest(settings, lexicon):
+def pipeline_ingest(settings, lexicon, post_state):
     """The real post pipeline (validation, classify, geotag, dedup, zones, rules) as the connector's sink."""
     from alerts.rules import load_rules
     from ingest.posts import pipeline
 
     return jetstream.pipeline_ingest(lexicon=lexicon, rules=load_rules(settings.rules_file),
-                                     config=pipeline.PipelineConfig.from_settings(settings))
+                                     config=pipeline.PipelineConfig.from_settings(settings), state=post_state)
 
 
 def _stored_posts(session_factory) -> dict[str, int]:

@@ -165,11 +165,10 @@ def test_one_listener_fans_out_to_every_client(client, utility_key, tokens):
     assert got_a["feature"]["properties"]["category"] == "power_outage"
 
 
-def test_a_burst_naming_more_ids_than_one_read_returns_is_read_in_pages(session_factory, monkeypatch):
+def test_a_burst_naming_more_ids_than_one_read_returns_is_read_in_pages(session_factory):
     """Two bulk inserts can NOTIFY more observation ids than one query may return: every one is read."""
     from sqlalchemy import text
 
-    from ingest import observations
     from tocsin import live_feed
 
     now = datetime.now(UTC)
@@ -179,7 +178,6 @@ def test_a_burst_naming_more_ids_than_one_read_returns_is_read_in_pages(session_
             "uncertainty_m, geotag_method) SELECT 'post', 'p' || g, 'flood', 0.9, :now, :now, "
             "ST_SetSRID(ST_MakePoint(-73.97 + g * 0.001, 40.72), 4326), 10, 'coordinates' "
             "FROM generate_series(1, 5) g RETURNING id"), {"now": now}).scalars().all()
-    monkeypatch.setattr(observations, "MAX_LIMIT", 2)
     with session_factory() as s:
-        messages = live_feed.read_by_ids(s, obs_ids=list(reversed(ids)) + ids[:1], evt_ids=[], now=now)
+        messages = live_feed.read_by_ids(s, obs_ids=list(reversed(ids)) + ids[:1], evt_ids=[], now=now, page_size=2)
     assert [m.row_id for m in messages] == sorted(ids)  # every id once, oldest first

@@ -11,16 +11,16 @@ def test_warm_caches_the_zone_weights_of_detailed_outlines(session_factory, dist
 
     from db.session import transaction
     from geo import gazetteer_store
-    from geo import match_memory as zone_match
+    from ingest.posts.state import PostState
     from ingest.posts.warmup import warm_post_caches
     from tests.integration.posts_support import GAZETTEER, entries
 
     with transaction(session_factory) as s:
         gazetteer_store.save_entries(s, entries=entries())
-    zone_match.clear_cache()
-    assert warm_post_caches(session_factory) == 1  # Roundtown: the only outline of 1,000+ bytes of WKB
+    state = PostState()
+    assert warm_post_caches(session_factory, state) == 1  # Roundtown: the only outline of 1,000+ bytes of WKB
     with session_factory() as s:
-        zs = zone_match.zone_set(s)
+        zs = state.zones.get(s)
         codes = {zid: zs.info[zid][1] for zid in zs.info}
     roundtown = dict((n, g) for n, _, g in GAZETTEER)["Roundtown"]
     digest = hashlib.blake2b(shapely.to_wkb(roundtown), digest_size=16).digest()

@@ -15,15 +15,23 @@ BOUNDS = (-74.3, 40.45, -73.65, 40.95)
 
 
 @pytest.fixture
+def pool():
+    from ingest.posts import workers as post_workers
+
+    pool = post_workers.WorkerPool()
+    yield pool
+    pool.shutdown()
+
+
+@pytest.fixture
 def context(session_factory, districts, lexicon):
     from geo import match_memory as zone_match
     from geo.gazetteer import GazetteerIndex
     from ingest.posts import workers as post_workers
 
     with session_factory() as s:
-        zones = zone_match.zone_set(s)
-    yield post_workers.Context(GazetteerIndex(entries(), context_regions={}), lexicon, zones, BOUNDS, 0.5)
-    post_workers.shutdown()
+        zones = zone_match.ZoneSets().get(s)
+    return post_workers.Context(GazetteerIndex(entries(), context_regions={}), lexicon, zones, BOUNDS, 0.5)
 
 
 def _items(n=40):
@@ -44,63 +52,56 @@ def _same(a, b):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
 
 
-def _worker_pid(context):
-    from ingest.posts import workers as post_workers
-
-    return post_workers.pool_for(context).submit(os.getpid).result()
+def _worker_pid(pool, context):
+    return pool.pool_for(context).submit(os.getpid).result()
 
 
-def test_the_process_gives_the_stage_s_own_answers(context):
-    from ingest.posts import workers as post_workers
+def test_the_process_gives_the_stage_s_own_answers(pool, context):
 
     items = _items()
     here = context.work(items)
     assert sum(here.located) >= 20 and len(here.link_pos) > 0  # the fixture locates and links posts
-    _same(post_workers.submit(context, items).result(), here)
-    assert _worker_pid(context) != os.getpid()
+    _same(pool.submit(context, items).result(), here)
+    assert _worker_pid(pool, context) != os.getpid()
 
 
-def test_a_new_context_forks_a_new_process_that_sees_it(context):
+def test_a_new_context_forks_a_new_process_that_sees_it(pool, context):
     from dataclasses import replace
 
     from geo.gazetteer import GazetteerIndex
-    from ingest.posts import workers as post_workers
 
-    first = _worker_pid(context)
-    assert _worker_pid(context) == first  # the same context keeps its process
+    first = _worker_pid(pool, context)
+    assert _worker_pid(pool, context) == first  # the same context keeps its process
     # A gazetteer without "Alphaville": the new process must not answer from the old one.
     smaller = replace(context, index=GazetteerIndex([e for e in entries() if e.name != "Alphaville"],
                                                     context_regions={}))
     items = _items(5)
-    chunk = post_workers.submit(smaller, items).result()
-    assert _worker_pid(smaller) != first
+    chunk = pool.submit(smaller, items).result()
+    assert _worker_pid(pool, smaller) != first
     assert context.work(items).located[0] is True  # "Street flooding in Alphaville", without coordinates
     assert chunk.located[0] is False
     _same(chunk, smaller.work(items))
 
 
-def test_a_dead_process_loses_no_chunk(context):
-    from ingest.posts import workers as post_workers
+def test_a_dead_process_loses_no_chunk(pool, context):
 
     items = _items()
-    pid = _worker_pid(context)
+    pid = _worker_pid(pool, context)
     os.kill(pid, signal.SIGKILL)
     # The chunk sent to the dead process is done here instead; the next one gets a new process.
-    _same(post_workers.submit(context, items).result(), context.work(items))
-    assert _worker_pid(context) not in (pid, os.getpid())
+    _same(pool.submit(context, items).result(), context.work(items))
+    assert _worker_pid(pool, context) not in (pid, os.getpid())
 
 
-def test_the_process_lets_go_of_the_server_s_pipes(context):
+def test_the_process_lets_go_of_the_server_s_pipes(pool, context):
     """A pipe the server holds when the process is forked is closed there: else its reader would never
     see end-of-file when the server closes its end (a browser driver in the tests hung on exactly that)."""
-    from ingest.posts import workers as post_workers
 
-    post_workers.shutdown()
     r, w = os.pipe()
     try:
-        pool = post_workers.pool_for(context)
+        executor = pool.pool_for(context)
         with pytest.raises(OSError):
-            pool.submit(os.fstat, w).result()  # EBADF in the process
+            executor.submit(os.fstat, w).result()  # EBADF in the process
         os.close(w)
         os.set_blocking(r, False)  # with a copy of the write end open somewhere, this read raises instead
         assert os.read(r, 1) == b""  # end-of-file
@@ -118,7 +119,7 @@ def test_the_process_leaves_when_the_server_dies(tmp_path):
         "import os, sys\n"
         "from ingest.posts import workers as post_workers\n"
         "context = post_workers.Context(object(), object(), object(), (0.0, 0.0, 1.0, 1.0), 0.5)\n"
-        "print(post_workers.pool_for(context).submit(os.getpid).result(), flush=True)\n"
+        "print(post_workers.WorkerPool().pool_for(context).submit(os.getpid).result(), flush=True)\n"
         "os._exit(0)\n"  # as a SIGKILL would leave it: nothing shuts the pool down
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
@@ -131,17 +132,15 @@ def test_the_process_leaves_when_the_server_dies(tmp_path):
     assert state in ("gone", "Z"), f"worker {worker} still running ({state})"
 
 
-def test_sigterm_ends_the_process_whatever_the_server_s_handlers(context):
+def test_sigterm_ends_the_process_whatever_the_server_s_handlers(pool, context):
     """The server (uvicorn) handles SIGTERM with a flag; the forked process must not inherit that."""
     import signal
     import time
 
-    from ingest.posts import workers as post_workers
 
-    post_workers.shutdown()
     previous = signal.signal(signal.SIGTERM, lambda *a: None)  # as a server's handler would
     try:
-        pid = _worker_pid(context)
+        pid = _worker_pid(pool, context)
     finally:
         signal.signal(signal.SIGTERM, previous)
     os.kill(pid, signal.SIGTERM)

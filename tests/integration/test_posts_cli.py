@@ -133,7 +133,7 @@ def test_replay_refuses_both_modes(cli):
     assert r.exit_code == 2 and "not both" in r.output
 
 
-def test_purge_deletes_posts_older_than_retention(cli, session_factory, settings):
+def test_purge_deletes_posts_older_than_retention(cli, session_factory, settings, post_state):
     from alerts.rules import load_rules
     from db.session import transaction
     from geo.gazetteer import GazetteerEntry, GazetteerIndex
@@ -148,7 +148,8 @@ def test_purge_deletes_posts_older_than_retention(cli, session_factory, settings
         with transaction(session_factory) as session:
             pipeline.ingest_posts(session, posts=[p], index=index, lexicon=load_lexicon(),
                                   rules=load_rules(settings.rules_file),
-                                  config=pipeline.PipelineConfig.from_settings(settings), now=received)
+                                  config=pipeline.PipelineConfig.from_settings(settings), state=post_state,
+                                  now=received)
     signals = "SELECT o.raw->>'external_id' FROM signals s JOIN observations o ON o.id = s.observation_id"
     with session_factory() as s:
         assert sorted(s.execute(text(signals)).scalars().all()) == ["new", "old"]  # one each, in its district

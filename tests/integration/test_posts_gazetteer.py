@@ -29,21 +29,22 @@ def test_round_trip_and_replace_by_source(session_factory):
         assert by_name[name].kind == kind and by_name[name].geometry.equals(geom)
 
 
-def test_cached_index_follows_the_table(session_factory):
+def test_the_index_cache_follows_the_table(session_factory):
     from db.session import transaction
     from geo import gazetteer_store
     from geo.gazetteer import GazetteerEntry
 
+    cache = gazetteer_store.IndexCache()
     with transaction(session_factory) as s:
         gazetteer_store.save_entries(s, entries=entries())
     with session_factory() as s:
-        first = gazetteer_store.cached_index(s)
-        assert gazetteer_store.cached_index(s) is first  # unchanged table: the same index
+        first = cache.get(s)
+        assert cache.get(s) is first  # unchanged table: the same index
         assert len(first) == len(GAZETTEER)
     with transaction(session_factory) as s:
         gazetteer_store.save_entries(s, entries=[GazetteerEntry(name="Newplace", kind="landmark",
                                                                 geometry=GAZETTEER[3][2], source="new")])
     with session_factory() as s:
-        second = gazetteer_store.cached_index(s)
+        second = cache.get(s)
         assert second is not first and len(second) == len(GAZETTEER) + 1
-        assert gazetteer_store.reload_index(s) is not second
+        assert cache.reload(s) is not second

@@ -27,7 +27,7 @@ def rules(settings):
 
 
 @pytest.fixture(params=["one chunk", "a chunk per post, worker process", "a chunk per post, worker thread"])
-def run(request, monkeypatch, session_factory, districts, index, lexicon, rules, settings):
+def run(request, session_factory, districts, index, lexicon, rules, settings, post_state):
     """Ingest dicts through parse_items + ingest_posts in one committed transaction; each test runs with
     the batch in one chunk (inline), and again with every post its own chunk in the worker process, and
     in a worker thread. `go.in_process`: the Python stage ran in this process (its caches are here)."""
@@ -38,16 +38,14 @@ def run(request, monkeypatch, session_factory, districts, index, lexicon, rules,
 
     config = pipeline.PipelineConfig.from_settings(settings)
     if request.param != "one chunk":
-        monkeypatch.setattr(pipeline, "CHUNK", 1)
-        monkeypatch.setattr(pipeline, "THREAD_MIN", 1)
-        config = replace(config, worker_process=request.param.endswith("process"))
+        config = replace(config, worker_process=request.param.endswith("process"), chunk=1, thread_min=1)
 
     def go(items, *, now=NOW):
         parsed = posts.parse_items(items)
         valid = [p for p in parsed if isinstance(p, posts.PostIn)]
         with transaction(session_factory) as session:
             results = pipeline.ingest_posts(session, posts=valid, index=index, lexicon=lexicon, rules=rules,
-                                             config=config, now=now)
+                                             config=config, state=post_state, now=now)
         return parsed, results
 
     go.in_process = not request.param.endswith("process")
@@ -216,10 +214,8 @@ def test_repost_outside_the_window_counts_again(run, session_factory, settings):
     assert [r.status for r in results] == ["created", "created"]
 
 
-def test_detailed_outline_weights_and_their_cache(run, session_factory):
+def test_detailed_outline_weights_and_their_cache(run, session_factory, post_state):
     """A many-vertex neighbourhood is matched once per process and reused; the weights stay right."""
-    from geo import match_memory as zone_match
-
     _, first = run([flood("o1", "u1", "Roundtown")])
     _, second = run([flood("o2", "u2", "Roundtown")])
     for r in (first[0], second[0]):
@@ -234,7 +230,8 @@ def test_detailed_outline_weights_and_their_cache(run, session_factory):
     for x, y, radius in stored:
         assert (x, y) == pytest.approx((-73.95, 40.725), abs=1e-6) and radius > 1_000
     if run.in_process:  # else the cache is the worker process's
-        assert any(zs.area_weights for zs in zone_match._sets.values())
+        with session_factory() as s:
+            assert post_state.zones.get(s).area_weights
 
 
 def test_a_batch_with_nothing_accepted_writes_nothing(run, session_factory):

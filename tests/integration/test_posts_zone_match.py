@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 def weights_by_code(session, geoms):
     from geo import match_memory as zone_match
 
-    zs = zone_match.zone_set(session)
+    zs = zone_match.ZoneSets().get(session)
     g, z, w = zone_match.weights(zs, np.array(geoms, dtype=object))
     out: list[dict] = [{} for _ in geoms]
     for gi, zid, weight in zip(g.tolist(), z.tolist(), w.tolist()):
@@ -115,7 +115,7 @@ def test_locate_write_and_rule_matches(session_factory, districts):
         "geotag_method": [t.method for t in tags], "raw": ["{}"] * 3, "text_fingerprint": ["f1", "f2", "f3"],
         "zone_weights": [None] * 3}
     with transaction(session_factory) as s:
-        zs = zone_match.zone_set(s)
+        zs = zone_match.ZoneSets().get(s)
         pos, zone, weight = post_zones.locate(tags, zs)
         # Where each location falls, counted or not (t:3 is chatter the caller would not match).
         assert sorted((columns["external_id"][p], _code(s, int(z)), round(float(w), 3))

@@ -17,7 +17,7 @@ NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def ingest(session_factory, districts, settings, lexicon):
+def ingest(session_factory, districts, settings, lexicon, post_state):
     """ingest(items, rules=..., session=None): one batch through the pipeline, committed unless the
     caller passes its own session."""
     from alerts.rules import load_rules
@@ -32,7 +32,7 @@ def ingest(session_factory, districts, settings, lexicon):
     def go(items, *, rules=None, session=None, now=NOW):
         valid = [p for p in posts.parse_items(items) if isinstance(p, posts.PostIn)]
         kwargs = dict(posts=valid, index=index, lexicon=lexicon, rules=default_rules if rules is None else rules,
-                      config=config, now=now)
+                      config=config, state=post_state, now=now)
         if session is not None:
             return pipeline.ingest_posts(session, **kwargs)
         with transaction(session_factory) as s:

@@ -55,17 +55,29 @@ def test_the_zones_state_changes_with_every_write_and_the_matcher_reloads(sessio
     def stamp():
         return _one(engine, "SELECT version || ':' || xmin::text FROM zone_state")
 
+    sets = zone_match.ZoneSets()
     _load(session_factory, _records(3))
     first = stamp()
     with session_factory() as session:
-        before = zone_match.zone_set(session)
-        assert zone_match.zone_set(session) is before  # nothing changed: the same copy
+        before = sets.get(session)
+        assert sets.get(session) is before  # nothing changed: the same copy
     _load(session_factory, _records(4))
     assert stamp() != first
     with session_factory() as session:
-        after = zone_match.zone_set(session)
+        after = sets.get(session)
     assert after is not before and len(after.info) == 4
     with transaction(session_factory) as session:
         service.delete_layer(session, layer="grid")
     with session_factory() as session:
-        assert zone_match.zone_set(session).info == {}
+        assert sets.get(session).info == {}
+
+
+def test_each_owner_keeps_its_own_zones(session_factory, districts):
+    """No module-level cache: two owners (two apps in one process) never share what they loaded."""
+    from ingest.posts.state import PostState
+
+    one, two = PostState(), PostState()
+    with session_factory() as session:
+        assert one.zones.get(session) is one.zones.get(session)
+        assert two.zones.get(session) is not one.zones.get(session)
+        assert two.gazetteer.get(session) is not one.gazetteer.get(session)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ingest.ratelimit import KeyRateLimiter
+from accounts.ratelimit import KeyRateLimiter
 
 
 def test_burst_then_exact_wait():

@@ -10,7 +10,7 @@ from geo.errors import InvalidGeometry
 from geo.geojson import area_km2, check_limits, parse_bbox
 from ingest.reports import queries as report_queries
 from ingest.errors import InvalidTransition
-from ingest.ratelimit import KeyRateLimiter
+from accounts.ratelimit import KeyRateLimiter
 from ingest.reports.updates import allowed, check_transition, etag, etag_matches
 from ingest.reports.schemas import check_json_values
 
