@@ -4,12 +4,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response, status
-from sqlalchemy import text
 
+from alerts import outbox
 from alerts.api import AlertId
 from accounts.api import ActingDep, AdminDep
 from db.api import SessionDep
-from db.errors import Conflict, NotFound
 from db.input_guard import INT4_MAX, INT8_MAX
 from db.openapi import error_responses
 from dispatch import delivery_log
@@ -95,36 +94,18 @@ def alert_deliveries(alert_id: AlertId, session: SessionDep, identity: ActingDep
     return [DeliveryRead.model_validate(vars(d)) for d in delivery_log.alert_deliveries(session, alert_id=alert_id)]
 
 
-_OUTBOX_WHERE = {
-    "parked": "parked_at IS NOT NULL AND published_at IS NULL",
-    "pending": "parked_at IS NULL AND published_at IS NULL",
-}
-
-
 @router.get("/outbox", responses=_AUTH)
 def list_outbox(session: SessionDep, admin: AdminDep,
                 state: Annotated[Literal["parked", "pending"], Query()] = "parked",
                 limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[OutboxEventRead]:
     """Outbox events not yet on MQTT: `parked` ones gave up (see `last_error`), `pending` ones are queued."""
-    rows = session.execute(text(
-        "SELECT id, event_id::text AS event_id, alert_id, kind, attempts, last_error, created_at, next_attempt_at, "
-        f"published_at, parked_at FROM outbox_events WHERE {_OUTBOX_WHERE[state]} ORDER BY id LIMIT :limit"
-    ), {"limit": limit}).mappings().all()
-    return [OutboxEventRead(**dict(r)) for r in rows]
+    return [OutboxEventRead(**row) for row in outbox.unpublished(session, state=state, limit=limit)]
 
 
 @router.post("/outbox/{outbox_id}/retry", responses={**_AUTH, **error_responses(
     404, 409, _404="No such event", _409="The event is not parked")})
 def retry_outbox(outbox_id: OutboxId, session: SessionDep, admin: AdminDep) -> dict[str, Any]:
     """Unpark an event: the relay tries it again now, with a fresh attempt count."""
-    found = session.execute(text("SELECT parked_at, published_at FROM outbox_events WHERE id = :id FOR UPDATE"),
-                            {"id": outbox_id}).one_or_none()
-    if found is None:
-        raise NotFound(f"outbox event {outbox_id} does not exist")
-    if found.parked_at is None or found.published_at is not None:
-        raise Conflict(f"outbox event {outbox_id} is not parked")
-    session.execute(text("UPDATE outbox_events SET parked_at = NULL, attempts = 0, next_attempt_at = :now "
-                         "WHERE id = :id"), {"id": outbox_id, "now": datetime.now(UTC)})
-    session.execute(text("NOTIFY tocsin_outbox"))
+    outbox.unpark(session, outbox_id=outbox_id, now=datetime.now(UTC))
     session.commit()
     return {"id": outbox_id, "state": "pending"}

@@ -12,6 +12,7 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts import outbox
 from db import raw as db_raw
 from db.plans import GENERIC_PLANS
 from db.outage import Outage, is_transient
@@ -20,7 +21,7 @@ from dispatch.zone_state import ZoneStates
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "tocsin_outbox"
+CHANNEL = outbox.CHANNEL
 
 # SKIP LOCKED lets several relays share the outbox without blocking or double-claiming. The claim also
 # makes the rest of its transaction use generic plans (`plans`, evaluated once): the zone-state read
