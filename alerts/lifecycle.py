@@ -31,7 +31,3 @@ def check_transition(alert_id: int, current: str, wanted: str) -> AlertState:
     if not can_transition(current, wanted):
         raise InvalidTransition(alert_id, current, wanted)
     return AlertState(wanted)
-
-
-def is_unresolved(state: str) -> bool:
-    return state != AlertState.RESOLVED

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from db.errors import Conflict
 from geo.errors import UnknownZone
-from geo.models import Zone, ZoneLayer
+from geo.models import ZoneLayer
 from geo.zones import ZoneRecord
 
 
@@ -159,10 +159,3 @@ def zone_outlines(session: Session, zones: list[tuple[str, str]], *, simplify_m:
           ON w.layer = l.name AND w.code = z.code
         """), {"layers": [z[0] for z in zones], "codes": [z[1] for z in zones], "tol": simplify_m}).all()
     return {(r[0], r[1]): json.loads(r[2]) for r in rows}
-
-
-def zone_by_id(session: Session, zone_id: int) -> tuple[Zone, ZoneLayer]:
-    zone = session.get(Zone, zone_id)
-    if zone is None:
-        raise UnknownZone(f"zone id {zone_id} does not exist", zone_id=zone_id)
-    return zone, zone.layer

@@ -1,6 +1,5 @@
 """Read observations for the map: GeoJSON features with age, uncertainty, and post text or report details."""
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -53,11 +52,6 @@ def parse_ids(value: str) -> list[int]:
     return [int(p) for p in parts]
 
 
-def observation_features(session: Session, *, now: datetime, **filters: Any) -> list[dict[str, Any]]:
-    """Located observations as GeoJSON feature dicts, newest first; filters as in `observation_features_json`."""
-    return [json.loads(f) for _, f in observation_features_json(session, now=now, **filters)]
-
-
 def observation_features_json(
     session: Session,
     *,
@@ -93,8 +87,3 @@ def observation_features_json(
         params["ids"] = list(ids)
     sql += " ORDER BY o.id DESC LIMIT :limit"
     return [(int(obs_id), feature) for obs_id, feature in session.execute(text(sql), params).all()]
-
-
-def latest_id(session: Session) -> int:
-    """The highest observation id (0 when there are none): where a live feed starts."""
-    return int(session.execute(text("SELECT coalesce(max(id), 0) FROM observations")).scalar_one())

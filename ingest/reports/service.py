@@ -185,12 +185,6 @@ def _prior(session: Session, *, utility_id: int, external_id: str,
     return (by_key or list(rows) or [None])[0]
 
 
-def find_report(session: Session, *, caller: Caller, external_id: str) -> UtilityReport | None:
-    """The caller's report with this external_id, if any."""
-    return session.scalar(select(UtilityReport).where(
-        UtilityReport.utility_id == caller.utility_id, UtilityReport.external_id == external_id))
-
-
 def insert_observation(session: Session, *, external_id: str, caller: Caller, text_: str | None, category: str,
                        observed_at: datetime, now: datetime, geom: BaseGeometry, method: str,
                        raw: dict[str, Any]) -> int | None:
