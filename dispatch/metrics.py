@@ -1,9 +1,12 @@
-"""Dispatch metrics: counters shared through the database, gauges read from it, Prometheus text out."""
+"""Dispatch metrics: counters shared through the database, and gauges read from it at scrape time
+(`DatabaseCollector`, a prometheus_client collector built for one scrape on the request's session)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -48,41 +51,52 @@ def delivery_statuses(session: Session) -> dict[str, int]:
     return {status: int(stored.get(status, 0)) for status in DELIVERY_STATUSES}
 
 
-def heartbeat_lines(session: Session, *, now: datetime, stall_s: float) -> list[str]:
-    """Each worker role's heartbeat age and whether it is up (a beat within stall_s): one series per role
-    that has ever beaten."""
-    roles = heartbeats.role_statuses(session, now=now, stall_s=stall_s)
-    lines = ["# HELP tocsin_worker_heartbeat_age_seconds Age of the freshest heartbeat of a worker role.",
-             "# TYPE tocsin_worker_heartbeat_age_seconds gauge"]
-    lines += [f'tocsin_worker_heartbeat_age_seconds{{role="{r}"}} {s.age_s:.3f}' for r, s in roles.items()]
-    lines += [f"# HELP tocsin_worker_role_up 1 when a worker role beat within {stall_s:g}s, else 0 (stalled).",
-              "# TYPE tocsin_worker_role_up gauge"]
-    lines += [f'tocsin_worker_role_up{{role="{r}"}} {0 if s.stalled else 1}' for r, s in roles.items()]
-    return lines
+class DatabaseCollector:
+    """The series every process shares through the database, read when collected: outbox events by
+    state, SMS deliveries by status, the fan-out's counters and, with `now` and `stall_s`, each worker
+    role's heartbeat. Built per scrape on the scrape's session: never a stale process gauge."""
+
+    def __init__(self, session: Session, *, now: datetime | None = None, stall_s: float | None = None) -> None:
+        self.session = session
+        self.now = now
+        self.stall_s = stall_s
+
+    def collect(self) -> Iterator[Metric]:
+        outbox = GaugeMetricFamily("tocsin_outbox_events", "Outbox events not yet published to MQTT, by state.",
+                                   labels=["state"])
+        for state, n in outbox_states(self.session).items():
+            outbox.add_metric([state], n)
+        yield outbox
+        sms = GaugeMetricFamily("tocsin_deliveries", "SMS deliveries by status.", labels=["channel", "status"])
+        for status, n in delivery_statuses(self.session).items():
+            sms.add_metric(["sms", status], n)
+        yield sms
+        for name, value in counters(self.session).items():
+            yield CounterMetricFamily(f"tocsin_{name}_total", f"{COUNTERS[name]}.", value=value)
+        if self.now is not None and self.stall_s is not None:
+            yield from self._heartbeats(self.now, self.stall_s)
+
+    def _heartbeats(self, now: datetime, stall_s: float) -> Iterator[Metric]:
+        """Each worker role's heartbeat age and whether it is up (a beat within stall_s): one series per role
+        that has ever beaten."""
+        roles = heartbeats.role_statuses(self.session, now=now, stall_s=stall_s)
+        age = GaugeMetricFamily("tocsin_worker_heartbeat_age_seconds",
+                                "Age of the freshest heartbeat of a worker role.", labels=["role"])
+        up = GaugeMetricFamily("tocsin_worker_role_up",
+                               f"1 when a worker role beat within {stall_s:g}s, else 0 (stalled).", labels=["role"])
+        for role, status in roles.items():
+            age.add_metric([role], round(status.age_s, 3))
+            up.add_metric([role], 0 if status.stalled else 1)
+        yield age
+        yield up
 
 
-def writer_lines(*, batches: int, reports: int, pid: int) -> str:
-    """An API process's group commits of POST /v1/reports (ingest.reports.writer): their number and the
-    reports they wrote; reports / batches is the mean batch size."""
-    return (f"# HELP tocsin_report_batches_total Group commits of POST /v1/reports by this API process.\n"
-            f"# TYPE tocsin_report_batches_total counter\n"
-            f'tocsin_report_batches_total{{pid="{pid}"}} {batches}\n'
-            f"# HELP tocsin_report_batch_reports_total Reports written by those group commits.\n"
-            f"# TYPE tocsin_report_batch_reports_total counter\n"
-            f'tocsin_report_batch_reports_total{{pid="{pid}"}} {reports}\n')
+class Scrape:
+    """Several collectors (a registry, a per-scrape collector) rendered as one exposition."""
 
+    def __init__(self, *parts: object) -> None:
+        self.parts = parts
 
-def render_prometheus(session: Session, *, now: datetime | None = None, stall_s: float | None = None) -> str:
-    """The Prometheus text exposition format (version 0.0.4) of every dispatch metric; with `now` and
-    `stall_s`, the worker heartbeats too."""
-    lines = ["# HELP tocsin_outbox_events Outbox events not yet published to MQTT, by state.",
-             "# TYPE tocsin_outbox_events gauge"]
-    lines += [f'tocsin_outbox_events{{state="{k}"}} {v}' for k, v in outbox_states(session).items()]
-    lines += ["# HELP tocsin_deliveries SMS deliveries by status.", "# TYPE tocsin_deliveries gauge"]
-    lines += [f'tocsin_deliveries{{channel="sms",status="{k}"}} {v}' for k, v in delivery_statuses(session).items()]
-    for name, value in counters(session).items():
-        lines += [f"# HELP tocsin_{name}_total {COUNTERS[name]}.", f"# TYPE tocsin_{name}_total counter",
-                  f"tocsin_{name}_total {value}"]
-    if now is not None and stall_s is not None:
-        lines += heartbeat_lines(session, now=now, stall_s=stall_s)
-    return "\n".join(lines) + "\n"
+    def collect(self) -> Iterable[Metric]:
+        for part in self.parts:
+            yield from part.collect()  # type: ignore[attr-defined]

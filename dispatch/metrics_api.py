@@ -1,10 +1,9 @@
-"""GET /metrics in the Prometheus text format."""
+"""GET /metrics in the Prometheus text format (or OpenMetrics, when the scraper asks for it)."""
 
-import os
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Request, Response
+from prometheus_client.exposition import choose_encoder
 
 from db.api import SessionDep
 from dispatch import metrics
@@ -12,13 +11,15 @@ from dispatch import metrics
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
-def prometheus_metrics(request: Request, session: SessionDep) -> PlainTextResponse:
-    """Outbox pending/parked, SMS deliveries by status, fan-out counters, worker heartbeats, and this API
-    process's group commits of reports (labelled with its pid: each API worker process counts its own)."""
-    text = metrics.render_prometheus(session, now=datetime.now(UTC),
-                                     stall_s=request.app.state.settings.worker_stall_s)
-    writer = getattr(request.app.state, "report_writer", None)
-    if writer is not None:
-        text += metrics.writer_lines(batches=writer.batches, reports=writer.reports, pid=os.getpid())
-    return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text exposition"}})
+def prometheus_metrics(request: Request, session: SessionDep) -> Response:
+    """What the database says at this scrape (outbox pending/parked, SMS deliveries by status, fan-out counters,
+    worker heartbeats), then this API process's own registry (request durations by route, report commit
+    latency, group commits; labelled with its pid: each API worker process counts its own)."""
+    scrape = metrics.Scrape(
+        metrics.DatabaseCollector(session, now=datetime.now(UTC), stall_s=request.app.state.settings.worker_stall_s),
+        request.app.state.metrics.registry,
+    )
+    encoder, content_type = choose_encoder(request.headers.get("accept"))
+    return Response(encoder(scrape), media_type=content_type)

@@ -6,6 +6,8 @@ import csv
 import io
 import logging
 import re
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -201,11 +203,12 @@ def _parse_row(session: Session, row: dict[str, str], region: str) -> tuple[str,
 
 
 def import_csv(session: Session, *, data: str, now: datetime, region: str = "US",
-               skip_invalid: bool = False) -> ImportResult:
+               skip_invalid: bool = False, progress: Callable[[int], None] | None = None) -> ImportResult:
     """Upsert responders by phone from CSV; each listed responder's coverage becomes what the file says.
 
     One responder may span several rows (one per tier or schedule). Invalid rows are reported
-    with their line number; unless `skip_invalid`, any invalid row means nothing is imported.
+    with their line number; unless `skip_invalid`, any invalid row means nothing is imported. `progress`
+    hears, as each responder is written, how many rows listed it.
     """
     reader = csv.DictReader(io.StringIO(data))
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
@@ -215,6 +218,7 @@ def import_csv(session: Session, *, data: str, now: datetime, region: str = "US"
     reader.fieldnames = header
     result = ImportResult()
     wanted: dict[str, tuple[str, list[CoverageSpec]]] = {}
+    rows: Counter[str] = Counter()
     for row in reader:
         line = reader.line_num
         try:
@@ -226,6 +230,7 @@ def import_csv(session: Session, *, data: str, now: datetime, region: str = "US"
             result.errors.append((line, f"phone {row.get('phone')!r} is already used by {wanted[phone][0]!r}"))
             continue
         wanted.setdefault(phone, (name, []))[1].extend(specs)
+        rows[phone] += 1
     if result.errors and not skip_invalid:
         return result
     for phone, (name, specs) in wanted.items():
@@ -238,4 +243,6 @@ def import_csv(session: Session, *, data: str, now: datetime, region: str = "US"
             update_responder(session, responder_id=existing.id, name=name, coverage=specs, now=now, region=region)
             result.updated += 1
         result.coverage_rows += len(specs)
+        if progress:
+            progress(rows[phone])
     return result

@@ -19,7 +19,8 @@ source's earlier entries, so a re-import is idempotent). Nothing runs at import.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from shapely import wkt as shapely_wkt
@@ -70,6 +71,15 @@ NYC_POI = {
 }
 
 
+# How a caller hears progress (the CLI passes tocsin.progress.progress): called with the total, a description
+# and a unit, it gives a context whose value is `advance(n)`. geo stays free of the command line's display.
+Progress = Callable[[int, str, str], AbstractContextManager[Callable[[int], None]]]
+
+
+def _silent(total: int, description: str, unit: str) -> AbstractContextManager[Callable[[int], None]]:
+    return nullcontext(lambda n=1: None)
+
+
 class GazetteerFileError(ValueError):
     """A file or column problem, with a message naming the file and the column."""
 
@@ -105,14 +115,6 @@ def _display(name: str) -> str:
         if name.isupper() else name
 
 
-def _progress(iterable, total: int, desc: str, progress: bool):
-    if not progress:
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, unit=" rows")
-
-
 def _read_frame(path: Path, layer: str | None):
     import geopandas as gpd
 
@@ -134,8 +136,8 @@ def _check_lonlat(g: BaseGeometry, where: str) -> None:
 
 def read_street_lines(path: str | Path, *, name_col: str | None = None, alt_cols: Sequence[str] = (),
                       borough_col: str | None = None, layer: str | None = None,
-                      progress: bool = False) -> list[StreetLine]:
-    """The named lines of a centerline file, in EPSG:4326."""
+                      progress: Progress | None = None) -> list[StreetLine]:
+    """The named lines of a centerline file, in EPSG:4326; `progress` hears of every row read."""
     path = Path(path)
     gdf = _read_frame(path, layer)
     cols = [c for c in gdf.columns if c != "geometry"]
@@ -145,25 +147,27 @@ def read_street_lines(path: str | Path, *, name_col: str | None = None, alt_cols
     boro_c = _find_column(cols, borough_col, BOROUGH_COLUMNS, path, "borough", required=False)
     highway = next((c for c in cols if c.lower() == "highway"), None)
     out = []
-    for i, row in _progress(enumerate(gdf.itertuples(index=False)), len(gdf), "streets", progress):
-        rec = row._asdict()
-        g = rec["geometry"]
-        name = _text(rec[name_c])
-        if g is None or g.is_empty or not name or g.geom_type not in ("LineString", "MultiLineString"):
-            continue
-        if highway and _text(rec[highway]) in _OSM_SKIP:
-            continue
-        _check_lonlat(g, f"{path} feature {i + 1}")
-        borough = _text(rec[boro_c]) if boro_c else ""
-        if boro_c and boro_c.lower() in ("lboro", "boro_code", "borocode"):
-            borough = _NYC_BORO.get(borough, borough)
-        alts = tuple(_display(a) for c in alt_cs for a in _split(rec[c]))
-        out.append(StreetLine(_display(name), g, alts, borough or None))
+    with (progress or _silent)(len(gdf), "streets", "row") as advance:
+        for i, row in enumerate(gdf.itertuples(index=False)):
+            advance(1)
+            rec = row._asdict()
+            g = rec["geometry"]
+            name = _text(rec[name_c])
+            if g is None or g.is_empty or not name or g.geom_type not in ("LineString", "MultiLineString"):
+                continue
+            if highway and _text(rec[highway]) in _OSM_SKIP:
+                continue
+            _check_lonlat(g, f"{path} feature {i + 1}")
+            borough = _text(rec[boro_c]) if boro_c else ""
+            if boro_c and boro_c.lower() in ("lboro", "boro_code", "borocode"):
+                borough = _NYC_BORO.get(borough, borough)
+            alts = tuple(_display(a) for c in alt_cs for a in _split(rec[c]))
+            out.append(StreetLine(_display(name), g, alts, borough or None))
     return out
 
 
 def read_streets(path: str | Path, *, source: str | None = None, region: str | None = None,
-                 progress: bool = False, **kw) -> list[GazetteerEntry]:
+                 progress: Progress | None = None, **kw) -> list[GazetteerEntry]:
     """Street entries (one per name and borough) from a centerline file."""
     path = Path(path)
     return group_streets(read_street_lines(path, progress=progress, **kw), source=source or path.name, region=region)
@@ -210,7 +214,7 @@ def read_landmarks(path: str | Path, *, name_col: str | None = None, alias_cols:
                    kind: str = "landmark", kind_col: str | None = None, lon_col: str | None = None,
                    lat_col: str | None = None, wkt_col: str | None = None, layer: str | None = None,
                    preset: str | None = None, source: str | None = None, region: str | None = None,
-                   code_col: str | None = None, progress: bool = False) -> list[GazetteerEntry]:
+                   code_col: str | None = None, progress: Progress | None = None) -> list[GazetteerEntry]:
     """Landmark (or station) entries from a GeoJSON/vector file or a CSV with WKT or lon/lat columns.
     `code_col` is kept as each entry's code; for stations, the lines that serve it ("A C E"), so that a
     post naming a line ("125 St on the A train") picks the station that line serves. Rows of one name
@@ -227,40 +231,42 @@ def read_landmarks(path: str | Path, *, name_col: str | None = None, alias_cols:
     kind_c = _find_column(cols, kind_col, (), path, "kind") if kind_col else None
     code_c = _find_column(cols, code_col, (), path, "code") if code_col else None
     groups: dict[tuple[str, str], list[dict]] = {}
-    for rec, g in _progress(rows, len(rows), "landmarks", progress):
-        name = _text(rec.get(name_c))
-        if not name or g is None or g.is_empty:
-            continue
-        k = _text(rec.get(kind_c)) if kind_c else kind
-        if preset == "nyc-poi":
-            try:
-                code = (int(float(rec["FACILITY_T"])), int(float(rec["FACI_DOM"])))
-            except (KeyError, ValueError):
-                raise GazetteerFileError(f"{path}: preset nyc-poi needs numeric FACILITY_T and FACI_DOM columns") from None
-            if code not in NYC_POI:
+    with (progress or _silent)(len(rows), "landmarks", "row") as advance:
+        for rec, g in rows:
+            advance(1)
+            name = _text(rec.get(name_c))
+            if not name or g is None or g.is_empty:
                 continue
-            k, word = NYC_POI[code]
-            if word and not any(c.isalpha() for c in name):
-                continue  # "3" with the bridge code: a bridge number, not a name
-            if word and word.lower() not in name.lower():
-                name = f"{_display(name)} {word}"
-        if k not in KINDS:
-            raise GazetteerFileError(f"{path}: kind {k!r} of {name!r} is not one of {sorted(KINDS)}")
-        name = _display(name)
-        key = (normalise_name(name), k)
-        if not key[0]:
-            continue
-        aliases = [_display(a) for c in alias_cs for a in _split(rec.get(c))] + _derived_aliases(name, k, preset)
-        codes = _text(rec.get(code_c)).split() if code_c else []
-        clusters = groups.setdefault(key, [])
-        reach = STATION_CLUSTER_M if k == "station" else LANDMARK_CLUSTER_M
-        home = next((c for c in clusters if c["anchor"].distance(g) * 111_320 * 0.76 <= reach), None)
-        if home is None:
-            clusters.append({"name": name, "anchor": g, "geoms": [g], "aliases": aliases, "codes": codes})
-        else:
-            home["geoms"].append(g)
-            home["aliases"].extend(aliases)
-            home["codes"].extend(codes)
+            k = _text(rec.get(kind_c)) if kind_c else kind
+            if preset == "nyc-poi":
+                try:
+                    code = (int(float(rec["FACILITY_T"])), int(float(rec["FACI_DOM"])))
+                except (KeyError, ValueError):
+                    raise GazetteerFileError(f"{path}: preset nyc-poi needs numeric FACILITY_T and FACI_DOM columns") from None
+                if code not in NYC_POI:
+                    continue
+                k, word = NYC_POI[code]
+                if word and not any(c.isalpha() for c in name):
+                    continue  # "3" with the bridge code: a bridge number, not a name
+                if word and word.lower() not in name.lower():
+                    name = f"{_display(name)} {word}"
+            if k not in KINDS:
+                raise GazetteerFileError(f"{path}: kind {k!r} of {name!r} is not one of {sorted(KINDS)}")
+            name = _display(name)
+            key = (normalise_name(name), k)
+            if not key[0]:
+                continue
+            aliases = [_display(a) for c in alias_cs for a in _split(rec.get(c))] + _derived_aliases(name, k, preset)
+            codes = _text(rec.get(code_c)).split() if code_c else []
+            clusters = groups.setdefault(key, [])
+            reach = STATION_CLUSTER_M if k == "station" else LANDMARK_CLUSTER_M
+            home = next((c for c in clusters if c["anchor"].distance(g) * 111_320 * 0.76 <= reach), None)
+            if home is None:
+                clusters.append({"name": name, "anchor": g, "geoms": [g], "aliases": aliases, "codes": codes})
+            else:
+                home["geoms"].append(g)
+                home["aliases"].extend(aliases)
+                home["codes"].extend(codes)
     src = source or path.name
     out = []
     for (_key, k), clusters in groups.items():

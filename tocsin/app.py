@@ -29,7 +29,7 @@ from db.session import make_engine, make_sessionmaker
 from geo import api as geo_api
 from geo.errors import InvalidGeometry, ZoneFileError
 from dispatch import api as dispatch_api
-from dispatch import metrics_api, twilio_api
+from dispatch import broker_check, metrics_api, twilio_api
 from ingest.reports import api as ingest_api
 from accounts import errors as account_errors
 from ingest import errors as ingest_errors
@@ -38,7 +38,7 @@ from ingest.posts import api as posts_api, warmup
 from ingest.posts.state import PostState
 from accounts.ratelimit import KeyRateLimiter
 from ingest.reports.writer import ReportWriter, WriterStopped
-from tocsin import feedback_api, live, models_registry, web_api
+from tocsin import feedback_api, http_metrics, live, models_registry, web_api
 from tocsin.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -198,7 +198,8 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
         engine = make_engine(settings.database_url, pool_size=settings.api_concurrency)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
-        app.state.report_writer = ReportWriter(app.state.sessionmaker, rules=app.state.rules)
+        app.state.report_writer = ReportWriter(app.state.sessionmaker, rules=app.state.rules,
+                                               observe_committed=app.state.metrics.observe_report_commit)
         app.state.report_writer.start()
         app.state.posts = PostState()  # the post pipeline's zones, gazetteer index and worker process
         # The report writer thread waits on PostgreSQL about ten times a batch, and each time takes the GIL
@@ -235,6 +236,12 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
         rules = app.state.rules_provider.current
     app.state.rules = rules
     app.state.rate_limiter = KeyRateLimiter(per_min=settings.rate_limit_per_min)
+    # This app's own registry (not prometheus_client's global one: tests build several apps).
+    app.state.metrics = http_metrics.ApiMetrics(writer=lambda: getattr(app.state, "report_writer", None))
+    app.state.broker_check = broker_check.CachedBrokerCheck(broker_check.BrokerCheck.for_url(
+        settings.mqtt_url, tls=settings.mqtt_tls, ca_file=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
+        username=settings.mqtt_username,
+        password=settings.mqtt_password.get_secret_value() if settings.mqtt_password else None))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -277,23 +284,33 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
 
     @app.get("/readyz", tags=["ops"])
     def readyz(request: Request) -> JSONResponse:
-        """The database answers (else 503), and each worker role's heartbeat: its age and whether it is
-        stalled (older than TOCSIN_WORKER_STALL_S).
+        """The database and the MQTT broker answer (else 503, naming what is down in "detail" and under
+        "database" or "mqtt"), and each worker role's heartbeat: its age and whether it is stalled (older
+        than TOCSIN_WORKER_STALL_S). The broker's answer (an MQTT CONNECT and CONNACK) is cached a few seconds.
 
         A stalled worker leaves this at 200 with "status": "degraded": readiness decides whether this API
         process gets traffic, and taking it out of rotation would not restart a worker, only refuse reports
         that the outbox keeps safely until the worker is back. Alert on the body or on /metrics."""
+        problems: dict[str, str] = {}
+        body: dict[str, object] = {}
         try:
             with request.app.state.sessionmaker() as session:
                 roles = heartbeats.role_statuses(session, now=datetime.now(UTC), stall_s=settings.worker_stall_s)
         except Exception as exc:  # readiness reports, it does not raise
-            return JSONResponse(status_code=503, content={"status": "unavailable", "database": str(exc)[:200]},
-                                headers={"Retry-After": str(DB_RETRY_AFTER_S)})
-        stalled = sorted(role for role, status in roles.items() if status.stalled)
-        # A role that beats but cannot work (its broker is down, it just crashed) degrades readiness too.
-        degraded = stalled or any(status.state != "ok" for status in roles.values())
-        return JSONResponse({"status": "degraded" if degraded else "ok", "stalled": stalled,
-                             "workers": {role: status.as_dict() for role, status in roles.items()}})
+            problems["database"] = f"database unavailable: {str(exc).strip()[:200]}"
+        else:
+            stalled = sorted(role for role, status in roles.items() if status.stalled)
+            # A role that beats but cannot work (its broker is down, it just crashed) degrades readiness too.
+            degraded = stalled or any(status.state != "ok" for status in roles.values())
+            body = {"status": "degraded" if degraded else "ok", "stalled": stalled,
+                    "workers": {role: status.as_dict() for role, status in roles.items()}}
+        if (mqtt := request.app.state.broker_check.problem()) is not None:
+            problems["mqtt"] = mqtt
+        if problems:
+            return JSONResponse(status_code=503, headers={"Retry-After": str(DB_RETRY_AFTER_S)},
+                                content={**body, "status": "unavailable", "detail": "; ".join(problems.values()),
+                                         **problems})
+        return JSONResponse(body)
 
     app.include_router(ingest_api.router)
     app.include_router(posts_api.router)
@@ -309,6 +326,7 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        path_limits={posts_api.BATCH_PATH: settings.posts_batch_max_bytes},
                        json_exempt_prefixes=(open311_api.PREFIX,))
+    app.add_middleware(http_metrics.HttpMetrics, metrics=app.state.metrics)  # last: outermost, times the rest
     return app
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 # Light at import: heavy imports are inside the commands.
-from tocsin import cli_accounts, cli_classifier, cli_posts, cli_sms
+from tocsin import cli_accounts, cli_classifier, cli_posts, cli_purge, cli_sms
 from tocsin import cli_common as common
 
 app = typer.Typer(help="Tocsin: location-aware incident alerting for first responders.", no_args_is_help=True)
@@ -43,12 +43,11 @@ def db_current() -> None:
 
 def _load_zone_file(path: Path, *, layer: str, code_field: str | None, name_field: str | None,
                     assume_crs: str | None, description: str, file_layer: str | None = None) -> None:
-    from tqdm import tqdm
-
     from db.session import transaction
     from geo import zone_store as zone_service
     from geo.errors import ZoneFileError
     from geo.zones import read_zone_file
+    from tocsin.progress import progress
 
     settings = _settings()
     try:
@@ -62,10 +61,10 @@ def _load_zone_file(path: Path, *, layer: str, code_field: str | None, name_fiel
         typer.echo(f"repaired feature {index}: {reason}", err=True)
     for index, reason in report.rejected:
         typer.secho(f"rejected feature {index}: {reason}", fg=typer.colors.YELLOW, err=True)
-    with tqdm(total=len(records), desc=f"zones {layer}", unit="zone", disable=len(records) < 200,
-              file=sys.stderr) as bar, transaction(_sessionmaker(settings)) as session:
+    with progress(len(records), f"zones {layer}", "zone") as advance, \
+            transaction(_sessionmaker(settings)) as session:
         counts = zone_service.upsert_zones(session, layer=layer, records=records, description=description,
-                                           progress=bar.update)
+                                           progress=advance)
     typer.echo(
         f"layer {layer}: read {report.read}, inserted {counts.inserted}, updated {counts.updated}, "
         f"repaired {len(report.repaired)}, rejected {len(report.rejected)}"
@@ -157,23 +156,34 @@ def responders_import(
     coverage: `district:A district:B` (zones) or `district:*` (a whole layer); on_call: a weekly
     schedule like `mon-fri 08:00-18:00; sat,sun 22:00-06:00` (empty = always on call).
     """
+    import csv
+    import io
+    import logging
     from datetime import UTC, datetime
 
     from db.errors import DomainError
     from db.session import transaction
     from dispatch import responders
+    from tocsin.progress import progress
 
     settings = _settings()
     try:
         data = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         _fail(f"cannot read {str(path)!r}: {exc.strerror}")
+    rows = max(0, sum(1 for row in csv.reader(io.StringIO(data)) if row) - 1)
+    # import_csv logs a line per responder: thousands of them would bury the progress and the summary.
+    per_responder = logging.getLogger(responders.__name__)
+    level = per_responder.level
+    per_responder.setLevel(logging.WARNING)
     try:
-        with transaction(_sessionmaker(settings)) as session:
+        with progress(rows, "responder rows", "row") as advance, transaction(_sessionmaker(settings)) as session:
             result = responders.import_csv(session, data=data, now=datetime.now(UTC), region=settings.phone_region,
-                                           skip_invalid=skip_invalid)
+                                           skip_invalid=skip_invalid, progress=advance)
     except DomainError as exc:
         _fail(exc.message)
+    finally:
+        per_responder.setLevel(level)
     for line, message in result.errors:
         typer.secho(f"{path}:{line}: {message}", fg=typer.colors.YELLOW, err=True)
     if result.errors and not skip_invalid:
@@ -300,13 +310,12 @@ def reports_import_feed(
     import json
     from datetime import UTC, datetime
 
-    from tqdm import tqdm
-
     from alerts.rules import load_rules
     from db.errors import DomainError
     from db.session import transaction
     from ingest.reports import feed_import
     from ingest.reports.feeds import parse_feed
+    from tocsin.progress import progress
 
     settings = _settings()
     try:
@@ -322,14 +331,14 @@ def reports_import_feed(
                   "Pass --outside-jurisdiction to import them anyway (a test, or another place)")
         jurisdiction = parsed.envelope() or settings.jurisdiction_bbox
     try:
-        with tqdm(total=len(parsed.items), desc="outages", unit="outage", disable=len(parsed.items) < 200,
-                  file=sys.stderr) as bar, transaction(_sessionmaker(settings)) as session:
+        with progress(len(parsed.items), "outages", "outage") as advance, \
+                transaction(_sessionmaker(settings)) as session:
             caller = feed_import.feed_caller(session, utility_name=utility)
             result = feed_import.import_feed(session, caller=caller, feed=fmt, parsed=parsed,
                                              rules=load_rules(settings.rules_file), jurisdiction_bbox=jurisdiction,
                                              now=datetime.now(UTC), source=path.name,
                                              max_vertices=settings.max_vertices, max_area_km2=settings.max_area_km2,
-                                             progress=bar.update)
+                                             progress=advance)
     except DomainError as exc:
         _fail(exc.message)
     for r in sorted(result.rejected, key=lambda r: r.index):
@@ -418,11 +427,12 @@ def serve(
 def worker(
     roles: Annotated[str, typer.Option(help="Comma-separated roles for this process: relay (outbox to MQTT), sms "
                                        "(fan-out to responders), sweeper (expiry, hysteresis, repeats, "
-                                       "escalation). Give the relay its own process when latency matters.")]
-    = "relay,sms,sweeper",
+                                       "escalation), purge (retention, daily). Give the relay its own process "
+                                       "when latency matters.")]
+    = "relay,sms,sweeper,purge",
 ) -> None:
-    """Run the dispatcher: outbox relay to MQTT, the SMS fan-out (Twilio, or the console without credentials)
-    and the alert sweeper."""
+    """Run the dispatcher: outbox relay to MQTT, the SMS fan-out (Twilio, or the console without credentials),
+    the alert sweeper and the retention purge."""
     from tocsin import worker as worker_mod
 
     chosen = tuple(r.strip() for r in roles.split(",") if r.strip())
@@ -438,6 +448,7 @@ cli_posts.register(app)
 cli_accounts.register(app)
 cli_sms.register(app)
 cli_classifier.register(app)
+cli_purge.register(app)
 
 
 def main() -> None:

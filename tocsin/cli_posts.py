@@ -6,7 +6,6 @@ Registered on the main app by tocsin.cli; heavy imports stay inside the commands
 from __future__ import annotations
 
 import json
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,14 +29,25 @@ def register(app: typer.Typer) -> None:
 
 
 
+SAVE_CHUNK = 250  # gazetteer entries per INSERT: a street file's tens of thousands show their progress
+
+
 def _save_gazetteer(entries: list, what: str) -> None:
+    """Replace the entries' sources with them, in one transaction, in chunks that report progress."""
     from db.session import transaction
     from geo import gazetteer_store
+    from tocsin.progress import progress
 
-    with transaction(common.sessionmaker(common.settings())) as session:
-        n = gazetteer_store.save_entries(session, entries=entries, replace_sources=True)
+    with progress(len(entries), "gazetteer entries", "entry") as advance, \
+            transaction(common.sessionmaker(common.settings())) as session:
+        for source in sorted({e.source for e in entries}):
+            gazetteer_store.delete_source(session, source=source)
+        for start in range(0, len(entries), SAVE_CHUNK):
+            chunk = entries[start:start + SAVE_CHUNK]
+            gazetteer_store.save_entries(session, entries=chunk, replace_sources=False)
+            advance(len(chunk))
         total = sum(gazetteer_store.count_by_source(session).values())
-    typer.echo(f"gazetteer: {n} entries from {what}; {total} entries in all")
+    typer.echo(f"gazetteer: {len(entries)} entries from {what}; {total} entries in all")
 
 
 @gazetteer_app.command("build-demo")
@@ -92,12 +102,13 @@ def gazetteer_import_streets(
     """Import street centerlines (TIGER/Line, OpenStreetMap, LION-like); intersections are derived from them."""
     from geo.street_import import GazetteerFileError, read_streets
     from geo.streets import derive_intersections
+    from tocsin.progress import progress
 
     if not path.exists():
         common.fail(f"street file {str(path)!r} does not exist")
     try:
         entries = read_streets(path, name_col=name_col, alt_cols=alt_col or (), borough_col=borough_col,
-                               layer=layer, source=source, region=region, progress=True)
+                               layer=layer, source=source, region=region, progress=progress)
     except GazetteerFileError as exc:
         common.fail(str(exc))
     if not entries:
@@ -127,13 +138,14 @@ def gazetteer_import_landmarks(
 ) -> None:
     """Import landmarks or stations with names and aliases."""
     from geo.street_import import GazetteerFileError, read_landmarks
+    from tocsin.progress import progress
 
     if not path.exists():
         common.fail(f"landmark file {str(path)!r} does not exist")
     try:
         entries = read_landmarks(path, name_col=name_col, alias_cols=alias_col or (), kind=kind, kind_col=kind_col,
                                  lon_col=lon_col, lat_col=lat_col, wkt_col=wkt_col, preset=preset, source=source,
-                                 code_col=code_col, progress=True)
+                                 code_col=code_col, progress=progress)
     except GazetteerFileError as exc:
         common.fail(str(exc))
     if not entries:
@@ -163,10 +175,10 @@ def posts_purge(
     older_than: Annotated[str | None, typer.Option(
         help="Age such as 30d or 12h; default TOCSIN_POST_RETENTION_DAYS")] = None,
 ) -> None:
-    """Delete posts received longer ago than the retention period (with their zone links and signals)."""
+    """Delete posts received longer ago than the retention period (with their zone links and signals), except
+    those that are evidence of an unresolved alert. `tocsin purge` does this and the other tables' retention."""
     from alerts.rules import parse_duration_s
-    from db.session import transaction
-    from ingest.posts import store as post_store
+    from tocsin import retention
 
     settings = common.settings()
     try:
@@ -176,8 +188,7 @@ def posts_purge(
     if age_s <= 0:
         common.fail(f"--older-than {older_than!r} must be a positive duration")
     cutoff = datetime.now(UTC) - timedelta(seconds=age_s)
-    with transaction(common.sessionmaker(settings)) as session:
-        n = post_store.purge_posts(session, received_before=cutoff)
+    n = retention.purge_posts(common.sessionmaker(settings), received_before=cutoff)
     typer.echo(f"purged {n} posts received before {cutoff.isoformat(timespec='seconds')}")
 
 
@@ -208,13 +219,12 @@ def replay(
     Each post is evaluated at its own time (bounded lateness: one older than TOCSIN_MAX_LATENESS_S is
     stored but feeds no rule, and never touches today's alerts), so a recent stream raises the same alerts
     at any speed. To see what an old stream would have raised, use `tocsin rules backtest`."""
-    from tqdm import tqdm
-
     from alerts.rules import load_rules
     from db.session import transaction
     from ingest.posts import pipeline, parse as posts
     from ingest.posts.classify import load_lexicon
     from ingest.posts.state import PostState
+    from tocsin.progress import progress
 
     if speed is not None and as_fast_as_possible:
         common.fail("give --speed N or --as-fast-as-possible, not both")
@@ -239,7 +249,7 @@ def replay(
     late = 0
     start_wall = time.monotonic()
     start_stream = valid[0].created_at if valid else None
-    with tqdm(total=len(valid), desc="replay", unit="post", file=sys.stderr) as bar:
+    with progress(len(valid), "replay", "post") as advance:
         i = 0
         while i < len(valid):
             if pace is None:
@@ -260,7 +270,7 @@ def replay(
             for r in done:
                 counts[r.status] = counts.get(r.status, 0) + 1
             i += len(batch)
-            bar.update(len(batch))
+            advance(len(batch))
             late += sum(1 for r in done if r.late)
     state.close()
     typer.echo(f"replayed {len(valid)} posts: created {counts['created']}, duplicate {counts['duplicate']}, "

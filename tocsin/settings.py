@@ -95,6 +95,18 @@ class Settings(BaseSettings):
     # A worker role whose freshest heartbeat (written every few seconds) is older than this is stalled
     # on /readyz and /metrics: its process is gone, wedged, or cannot reach the database.
     worker_stall_s: float = Field(default=60.0, gt=0)
+    # The worker serves its own /metrics (relay ack and SMS send latency) on api_host at this port; 0: not served.
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    # Retention (`tocsin purge`, and the worker's purge role every purge_interval_s; 0 leaves it to cron). Posts
+    # keep post_retention_days (above). Reports and resolved alerts stay a year, so last season's incidents
+    # can be compared; deliveries (phone-linked SMS records, MQTT events) 90 days, enough to answer "who was
+    # paged"; audit rows (ended silences, superseded feed imports) a year. Whatever an unresolved alert
+    # points to is kept whatever its age.
+    report_retention_days: float = Field(default=365.0, gt=0)
+    alert_retention_days: float = Field(default=365.0, gt=0)
+    delivery_retention_days: float = Field(default=90.0, gt=0)
+    audit_retention_days: float = Field(default=365.0, gt=0)
+    purge_interval_s: float = Field(default=86400.0, ge=0)
 
     shared_data_dir: Path = REPO_ROOT.parent / "shared" / "data"
     log_level: str = "INFO"

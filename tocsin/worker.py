@@ -1,5 +1,5 @@
-"""The worker process: the outbox relay, the SMS fan-out and the sweeper in supervised threads, with clean
-shutdown on SIGTERM."""
+"""The worker process: the outbox relay, the SMS fan-out, the sweeper and the daily retention purge in supervised
+threads, with clean shutdown on SIGTERM."""
 
 import logging
 import signal
@@ -18,12 +18,13 @@ from db.heartbeats import Heartbeat
 from db.outage import Backoff, describe
 from db.session import make_engine, make_sessionmaker
 from dispatch.relay import Relay
+from dispatch.worker_metrics import WorkerMetrics
 from dispatch.fanout import FanoutConfig
 from dispatch.fanout_worker import FanoutWorker
 from dispatch.senders.console import ConsoleSender
 from dispatch.senders.sms import TwilioSender
 from dispatch.senders.mqtt import MqttConfig, MqttPublisher
-from tocsin import models_registry
+from tocsin import models_registry, retention
 from tocsin.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,31 +50,33 @@ def libpq_dsn(sqlalchemy_url: str) -> str:
     return sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-def build_relay(settings: Settings, publisher: MqttPublisher) -> Relay:
+def build_relay(settings: Settings, publisher: MqttPublisher, metrics: WorkerMetrics | None = None) -> Relay:
     models_registry.load()
     engine = make_engine(settings.database_url, pool_size=2)
     return Relay(
         make_sessionmaker(engine), publisher,
         topic_prefix=settings.mqtt_topic_prefix, public_base_url=settings.public_base_url,
         batch_size=settings.relay_batch_size, max_attempts=settings.relay_max_attempts,
+        observe_ack=metrics.observe_relay_ack if metrics else None,
     )
 
 
-def build_sender(settings: Settings) -> TwilioSender | ConsoleSender:
+def build_sender(settings: Settings, metrics: WorkerMetrics | None = None) -> TwilioSender | ConsoleSender:
     """Twilio when TOCSIN_TWILIO_ACCOUNT_SID, _AUTH_TOKEN and _FROM are set; else a console sender."""
     if settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from:
         return TwilioSender(settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(),
-                            settings.twilio_from, base_url=settings.twilio_base_url)
+                            settings.twilio_from, base_url=settings.twilio_base_url,
+                            observe_send=metrics.observe_sms_send if metrics else None)
     log.info("no Twilio credentials: SMS goes to the console sender (logger tocsin.sms)")
     return ConsoleSender()
 
 
-def build_fanout(settings: Settings, rules: Callable[[], list]) -> FanoutWorker:
+def build_fanout(settings: Settings, rules: Callable[[], list], metrics: WorkerMetrics | None = None) -> FanoutWorker:
     models_registry.load()
     engine = make_engine(settings.database_url, pool_size=settings.sms_concurrency + 1)
     config = FanoutConfig(public_base_url=settings.public_base_url, mps=settings.sms_mps,
                           queue_ceiling_s=settings.sms_queue_ceiling_s)
-    return FanoutWorker(make_sessionmaker(engine), build_sender(settings), rules=rules, config=config,
+    return FanoutWorker(make_sessionmaker(engine), build_sender(settings, metrics), rules=rules, config=config,
                         clock=utcnow, max_attempts=settings.sms_max_attempts, concurrency=settings.sms_concurrency,
                         gather_s=settings.sms_gather_s, sending_timeout_s=settings.sms_sending_timeout_s)
 
@@ -99,8 +102,8 @@ def _role_heartbeat(engine: Engine, role: str, stall_s: float) -> Iterator[Heart
         engine.dispose()
 
 
-def role_runners(settings: Settings, provider: RulesProvider, roles: tuple[str, ...]
-                 ) -> dict[str, Callable[[threading.Event], None]]:
+def role_runners(settings: Settings, provider: RulesProvider, roles: tuple[str, ...],
+                 metrics: WorkerMetrics | None = None) -> dict[str, Callable[[threading.Event], None]]:
     """One callable per role that builds the role's parts (engine, broker connection), runs its loop until
     `stop`, and tears the parts down; the supervisor calls it again if it dies."""
     dsn = libpq_dsn(settings.database_url)
@@ -111,7 +114,7 @@ def role_runners(settings: Settings, provider: RulesProvider, roles: tuple[str, 
             # A short wait, so a normal start does not count as a broker outage; a real one is logged by
             # the relay's loop, which waits it out while events stay in the outbox.
             publisher.start(wait_s=2)
-            r = build_relay(settings, publisher)
+            r = build_relay(settings, publisher, metrics)
             with _role_heartbeat(r.factory.kw["bind"], "relay", settings.worker_stall_s) as beat:
                 log.info("relay running: %s -> %s", settings.database_url.split("@")[-1], settings.mqtt_url)
                 r.run_forever(dsn=dsn, clock=utcnow, stop=stop, poll_s=settings.relay_poll_s, heartbeat=beat)
@@ -119,7 +122,7 @@ def role_runners(settings: Settings, provider: RulesProvider, roles: tuple[str, 
             publisher.stop()
 
     def sms(stop: threading.Event) -> None:
-        fanout = build_fanout(settings, provider.current)
+        fanout = build_fanout(settings, provider.current, metrics)
         with _role_heartbeat(fanout.factory.kw["bind"], "sms", settings.worker_stall_s) as beat:
             fanout.run_forever(dsn=dsn, stop=stop, poll_s=settings.relay_poll_s, heartbeat=beat)
 
@@ -130,7 +133,15 @@ def role_runners(settings: Settings, provider: RulesProvider, roles: tuple[str, 
             sweeper_mod.run_forever(make_sessionmaker(engine), rules=provider.current, clock=utcnow, stop=stop,
                                     interval_s=settings.sweep_interval_s, heartbeat=beat)
 
-    every = {"relay": relay, "sms": sms, "sweeper": sweeper}
+    def purge(stop: threading.Event) -> None:
+        models_registry.load()
+        engine = make_engine(settings.database_url, pool_size=1)
+        with _role_heartbeat(engine, "purge", settings.worker_stall_s) as beat:
+            retention.run_forever(make_sessionmaker(engine), policy=retention.Policy.from_settings(settings),
+                                  clock=utcnow, stop=stop, interval_s=settings.purge_interval_s, heartbeat=beat,
+                                  check_s=min(retention.CHECK_S, settings.worker_stall_s / 4))
+
+    every = {"relay": relay, "sms": sms, "sweeper": sweeper, "purge": purge}
     return {role: every[role] for role in roles}
 
 
@@ -194,9 +205,10 @@ def validate(settings: Settings, roles: tuple[str, ...]) -> None:
 
 
 def run(settings: Settings, *, stop: threading.Event | None = None, roles: tuple[str, ...] = ROLES) -> None:
-    """Run the dispatcher roles in this process: the outbox relay, the SMS fan-out and the alert sweeper.
+    """Run the dispatcher roles in this process: the outbox relay, the SMS fan-out, the alert sweeper and the
+    retention purge (tocsin.retention, every TOCSIN_PURGE_INTERVAL_S).
 
-    All three by default. Each role is safe to run in several processes at once (SKIP LOCKED), so a
+    All four by default. Each role is safe to run in several processes at once (SKIP LOCKED), so a
     busy deployment can give the latency-critical relay a process of its own (`--roles relay`). Each
     role runs in a supervised thread (restarted if it dies) and rides out database and broker outages;
     the process ends only on SIGTERM/SIGINT (`stop`) or bad configuration."""
@@ -210,7 +222,13 @@ def run(settings: Settings, *, stop: threading.Event | None = None, roles: tuple
     provider = RulesProvider(settings.rules_file)
     provider.install_sighup()
     _prune_heartbeats(settings)
-    supervise(role_runners(settings, provider, roles), stop)
+    metrics = WorkerMetrics()  # this process's own registry, served on TOCSIN_WORKER_METRICS_PORT (0: not)
+    stop_serving = metrics.serve(host=settings.api_host, port=settings.worker_metrics_port)
+    try:
+        supervise(role_runners(settings, provider, roles, metrics), stop)
+    finally:
+        if stop_serving is not None:
+            stop_serving()
 
 
 def _prune_heartbeats(settings: Settings) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
@@ -89,6 +91,7 @@ class TwilioSender:
         messaging_service_sid: str | None = None,
         base_url: str | None = None,
         timeout_s: float = 10,
+        observe_send: Callable[[float, str], None] | None = None,
     ) -> None:
         if from_number and from_number.startswith("MG") and not messaging_service_sid:
             from_number, messaging_service_sid = None, from_number
@@ -98,6 +101,8 @@ class TwilioSender:
             raise ValueError(f"timeout_s {timeout_s} must be positive")
         self._from = from_number
         self._service = messaging_service_sid
+        # Called with each send's seconds and outcome (accepted, retryable, permanent), for the worker's /metrics.
+        self._observe_send = observe_send
         if base_url:
             http_client: TwilioHttpClient = RewritingHttpClient(base_url, timeout=timeout_s)
         else:
@@ -106,6 +111,7 @@ class TwilioSender:
         self._client = Client(account_sid, auth_token, http_client=http_client, environment={})
 
     def send(self, to: str, body: str, *, status_callback: str | None = None) -> str:
+        started = time.perf_counter()
         try:
             message = self._client.messages.create(
                 to=to,
@@ -116,13 +122,19 @@ class TwilioSender:
             )
         except (TwilioException, requests.RequestException) as exc:
             error = classify(exc)
+            self._observed(started, "retryable" if error.retryable else "permanent")
             log.warning(
                 "sms to %s failed (retryable=%s, code=%s, status=%s)",
                 mask_phone(to), error.retryable, error.code, error.status,
             )
             raise error from exc
+        self._observed(started, "accepted")
         log.info("sms %s accepted for %s", message.sid, mask_phone(to))
         return message.sid
+
+    def _observed(self, started: float, outcome: str) -> None:
+        if self._observe_send is not None:
+            self._observe_send(time.perf_counter() - started, outcome)
 
     def find_sent(self, to: str, body: str, *, since: datetime) -> str | None:
         """The SID of a message with this exact body that Twilio has for `to` since `since`, if any.

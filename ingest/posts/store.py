@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from alerts import signals as alert_signals
@@ -119,11 +118,3 @@ def send_posts(session: Session, *, columns: dict[str, list], links: Links, now:
     params.update(now=now, link_external_id=pg_binary.text(links.external_id),
                   link_zone=pg_binary.int4(links.zone), link_weight=pg_binary.float8(links.weight))
     return Sent(raw.execute(session, _INSERT, params, tuples=True))
-
-
-def purge_posts(session: Session, *, received_before: datetime) -> int:
-    """Delete posts received before the cutoff (their zone links, signals and alert evidence cascade)."""
-    return session.execute(
-        text("DELETE FROM observations WHERE source = :source AND received_at < :before"),
-        {"source": SOURCE, "before": received_before},
-    ).rowcount

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ class WriterStopped(RuntimeError):
 class _Job:
     sub: reports.Submission
     future: Future
+    received: float = 0.0  # time.monotonic() when submitted
 
 
 def constraint_error(exc: Exception) -> DomainError:
@@ -67,8 +69,10 @@ class ReportWriter:
     """The group-commit writer of one API process (built and stopped by tocsin.app's lifespan)."""
 
     def __init__(self, factory: sessionmaker[Session], *, rules: Callable[[], Sequence[Rule]],
-                 max_batch: int = MAX_BATCH) -> None:
+                 max_batch: int = MAX_BATCH, observe_committed: Callable[[float], None] | None = None) -> None:
         self._factory = factory
+        # Called with each committed report's seconds from submit() to its batch's commit (for /metrics).
+        self._observe_committed = observe_committed
         self._rules = rules
         self.max_batch = max_batch
         self._queue: list[_Job] = []
@@ -97,7 +101,7 @@ class ReportWriter:
 
     def submit(self, sub: reports.Submission) -> Future:
         """Queue a report; the future holds its ReportResult once committed, or its error."""
-        job = _Job(sub, Future())
+        job = _Job(sub, Future(), time.monotonic())
         with self._cv:
             if self._stopping:
                 raise WriterStopped("the API is shutting down; retry the report")
@@ -118,11 +122,22 @@ class ReportWriter:
             except BaseException as exc:  # noqa: BLE001 - never leave a request waiting for ever
                 log.exception("report writer: batch of %d failed", len(jobs))
                 outcomes = [exc] * len(jobs)
+            if self._observe_committed is not None:  # before answering: a 201 means it is counted
+                self._observe(jobs, outcomes)
             for job, outcome in zip(jobs, outcomes):
                 if isinstance(outcome, BaseException):
                     job.future.set_exception(outcome)
                 else:
                     job.future.set_result(outcome)
+
+    def _observe(self, jobs: Sequence[_Job], outcomes: Sequence[object]) -> None:
+        committed = time.monotonic()
+        try:
+            for job, outcome in zip(jobs, outcomes):
+                if not isinstance(outcome, BaseException):
+                    self._observe_committed(committed - job.received)
+        except Exception:  # noqa: BLE001 - a metric must not keep a request waiting
+            log.exception("report writer: recording commit latency failed")
 
     def write_batch(self, subs: Sequence[reports.Submission]) -> list[reports.ReportResult | Exception]:
         """Write and commit `subs` together (see the module docstring); one outcome per submission, in order."""

@@ -174,3 +174,45 @@ def test_only_admins(client, admin):
     assert client.get("/v1/responders").status_code == 401
     r = client.get("/v1/responders", headers=viewer)
     assert r.status_code == 403 and "admin" in r.json()["detail"]
+
+
+@pytest.mark.committing  # the CLI opens its own engine
+def test_cli_import_of_many_shows_progress_and_its_summary_once(session_factory, districts, database_url, tmp_path,
+                                                                caplog):
+    import logging
+
+    from tests.integration.progress_support import progress_lines
+    from tocsin.cli import app
+
+    caplog.set_level(logging.INFO, logger=responder_service.__name__)
+    path = tmp_path / "many.csv"
+    path.write_text("name,phone,coverage,tier,on_call\n" + "".join(
+        f"Responder {i},+1 212 555 {i:04d},district:A,1,\n" for i in range(250)))
+    result = CliRunner().invoke(app, ["responders", "import", str(path)],
+                                env={"TOCSIN_DATABASE_URL": database_url, "TOCSIN_LOG_LEVEL": "INFO"})
+    assert result.exit_code == 0, result.output
+    # A line at the start, at every tenth of the rows written, and at the end.
+    assert progress_lines(result.stderr, "responder rows") == [
+        f"responder rows: {n}/250 ({n * 100 // 250}%)" for n in range(0, 250, 25)] + [
+        "responder rows: 250/250 (100%) in …"]
+    assert result.stdout == "responders: 250 created, 0 updated, 250 coverage rows, 0 rows skipped\n"
+    assert result.output.count("250 created") == 1
+    # Not a log line per responder: 250 of them would bury the progress and the summary.
+    assert [r.getMessage() for r in caplog.records if r.name == responder_service.__name__] == []
+    assert logging.getLogger(responder_service.__name__).level == logging.INFO  # as it was before the import
+
+
+@pytest.mark.committing  # the CLI opens its own engine
+def test_cli_import_refused_shows_no_row_imported(session_factory, districts, database_url, tmp_path):
+    from tests.integration.progress_support import progress_lines
+    from tocsin.cli import app
+
+    path = tmp_path / "many.csv"
+    path.write_text("name,phone,coverage,tier,on_call\n" + "".join(
+        f"Responder {i},+1 212 555 {i:04d},district:A,1,\n" for i in range(249)) + "Nobody,555-01,district:A,1,\n")
+    result = CliRunner().invoke(app, ["responders", "import", str(path)],
+                                env={"TOCSIN_DATABASE_URL": database_url, "TOCSIN_LOG_LEVEL": "WARNING"})
+    assert result.exit_code == 2, result.output
+    assert progress_lines(result.stderr, "responder rows") == [
+        "responder rows: 0/250 (0%)", "responder rows: 0/250 (0%) in …"]
+    assert "1 invalid row(s); nothing imported" in result.stderr and result.stdout == ""

@@ -15,6 +15,7 @@ from dispatch.schemas import CoverageSpec
 from dispatch.twilio_signature import compute_twilio_signature
 from tests.fakes.twilio_server import run_fake_twilio
 from tests.integration.dispatch_support import T0, open_alert, wait_until
+from tests.integration.metrics_support import families, samples, value
 
 # The app, on the engine its lifespan opens.
 pytestmark = [pytest.mark.integration, pytest.mark.committing]
@@ -207,10 +208,19 @@ def test_metrics(client, session_factory):
         session.execute(text("UPDATE outbox_events SET parked_at = now() WHERE alert_id = :a"), {"a": alert.id})
         session.execute(text("INSERT INTO dispatch_counters VALUES ('fanout_queue_ceiling_warnings', 3)"))
     r = client.get("/metrics")
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
-    lines = set(r.text.splitlines())
-    assert 'tocsin_outbox_events{state="pending"} 1' in lines
-    assert 'tocsin_outbox_events{state="parked"} 1' in lines
-    assert 'tocsin_deliveries{channel="sms",status="failed"} 0' in lines
-    assert "tocsin_fanout_queue_ceiling_warnings_total 3" in lines
-    assert "# TYPE tocsin_fanout_queue_ceiling_warnings_total counter" in lines
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    body = r.text
+    assert value(body, "tocsin_outbox_events", state="pending") == 1
+    assert value(body, "tocsin_outbox_events", state="parked") == 1
+    assert samples(body, "tocsin_deliveries", channel="sms", status="failed") == [
+        ({"channel": "sms", "status": "failed"}, 0)]
+    assert len(samples(body, "tocsin_deliveries", channel="sms")) == 8  # every status, even at 0
+    assert value(body, "tocsin_fanout_queue_ceiling_warnings_total") == 3
+    # Every series /metrics had before prometheus_client, under the same names and types.
+    assert families(body).items() >= {
+        "tocsin_outbox_events": "gauge", "tocsin_deliveries": "gauge",
+        "tocsin_fanout_queue_ceiling_warnings": "counter", "tocsin_fanout_errors": "counter",
+        "tocsin_sms_claims_recovered": "counter", "tocsin_worker_heartbeat_age_seconds": "gauge",
+        "tocsin_worker_role_up": "gauge", "tocsin_report_batches": "counter",
+        "tocsin_report_batch_reports": "counter"}.items()
+    assert samples(body, "tocsin_report_batches_total")[0][0].keys() == {"pid"}

@@ -217,3 +217,37 @@ def test_cli_errors_name_the_problem(session_factory, database_url, settings, ar
     env = {"TOCSIN_DATABASE_URL": database_url, "TOCSIN_RULES_FILE": str(settings.rules_file)}
     result = CliRunner().invoke(app, ["reports", "import-feed", *args], env=env)
     assert result.exit_code == 2 and needle in result.output, result.output
+
+
+@pytest.mark.committing  # the CLI opens its own engine
+def test_cli_import_feed_shows_progress_on_stderr_and_its_summary_once(session_factory, database_url, settings,
+                                                                       tmp_path):
+    """In a process of its own, as run from a shell or CI: its logging configured as deployed, stderr a pipe."""
+    import os
+    import subprocess
+    import sys
+
+    from accounts import keys
+    from db.session import transaction
+    from tests.integration.progress_support import progress_lines
+
+    with transaction(session_factory) as session:
+        keys.add_utility(session, name="PG&E")
+    template = json.loads((FEEDS / "pge_1.json").read_text())[0]
+    snapshot = tmp_path / "storm.json"
+    snapshot.write_text(json.dumps([
+        {**template, "F_OUTAGE_ID": 700000 + i, "OUTAGE_LATITUDE": 37.5 + i * 0.001, "OUTAGE_LONGITUDE": -122.0}
+        for i in range(250)]))
+    env = {**os.environ, "TOCSIN_DATABASE_URL": database_url, "TOCSIN_RULES_FILE": str(settings.rules_file),
+           "TOCSIN_LOG_LEVEL": "INFO"}
+    done = subprocess.run([sys.executable, "-m", "tocsin.cli", "reports", "import-feed", "--format", "pge",
+                           str(snapshot), "--utility", "PG&E", "--bbox", "-125,32,-114,42"],
+                          cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    # Outages are applied 100 at a time: a line at the start, one per chunk, and the final one; nothing else
+    # on stderr (the counts once logged there too, and read as a second summary).
+    assert [line for line in done.stderr.splitlines() if not line.startswith("outages: ")] == []
+    assert progress_lines(done.stderr, "outages") == [
+        "outages: 0/250 (0%)", "outages: 100/250 (40%)", "outages: 200/250 (80%)", "outages: 250/250 (100%) in …"]
+    assert done.stdout == "created 250, unchanged 0, updated 0, restored 0, skipped 0, rejected 0\n"

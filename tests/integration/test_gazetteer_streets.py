@@ -89,3 +89,24 @@ def test_import_bad_column_names_it(cli, tmp_path):
     r = cli("gazetteer", "import-streets", str(streets), "--name-col", "FULLNAME")
     assert r.exit_code != 0
     assert "street name column 'FULLNAME'" in r.output
+
+
+def test_import_of_many_streets_shows_progress_on_stderr_and_its_summary_once(cli, tmp_path):
+    from tests.integration.progress_support import progress_lines
+
+    streets = tmp_path / "many.geojson"  # 250 parallel streets: no intersections
+    streets.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": f"{i} Street", "highway": "residential"},
+         "geometry": {"type": "LineString", "coordinates": [(-73.99, 40.70 + i * 0.0004), (-73.98, 40.70 + i * 0.0004)]}}
+        for i in range(1, 251)]}))
+    r = cli("gazetteer", "import-streets", str(streets))
+    assert r.exit_code == 0, r.output
+    # Read row by row: a line at the start, at every tenth and at the end.
+    assert progress_lines(r.stderr, "streets") == [
+        f"streets: {n}/250 ({n * 100 // 250}%)" for n in range(0, 250, 25)] + ["streets: 250/250 (100%) in …"]
+    # Then saved 250 at a time.
+    assert progress_lines(r.stderr, "gazetteer entries") == [
+        "gazetteer entries: 0/250 (0%)", "gazetteer entries: 250/250 (100%) in …"]
+    assert r.stdout == ("streets: 250 named streets, 0 intersections\n"
+                        "gazetteer: 250 entries from " + str(streets) + "; 250 entries in all\n")
+    assert r.output.count("250 named streets") == 1

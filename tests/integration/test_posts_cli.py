@@ -128,6 +128,43 @@ def test_replay_paced(cli, session_factory):
     assert "created 4, duplicate 1" in r.output
 
 
+def test_replay_shows_progress_on_stderr_and_its_summary_once(cli, tmp_path):
+    import json
+
+    from tests.integration.progress_support import progress_lines
+
+    first = datetime(2026, 11, 25, 20, 0, tzinfo=UTC)  # old: stored, counted by no rule
+    stream = tmp_path / "many.jsonl"
+    stream.write_text("".join(json.dumps({
+        "source": "replay", "external_id": f"m{i}", "author": "ann", "text": f"quiet evening number {i}",
+        "created_at": (first + timedelta(seconds=i)).isoformat()}) + "\n" for i in range(300)), encoding="utf-8")
+    r = cli("replay", str(stream), "--as-fast-as-possible", "--batch-size", "50")
+    assert r.exit_code == 0, r.output
+    # A line at the start, one per batch that crosses a tenth, and the final one.
+    assert progress_lines(r.stderr, "replay") == [
+        "replay: 0/300 (0%)", "replay: 50/300 (16%)", "replay: 100/300 (33%)", "replay: 150/300 (50%)",
+        "replay: 200/300 (66%)", "replay: 250/300 (83%)", "replay: 300/300 (100%) in …"]
+    summary = ("replayed 300 posts: created 300, duplicate 0, rejected 0; 300 older than the lateness bound, "
+               "stored but not counted")
+    assert r.stdout == summary + "\n"
+    assert r.output.count("replayed 300 posts") == 1
+
+
+def test_gazetteer_build_demo_shows_progress_on_stderr(cli):
+    import re
+
+    from tests.integration.progress_support import progress_lines
+
+    r = cli("gazetteer", "build-demo")
+    assert r.exit_code == 0, r.output
+    n = int(re.fullmatch(r"gazetteer: (\d+) entries from the NYC demo builders; \d+ entries in all\n", r.stdout)[1])
+    assert n > 250  # the NYC demo has some 500 entries: two chunks at least
+    # Saved 250 at a time: a line at the start, one per chunk, and the final one.
+    assert progress_lines(r.stderr, "gazetteer entries") == [
+        f"gazetteer entries: {done}/{n} ({done * 100 // n}%)" for done in range(0, n, 250)
+    ] + [f"gazetteer entries: {n}/{n} (100%) in …"]
+
+
 def test_replay_refuses_both_modes(cli):
     r = cli("replay", str(REPLAY), "--speed", "2", "--as-fast-as-possible")
     assert r.exit_code == 2 and "not both" in r.output
@@ -160,6 +197,32 @@ def test_purge_deletes_posts_older_than_retention(cli, session_factory, settings
         assert s.execute(text("SELECT raw->>'external_id' FROM observations")).scalars().all() == ["new"]
         assert s.execute(text("SELECT count(*) FROM signals")).scalar_one() == 1  # the new post's
     assert cli("posts", "purge", "--older-than", "soon").exit_code == 2
+
+
+def test_purge_keeps_an_old_post_that_an_open_alert_points_to(cli, session_factory, districts):
+    from db.session import transaction
+
+    old = datetime.now(UTC) - timedelta(days=40)
+    with transaction(session_factory) as s:
+        ids = s.execute(text(
+            "INSERT INTO observations (source, external_id, category, confidence, observed_at, received_at, geom, "
+            "uncertainty_m, geotag_method) SELECT 'post', 'p' || g, 'flood', 0.9, :old, :old, "
+            "ST_SetSRID(ST_MakePoint(-73.975, 40.725), 4326), 10, 'coordinates' FROM generate_series(1, 3) g "
+            "RETURNING id"), {"old": old}).scalars().all()
+        zone = s.execute(text("SELECT id FROM zones WHERE code = 'A'")).scalar_one()
+        for state, code, evidence in (("open", "OPN1", ids[0]), ("resolved", "RES1", ids[1])):
+            alert = s.execute(text(
+                "INSERT INTO alerts (rule, zone_id, category, severity, state, ack_code, evidence_count, "
+                "distinct_authors, opened_at, updated_at, last_evidence_at) VALUES ('floods', :zone, 'flood', "
+                "'minor', :state, :code, 1, 1, :old, :old, :old) RETURNING id"),
+                {"zone": zone, "state": state, "code": code, "old": old}).scalar_one()
+            s.execute(text("INSERT INTO alert_evidence (alert_id, observation_id, added_at) VALUES (:a, :o, :old)"),
+                      {"a": alert, "o": evidence, "old": old})
+    r = cli("posts", "purge", "--older-than", "30d")
+    assert r.exit_code == 0, r.output
+    assert "purged 2 posts" in r.output  # the resolved alert's evidence and the post no alert points to
+    with session_factory() as s:
+        assert s.execute(text("SELECT id FROM observations")).scalars().all() == [ids[0]]
 
 
 def test_partners_add_issues_a_partner_key_once(cli, session_factory):

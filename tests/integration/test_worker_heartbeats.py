@@ -117,7 +117,8 @@ def test_a_relay_without_its_broker_beats_but_degrades_readiness(live, districts
     nobody = live.model_copy(update={"mqtt_url": f"mqtt://127.0.0.1:{free_port()}"})  # nothing listens there
     stop, thread = start_worker(nobody, roles=("relay",))
     try:
-        with TestClient(create_app(nobody)) as client:
+        # An API whose own broker answers: the relay's state alone degrades readiness.
+        with TestClient(create_app(live)) as client:
             def broker_down():
                 r = client.get("/readyz")
                 relay = r.json().get("workers", {}).get("relay")
@@ -127,6 +128,12 @@ def test_a_relay_without_its_broker_beats_but_degrades_readiness(live, districts
             assert ready.status_code == 200 and ready.json()["status"] == "degraded"
             assert ready.json()["stalled"] == []  # it is alive and beating, just not delivering
             assert thread.is_alive()
+        # An API that probes the same broker as the relay: 503 naming it, the relay's heartbeat still listed.
+        with TestClient(create_app(nobody)) as client:
+            ready = client.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
+            assert ready.json()["mqtt"].startswith(f"mqtt broker 127.0.0.1:{nobody.mqtt_url.rsplit(':', 1)[1]} ")
+            assert ready.json()["workers"]["relay"]["state"] == "broker_down"
     finally:
         stop.set()
         thread.join(timeout=30)

@@ -118,3 +118,18 @@ def test_unknown_code_field_is_named(cli, tmp_path):
     r = cli("zones", "load", str(path), "--layer", "x", "--code-field", "nope")
     assert r.exit_code == 2
     assert "--code-field 'nope' is not a field" in r.output
+
+
+def test_a_large_layer_shows_progress_on_stderr_and_its_summary_once(cli, clean_db, tmp_path):
+    from tests.integration.progress_support import progress_lines
+
+    squares = [feature(f"G{i}", box(-74.0 + i * 0.001, 40.7, -73.9995 + i * 0.001, 40.7005).__geo_interface__)
+               for i in range(600)]
+    path = write_geojson(tmp_path / "grid.geojson", squares)
+    r = cli("zones", "load", str(path), "--layer", "grid", "--code-field", "code")
+    assert r.exit_code == 0, r.output
+    # Zones are written 500 at a time: a line at the start, one per chunk, and the final one.
+    assert progress_lines(r.stderr, "zones grid") == [
+        "zones grid: 0/600 (0%)", "zones grid: 500/600 (83%)", "zones grid: 600/600 (100%) in …"]
+    assert r.stdout == "layer grid: read 600, inserted 600, updated 0, repaired 0, rejected 0\n"
+    assert r.output.count("layer grid:") == 1
