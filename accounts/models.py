@@ -1,10 +1,12 @@
-"""Tables for who calls: utilities and their API keys, control-room operators and their browser sessions."""
+"""Tables for who calls: utilities and their API keys, control-room operators, their browser sessions and
+agencies."""
 
 from datetime import datetime
 from typing import Any
 
 from geoalchemy2 import Geometry
-from sqlalchemy import BigInteger, ForeignKey, String, func
+from sqlalchemy import BigInteger, ForeignKey, String, func, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base
@@ -65,3 +67,24 @@ class OperatorSession(Base):
     revoked_reason: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(256))
     ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class Agency(Base):
+    """An agency sharing the control room (migration 0022; accounts.agencies): the categories it covers (empty:
+    all) in the zones it covers (a JSON array of {"layer", "code"}; empty: all)."""
+
+    __tablename__ = "agencies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    categories: Mapped[list[str]] = mapped_column(ARRAY(String), server_default=text("'{}'"), default=list)
+    zones: Mapped[list[dict[str, str]]] = mapped_column(JSONB, server_default=text("'[]'"), default=list)
+    created_at: Mapped[datetime]
+
+
+class OperatorAgency(Base):
+    __tablename__ = "operator_agencies"
+
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"), primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"), primary_key=True,
+                                           index=True)

@@ -2,13 +2,13 @@
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from accounts import sessions
+from accounts import agencies, sessions
 from accounts.models import Operator
 from db.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from db.tokens import hash_token, new_token
@@ -28,6 +28,8 @@ class Identity:
     operator_id: int
     name: str
     role: str
+    # What this operator may see and act on (accounts.agencies); everything unless agencies say otherwise.
+    coverage: agencies.Coverage = field(default=agencies.EVERYTHING)
 
     @property
     def actor(self) -> str:
@@ -115,7 +117,12 @@ def authenticate(session: Session, *, token: str | None) -> Identity:
     operator = session.scalar(select(Operator).where(Operator.token_hash == hash_token(token)))
     if operator is None or operator.disabled_at is not None:
         raise Unauthorized("invalid or disabled operator token")
-    return Identity(operator_id=operator.id, name=operator.name, role=operator.role)
+    return _identity(session, operator.id, operator.name, operator.role)
+
+
+def _identity(session: Session, operator_id: int, name: str, role: str) -> Identity:
+    return Identity(operator_id=operator_id, name=name, role=role,
+                    coverage=agencies.coverage_of(session, operator_id=operator_id, role=role))
 
 
 def authenticate_session(session: Session, *, sid: str | None, now: datetime,
@@ -123,7 +130,7 @@ def authenticate_session(session: Session, *, sid: str | None, now: datetime,
     """The operator of a live session cookie: (identity, session row id, whether last_seen_at was refreshed
     so the caller should commit); else Unauthorized naming why (expired, revoked, unknown)."""
     found = sessions.authenticate_session(session, sid=sid, now=now, idle_s=idle_s)
-    return Identity(operator_id=found.operator_id, name=found.name, role=found.role), found.session_id, found.touched
+    return _identity(session, found.operator_id, found.name, found.role), found.session_id, found.touched
 
 
 def _get(session: Session, name: str) -> Operator:

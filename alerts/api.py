@@ -5,7 +5,8 @@ Every route needs an operator: `Authorization: Bearer <token>` (machines, script
 (accounts.sessions), never the token. A browser sends the cookie whichever page asks, so a cookie-
 authenticated write (and sign-in, and the live websocket) must come from the public base URL's origin
 or TOCSIN_ALLOWED_ORIGINS; bearer requests need no Origin. Viewers read; operators and admins also
-change alerts and silences.
+change alerts and silences. An operator sees and acts on the alerts their agencies cover (alerts.access);
+any other alert answers 404, as one that does not exist would.
 """
 
 import dataclasses
@@ -15,7 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from alerts import cap, cap_data
+from alerts import access, cap, cap_data
 from accounts import operators, sessions
 from alerts import service as alert_service
 from alerts import silences as silence_service
@@ -133,13 +134,17 @@ def sign_in(request: Request, response: Response, session: SessionDep,
     secure = settings.public_base_url.startswith("https://")
     response.set_cookie(SESSION_COOKIE, sid, max_age=int(settings.session_max_s), path="/", httponly=True,
                         samesite="strict", secure=secure)
-    return OperatorRead(name=identity.name, role=identity.role)
+    return _operator_read(identity)
+
+
+def _operator_read(identity: operators.Identity) -> OperatorRead:
+    return OperatorRead(name=identity.name, role=identity.role, agencies=list(identity.coverage.agencies))
 
 
 @router.get("/session", response_model=OperatorRead, tags=["operator sessions"], responses=_AUTH_RESPONSES)
 def whoami(identity: OperatorDep) -> OperatorRead:
-    """The signed-in operator."""
-    return OperatorRead(name=identity.name, role=identity.role)
+    """The signed-in operator and their agencies."""
+    return _operator_read(identity)
 
 
 @router.delete("/session", status_code=status.HTTP_204_NO_CONTENT, tags=["operator sessions"],
@@ -180,7 +185,7 @@ def list_alerts(
     if since is not None and since.tzinfo is None:
         raise InvalidInput(f"since {since.isoformat()} has no timezone offset; add Z or +00:00", field="since")
     rows = alert_service.list_alerts(session, state=state, layer=layer, zone=zone, category=category,
-                                     since=since, limit=limit, now=_now())
+                                     since=since, limit=limit, now=_now(), coverage=identity.coverage)
     reads = [_alert_read(r) for r in rows]
     if not geojson_out.wants_geojson(f, accept):
         return reads
@@ -195,6 +200,7 @@ def list_alerts(
 def alert_cap(alert_id: AlertId, request: Request, session: SessionDep, identity: OperatorDep) -> Response:
     """The alert's latest version as CAP 1.2 XML (Alert, Update, or Cancel once resolved)."""
     settings = request.app.state.settings
+    access.require_alert(session, alert_id=alert_id, coverage=identity.coverage)
     data = cap_data.load_cap_alert(session, alert_id=alert_id, web_base=settings.public_base_url)
     return Response(content=cap.render_cap(data, sender=settings.cap_sender), media_type=cap.MEDIA_TYPE)
 
@@ -203,13 +209,15 @@ def alert_cap(alert_id: AlertId, request: Request, session: SessionDep, identity
             responses={404: {"description": "No such alert"}, **_AUTH_RESPONSES})
 def get_alert(alert_id: AlertId, session: SessionDep, identity: OperatorDep) -> AlertDetailRead:
     """One alert with its evidence and history."""
+    access.require_alert(session, alert_id=alert_id, coverage=identity.coverage)
     return _detail_read(alert_service.get_alert(session, alert_id=alert_id, now=_now()))
 
 
 def _transition(request: Request, session: SessionDep, change: Any, *, alert_id: int,
                 identity: operators.Identity, body: NoteIn | None) -> AlertDetailRead:
+    agency = access.require_alert(session, alert_id=alert_id, coverage=identity.coverage)
     change(session, alert_id=alert_id, actor=identity.actor, note=body.note if body else None, now=_now(),
-           rules=request.app.state.rules())
+           rules=request.app.state.rules(), agency=agency)
     session.commit()
     return _detail_read(alert_service.get_alert(session, alert_id=alert_id, now=_now()))
 
@@ -255,8 +263,10 @@ def create_silence(body: SilenceCreate, response: Response, session: SessionDep,
     if body.ends_at <= starts_at:
         raise InvalidInput(f"ends_at {body.ends_at.isoformat()} is not after starts_at {starts_at.isoformat()}",
                            field="ends_at")
+    matchers = silence_service.validate_matchers(body.matchers.as_dict())
+    access.check_new_silence(identity.coverage, matchers)
     silence = silence_service.create_silence(
-        session, matchers=body.matchers.as_dict(), starts_at=starts_at, ends_at=body.ends_at,
+        session, matchers=matchers, starts_at=starts_at, ends_at=body.ends_at,
         created_by=identity.actor, comment=body.comment, now=now,
     )
     session.commit()
@@ -269,7 +279,8 @@ def create_silence(body: SilenceCreate, response: Response, session: SessionDep,
 def list_silences(session: SessionDep, identity: OperatorDep,
                   include_expired: Annotated[bool, Query()] = False) -> list[SilenceRead]:
     """Active and pending silences (and ended or expired ones with include_expired=true)."""
-    rows = silence_service.list_silences(session, now=_now(), include_expired=include_expired)
+    rows = access.visible_silences(identity.coverage, silence_service.list_silences(
+        session, now=_now(), include_expired=include_expired))
     return [SilenceRead.model_validate(_plain(s)) for s in rows]
 
 
@@ -277,6 +288,7 @@ def list_silences(session: SessionDep, identity: OperatorDep,
                responses={404: {"description": "No such silence"}, **_WRITE_RESPONSES})
 def expire_silence(silence_id: SilenceId, session: SessionDep, identity: ActingDep) -> Response:
     """Expire a silence now (it stays in the list with include_expired=true)."""
+    access.require_silence(session, silence_id=silence_id, coverage=identity.coverage)
     silence_service.expire_silence(session, silence_id=silence_id, actor=identity.actor, now=_now())
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -108,6 +108,7 @@ class AlertHistory(Base):
     severity: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str]
     reason: Mapped[str]
+    agency: Mapped[str | None] = mapped_column(String(256))  # the acting operator's agencies (migration 0022)
     # The writing transaction (migration 0004): an alert change and its outbox event share it.
     txid: Mapped[int] = mapped_column(BigInteger, server_default=text("txid_current()"))
 

@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from accounts.agencies import EVERYTHING, Coverage
+from alerts.access import alert_filter
 from alerts.errors import UnknownAlert
 from alerts.models import Alert, AlertHistory, AlertNotification
 from alerts.notify import AlertView, is_silenced
@@ -36,6 +38,7 @@ class HistoryItem:
     severity: str
     actor: str
     reason: str
+    agency: str | None = None  # the acting operator's agencies
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,7 @@ def get_alert(session: Session, *, alert_id: int, now: datetime | None = None) -
                                                  "prefix": AUTHOR_PREFIX_LEN})
     ]
     history = [
-        HistoryItem(h.at, h.from_state, h.to_state, h.severity, h.actor, h.reason)
+        HistoryItem(h.at, h.from_state, h.to_state, h.severity, h.actor, h.reason, h.agency)
         for h in session.scalars(select(AlertHistory).where(AlertHistory.alert_id == alert.id)
                                  .order_by(AlertHistory.at, AlertHistory.id))
     ]
@@ -162,8 +165,10 @@ _LIST_KEYS = ("id", "rule", "category", "severity", "state", "ack_code", "eviden
 
 def list_alerts(session: Session, *, state: str | None = None, layer: str | None = None, zone: str | None = None,
                 category: str | None = None, since: datetime | None = None, limit: int = 100,
-                now: datetime | None = None) -> list[dict[str, Any]]:
-    """Alerts with their zone, newest first; `since` keeps those updated at or after it; `now` adds `silenced`."""
+                now: datetime | None = None, coverage: Coverage = EVERYTHING) -> list[dict[str, Any]]:
+    """Alerts with their zone, newest first; `since` keeps those updated at or after it; `now` adds `silenced`;
+    `coverage` keeps those the caller's agencies cover."""
+    visible, visible_params = alert_filter(coverage)
     rows = session.execute(
         text(
             f"""
@@ -174,10 +179,12 @@ def list_alerts(session: Session, *, state: str | None = None, layer: str | None
               AND (CAST(:zone AS text) IS NULL OR z.code = :zone)
               AND (CAST(:category AS text) IS NULL OR a.category = :category)
               AND (CAST(:since AS timestamptz) IS NULL OR a.updated_at >= :since)
+              AND {visible}
             ORDER BY a.id DESC LIMIT :limit
             """
         ),
-        {"state": state, "layer": layer, "zone": zone, "category": category, "since": since, "limit": limit},
+        {"state": state, "layer": layer, "zone": zone, "category": category, "since": since, "limit": limit,
+         **visible_params},
     ).all()
     n = len(_LIST_KEYS)
     out = [{**dict(zip(_LIST_KEYS, r[:n])), "zone": {"layer": r[n], "code": r[n + 1], "name": r[n + 2]}}

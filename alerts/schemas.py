@@ -90,6 +90,8 @@ class HistoryRead(BaseModel):
     severity: str | None = None
     actor: str
     reason: str | None = None
+    agency: str | None = Field(default=None, description="The acting operator's agencies, comma-separated "
+                                                         "(null for rules, the sweeper and SMS replies)")
 
 
 class NotificationRead(BaseModel):
@@ -197,3 +199,5 @@ class SilenceRead(BaseModel):
 class OperatorRead(BaseModel):
     name: str
     role: Role
+    agencies: list[str] = Field(default_factory=list, description="The operator's agencies (none: sees all "
+                                                                 "while the site defines none)")

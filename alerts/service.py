@@ -52,10 +52,10 @@ def window_stats_many(session: Session, items: Sequence[tuple[Rule, int, float]]
 
 
 def record_change(session: Session, *, alert: Alert, from_state: str | None, actor: str, reason: str,
-                  now: datetime) -> AlertHistory:
-    """An audit row for a state or severity change: who and why."""
+                  now: datetime, agency: str | None = None) -> AlertHistory:
+    """An audit row for a state or severity change: who (and for an operator, their agencies) and why."""
     row = AlertHistory(alert_id=alert.id, at=now, from_state=from_state, to_state=alert.state,
-                       severity=alert.severity, actor=actor, reason=reason)
+                       severity=alert.severity, actor=actor, reason=reason, agency=agency)
     session.add(row)
     return row
 
@@ -136,20 +136,21 @@ def _locked(session: Session, alert_id: int) -> Alert:
 
 
 def acknowledge(session: Session, *, alert_id: int, actor: str, note: str | None, now: datetime,
-                rules: Sequence[Rule] | None = None) -> Alert:
+                rules: Sequence[Rule] | None = None, agency: str | None = None) -> Alert:
     """An operator or responder takes the alert: repeats and escalation stop. Pass `rules` for per-rule settings."""
     alert = _locked(session, alert_id)
     previous = alert.state
     alert.state = check_transition(alert.id, previous, AlertState.ACKNOWLEDGED).value
     alert.acknowledged_at = alert.updated_at = now
     alert.acknowledged_by = actor
-    record_change(session, alert=alert, from_state=previous, actor=actor, reason=note or "acknowledged", now=now)
+    record_change(session, alert=alert, from_state=previous, actor=actor, reason=note or "acknowledged", now=now,
+                  agency=agency)
     notify(session, alert=alert, rule=_rule_named(rules, alert.rule), zone=zone_ref(session, alert.zone_id), now=now)
     return alert
 
 
 def escalate(session: Session, *, alert_id: int, actor: str, note: str | None, now: datetime,
-             rules: Sequence[Rule] | None = None) -> Alert:
+             rules: Sequence[Rule] | None = None, agency: str | None = None) -> Alert:
     """Page the next responder tier now (an operator's call, ahead of `escalate_after`): one escalation_tick
     event, and a history row naming the operator. Only an open alert escalates (acknowledged stops it)."""
     alert = _locked(session, alert_id)
@@ -166,20 +167,22 @@ def escalate(session: Session, *, alert_id: int, actor: str, note: str | None, n
                 now=now, evidence_by_source=evidence_by_source(session, alert.id),
                 rules=rules_fired(session, [alert.id]).get(alert.id, {}), silenced=False, tick=tick)
     record_change(session, alert=alert, from_state=alert.state, actor=actor,
-                  reason=f"escalated to tier {tick.tier_due}" + (f": {note}" if note else ""), now=now)
+                  reason=f"escalated to tier {tick.tier_due}" + (f": {note}" if note else ""), now=now, agency=agency)
     log.info("alert %s escalated by hand to tier %s", alert.id, tick.tier_due)
     return alert
 
 
 def resolve(session: Session, *, alert_id: int, actor: str, note: str | None, now: datetime,
-            rules: Sequence[Rule] | None = None) -> Alert:
+            rules: Sequence[Rule] | None = None, agency: str | None = None) -> Alert:
     """Resolve by hand; the rule's cooldown starts now. Pass `rules` for per-rule settings."""
     alert = _locked(session, alert_id)
-    close(session, alert=alert, rule=_rule_named(rules, alert.rule), actor=actor, reason=note or "resolved", now=now)
+    close(session, alert=alert, rule=_rule_named(rules, alert.rule), actor=actor, reason=note or "resolved", now=now,
+          agency=agency)
     return alert
 
 
-def close(session: Session, *, alert: Alert, rule: Rule | None, actor: str, reason: str, now: datetime) -> Decision:
+def close(session: Session, *, alert: Alert, rule: Rule | None, actor: str, reason: str, now: datetime,
+          agency: str | None = None) -> Decision:
     """Resolve a locked alert: state, cooldown, audit row and the "resolved" notification."""
     previous = alert.state
     alert.state = check_transition(alert.id, previous, AlertState.RESOLVED).value
@@ -193,7 +196,7 @@ def close(session: Session, *, alert: Alert, rule: Rule | None, actor: str, reas
         "WHEN NOT :known THEN 0 WHEN rule = :lead THEN :lead_s ELSE cooldown_s END) WHERE alert_id = :id"),
         {"now": now, "known": rule is not None, "lead": alert.rule, "lead_s": rule.cooldown_s if rule else 0.0,
          "id": alert.id})
-    record_change(session, alert=alert, from_state=previous, actor=actor, reason=reason, now=now)
+    record_change(session, alert=alert, from_state=previous, actor=actor, reason=reason, now=now, agency=agency)
     log.info("alert %s resolved by %s", alert.id, actor.split(":")[0])
     return notify(session, alert=alert, rule=rule, zone=zone_ref(session, alert.zone_id), now=now)
 

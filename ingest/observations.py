@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from accounts.agencies import EVERYTHING, Coverage
 from db.errors import InvalidInput
 
 MAX_LIMIT = 10_000
@@ -41,6 +42,41 @@ _SELECT = f"""
 """
 
 
+# An observation lies in an agency's zone when the zone's polygon intersects its location (the zone tables
+# index geom; this runs only for callers whose agencies list zones).
+_ZONE_TEST = (
+    "EXISTS (SELECT 1 FROM zones cz JOIN zone_layers cl ON cl.id = cz.layer_id "
+    "WHERE cz.geom && o.geom AND ST_Intersects(cz.geom, o.geom) "
+    "AND {zones} @> jsonb_build_array(jsonb_build_object('layer', cl.name, 'code', cz.code)))"
+)
+
+
+def coverage_filter(coverage: Coverage) -> tuple[str, dict[str, Any]]:
+    """WHERE fragment (alias o for observations) and parameters: the observations `coverage` lets its caller
+    see, by category and by the zones they lie in."""
+    return coverage.sql(category="o.category", zone_test=_ZONE_TEST)
+
+
+_SCOPES = text(
+    """
+    SELECT o.id, o.category, coalesce((
+        SELECT array_agg(cl.name || chr(31) || cz.code) FROM zones cz JOIN zone_layers cl ON cl.id = cz.layer_id
+        WHERE cl.name = ANY(:layers) AND o.geom IS NOT NULL AND cz.geom && o.geom AND ST_Intersects(cz.geom, o.geom)
+    ), '{}')
+    FROM observations o WHERE o.id = ANY(:ids)
+    """
+)
+
+
+def scopes(session: Session, *, ids: Sequence[int], layers: Sequence[str]) -> dict[int, tuple[str, frozenset]]:
+    """Each observation's category and the (layer, code) zones of `layers` it lies in (the live feed filters
+    each socket's messages by them)."""
+    out = {}
+    for obs_id, category, zones in session.execute(_SCOPES, {"ids": list(ids), "layers": list(layers)}):
+        out[int(obs_id)] = (category, frozenset(tuple(z.split(chr(31), 1)) for z in zones))
+    return out
+
+
 def parse_ids(value: str) -> list[int]:
     """'12,15' -> [12, 15]; at most MAX_IDS, else InvalidInput quoting the bad part."""
     parts = [p.strip() for p in value.split(",") if p.strip()]
@@ -61,11 +97,13 @@ def observation_features_json(
     after_id: int | None = None,
     ids: Sequence[int] | None = None,
     limit: int = 2_000,
+    coverage: Coverage = EVERYTHING,
 ) -> list[tuple[int, str]]:
     """(id, serialised GeoJSON feature) of located observations, newest first (by id), at most `limit`.
 
     `bbox` is (west, south, east, north) in EPSG:4326; `since` compares with observed_at; `after_id`
-    keeps ids greater than it (the live feed's cursor); `ids` picks rows by id.
+    keeps ids greater than it (the live feed's cursor); `ids` picks rows by id; `coverage` keeps what the
+    caller's agencies cover.
     """
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit {limit} is not between 1 and {MAX_LIMIT}", field="limit")
@@ -85,5 +123,9 @@ def observation_features_json(
     if ids is not None:
         sql += " AND o.id = ANY(:ids)"
         params["ids"] = list(ids)
+    if not coverage.everything:
+        visible, visible_params = coverage_filter(coverage)
+        sql += f" AND {visible}"
+        params.update(visible_params)
     sql += " ORDER BY o.id DESC LIMIT :limit"
     return [(int(obs_id), feature) for obs_id, feature in session.execute(text(sql), params).all()]

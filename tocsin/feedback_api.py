@@ -32,7 +32,8 @@ def add_feedback(observation_id: ObservationId, body: FeedbackCreate, response: 
     (role operator or admin). Stored with the operator and the time; the classifier's development set takes the
     category marks (`tocsin classifier feedback-export`)."""
     row = feedback_service.record(session, observation_id=observation_id, kind=body.kind, category=body.category,
-                                  note=body.note, actor=identity.actor, now=datetime.now(UTC))
+                                  note=body.note, actor=identity.actor, now=datetime.now(UTC),
+                                  coverage=identity.coverage)
     session.commit()
     response.headers["Location"] = f"/v1/observations/{observation_id}/feedback"
     return _read(row)
@@ -44,7 +45,7 @@ def observation_feedback(observation_id: ObservationId, session: SessionDep,
                          identity: OperatorDep) -> list[FeedbackRead]:
     """The marks on one observation, newest first (viewer role or above)."""
     rows = feedback_service.list_feedback(session, observation_ids=[observation_id],
-                                          limit=feedback_service.MAX_LIMIT)
+                                          limit=feedback_service.MAX_LIMIT, coverage=identity.coverage)
     return [_read(r) for r in rows]
 
 
@@ -65,5 +66,5 @@ def list_feedback(
     if ids and max(ids) > INT8_MAX:
         ids = [i for i in ids if i <= INT8_MAX]  # no such observation: nothing to find for it
     rows = feedback_service.list_feedback(session, observation_ids=ids, kind=kind, actor=actor, since=since,
-                                          limit=limit)
+                                          limit=limit, coverage=identity.coverage)
     return [_read(r) for r in rows]

@@ -13,6 +13,10 @@ CHECK_EVERY_S by one query per process (LiveHub._watch): a socket whose session 
 or expired, or whose operator was disabled or got a new token, closes with 4401 and the reason. A
 handshake with the session cookie must come from an allowed Origin (4403 otherwise); bearer tokens
 (machines) need none.
+
+Each socket gets only the observations and alert events its operator's agencies cover (the coverage read at
+the handshake; changing an operator's agencies ends their sessions, so a signed-in map reconnects with the
+new one).
 """
 
 import asyncio
@@ -29,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from accounts import operators, sessions
+from accounts.agencies import EVERYTHING, Coverage
 from accounts.api import SESSION_COOKIE
 from db.errors import Forbidden, Unauthorized
 from db.tokens import hash_token
@@ -59,9 +64,10 @@ def utcnow() -> datetime:
 class LiveClient:
     """One connected socket's queue; bounded so one stalled browser cannot grow the server's memory."""
 
-    def __init__(self, max_queued: int, auth: AuthKey | None = None) -> None:
+    def __init__(self, max_queued: int, auth: AuthKey | None = None, coverage: Coverage = EVERYTHING) -> None:
         self.max_queued = max_queued
         self.auth = auth
+        self.coverage = coverage
         self.queue: deque[Message] = deque()
         self.wake = asyncio.Event()
         self.close_code: int | None = None
@@ -70,6 +76,10 @@ class LiveClient:
     def offer(self, messages: list[Message]) -> None:
         if self.close_code is not None:
             return
+        if not self.coverage.everything:
+            messages = [m for m in messages if live_feed.visible(m, self.coverage)]
+            if not messages:
+                return
         self.queue.extend(messages)
         if len(self.queue) > self.max_queued:
             self.queue.clear()
@@ -124,8 +134,8 @@ class LiveHub:
         self._task = self._watcher = None
         self.drop_all(CLOSE_RESTART)
 
-    def subscribe(self, auth: AuthKey | None = None) -> LiveClient:
-        client = LiveClient(self.max_queued, auth)
+    def subscribe(self, auth: AuthKey | None = None, coverage: Coverage = EVERYTHING) -> LiveClient:
+        client = LiveClient(self.max_queued, auth, coverage)
         self.clients.add(client)
         return client
 
@@ -297,7 +307,7 @@ async def live(websocket: WebSocket) -> None:
         await websocket.close(CLOSE_BAD_REQUEST, _reason(str(exc)))
         return
     hub: LiveHub = websocket.app.state.live_hub
-    client = hub.subscribe(auth)  # before the backfill read, so nothing committed in between is missed
+    client = hub.subscribe(auth, identity.coverage)  # before the backfill read, so nothing committed in between is missed
     try:
         await hub.ensure_started()
         await _serve(websocket, hub, client, identity, since_obs, since_evt)
@@ -312,12 +322,13 @@ async def _serve(websocket: WebSocket, hub: LiveHub, client: LiveClient, identit
     def snapshot() -> tuple[dict[str, int], list[Message]]:
         with websocket.app.state.sessionmaker() as session:
             now = hub.clock()
-            return live_feed.cursors(session), live_feed.backfill(
-                session, since_obs=since_obs, since_evt=since_evt, now=now)
+            missed = live_feed.backfill(session, since_obs=since_obs, since_evt=since_evt, now=now)
+            return live_feed.cursors(session), [m for m in missed if live_feed.visible(m, identity.coverage)]
 
     heads, missed = await run_in_threadpool(snapshot)
     await websocket.send_text(json.dumps({
-        "type": "hello", "operator": identity.name, "role": identity.role, "cursor": heads,
+        "type": "hello", "operator": identity.name, "role": identity.role,
+        "agencies": list(identity.coverage.agencies), "cursor": heads,
         "backfill": len(missed),
     }))
     sent = {m.key for m in missed}

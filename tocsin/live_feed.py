@@ -2,6 +2,9 @@
 
 Every message has an `id` ("obs:<observation id>" or "evt:<outbox event id>"); ids of one kind
 increase, so a client that remembers the highest of each resumes with `since_obs` / `since_evt`.
+
+Each message also carries, unsent, its category and zones, so the hub can give every socket only what its
+operator's agencies cover (`visible`); an observation's zones are read only while some agency exists.
 """
 
 import json
@@ -13,6 +16,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from accounts import agencies
+from accounts.agencies import Coverage
 from ingest import observations as obs_service
 
 # Ids are assigned at insert but become visible at commit, so a row with a lower id can commit after
@@ -26,6 +31,8 @@ class Message:
     kind: str  # obs | evt
     row_id: int
     text: str  # serialised once, sent to every client as is
+    category: str | None = None  # None: unknown, shown only to callers who see everything
+    zones: frozenset[tuple[str, str]] = frozenset()  # (layer, code) it lies in, of the layers agencies name
 
     @property
     def key(self) -> tuple[str, int]:
@@ -42,14 +49,33 @@ def parse_payload(payload: str) -> tuple[str, list[int]] | None:
     return None
 
 
-def obs_message(obs_id: int, feature_json: str) -> Message:
+def visible(message: Message, coverage: Coverage) -> bool:
+    """Whether a socket whose operator has `coverage` gets this message."""
+    return coverage.covers(message.category, message.zones)
+
+
+def obs_message(obs_id: int, feature_json: str,
+                scope: tuple[str | None, frozenset[tuple[str, str]]] = (None, frozenset())) -> Message:
     """Wrap a serialised feature (from PostgreSQL) without parsing it again."""
-    return Message("obs", obs_id, f'{{"id":"obs:{obs_id}","type":"observation","feature":{feature_json}}}')
+    return Message("obs", obs_id, f'{{"id":"obs:{obs_id}","type":"observation","feature":{feature_json}}}',
+                   scope[0], scope[1])
 
 
 def evt_message(row_id: int, payload: dict[str, Any]) -> Message:
     body = {"id": f"evt:{row_id}", "type": "alert_event", "event": payload}
-    return Message("evt", row_id, json.dumps(body, separators=(",", ":"), default=str))
+    zone = payload.get("zone") or {}
+    zones = frozenset({(zone["layer"], zone["code"])}) if "layer" in zone and "code" in zone else frozenset()
+    return Message("evt", row_id, json.dumps(body, separators=(",", ":"), default=str), payload.get("category"),
+                   zones)
+
+
+def _obs_messages(session: Session, features: Sequence[tuple[int, str]]) -> list[Message]:
+    """Observation messages, oldest first, with their category and zones while any agency exists."""
+    scopes: dict[int, tuple[str, frozenset]] = {}
+    if features and agencies.any_agency(session):
+        scopes = obs_service.scopes(session, ids=[i for i, _ in features],
+                                    layers=agencies.zone_layers_in_use(session))
+    return [obs_message(i, f, scopes.get(i, (None, frozenset()))) for i, f in reversed(features)]
 
 
 def _events(session: Session, where: str, params: dict[str, Any]) -> list[Message]:
@@ -69,7 +95,7 @@ def read_by_ids(session: Session, *, obs_ids: Sequence[int], evt_ids: Sequence[i
     for start in range(0, len(ids), page_size):
         page = ids[start:start + page_size]
         features = obs_service.observation_features_json(session, now=now, ids=page, limit=len(page))
-        out.extend(obs_message(i, f) for i, f in reversed(features))
+        out.extend(_obs_messages(session, features))
     if evt_ids:
         out.extend(_events(session, "id = ANY(:ids)", {"ids": list(evt_ids)}))
     return out
@@ -81,7 +107,7 @@ def backfill(session: Session, *, since_obs: int | None, since_evt: int | None, 
     if since_obs is not None:
         features = obs_service.observation_features_json(
             session, now=now, after_id=max(0, since_obs - OVERLAP_IDS), limit=BACKFILL_LIMIT)
-        out.extend(obs_message(i, f) for i, f in reversed(features))
+        out.extend(_obs_messages(session, features))
     if since_evt is not None:
         out.extend(_events(session, "id > :after", {"after": max(0, since_evt - OVERLAP_IDS)}))
     return out

@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     max_vertices: int = Field(default=10_000, ge=4)
     max_area_km2: float = Field(default=2_000.0, gt=0)
     rate_limit_per_min: int = Field(default=6_000, ge=0)
-    # Reports outside this lon/lat box are refused (west, south, east, north).
+    # Reports outside this lon/lat box are refused (west, south, east, north), unless a place is set up
+    # (`tocsin place init`, geo.places): then the active place's boundary is the jurisdiction.
     jurisdiction_bbox: tuple[float, float, float, float] = (-74.30, 40.45, -73.65, 40.95)
 
     rules_file: Path = REPO_ROOT / "data" / "rules.yaml"

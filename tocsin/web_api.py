@@ -54,14 +54,15 @@ def list_observations(
                                      max_length=10_000, pattern=r"^[0-9,\s]*$")] = None,
     limit: Annotated[int, Query(ge=1, le=obs_service.MAX_LIMIT)] = 2_000,
 ) -> Response:
-    """Located observations as a GeoJSON FeatureCollection, newest first (viewer role or above)."""
+    """Located observations as a GeoJSON FeatureCollection, newest first (viewer role or above): those the
+    operator's agencies cover (category, and the zones they lie in)."""
     id_list = obs_service.parse_ids(ids) if ids else None
     too_big = next((i for i in id_list or () if i > INT8_MAX), None)
     if too_big is not None:  # observations.id is bigint
         raise InvalidInput(f"ids item {too_big} is out of range (at most {INT8_MAX})", field="ids")
     features = obs_service.observation_features_json(
         session, now=datetime.now(UTC), bbox=parse_bbox(bbox) if bbox else None, since=since,
-        ids=id_list, limit=limit,
+        ids=id_list, limit=limit, coverage=identity.coverage,
     )
     # The features arrive serialised from PostgreSQL; only the envelope is built here.
     body = (f'{{"type":"FeatureCollection","count":{len(features)},'

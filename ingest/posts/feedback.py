@@ -8,7 +8,9 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from accounts.agencies import EVERYTHING, Coverage
 from db.errors import InvalidInput, NotFound
+from ingest import observations as obs_service
 from ingest.posts.classify import CATEGORIES, NONE
 from ingest.models import Observation, ObservationFeedback
 
@@ -22,7 +24,7 @@ class FeedbackKind(enum.StrEnum):
 
 
 def record(session: Session, *, observation_id: int, kind: FeedbackKind | str, category: str | None,
-           note: str | None, actor: str, now: datetime) -> ObservationFeedback:
+           note: str | None, actor: str, now: datetime, coverage: Coverage = EVERYTHING) -> ObservationFeedback:
     """Store one mark; "wrong category" needs the right category (one of the classifier's), the others take none."""
     try:
         kind = FeedbackKind(kind)
@@ -38,7 +40,7 @@ def record(session: Session, *, observation_id: int, kind: FeedbackKind | str, c
     elif category is not None:
         raise InvalidInput(f"category {category!r} is only for kind 'wrong_category', not {kind.value!r}",
                            field="category")
-    if session.get(Observation, observation_id) is None:
+    if session.get(Observation, observation_id) is None or not _visible(session, observation_id, coverage):
         raise NotFound(f"observation {observation_id} does not exist")
     row = ObservationFeedback(observation_id=observation_id, kind=kind.value, category=category, note=note,
                               actor=actor, created_at=now)
@@ -49,8 +51,9 @@ def record(session: Session, *, observation_id: int, kind: FeedbackKind | str, c
 
 def list_feedback(session: Session, *, observation_ids: Sequence[int] | None = None, kind: str | None = None,
                   actor: str | None = None, since: datetime | None = None,
-                  limit: int = 100) -> list[ObservationFeedback]:
-    """Feedback, newest first, filtered by observations, kind, operator (actor) and created_at >= since."""
+                  limit: int = 100, coverage: Coverage = EVERYTHING) -> list[ObservationFeedback]:
+    """Feedback, newest first, filtered by observations, kind, operator (actor) and created_at >= since, on the
+    observations `coverage` lets the caller see."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit {limit} is not between 1 and {MAX_LIMIT}", field="limit")
     if since is not None and since.tzinfo is None:
@@ -64,8 +67,20 @@ def list_feedback(session: Session, *, observation_ids: Sequence[int] | None = N
         query = query.where(ObservationFeedback.actor == actor)
     if since is not None:
         query = query.where(ObservationFeedback.created_at >= since)
+    if not coverage.everything:
+        visible, params = obs_service.coverage_filter(coverage)
+        query = query.where(text(f"EXISTS (SELECT 1 FROM observations o WHERE o.id = observation_feedback.observation_id "
+                                 f"AND {visible})").bindparams(**params))
     query = query.order_by(ObservationFeedback.created_at.desc(), ObservationFeedback.id.desc()).limit(limit)
     return list(session.scalars(query))
+
+
+def _visible(session: Session, observation_id: int, coverage: Coverage) -> bool:
+    if coverage.everything:
+        return True
+    visible, params = obs_service.coverage_filter(coverage)
+    return session.execute(text(f"SELECT 1 FROM observations o WHERE o.id = :id AND {visible}"),
+                           {"id": observation_id, **params}).first() is not None
 
 
 # The latest category mark on each post with text wins (an operator may correct another); "wrong place"

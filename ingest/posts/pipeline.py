@@ -169,8 +169,10 @@ def ingest_posts(
     `state` holds what the caller's process keeps between batches (zones as matched, the worker process)."""
     results: dict[int, ItemResult] = {}
     accepted = []
+    # The active place's box (geo.places) when one is set up, else the configured one.
+    bbox = state.jurisdiction.get(session, fallback_bbox=config.jurisdiction_bbox).bbox
     for i, post in enumerate(posts):
-        problem = swapped_coordinates(post, config.jurisdiction_bbox)
+        problem = swapped_coordinates(post, bbox)
         if problem:
             results[i] = ItemResult(i, "rejected", error=problem)
         else:
@@ -179,7 +181,7 @@ def ingest_posts(
     # (or thread), while this thread works out which posts are new.
     step = config.chunk
     parts = [post_chunks.items([post for _, post in accepted[k:k + step]]) for k in range(0, len(accepted), step)]
-    context = post_workers.Context(index, lexicon, state.zones.get(session), config.jurisdiction_bbox,
+    context = post_workers.Context(index, lexicon, state.zones.get(session), bbox,
                                    config.min_geotag_confidence) if accepted else None
     zones = context.zones if context else None
     with _stage(context, parts, process=config.worker_process, pool=state.pool,

@@ -8,6 +8,7 @@ in one process (tests do it) never share zones, gazetteer or worker process.
 from dataclasses import dataclass, field
 
 from geo.gazetteer_store import IndexCache
+from geo.places import JurisdictionCache
 from geo.match_memory import ZoneSets
 from ingest.posts.workers import WorkerPool
 
@@ -17,6 +18,8 @@ class PostState:
     zones: ZoneSets = field(default_factory=ZoneSets)  # the zones as matched in memory
     gazetteer: IndexCache = field(default_factory=IndexCache)  # the gazetteer's name index
     pool: WorkerPool = field(default_factory=WorkerPool)  # the worker process of the Python stage
+    # The active place's boundary (geo.places); the API's report routes read it from here too.
+    jurisdiction: JurisdictionCache = field(default_factory=JurisdictionCache)
 
     def close(self) -> None:
         self.pool.shutdown()

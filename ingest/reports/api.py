@@ -12,6 +12,7 @@ from fastapi import APIRouter, Body, Header, Path, Query, Request, Response, sta
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, Field, ValidationError
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from db import geojson_out
@@ -19,6 +20,7 @@ from accounts.api import ReleasedUtilityDep, UtilityDep
 from db.api import SessionDep
 from db.errors import DomainError
 from geo.geojson import parse_bbox
+from geo.jurisdiction import Jurisdiction
 from geo.match_postgis import ZoneMatch
 from accounts import keys
 from ingest.reports import queries as report_queries, updates as report_updates, service as reports
@@ -87,9 +89,23 @@ def _fields(result: reports.ReportResult, caller: keys.Caller) -> dict[str, Any]
     )
 
 
-def _limits(request: Request) -> dict[str, Any]:
+def jurisdiction(request: Request, session: Session | None = None) -> Jurisdiction:
+    """The active place's boundary (geo.places), else TOCSIN_JURISDICTION_BBOX; read again from the database
+    (on `session`, or one of its own) when the cache says it is due."""
+    state = request.app.state
+    fallback = state.settings.jurisdiction_bbox
+    posts = getattr(state, "posts", None)
+    if posts is None:
+        return Jurisdiction(tuple(fallback))
+    if session is None and posts.jurisdiction.due():
+        with state.sessionmaker() as own:
+            return posts.jurisdiction.get(own, fallback_bbox=fallback)
+    return posts.jurisdiction.get(session, fallback_bbox=fallback)
+
+
+def _limits(request: Request, session: Session | None = None) -> dict[str, Any]:
     s = request.app.state.settings
-    return {"jurisdiction_bbox": s.jurisdiction_bbox, "max_vertices": s.max_vertices,
+    return {"jurisdiction_bbox": jurisdiction(request, session), "max_vertices": s.max_vertices,
             "max_area_km2": s.max_area_km2, "rules": request.app.state.rules()}
 
 
@@ -102,6 +118,14 @@ _READ_EXAMPLE = {
               "zcta": [{"code": "11103", "name": "11103", "weight": 1.0}]},
     "repaired": None, "located_by": "geometry", "alerts_changed": [3],
 }
+
+
+async def _jurisdiction_async(request: Request) -> Jurisdiction:
+    """`jurisdiction`, off the event loop when it has to ask the database."""
+    posts = getattr(request.app.state, "posts", None)
+    if posts is not None and posts.jurisdiction.due():
+        return await run_in_threadpool(jurisdiction, request)
+    return jurisdiction(request)
 
 
 @router.post(
@@ -130,7 +154,7 @@ async def create_report(
     """Submit an outage or hazard report as a GeoJSON Feature (longitude first)."""
     s = request.app.state.settings
     prepare = functools.partial(reports.prepare, caller=caller, body=body, idempotency_key=idempotency_key,
-                                jurisdiction_bbox=s.jurisdiction_bbox, now=datetime.now(UTC),
+                                jurisdiction_bbox=await _jurisdiction_async(request), now=datetime.now(UTC),
                                 max_vertices=s.max_vertices, max_area_km2=s.max_area_km2)
     # A point is checked here, on the event loop (microseconds); a drawn footprint of up to max_vertices in
     # the thread pool, so that it never holds up other requests.
@@ -233,7 +257,7 @@ def update_report(
 ) -> ReportRead:
     """Change a report's status, customers, ETR or footprint; each change is a new version."""
     result = report_updates.update_report(session, caller=caller, report_id=report_id, patch=patch,
-                                          if_match=if_match, now=datetime.now(UTC), **_limits(request))
+                                          if_match=if_match, now=datetime.now(UTC), **_limits(request, session))
     session.commit()
     response.headers["ETag"] = report_updates.etag(result.report.version)
     return ReportRead(**_fields(result, caller))
@@ -265,7 +289,7 @@ def batch_reports(
 ) -> BatchResult:
     """Submit up to 1,000 reports; each item succeeds or fails on its own (a savepoint per item)."""
     features = body.features if isinstance(body, FeatureCollectionIn) else body
-    limits = _limits(request)
+    limits = _limits(request, session)
     now = datetime.now(UTC)
     results: list[BatchItemResult] = []
     for index, item in enumerate(features):

@@ -23,7 +23,7 @@ from db import input_guard
 from db.errors import DomainError, Forbidden, InvalidInput, NotFound, Unauthorized
 from db.openapi import error_responses
 from accounts import keys
-from ingest.reports import open311
+from ingest.reports import api as report_api, open311
 from accounts.api import utility_bearer
 from accounts.errors import RateLimited
 
@@ -273,7 +273,7 @@ def create_request(fmt: FormatParam, request: Request, session: SessionDep,
     _rate_limit(request, caller)
     state, settings = request.app.state, request.app.state.settings
     created, is_new = open311.submit(session, caller=caller, params=params, rules=state.rules(),
-                                     jurisdiction_bbox=settings.jurisdiction_bbox, now=datetime.now(UTC),
+                                     jurisdiction_bbox=report_api.jurisdiction(request, session), now=datetime.now(UTC),
                                      max_vertices=settings.max_vertices, max_area_km2=settings.max_area_km2)
     session.commit()
     log.info("open311 request %s for utility %s (%s)", created.service_request_id, caller.utility_id,

@@ -19,7 +19,8 @@ from alerts import signals as alert_signals
 from alerts.rules import Rule
 from db import plans
 from db import raw as db_raw
-from geo.geojson import area_km2, check_limits, parse_geometry, repair, within_bbox
+from geo.geojson import area_km2, check_limits, parse_geometry, repair
+from geo.jurisdiction import Jurisdiction
 from geo.match_postgis import MATCH_CTE, ZoneMatch
 from ingest.errors import IdempotencyConflict, OutsideJurisdiction, OutsideTerritory, UnknownLocation
 from accounts.keys import Caller
@@ -61,16 +62,19 @@ def body_hash(body: ReportCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def check_jurisdiction(geom: BaseGeometry, bbox: tuple[float, float, float, float]) -> None:
-    if within_bbox(geom, bbox):
+def check_jurisdiction(geom: BaseGeometry, jurisdiction: Jurisdiction | tuple[float, float, float, float]) -> None:
+    """OutsideJurisdiction unless the geometry lies in the jurisdiction: its box, and the active place's
+    boundary when one is set up (geo.places)."""
+    j = Jurisdiction.of(jurisdiction)
+    if j.covers(geom):
         return
     c = geom.representative_point()
     hint = ""
     swapped = shapely.Point(c.y, c.x)
-    if within_bbox(swapped, bbox):
+    if j.covers(swapped):
         hint = "; the coordinates look swapped: GeoJSON wants [longitude, latitude]"
     raise OutsideJurisdiction(
-        f"location (lon {c.x:.5f}, lat {c.y:.5f}) is outside the jurisdiction bounds {list(bbox)}{hint}",
+        f"location (lon {c.x:.5f}, lat {c.y:.5f}) is outside {j.describe()}{hint}",
         value=[c.x, c.y], field="geometry",
     )
 

@@ -290,7 +290,7 @@ def test_session_cookie_sign_in_and_out(client, tokens):
     same = {"Origin": "http://tocsin.test"}  # the tests' public_base_url; a browser sends it on every write
     r = client.post("/v1/session", json={"token": tokens["olive"]}, headers=same)
     assert r.status_code == 200, r.text
-    assert r.json() == {"name": "olive", "role": "operator"}
+    assert r.json() == {"name": "olive", "role": "operator", "agencies": []}
     cookie = r.headers["set-cookie"]
     assert cookie.startswith("tocsin_session=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert "Secure" not in cookie  # http public_base_url in tests; https turns it on

@@ -157,7 +157,7 @@ def test_gazetteer_build_demo_shows_progress_on_stderr(cli):
 
     r = cli("gazetteer", "build-demo")
     assert r.exit_code == 0, r.output
-    n = int(re.fullmatch(r"gazetteer: (\d+) entries from the NYC demo builders; \d+ entries in all\n", r.stdout)[1])
+    n = int(re.fullmatch(r"gazetteer: (\d+) entries from the NYC demo builders for place new-york; \d+ entries in all\n", r.stdout)[1])
     assert n > 250  # the NYC demo has some 500 entries: two chunks at least
     # Saved 250 at a time: a line at the start, one per chunk, and the final one.
     assert progress_lines(r.stderr, "gazetteer entries") == [
