@@ -288,7 +288,7 @@ reports_app = typer.Typer(help="Utility outage reports: feed imports.", no_args_
 app.add_typer(reports_app, name="reports")
 
 
-def _bbox_option(value: str | None, default: tuple[float, float, float, float]):
+def _bbox_option(value: str | None, default):
     if value is None or value == "feed":
         return value or default
     try:
@@ -318,6 +318,7 @@ def reports_import_feed(
     from alerts.rules import load_rules
     from db.errors import DomainError
     from db.session import transaction
+    from geo.places import JurisdictionCache
     from ingest.reports import feed_import
     from ingest.reports.feeds import parse_feed
     from tocsin.progress import progress
@@ -327,14 +328,17 @@ def reports_import_feed(
         parsed = parse_feed(fmt, json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError) as exc:  # FeedError and JSONDecodeError are ValueErrors
         _fail(f"{path}: {exc}")
-    jurisdiction = _bbox_option(bbox, settings.jurisdiction_bbox)
+    with _sessionmaker(settings)() as session:  # the active place's box (tocsin place init), else the setting's
+        home = JurisdictionCache().get(session, fallback_bbox=settings.jurisdiction_bbox)
+    where = f"place {home.place!r}" if home.place else "TOCSIN_JURISDICTION_BBOX"
+    jurisdiction = _bbox_option(bbox, home)  # by default the place's polygon too (geo.jurisdiction)
     if jurisdiction == "feed":
-        outside = parsed.outside(settings.jurisdiction_bbox)
+        outside = parsed.outside(home.bbox)
         if outside and not outside_jurisdiction:
             _fail(f"{outside} of {len(parsed.items)} outages in {path.name} lie outside this Tocsin's jurisdiction "
-                  f"{list(settings.jurisdiction_bbox)} (TOCSIN_JURISDICTION_BBOX); --bbox feed would import them. "
+                  f"{list(home.bbox)} ({where}); --bbox feed would import them. "
                   "Pass --outside-jurisdiction to import them anyway (a test, or another place)")
-        jurisdiction = parsed.envelope() or settings.jurisdiction_bbox
+        jurisdiction = parsed.envelope() or home.bbox
     try:
         with progress(len(parsed.items), "outages", "outage") as advance, \
                 transaction(_sessionmaker(settings)) as session:

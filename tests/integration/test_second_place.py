@@ -231,3 +231,19 @@ def test_place_use_switches_what_the_geotagger_reads(london, cli, clean_db):
     assert "Brooklyn" in names and "Camden" not in names
     code, out = cli("place", "use", "paris")
     assert code == 2 and "place 'paris' is not set up" in out
+
+
+def test_a_feed_import_takes_the_active_place_as_its_jurisdiction(london, cli, clean_db):
+    """`reports import-feed` refuses outages outside the active place (London), naming it, not the configured
+    box (New York's by default)."""
+    from pathlib import Path
+
+    from db.session import make_sessionmaker, transaction
+    from accounts import keys
+
+    with transaction(make_sessionmaker(clean_db)) as session:
+        keys.add_utility(session, name="PG&E")
+    feed = Path(__file__).resolve().parents[1] / "data" / "feeds" / "pge_1.json"
+    code, out = cli("reports", "import-feed", "--format", "pge", feed, "--utility", "PG&E", "--bbox", "feed")
+    assert code == 2, out
+    assert "lie outside this Tocsin's jurisdiction" in out and "place 'london'" in out
