@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from alerts import access, outbox
 from alerts.api import AlertId
@@ -14,7 +14,9 @@ from db.openapi import error_responses
 from dispatch import delivery_log
 from dispatch import responders as responder_service
 from dispatch.models import Responder
-from dispatch.schemas import DeliveryRead, OutboxEventRead, ResponderCreate, ResponderRead, ResponderUpdate
+from dispatch.schemas import (
+    CoverageSpec, DeliveryRead, OutboxEventRead, ResponderCreate, ResponderRead, ResponderUpdate,
+)
 
 router = APIRouter(prefix="/v1", tags=["dispatch admin"], responses=error_responses(422, 503))
 _BODY = error_responses(400, 413)
@@ -43,14 +45,24 @@ def list_responders(session: SessionDep, admin: AdminDep,
     return [_read(session, r) for r in responder_service.list_responders(session, limit=limit, offset=offset)]
 
 
+def _zoned(request: Request, session: SessionDep, coverage: list[CoverageSpec] | None) -> list[CoverageSpec] | None:
+    """Coverage with the place's time zone where a spec names none (the app wires `default_timezone`)."""
+    if coverage is None or all(c.timezone for c in coverage):
+        return coverage
+    tz = request.app.state.default_timezone(session)
+    return [c if c.timezone else c.model_copy(update={"timezone": tz}) for c in coverage]
+
+
 @router.post("/responders", status_code=status.HTTP_201_CREATED, responses={
     **_AUTH, **_BODY, **error_responses(409, 422, _409="A responder already has that phone number",
                                         _422="Invalid phone (not E.164-able), unknown layer or zone, bad schedule, "
                                              "NUL or a lone surrogate in a text field")})
-def create_responder(body: ResponderCreate, session: SessionDep, admin: AdminDep, response: Response) -> ResponderRead:
+def create_responder(body: ResponderCreate, request: Request, session: SessionDep, admin: AdminDep,
+                     response: Response) -> ResponderRead:
     """Add a responder; the phone is stored as E.164 (default region US)."""
     responder = responder_service.create_responder(session, name=body.name, phone=body.phone,
-                                                   coverage=body.coverage, now=datetime.now(UTC))
+                                                   coverage=_zoned(request, session, body.coverage),
+                                                   now=datetime.now(UTC))
     session.commit()
     response.headers["Location"] = f"/v1/responders/{responder.id}"
     return _read(session, responder)
@@ -64,12 +76,12 @@ def get_responder(responder_id: ResponderId, session: SessionDep, admin: AdminDe
 @router.patch("/responders/{responder_id}", responses={
     **_AUTH, **_BODY, **error_responses(404, 409, _404="No such responder",
                                         _409="A responder already has that phone number")})
-def update_responder(responder_id: ResponderId, body: ResponderUpdate, session: SessionDep,
+def update_responder(responder_id: ResponderId, body: ResponderUpdate, request: Request, session: SessionDep,
                      admin: AdminDep) -> ResponderRead:
     """Change name, phone or opt-out; `coverage`, when given, replaces the responder's coverage."""
     responder = responder_service.update_responder(
         session, responder_id=responder_id, name=body.name, phone=body.phone, opted_out=body.opted_out,
-        coverage=body.coverage, now=datetime.now(UTC),
+        coverage=_zoned(request, session, body.coverage), now=datetime.now(UTC),
     )
     session.commit()
     return _read(session, responder)

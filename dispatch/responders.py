@@ -69,6 +69,8 @@ def _resolve_zone(session: Session, spec: CoverageSpec) -> int | None:
 def _coverage_rows(session: Session, specs: list[CoverageSpec]) -> list[CoverageRow]:
     rows = []
     for spec in specs:
+        if spec.timezone is None:  # the caller did not fill in the place's: the package default
+            spec = spec.model_copy(update={"timezone": DEFAULT_TIMEZONE})
         _check_schedule(spec)
         rows.append(CoverageRow(layer=spec.layer, zone_id=_resolve_zone(session, spec), tier=spec.tier,
                                 on_call=spec.on_call or None, timezone=spec.timezone))

@@ -24,7 +24,9 @@ class CoverageSpec(BaseModel):
         SafeStr | None, Field(max_length=500, description="Weekly schedule, e.g. 'mon-fri 08:00-18:00; "
                                                          "sat 22:00-06:00'; omitted = always on call")
     ] = None
-    timezone: Annotated[SafeStr, Field(max_length=64)] = "America/New_York"
+    timezone: Annotated[SafeStr | None, Field(
+        max_length=64, description="IANA time zone of `on_call`; omitted: the active place's (tocsin place init), "
+                                   "America/New_York without one")] = None
 
 
 class ResponderCreate(BaseModel):

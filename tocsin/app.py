@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 
 import psycopg
 from anyio import to_thread
@@ -26,7 +27,9 @@ from db.input_guard import MalformedBody, check_json_body
 from db.openapi import error_responses
 from db.outage import is_unavailable
 from db.session import make_engine, make_sessionmaker
+from dispatch.routing import DEFAULT_TIMEZONE
 from geo import api as geo_api
+from geo import places
 from geo.errors import InvalidGeometry, ZoneFileError
 from dispatch import api as dispatch_api
 from dispatch import broker_check, metrics_api, twilio_api
@@ -238,6 +241,8 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
     app.state.rate_limiter = KeyRateLimiter(per_min=settings.rate_limit_per_min)
     # This app's own registry (not prometheus_client's global one: tests build several apps).
     app.state.metrics = http_metrics.ApiMetrics(writer=lambda: getattr(app.state, "report_writer", None))
+    # Responders' schedules default to the active place's time zone (dispatch may not import geo).
+    app.state.default_timezone = partial(places.active_timezone, default=DEFAULT_TIMEZONE)
     app.state.broker_check = broker_check.CachedBrokerCheck(broker_check.BrokerCheck.for_url(
         settings.mqtt_url, tls=settings.mqtt_tls, ca_file=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
         username=settings.mqtt_username,

@@ -215,6 +215,24 @@ def test_schedules_take_the_place_time_zone(london, cli, tmp_path, clean_db):
         assert conn.execute(text("SELECT timezone FROM coverage")).scalar() == "Europe/London"
 
 
+def test_responders_added_through_the_api_take_the_place_time_zone(london, settings, clean_db):
+    from fastapi.testclient import TestClient
+
+    from accounts import operators
+    from db.session import make_sessionmaker, transaction
+    from tocsin.app import create_app
+
+    with transaction(make_sessionmaker(clean_db)) as session:
+        _, token = operators.add_operator(session, name="root", role="admin", now=datetime.now(UTC))
+    admin = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(_settings(settings, london["rules"]))) as client:
+        r = client.post("/v1/responders", headers=admin, json={"name": "Ada", "phone": "+44 20 7946 0958",
+            "coverage": [{"layer": "london_borough", "zone": "E09000007", "on_call": "mon-fri 08:00-18:00"},
+                         {"layer": "london_borough", "timezone": "Europe/Paris"}]})
+        assert r.status_code == 201, r.text
+        assert [c["timezone"] for c in r.json()["coverage"]] == ["Europe/London", "Europe/Paris"]
+
+
 def test_place_use_switches_what_the_geotagger_reads(london, cli, clean_db):
     from db.session import make_sessionmaker
     from geo.gazetteer_store import IndexCache
