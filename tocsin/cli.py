@@ -373,7 +373,9 @@ def connect_jetstream(
     url: Annotated[str | None, typer.Option(help="Jetstream subscribe URL (default: Bluesky's jetstream2 us-east)")] = None,
     keywords: Annotated[str | None, typer.Option(
         help="Comma-separated word stems a post must contain, e.g. 'fire,flood,gas leak' (default: incident words)")] = None,
-    langs: Annotated[str, typer.Option(help="Comma-separated languages to keep; '' keeps every language")] = "en",
+    langs: Annotated[str | None, typer.Option(
+        help="Comma-separated languages to keep; '' keeps every language (default: the active place's, else en)")
+    ] = None,
     name: Annotated[str, typer.Option(help="Cursor name in the database (one per connector)")] = "jetstream",
 ) -> None:
     """Follow Bluesky posts live from Jetstream; resumes from the stored cursor, with a 5 s overlap."""
@@ -388,6 +390,12 @@ def connect_jetstream(
     settings = _settings()
     if keywords is not None and not _csv_option(keywords):
         _fail(f"--keywords {keywords!r} names no keyword")
+    if langs is None:
+        from geo import places
+
+        with _sessionmaker(settings)() as session:
+            place = places.active_place(session)
+        langs = ",".join(place.languages) if place is not None else "en"
     config = jetstream.JetstreamConfig(url=url or jetstream.DEFAULT_URL, name=name, langs=_csv_option(langs) or (),
                                        keywords=_csv_option(keywords) or jetstream.DEFAULT_KEYWORDS)
     try:
