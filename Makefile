@@ -10,9 +10,9 @@ WITH_SERVICES := source var/services.env &&
 
 help:
 	@echo "make demo            set up, start PostGIS + Mosquitto, load NYC zones, run API + dispatcher"
-	@echo "make test            set up, start services, run the whole test suite"
+	@echo "make test            set up, start services, run the whole test suite (and its pooled part via PgBouncer)"
 	@echo "make lint            ruff (errors only) and the import rules (layering, no cycles)"
-	@echo "make services        start the local PostGIS and Mosquitto (idempotent)"
+	@echo "make services        start the local PostGIS, Mosquitto and PgBouncer (idempotent)"
 	@echo "make services-stop   stop them"
 	@echo "make bench           benchmarks (python -m bench NAME... runs some); make eval: evaluations"
 
@@ -31,8 +31,10 @@ services-status:
 demo: setup services
 	@scripts/demo.sh
 
+# Then the tests marked `pooled` once more, through the local PgBouncer in transaction pooling mode.
 test: setup services lint
 	@$(WITH_SERVICES) $(PY) -m pytest -q
+	@$(WITH_SERVICES) TOCSIN_TEST_THROUGH_POOLER=1 $(PY) -m pytest -q -m pooled
 
 lint: setup
 	@$(VENV)/bin/ruff check .

@@ -4,7 +4,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, event, exc
+from sqlalchemy import URL, Engine, create_engine, event, exc, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 # A pooled connection idle for longer than this is pinged before use (a database restart leaves
@@ -14,6 +14,29 @@ IDLE_PING_S = 2.0
 CONNECT_TIMEOUT_S = 10
 
 
+# A database URL's `?pooler=transaction` says a transaction pooler (PgBouncer's pool_mode = transaction)
+# is in front: it is Tocsin's, never sent to the server (see split_pooler).
+POOLER_PARAM = "pooler"
+
+
+def split_pooler(url: str | URL) -> tuple[URL, bool]:
+    """The URL without its `pooler` parameter, and whether that parameter says a transaction pooler."""
+    u = make_url(url)
+    mode = u.query.get(POOLER_PARAM)
+    if mode is None:
+        return u, False
+    if mode != "transaction":
+        raise ValueError(f"database URL parameter {POOLER_PARAM}={mode!r}: the only pooler mode that needs one is "
+                         f"'transaction' (a session pooler needs no parameter)")
+    return u.difference_update_query([POOLER_PARAM]), True
+
+
+def libpq_dsn(url: str | URL) -> str:
+    """A psycopg (libpq) URL for a SQLAlchemy one: no driver in the scheme, no `pooler` parameter."""
+    u, _ = split_pooler(url)
+    return u.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     """An engine for a PostGIS URL (postgresql+psycopg://...).
 
@@ -21,9 +44,20 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     statements are short, and on this class of machine compiling one costs more than running it
     (1.7 s of a 10,000-post batch's zone matching was JIT). A connection attempt gives up after
     CONNECT_TIMEOUT_S: a database host that drops packets must give a 503, not a request hung for the
-    TCP timeout (minutes)."""
-    engine = create_engine(url, pool_size=pool_size, max_overflow=20,
-                           connect_args={"options": "-c jit=off", "connect_timeout": CONNECT_TIMEOUT_S})
+    TCP timeout (minutes).
+
+    Behind a transaction pooler (the URL ends in `?pooler=transaction`) a client's transactions run on
+    whichever server connection is free, so nothing may outlive a transaction on it: psycopg prepares
+    no statement on the server (it would after five runs of one, and the next transaction's server
+    connection does not have it), and jit=off is not sent (PgBouncer refuses startup options; the
+    pooler sets it on its server connections, scripts/pgbouncer.ini.in, or the role has it)."""
+    u, pooled = split_pooler(url)
+    connect_args: dict = {"connect_timeout": CONNECT_TIMEOUT_S}
+    if pooled:
+        connect_args["prepare_threshold"] = None
+    else:
+        connect_args["options"] = "-c jit=off"
+    engine = create_engine(u, pool_size=pool_size, max_overflow=20, connect_args=connect_args)
     _ping_when_idle(engine)
     return engine
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Project-local PostgreSQL+PostGIS and Mosquitto for Tocsin (DESIGN.md section 5).
+# Project-local PostgreSQL+PostGIS, Mosquitto and PgBouncer for Tocsin (DESIGN.md section 5).
 #
 # Usage: scripts/services.sh start|stop|status|env
 #
@@ -7,10 +7,14 @@
 #   TOCSIN_VAR_DIR     state directory (default: <repo>/var)
 #   TOCSIN_PG_PORT     loopback PostgreSQL port (default 55439)
 #   TOCSIN_MQTT_PORT   loopback Mosquitto port (default 18839)
+#   TOCSIN_PGBOUNCER_PORT
+#                      loopback PgBouncer port (default 16439), transaction pooling in front of
+#                      the local PostgreSQL; its URL is TOCSIN_PGBOUNCER_URL in services.env.
+#                      0: no PgBouncer (a private cluster that needs none)
 #   TOCSIN_DATABASE_URL / TOCSIN_MQTT_URL
 #                      when set (to something other than the local URL this
 #                      script would write), an external server is used and the
-#                      local PostgreSQL / Mosquitto is neither installed nor started.
+#                      local PostgreSQL (and PgBouncer) / Mosquitto is neither installed nor started.
 #
 # After `start`:  eval "$(scripts/services.sh env)"   (or: source var/services.env)
 set -euo pipefail
@@ -32,6 +36,8 @@ PG_PORT="${TOCSIN_PG_PORT:-$(recorded_port TOCSIN_PG_PORT)}"
 PG_PORT="${PG_PORT:-55439}"
 MQTT_PORT="${TOCSIN_MQTT_PORT:-$(recorded_port TOCSIN_MQTT_PORT)}"
 MQTT_PORT="${MQTT_PORT:-18839}"
+PGB_PORT="${TOCSIN_PGBOUNCER_PORT:-$(recorded_port TOCSIN_PGBOUNCER_PORT)}"
+PGB_PORT="${PGB_PORT:-16439}"
 
 PG_DIR="$VAR/pg"
 PG_DATA="$PG_DIR/data"
@@ -45,10 +51,18 @@ MQTT_CONF="$MQTT_DIR/mosquitto.conf"
 MQTT_PID="$MQTT_DIR/mosquitto.pid"
 MQTT_LOG="$MQTT_DIR/mosquitto.log"
 MQTT_TEMPLATE="$REPO/scripts/mosquitto.conf.in"
+PGB_DIR="$VAR/pgbouncer"
+PGB_CONF="$PGB_DIR/pgbouncer.ini"
+PGB_USERS="$PGB_DIR/userlist.txt"
+PGB_PID="$PGB_DIR/pgbouncer.pid"
+PGB_LOG="$PGB_DIR/pgbouncer.log"
+PGB_TEMPLATE="$REPO/scripts/pgbouncer.ini.in"
 ENV_FILE="$VAR/services.env"
 
 LOCAL_DB_URL="postgresql+psycopg://tocsin:tocsin@127.0.0.1:$PG_PORT/tocsin"
 LOCAL_MQTT_URL="mqtt://127.0.0.1:$MQTT_PORT"
+# `pooler=transaction` tells db.session that a transaction pooler is in front (README, "Behind PgBouncer").
+LOCAL_PGB_URL="postgresql+psycopg://tocsin:tocsin@127.0.0.1:$PGB_PORT/tocsin?pooler=transaction"
 
 # An env var equal to the local URL (e.g. after `source var/services.env`) still
 # means "local"; anything else means an external server.
@@ -68,7 +82,7 @@ redact() { printf '%s' "$1" | sed -E 's#(//[^:/@]*):[^@/]*@#\1:***@#'; }
 log() { echo "services: $*" >&2; }
 die() { echo "services: ERROR: $*" >&2; exit 1; }
 
-for v in PG_PORT MQTT_PORT; do
+for v in PG_PORT MQTT_PORT PGB_PORT; do
     [[ "${!v}" =~ ^[0-9]+$ ]] || die "$v must be a port number, got '${!v}'"
 done
 
@@ -436,6 +450,142 @@ status_mqtt() {
     fi
 }
 
+# ----------------------------------------------------------------------------- PgBouncer
+
+PGBOUNCER=""
+find_pgbouncer() {
+    PGBOUNCER="$(command -v pgbouncer 2>/dev/null || true)"
+    if [[ -z "$PGBOUNCER" && -x /usr/sbin/pgbouncer ]]; then PGBOUNCER=/usr/sbin/pgbouncer; fi
+    [[ -n "$PGBOUNCER" ]]
+}
+
+pgb_pid() {
+    # Prints the PID of our running PgBouncer (from its pid file), or fails.
+    local pid
+    [[ -f "$PGB_PID" ]] || return 1
+    pid="$(tr -dc '0-9' <"$PGB_PID")"
+    [[ -n "$pid" ]] || return 1
+    pid_alive "$pid" || return 1
+    [[ "$(cat "/proc/$pid/comm" 2>/dev/null || echo pgbouncer)" == pgbouncer ]] || return 1
+    echo "$pid"
+}
+
+PGB_CONF_CHANGED=0
+render_pgb_conf() {
+    [[ -f "$PGB_TEMPLATE" ]] || die "missing template $PGB_TEMPLATE"
+    [[ "$PGB_DIR" != *[[:space:]]* ]] || die "pgbouncer cannot handle whitespace in paths: $PGB_DIR"
+    sed -e "s|@PGB_PORT@|$(sed_escape "$PGB_PORT")|g" \
+        -e "s|@PGB_DIR@|$(sed_escape "$PGB_DIR")|g" \
+        -e "s|@PG_PORT@|$(sed_escape "$PG_PORT")|g" \
+        "$PGB_TEMPLATE" >"$PGB_CONF.tmp"
+    # The local role's password (loopback only, as in TOCSIN_DATABASE_URL).
+    printf '"tocsin" "tocsin"\n' >"$PGB_USERS.tmp"
+    chmod 600 "$PGB_USERS.tmp"
+    PGB_CONF_CHANGED=1
+    if cmp -s "$PGB_CONF.tmp" "$PGB_CONF"; then PGB_CONF_CHANGED=0; fi
+    if ((IS_ROOT)); then chown postgres:postgres "$PGB_CONF.tmp" "$PGB_USERS.tmp"; fi
+    mv -f "$PGB_CONF.tmp" "$PGB_CONF"
+    mv -f "$PGB_USERS.tmp" "$PGB_USERS"
+}
+
+pgb_psql() {
+    # pgb_psql DB SQL : through our PgBouncer as tocsin (DB `pgbouncer` is its console).
+    PGPASSWORD=tocsin PGCONNECT_TIMEOUT=2 "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PGB_PORT" -U tocsin -d "$1" -tA -c "$2"
+}
+
+pgb_ping() {
+    # Ours answers on the port (not another one left there: ours would have failed to bind and exited),
+    # and reaches the cluster.
+    local config
+    config="$(pgb_psql pgbouncer "SHOW CONFIG" 2>/dev/null || true)"
+    awk -F'|' -v want="$PGB_PID" '$1 == "pidfile" && $2 == want { found = 1 } END { exit !found }' \
+        <<<"$config" || return 1
+    pgb_psql tocsin "SELECT 1" >/dev/null 2>&1
+}
+
+start_pgb() {
+    if ((EXTERNAL_DB)); then
+        log "pgbouncer: external database (TOCSIN_DATABASE_URL set), not starting a local pooler"
+        return 0
+    fi
+    if ((PGB_PORT == 0)); then
+        log "pgbouncer: off (TOCSIN_PGBOUNCER_PORT=0)"
+        return 0
+    fi
+    find_pgbouncer || apt_install pgbouncer
+    find_pgbouncer || die "pgbouncer installed but binary not found"
+    mkdir -p "$PGB_DIR"
+    # PgBouncer refuses to run as root: as root it runs as postgres (as the cluster does).
+    if ((IS_ROOT)); then chown postgres:postgres "$PGB_DIR"; fi
+    local pid running_port i
+    if pid="$(pgb_pid)"; then
+        running_port="$(sed -n 's/^listen_port = \([0-9]*\)$/\1/p' "$PGB_CONF" 2>/dev/null | head -1)"
+        if [[ -n "$running_port" && "$running_port" != "$PGB_PORT" ]]; then
+            # Never move a running pooler: a demo or a test run may be using it.
+            die "pgbouncer is already running on port $running_port (var/pgbouncer); stop it first with \`make services-stop\`, or start with TOCSIN_PGBOUNCER_PORT=$running_port"
+        fi
+    fi
+    render_pgb_conf
+    if pid="$(pgb_pid)" && ((PGB_CONF_CHANGED)); then
+        log "pgbouncer: configuration changed, restarting"
+        stop_pgb
+    fi
+    if pid="$(pgb_pid)"; then
+        log "pgbouncer: already running (pid $pid)"
+    else
+        rm -f "$PGB_PID"
+        if ((IS_ROOT)) && [[ -e "$PGB_LOG" ]]; then chown postgres:postgres "$PGB_LOG"; fi
+        log "pgbouncer: starting on 127.0.0.1:$PGB_PORT, transaction pooling (log: $PGB_LOG)"
+        if ! as_pg "$PGBOUNCER" -d -q "$PGB_CONF"; then
+            tail -n 20 "$PGB_LOG" >&2 2>/dev/null || true
+            die "pgbouncer failed to start"
+        fi
+    fi
+    for ((i = 0; i < 100; i++)); do
+        if pgb_ping; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    tail -n 20 "$PGB_LOG" >&2 2>/dev/null || true
+    die "pgbouncer (ours, $PGB_CONF) not accepting connections on 127.0.0.1:$PGB_PORT after 10 s; is the port taken?"
+}
+
+stop_pgb() {
+    local pid i
+    if ! pid="$(pgb_pid)"; then
+        log "pgbouncer: not running"
+        rm -f "$PGB_PID"
+        return 0
+    fi
+    log "pgbouncer: stopping (pid $pid)"
+    # SIGTERM: immediate shutdown (SIGINT would wait for every client to go).
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        pid_alive "$pid" || break
+        sleep 0.1
+    done
+    if pid_alive "$pid"; then
+        log "pgbouncer: did not exit after 10 s, sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        sleep 0.2
+    fi
+    rm -f "$PGB_PID"
+}
+
+status_pgb() {
+    if ((EXTERNAL_DB || PGB_PORT == 0)); then
+        echo "pgbouncer: not used"
+        return 0
+    fi
+    local pid
+    if pid="$(pgb_pid)"; then
+        echo "pgbouncer: running (pid $pid, 127.0.0.1:$PGB_PORT, transaction pooling)"
+    else
+        echo "pgbouncer: stopped"
+    fi
+}
+
 # ----------------------------------------------------------------------------- env file
 
 write_env() {
@@ -448,6 +598,11 @@ write_env() {
         echo "export TOCSIN_MQTT_URL=$(printf '%q' "$mqtt_url")"
         echo "export TOCSIN_PG_PORT=$PG_PORT"
         echo "export TOCSIN_MQTT_PORT=$MQTT_PORT"
+        echo "export TOCSIN_PGBOUNCER_PORT=$PGB_PORT"
+        # Through the pooler (LISTEN/NOTIFY still needs TOCSIN_DATABASE_URL, the direct one).
+        if ((EXTERNAL_DB == 0 && PGB_PORT != 0)); then
+            echo "export TOCSIN_PGBOUNCER_URL=$(printf '%q' "$LOCAL_PGB_URL")"
+        fi
     } >"$ENV_FILE.tmp"
     mv -f "$ENV_FILE.tmp" "$ENV_FILE"
 }
@@ -464,18 +619,21 @@ case "$1" in
 start)
     start_pg
     start_mqtt
+    start_pgb
     write_env
     log "ready; environment in $ENV_FILE"
     ;;
 stop)
     # Always stop whatever local instance exists under $VAR, even if an
     # external URL is currently configured.
+    stop_pgb
     stop_mqtt
     stop_pg
     ;;
 status)
     status_pg
     status_mqtt
+    status_pgb
     ;;
 env)
     if [[ ! -f "$ENV_FILE" ]]; then

@@ -4,6 +4,7 @@ import functools
 import graphlib
 import os
 import queue
+import shlex
 import threading
 import time
 import uuid
@@ -29,13 +30,14 @@ def _service_url(name: str) -> str:
     if env_file.exists():
         for line in env_file.read_text().splitlines():
             if line.startswith(f"export {name}="):
-                return line.split("=", 1)[1].strip()
+                return shlex.split(line.split("=", 1)[1])[0]  # as bash reads it (printf %q quoting)
     pytest.fail(f"{name} is not set and var/services.env is missing: run `make services` first")
 
 
 @pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    """A fresh database, migrated with Alembic exactly as the product does, dropped at the end."""
+def direct_database_url() -> Iterator[str]:
+    """A fresh database, migrated with Alembic exactly as the product does, dropped at the end; its URL
+    straight to PostgreSQL."""
     from db import migrate
 
     base = _service_url("TOCSIN_DATABASE_URL")
@@ -49,6 +51,27 @@ def database_url() -> Iterator[str]:
     yield url
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pooled_database_url(direct_database_url) -> str:
+    """The same database through the local PgBouncer in transaction pooling mode (scripts/services.sh),
+    with the `pooler=transaction` parameter that tells db.session so."""
+    from sqlalchemy import make_url
+
+    name = make_url(direct_database_url).database
+    return make_url(_service_url("TOCSIN_PGBOUNCER_URL")).set(database=name).render_as_string(hide_password=False)
+
+
+# `TOCSIN_TEST_THROUGH_POOLER=1 pytest -m pooled` (the second run of `make test`): the tests' engines, the
+# app and the worker reach the database through PgBouncer; LISTEN and the test database's set-up go direct.
+THROUGH_POOLER = os.environ.get("TOCSIN_TEST_THROUGH_POOLER") == "1"
+
+
+@pytest.fixture(scope="session")
+def database_url(request, direct_database_url) -> str:
+    """The URL the code under test uses: direct, or through PgBouncer when TOCSIN_TEST_THROUGH_POOLER=1."""
+    return request.getfixturevalue("pooled_database_url") if THROUGH_POOLER else direct_database_url
 
 
 @pytest.fixture(scope="session")
@@ -192,11 +215,12 @@ def topic_prefix() -> str:
 
 
 @pytest.fixture
-def settings(database_url, mqtt_url, topic_prefix):
+def settings(database_url, direct_database_url, mqtt_url, topic_prefix):
     from tocsin.settings import Settings
 
     return Settings(
-        database_url=database_url, mqtt_url=mqtt_url, mqtt_topic_prefix=topic_prefix,
+        database_url=database_url, database_listen_url=direct_database_url, mqtt_url=mqtt_url,
+        mqtt_topic_prefix=topic_prefix,
         mqtt_client_id=f"tocsin-test-{uuid.uuid4().hex[:8]}", rules_file=TEST_RULES,
         public_base_url="http://tocsin.test", relay_poll_s=0.5,
         # No retention purge in the tests' workers: fixed-date test rows would age past the periods and go

@@ -26,7 +26,7 @@ from db import errors, heartbeats
 from db.input_guard import MalformedBody, check_json_body
 from db.openapi import error_responses
 from db.outage import is_unavailable
-from db.session import make_engine, make_sessionmaker
+from db.session import libpq_dsn, make_engine, make_sessionmaker
 from dispatch.routing import DEFAULT_TIMEZONE
 from geo import api as geo_api
 from geo import places
@@ -327,7 +327,7 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
     app.include_router(metrics_api.router)
     app.include_router(feedback_api.router, responses=error_responses(503))
     web_api.install(app)  # the live map: `/`, /static, /v1/observations
-    live.install(app, dsn=settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1))
+    live.install(app, dsn=libpq_dsn(settings.listen_url))  # LISTEN: direct, never through a transaction pooler
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
                        path_limits={posts_api.BATCH_PATH: settings.posts_batch_max_bytes},
                        json_exempt_prefixes=(open311_api.PREFIX,))

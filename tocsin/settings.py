@@ -2,8 +2,9 @@
 
 import re
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -15,6 +16,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TOCSIN_", extra="ignore")
 
     database_url: str = "postgresql+psycopg://tocsin:tocsin@127.0.0.1:55439/tocsin"
+    # Behind a transaction pooler (database_url ending in `?pooler=transaction`, README "Behind PgBouncer"),
+    # the LISTEN connections (the relay's, the SMS planner's, the live map's) need a direct URL of the same
+    # database: a pooled connection is not the one NOTIFY is delivered to. Unset: database_url.
+    database_listen_url: str | None = None
     mqtt_url: str = "mqtt://127.0.0.1:18839"
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
@@ -128,3 +133,18 @@ class Settings(BaseSettings):
         if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
             raise ValueError(f"jurisdiction_bbox {v} is not (west, south, east, north) in degrees")
         return v
+
+    @model_validator(mode="after")
+    def _listen_direct(self) -> "Settings":
+        def pooled(url: str | None) -> bool:  # db.session.split_pooler reads the parameter (and checks it)
+            return url is not None and "pooler" in parse_qs(urlsplit(url).query)
+
+        if pooled(self.database_url) and (self.database_listen_url is None or pooled(self.database_listen_url)):
+            raise ValueError("database_url goes through a transaction pooler (pooler=transaction), where LISTEN "
+                             "hears nothing: set TOCSIN_DATABASE_LISTEN_URL to a direct URL of the same database")
+        return self
+
+    @property
+    def listen_url(self) -> str:
+        """The URL LISTEN connections use: direct to PostgreSQL, never through a transaction pooler."""
+        return self.database_listen_url or self.database_url

@@ -16,7 +16,7 @@ from alerts.reload import RulesProvider
 from db import heartbeats
 from db.heartbeats import Heartbeat
 from db.outage import Backoff, describe
-from db.session import make_engine, make_sessionmaker
+from db.session import libpq_dsn, make_engine, make_sessionmaker
 from dispatch.relay import Relay
 from dispatch.worker_metrics import WorkerMetrics
 from dispatch.fanout import FanoutConfig
@@ -44,10 +44,6 @@ def mqtt_config(settings: Settings, *, client_id: str | None = None) -> MqttConf
         tls=settings.mqtt_tls,
         ca_file=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
     )
-
-
-def libpq_dsn(sqlalchemy_url: str) -> str:
-    return sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def build_relay(settings: Settings, publisher: MqttPublisher, metrics: WorkerMetrics | None = None) -> Relay:
@@ -106,7 +102,7 @@ def role_runners(settings: Settings, provider: RulesProvider, roles: tuple[str, 
                  metrics: WorkerMetrics | None = None) -> dict[str, Callable[[threading.Event], None]]:
     """One callable per role that builds the role's parts (engine, broker connection), runs its loop until
     `stop`, and tears the parts down; the supervisor calls it again if it dies."""
-    dsn = libpq_dsn(settings.database_url)
+    dsn = libpq_dsn(settings.listen_url)  # LISTEN: direct, never through a transaction pooler
 
     def relay(stop: threading.Event) -> None:
         publisher = MqttPublisher(mqtt_config(settings))

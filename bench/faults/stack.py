@@ -70,7 +70,7 @@ class PrivatePostgres:
         self.env = {k: v for k, v in os.environ.items() if k != "TOCSIN_DATABASE_URL"}
         # An MQTT URL other than the one the script would run makes it leave the broker alone.
         self.env.update(TOCSIN_VAR_DIR=str(self.var), TOCSIN_PG_PORT=str(self.port),
-                        TOCSIN_MQTT_PORT=str(mqtt_port), TOCSIN_MQTT_URL=mqtt_url)
+                        TOCSIN_MQTT_PORT=str(mqtt_port), TOCSIN_MQTT_URL=mqtt_url, TOCSIN_PGBOUNCER_PORT="0")
         self.url = f"postgresql+psycopg://tocsin:tocsin@127.0.0.1:{self.port}/tocsin"
 
     def _script(self, action: str) -> None:

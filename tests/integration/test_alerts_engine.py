@@ -16,7 +16,7 @@ from db.errors import InvalidInput
 from db.session import transaction
 from tests.integration.engine_helpers import events, feed, zone_matches
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.pooled]
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 M = timedelta(minutes=1)

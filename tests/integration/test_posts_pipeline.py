@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from tests.integration.posts_support import entries
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.pooled]
 
 NOW = datetime(2026, 11, 25, 21, 0, tzinfo=UTC)
 

@@ -21,7 +21,7 @@ BBOX = (-74.3, 40.45, -73.65, 40.95)
 IN = {"A": [-73.975, 40.725], "B": [-73.925, 40.725], "C": [-73.95, 40.775]}
 
 # The writer commits from a thread of its own, and tests read what it committed on other connections.
-pytestmark = [pytest.mark.integration, pytest.mark.committing]
+pytestmark = [pytest.mark.integration, pytest.mark.committing, pytest.mark.pooled]
 
 
 def _gas(external_id: str, district: str, **props) -> dict:

@@ -4,7 +4,7 @@ import pytest
 
 from reports_support import add_utility, auth, load_zip_layer, make_client, report, square  # noqa: F401
 
-pytestmark = [pytest.mark.integration, pytest.mark.committing]
+pytestmark = [pytest.mark.integration, pytest.mark.committing, pytest.mark.pooled]
 
 
 @pytest.mark.parametrize("headers, needle", [

@@ -1,8 +1,8 @@
 """scripts/services.sh is idempotent: start, start, stop, start, stop.
 
-Runs a throwaway PostgreSQL+PostGIS cluster and Mosquitto broker on free ports
-with their own TOCSIN_VAR_DIR under <repo>/var/, so the main services on the
-default ports (55439 / 18839) are never touched.
+Runs a throwaway PostgreSQL+PostGIS cluster, Mosquitto broker and PgBouncer on
+free ports with their own TOCSIN_VAR_DIR under <repo>/var/, so the main services
+on the default ports (55439 / 18839 / 16439) are never touched.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "services.sh"
-DEFAULT_PORTS = {55439, 18839}
+DEFAULT_PORTS = {55439, 18839, 16439}
 
 pytestmark = pytest.mark.integration
 
@@ -73,6 +73,19 @@ def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _check_pooler(pgb_port: int) -> None:
+    """PgBouncer in transaction mode in front of the cluster, setting jit off on its server connections."""
+    import psycopg
+
+    with psycopg.connect(f"postgresql://tocsin:tocsin@127.0.0.1:{pgb_port}/tocsin", connect_timeout=10,
+                         autocommit=True) as conn:
+        assert conn.execute("SHOW jit").fetchone()[0] == "off"
+    with psycopg.connect(f"postgresql://tocsin:tocsin@127.0.0.1:{pgb_port}/pgbouncer", connect_timeout=10,
+                         autocommit=True, cursor_factory=psycopg.ClientCursor) as console:
+        config = {row[0]: row[1] for row in console.execute("SHOW CONFIG")}
+    assert config["pool_mode"] == "transaction"
+
+
 def _check_running(pg_port: int, mqtt_port: int) -> None:
     import psycopg
 
@@ -103,12 +116,14 @@ def services_env():
         pytest.skip("mosquitto not installed (run scripts/services.sh start once)")
     if not shutil.which("mosquitto_pub"):
         pytest.skip("mosquitto-clients not installed")
+    if not (shutil.which("pgbouncer") or os.path.exists("/usr/sbin/pgbouncer")):
+        pytest.skip("pgbouncer not installed (run scripts/services.sh start once)")
 
     (REPO / "var").mkdir(exist_ok=True)
     # mkdtemp creates the directory with mode 0700, which also exercises the
     # script's "make parents traversable for the postgres user" step as root.
     var_dir = Path(tempfile.mkdtemp(prefix="test-services-", dir=REPO / "var"))
-    pg_port, mqtt_port = _free_ports(2)
+    pg_port, mqtt_port, pgb_port = _free_ports(3)
     env = {
         k: v
         for k, v in os.environ.items()
@@ -118,6 +133,7 @@ def services_env():
         TOCSIN_VAR_DIR=str(var_dir),
         TOCSIN_PG_PORT=str(pg_port),
         TOCSIN_MQTT_PORT=str(mqtt_port),
+        TOCSIN_PGBOUNCER_PORT=str(pgb_port),
     )
     try:
         yield env, var_dir, pg_port, mqtt_port
@@ -146,21 +162,30 @@ def test_services_script_is_idempotent(services_env):
         in env_out.stdout
     )
     assert f"export TOCSIN_MQTT_URL=mqtt://127.0.0.1:{mqtt_port}" in env_out.stdout
+    pgb_port = int(env["TOCSIN_PGBOUNCER_PORT"])
+    pooled = f"postgresql+psycopg://tocsin:tocsin@127.0.0.1:{pgb_port}/tocsin?pooler=transaction"
+    sourced = subprocess.run(["bash", "-c", f"source {var_dir / 'services.env'} && echo $TOCSIN_PGBOUNCER_URL"],
+                             capture_output=True, text=True, check=True)
+    assert sourced.stdout.strip() == pooled
     assert env_out.stdout == (var_dir / "services.env").read_text()
+    _check_pooler(pgb_port)
 
     status = _run(env, "status")
     assert status.returncode == 0
     assert "postgres: running" in status.stdout
     assert "mosquitto: running" in status.stdout
+    assert "pgbouncer: running" in status.stdout
 
     stop = _run(env, "stop")
     assert stop.returncode == 0, stop.stderr
     assert _wait_closed(pg_port), "postgres port still open after stop"
     assert _wait_closed(mqtt_port), "mosquitto port still open after stop"
+    assert _wait_closed(pgb_port), "pgbouncer port still open after stop"
     status = _run(env, "status")
     assert status.returncode == 0
     assert "postgres: stopped" in status.stdout
     assert "mosquitto: stopped" in status.stdout
+    assert "pgbouncer: stopped" in status.stdout
 
     # stop is idempotent too
     again = _run(env, "stop")
@@ -170,6 +195,7 @@ def test_services_script_is_idempotent(services_env):
     assert third.returncode == 0, third.stderr
     assert "initdb" not in third.stderr
     _check_running(pg_port, mqtt_port)
+    _check_pooler(pgb_port)
 
     final = _run(env, "stop")
     assert final.returncode == 0, final.stderr
@@ -201,17 +227,21 @@ def test_ports_are_recorded_and_a_running_cluster_is_never_moved(services_env):
     assert _run(env, "start").returncode == 0
     recorded = (var_dir / "services.env").read_text()
     assert f"export TOCSIN_PG_PORT={pg_port}" in recorded and f"export TOCSIN_MQTT_PORT={mqtt_port}" in recorded
+    pgb_port = env["TOCSIN_PGBOUNCER_PORT"]
+    assert f"export TOCSIN_PGBOUNCER_PORT={pgb_port}" in recorded
     # Later runs without the ports use the recorded ones.
-    bare = {k: v for k, v in env.items() if k not in ("TOCSIN_PG_PORT", "TOCSIN_MQTT_PORT")}
+    bare = {k: v for k, v in env.items() if k not in ("TOCSIN_PG_PORT", "TOCSIN_MQTT_PORT", "TOCSIN_PGBOUNCER_PORT")}
     again = _run(bare, "start")
     assert again.returncode == 0, again.stderr
     assert f"already running on 127.0.0.1:{pg_port}" in again.stderr
     # Another port while it runs: refused, and it keeps running where it was.
-    other_pg, other_mqtt = _free_ports(2)
+    other_pg, other_mqtt, other_pgb = _free_ports(3)
     moved = _run({**env, "TOCSIN_PG_PORT": str(other_pg)}, "start")
     assert moved.returncode != 0 and f"postgres is already running on port {pg_port}" in moved.stderr
     moved = _run({**env, "TOCSIN_MQTT_PORT": str(other_mqtt)}, "start")
     assert moved.returncode != 0 and f"mosquitto is already running on port {mqtt_port}" in moved.stderr
+    moved = _run({**env, "TOCSIN_PGBOUNCER_PORT": str(other_pgb)}, "start")
+    assert moved.returncode != 0 and f"pgbouncer is already running on port {pgb_port}" in moved.stderr
     _check_running(pg_port, mqtt_port)
 
 
@@ -223,4 +253,16 @@ def test_a_fresh_state_directory_without_ports_uses_the_defaults(tmp_path):
     done = _run(env, "env")
     assert done.returncode == 0, done.stderr
     assert "export TOCSIN_PG_PORT=55439" in done.stdout and "export TOCSIN_MQTT_PORT=18839" in done.stdout
+    assert "export TOCSIN_PGBOUNCER_PORT=16439" in done.stdout
     assert "127.0.0.1:55439/tocsin" in done.stdout
+
+
+def test_pgbouncer_port_zero_means_no_pooler(tmp_path):
+    """A private cluster (bench.faults) asks for none: no pooler URL is recorded, status says so."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOCSIN_")}
+    env.update(TOCSIN_VAR_DIR=str(tmp_path / "var"), TOCSIN_PGBOUNCER_PORT="0")
+    done = _run(env, "env")
+    assert done.returncode == 0, done.stderr
+    assert "export TOCSIN_PGBOUNCER_PORT=0" in done.stdout and "TOCSIN_PGBOUNCER_URL" not in done.stdout
+    status = _run(env, "status")
+    assert status.returncode == 0 and "pgbouncer: not used" in status.stdout

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-pytestmark = [pytest.mark.integration, pytest.mark.committing]
+pytestmark = [pytest.mark.integration, pytest.mark.committing, pytest.mark.pooled]
 
 
 def feature(lon: float, lat: float, *, external_id: str = "R1", category: str = "gas_leak") -> dict:
