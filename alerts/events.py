@@ -47,7 +47,7 @@ def reasons_for(kind: EventKind) -> list[str]:
 
 
 class EventAlert(Protocol):
-    """The alert columns an event shows: an `alerts.models.Alert`, or `alerts.observe.AlertRow` on the fast path."""
+    """The alert columns an event shows: an `alerts.models.Alert`, or `alerts.incidents.AlertRow` on the fast path."""
 
     id: int
     rule: str

@@ -20,127 +20,26 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from alerts import ackcodes, events
 from alerts import observe_sql as sql
 from alerts.baselines import window_baseline
+from alerts.slices import event_slices
+from alerts.incidents import AlertChange, AlertRow, Incident, Pair, incidents_of, pairs_of
 from alerts.evaluate import WindowStats, in_cooldown, severity_rank
 from alerts.evaluate import evaluate as evaluate_rule
 from alerts.models import Alert
-from alerts.notify import AlertView, Decision, Sent, SilenceView, decide
+from alerts.notify import AlertView, Sent, SilenceView, decide
 from alerts.rules import Rule
-from alerts.signals import SignalIn, feeds, record_and_lock
+from alerts.signals import SignalIn, record_and_lock
 from db import raw
-from geo.match_postgis import ZoneMatch
 
 log = logging.getLogger(__name__)
 
-# Event-time evaluation grid: far shorter than any rule's window (the shortest default is 10 minutes), so
-# evaluating at a cell's end rather than at the signal's own second loses nothing from the window.
-SLICE_S = 60
-# Signals observed this recently are evaluated together at `now`: a live batch (posts of the last minutes;
-# bench.pipeline's span 500 s) stays one slice and one set of statements, as fast as before. The shortest
-# default window: each such signal is still inside its own window at `now`. The price: a burst that a
-# batch carries across now - LIVE_S may be split between its old slice and `now` (as every batch was).
-LIVE_S = 600
 _EPS = 1e-9
-
-
-@dataclass(frozen=True)
-class AlertChange:
-    alert_id: int
-    kind: str  # opened | updated
-    rule: str
-    zone_code: str
-    severity: str
-    observation_ids: tuple[int, ...] = ()  # the evidence of this evaluation that fed it
-
-
-@dataclass
-class AlertRow:
-    """The columns of an alert that evaluation reads and the outbox payload shows."""
-
-    id: int
-    rule: str  # the rule leading it: the most severe that fired (its settings govern repeats and escalation)
-    category: str
-    severity: str
-    state: str
-    ack_code: str
-    evidence_count: int
-    distinct_authors: int
-    opened_at: datetime
-    updated_at: datetime
-    expires_at: datetime | None
-    quiet_since: datetime | None
-    # Every rule that fired for it, in the order they did: name -> the severity it last raised.
-    rules: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class _Pair:
-    """One rule in one zone, with the signals of this batch that feed it."""
-
-    rule: Rule
-    match: ZoneMatch
-    feeding: list[SignalIn]
-    live: WindowStats | None = None
-    cooldown_until: datetime | None = None
-    seq: int | None = None
-    fires: str | None = None  # the severity the rule raises now (None: it feeds the alert without firing)
-
-    @property
-    def observation_ids(self) -> list[int]:
-        return sorted({s.observation_id for s in self.feeding})
-
-
-@dataclass
-class _Incident:
-    """Every pair of one (zone, category) in the batch: one incident, one alert, whichever rules fire."""
-
-    match: ZoneMatch
-    category: str
-    pairs: list[_Pair]
-    alert: AlertRow | None = None
-    log_rows: list[Sent] = field(default_factory=list)
-    lead: Rule | None = None  # the rule leading the alert (None: removed from the rules)
-    active: list[_Pair] = field(default_factory=list)  # pairs whose rule is on the alert (fired now or before)
-    joined: list[_Pair] = field(default_factory=list)  # pairs whose rule fires for the first time on it
-    # What the decision made of it.
-    opening: bool = False
-    changed_severity: bool = False
-    reason: str = ""
-    raised_by: str = ""  # the rule that raised the severity
-    decision: Decision | None = None
-    added: dict[str, int] = field(default_factory=dict)  # new evidence by source
-    by_source: dict[str, int] = field(default_factory=dict)  # all evidence by source, when notifying
-
-    @property
-    def observation_ids(self) -> list[int]:
-        return sorted({oid for p in self.active for oid in p.observation_ids})
-
-
-def pairs_of(signals: Sequence[SignalIn], rules: Sequence[Rule]) -> dict[tuple[str, int], _Pair]:
-    """(rule, zone) -> the zone match and the signals that feed it, in arrival order."""
-    pairs: dict[tuple[str, int], _Pair] = {}
-    for s in signals:
-        for rule in rules:
-            for m in s.zones:
-                if feeds(rule, s, m):
-                    pairs.setdefault((rule.name, m.zone_id), _Pair(rule, m, [])).feeding.append(s)
-    return pairs
-
-
-def incidents_of(pairs: Sequence[_Pair]) -> list[_Incident]:
-    """The pairs grouped by (zone, incident category), in first-seen order: each group is one alert."""
-    out: dict[tuple[int, str], _Incident] = {}
-    for p in pairs:
-        key = (p.match.zone_id, p.rule.incident_category)
-        out.setdefault(key, _Incident(p.match, key[1], [])).pairs.append(p)
-    return list(out.values())
 
 
 # ---------------------------------------------------------------- 2. read every pair's state in one statement
@@ -149,7 +48,7 @@ def _ts(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
-def _read(session: Session, incidents: list[_Incident], now: datetime) -> list[SilenceView]:
+def _read(session: Session, incidents: list[Incident], now: datetime) -> list[SilenceView]:
     """Fill each pair's live window, cooldown and ack-code sequence, and each incident's unresolved alert (with
     the rules on it) and log; returns the active silences."""
     pairs = [p for inc in incidents for p in inc.pairs]
@@ -187,7 +86,7 @@ def _read(session: Session, incidents: list[_Incident], now: datetime) -> list[S
 
 # ---------------------------------------------------------------- 3. decide (pure)
 
-def _view(inc: _Incident) -> AlertView:
+def _view(inc: Incident) -> AlertView:
     a = inc.alert
     assert a is not None
     return AlertView(id=a.id, rule=a.rule, layer=inc.match.layer, zone=inc.match.code, category=a.category,
@@ -202,7 +101,7 @@ def _why_opened(rule: Rule, stats: WindowStats, baseline: float) -> str:
     return why + (f" (baseline {baseline:.2f} per window)" if rule.spike_factor else "")
 
 
-def _fires(session: Session, p: _Pair) -> tuple[str | None, str]:
+def _fires(session: Session, p: Pair) -> tuple[str | None, str]:
     """The severity the pair's rule raises on this batch (None: it does not fire), and why."""
     rule, live = p.rule, p.live
     assert live is not None
@@ -214,12 +113,12 @@ def _fires(session: Session, p: _Pair) -> tuple[str | None, str]:
     return evaluate_rule(rule, stats, baseline=baseline, attributes=zone_attributes), _why_opened(rule, stats, baseline)
 
 
-def _most_severe(pairs: list[_Pair]) -> _Pair:
+def _most_severe(pairs: list[Pair]) -> Pair:
     """The first pair with the highest severity: it leads the alert."""
     return max(pairs, key=lambda p: severity_rank(p.fires or "minor"))
 
 
-def _decide_open(session: Session, inc: _Incident, now: datetime) -> bool:
+def _decide_open(session: Session, inc: Incident, now: datetime) -> bool:
     """Whether the incident opens an alert: one, whichever of its rules fire; severity the highest of them."""
     why: dict[int, str] = {}
     for p in inc.pairs:
@@ -246,7 +145,7 @@ def _decide_open(session: Session, inc: _Incident, now: datetime) -> bool:
     return True
 
 
-def _decide_update(session: Session, inc: _Incident, lead: Rule | None, now: datetime, *,
+def _decide_update(session: Session, inc: Incident, lead: Rule | None, now: datetime, *,
                    event_time: bool = False) -> bool:
     """Evidence for an unresolved alert: rules already on it extend it (as one rule's alert always did), a rule
     firing for the first time joins it, and the severity rises to the highest any of them raises."""
@@ -299,7 +198,7 @@ def _decide_update(session: Session, inc: _Incident, lead: Rule | None, now: dat
 
 # ---------------------------------------------------------------- 4-6. writes
 
-def _open_alerts(session: Session, opening: list[_Incident], now: datetime) -> list[_Incident]:
+def _open_alerts(session: Session, opening: list[Incident], now: datetime) -> list[Incident]:
     """Insert the new alerts; returns the incidents whose insert lost to a concurrent opener (none expected)."""
     if not opening:
         return []
@@ -325,7 +224,7 @@ def _open_alerts(session: Session, opening: list[_Incident], now: datetime) -> l
     return lost
 
 
-def _link_evidence(session: Session, incidents: list[_Incident], notifying: list[_Incident],
+def _link_evidence(session: Session, incidents: list[Incident], notifying: list[Incident],
                    now: datetime) -> None:
     """Evidence for every alert: when a rule opens or joins it, all that rule's window counted; afterwards the
     new observations of the rules on it."""
@@ -356,7 +255,7 @@ def _link_evidence(session: Session, incidents: list[_Incident], notifying: list
         inc.by_source[source] = inc.by_source.get(source, 0) + int(n)
 
 
-def _write(session: Session, incidents: list[_Incident], now: datetime) -> None:
+def _write(session: Session, incidents: list[Incident], now: datetime) -> None:
     u: dict[str, list] = {k: [] for k in ("id", "added", "authors", "expires", "severity", "clear", "notified",
                                           "rule")}
     h: dict[str, list] = {k: [] for k in ("id", "from", "to", "severity", "actor", "reason")}
@@ -414,25 +313,6 @@ def _expire_cached(session: Session, alert_ids: set[int]) -> None:
             session.expire(obj)
 
 
-def event_slices(signals: Sequence[SignalIn], now: datetime) -> list[tuple[datetime, list[SignalIn]]]:
-    """The signals grouped by the time the rules evaluate them at, oldest first.
-
-    A signal observed within the last LIVE_S is evaluated at `now` (the live path: one slice, as before);
-    an older one at the end of its SLICE_S cell of the epoch (never past `now`). The cell end, not the
-    batch's newest time, makes the evaluation time independent of how a replayed stream was cut into
-    batches: replayed at any speed, the same windows are read at the same times."""
-    out: dict[datetime, list[SignalIn]] = {}
-    fresh_since = now - timedelta(seconds=LIVE_S)
-    for s in signals:
-        if s.observed_at >= fresh_since:
-            at = now
-        else:
-            cell = int(s.observed_at.timestamp() // SLICE_S) + 1
-            at = min(now, datetime.fromtimestamp(cell * SLICE_S, tz=s.observed_at.tzinfo or UTC))
-        out.setdefault(at, []).append(s)
-    return sorted(out.items(), key=lambda kv: kv[0])
-
-
 def evaluate(session: Session, *, signals: Sequence[SignalIn], rules: Sequence[Rule], now: datetime,
              event_time: bool = False) -> list[AlertChange]:
     """Evaluate each (rule, zone) the signals feed once, each (zone, category) being one alert.
@@ -463,10 +343,10 @@ def observe_many(session: Session, *, signals: Sequence[SignalIn], rules: Sequen
     return evaluate(session, signals=signals, rules=rules, now=now, event_time=event_time)
 
 
-def _evaluate(session: Session, incidents: list[_Incident], by_name: Mapping[str, Rule], now: datetime, *,
+def _evaluate(session: Session, incidents: list[Incident], by_name: Mapping[str, Rule], now: datetime, *,
               retry: bool = True, event_time: bool = False) -> list[AlertChange]:
     silences = _read(session, incidents, now)
-    active: list[_Incident] = []
+    active: list[Incident] = []
     for inc in incidents:
         if inc.alert is None:
             if _decide_open(session, inc, now):
@@ -499,7 +379,7 @@ def _evaluate(session: Session, incidents: list[_Incident], by_name: Mapping[str
                 changes.append(AlertChange(inc.alert.id, "updated", inc.alert.rule, inc.match.code,
                                            inc.alert.severity, tuple(inc.observation_ids)))
     if lost and retry:
-        again = [_Incident(inc.match, inc.category, [_Pair(p.rule, p.match, p.feeding) for p in inc.pairs])
+        again = [Incident(inc.match, inc.category, [Pair(p.rule, p.match, p.feeding) for p in inc.pairs])
                  for inc in lost]
         changes += _evaluate(session, again, by_name, now, retry=False, event_time=event_time)
     return changes

@@ -19,7 +19,8 @@ from alerts.evaluate import WindowStats, escalation_ticks_due
 from alerts.lifecycle import AlertState, check_transition
 from alerts.models import Alert, AlertHistory, AlertNotification
 from alerts.notify import Decision, Sent, SilenceView, decide
-from alerts.observe import AlertChange, evaluate, observe_many  # noqa: F401  (the service's interface)
+from alerts.incidents import AlertChange  # noqa: F401  (the service's interface)
+from alerts.observe import evaluate, observe_many  # noqa: F401  (the service's interface)
 from alerts.rules import Rule
 from alerts.signals import SignalIn  # noqa: F401  (the service's interface)
 from alerts.silences import active_silences, create_silence, expire_silence, list_silences  # noqa: F401

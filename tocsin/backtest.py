@@ -24,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from alerts import backtest, sweeper
-from alerts.observe import SLICE_S
+from alerts.slices import SLICE_S
 from alerts.rules import Rule
 from geo.gazetteer import GazetteerIndex
 from db.errors import DomainError

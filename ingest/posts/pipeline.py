@@ -234,7 +234,7 @@ def ingest_posts(
 
     # The signals rows are written; the rules evaluate every (rule, zone) they feed in a few statements,
     # counting only after taking the zones' locks, so a concurrent batch's evidence is never missed.
-    # Each signal is evaluated at its own time (alerts.observe.event_slices), so a batch replayed as fast as
+    # Each signal is evaluated at its own time (alerts.slices.event_slices), so a batch replayed as fast as
     # possible counts every post in the window it fell in; a live batch is one slice, evaluated at `now`.
     changes = []
     if signals:

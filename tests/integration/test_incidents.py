@@ -251,7 +251,7 @@ def test_the_api_lists_the_rules_of_each_alert(client, session_factory, utility_
 def test_a_report_counted_partly_in_a_zone_holds_its_immediate_alert_until_retired(session_factory, districts):
     """A footprint we derived (a ZIP's polygon) counts by area: 0.6 of it in A. The gas-leak alert stays open
     while the report is live, however long, and resolves one quiet period after the report is retired."""
-    from alerts.observe import SignalIn
+    from alerts.signals import SignalIn
     from tests.integration.engine_helpers import add_observation
 
     rules = [r for r in default_rules() if r.name == "gas_leak_report"]

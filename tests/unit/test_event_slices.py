@@ -1,8 +1,9 @@
-"""alerts.observe.event_slices: the time each signal is evaluated at, independent of how batches are cut."""
+"""alerts.slices.event_slices: the time each signal is evaluated at, independent of how batches are cut."""
 
 from datetime import UTC, datetime, timedelta
 
-from alerts.observe import LIVE_S, SignalIn, event_slices
+from alerts.signals import SignalIn
+from alerts.slices import LIVE_S, event_slices
 
 NOW = datetime(2026, 12, 3, 18, 0, 30, tzinfo=UTC)
 
