@@ -24,6 +24,7 @@ from db import plans
 from db import raw as db_raw
 from db.errors import DomainError
 from geo.match_postgis import ZoneMatch
+from ingest.reports import locate as where
 from ingest.reports import service as reports
 from ingest.models import Observation
 
@@ -101,15 +102,15 @@ def write_many(session: Session, subs: Sequence[reports.Submission]
     """Store every report of `subs` (see the module docstring); one outcome per submission, in order: what
     was written (with the signal its rules have yet to see), or the caller's own error."""
     outcomes: list[reports.Written | DomainError | None] = [None] * len(subs)
-    located: dict[int, reports.Located] = {}
+    located: dict[int, where.Located] = {}
     for i, sub in enumerate(subs):
         try:
             loc = sub.located
             if loc is None:
-                loc = reports.locate(session, body=sub.body, max_vertices=sub.max_vertices,
+                loc = where.locate(session, body=sub.body, max_vertices=sub.max_vertices,
                                      max_area_km2=sub.max_area_km2)
-                reports.check_jurisdiction(loc.geom, sub.jurisdiction_bbox)
-            reports.check_territory(session, caller=sub.caller, geom=loc.geom)
+                where.check_jurisdiction(loc.geom, sub.jurisdiction_bbox)
+            where.check_territory(session, caller=sub.caller, geom=loc.geom)
             located[i] = loc
         except DomainError as exc:
             outcomes[i] = exc
@@ -148,7 +149,7 @@ def write_many(session: Session, subs: Sequence[reports.Submission]
     return outcomes  # type: ignore[return-value]  # every slot is filled above
 
 
-def _insert(session: Session, subs: Sequence[reports.Submission], located: dict[int, reports.Located],
+def _insert(session: Session, subs: Sequence[reports.Submission], located: dict[int, where.Located],
             batch: list[int]) -> list:
     cols: dict[str, list] = {k: [] for k in (
         "ord", "ext", "author", "text", "category", "observed_at", "now", "wkt", "unc", "method", "raw", "utility_id",
@@ -162,7 +163,7 @@ def _insert(session: Session, subs: Sequence[reports.Submission], located: dict[
                 ("ord", i), ("ext", f"{caller.utility_id}:{props.external_id}"),
                 ("author", f"utility:{caller.utility_id}"), ("text", props.description), ("category", props.category),
                 ("observed_at", props.started_at or sub.now), ("now", sub.now), ("wkt", loc.geom.wkt),
-                ("unc", reports.uncertainty_m(loc.geom)),
+                ("unc", where.uncertainty_m(loc.geom)),
                 ("method", "coordinates" if loc.method == "geometry" else loc.method), ("raw", json.dumps(raw)),
                 ("utility_id", caller.utility_id), ("external_id", props.external_id), ("status", props.status),
                 ("customers", props.customers_affected), ("cause", props.cause), ("started_at", props.started_at),

@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,24 +18,19 @@ from alerts import signals as alert_signals
 from alerts.rules import Rule
 from db import plans
 from db import raw as db_raw
-from geo.geojson import area_km2, check_limits, parse_geometry, repair
-from geo.jurisdiction import Jurisdiction
 from geo.match_postgis import MATCH_CTE, ZoneMatch
-from ingest.errors import IdempotencyConflict, OutsideJurisdiction, OutsideTerritory, UnknownLocation
+from ingest.errors import IdempotencyConflict
 from accounts.keys import Caller
 from ingest.models import Observation, UtilityReport
+from ingest.reports.locate import Located, check_jurisdiction, drawn, check_territory, locate, uncertainty_m
 from ingest.reports.schemas import ReportCreate
 
-POINT_UNCERTAINTY_M = 25.0
 DEFAULT_MAX_VERTICES = 10_000
 DEFAULT_MAX_AREA_KM2 = 2_000.0
-ZIP_LAYER = "zcta"
 SOURCE = "utility_report"  # observations.source and signals.source
 EXTENT_METHOD = "coordinates"  # observations.geotag_method of a footprint the utility drew itself
 # A report in a terminal status is history, not evidence: it never feeds the rules.
 TERMINAL_STATUSES = frozenset({"restored", "cancelled"})
-# The last 5-digit group (optionally ZIP+4) in an address is its ZIP; house numbers come first.
-_ZIP_IN_ADDRESS = re.compile(r"\b(\d{5})(?:-\d{4})?\b")
 
 
 @dataclass
@@ -50,93 +44,9 @@ class ReportResult:
     located_by: str = "geometry"
 
 
-@dataclass(frozen=True)
-class Located:
-    geom: BaseGeometry
-    method: str  # geometry | zip | address
-    repaired: str | None = None
-
-
 def body_hash(body: ReportCreate) -> str:
     canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def check_jurisdiction(geom: BaseGeometry, jurisdiction: Jurisdiction | tuple[float, float, float, float]) -> None:
-    """OutsideJurisdiction unless the geometry lies in the jurisdiction: its box, and the active place's
-    boundary when one is set up (geo.places)."""
-    j = Jurisdiction.of(jurisdiction)
-    if j.covers(geom):
-        return
-    c = geom.representative_point()
-    hint = ""
-    swapped = shapely.Point(c.y, c.x)
-    if j.covers(swapped):
-        hint = "; the coordinates look swapped: GeoJSON wants [longitude, latitude]"
-    raise OutsideJurisdiction(
-        f"location (lon {c.x:.5f}, lat {c.y:.5f}) is outside {j.describe()}{hint}",
-        value=[c.x, c.y], field="geometry",
-    )
-
-
-def check_territory(session: Session, *, caller: Caller, geom: BaseGeometry) -> None:
-    """A utility with a service territory may only report inside it (touching it is enough)."""
-    if not caller.has_territory:
-        return
-    inside = session.execute(
-        text("SELECT ST_Intersects(territory, ST_GeomFromText(:wkt, 4326)) FROM utilities WHERE id = :id"),
-        {"wkt": geom.wkt, "id": caller.utility_id},
-    ).scalar()
-    if inside is False:
-        c = geom.representative_point()
-        raise OutsideTerritory(
-            f"location (lon {c.x:.5f}, lat {c.y:.5f}) is outside the service territory of utility "
-            f"{caller.utility_name!r}", value=[c.x, c.y], field="geometry",
-        )
-
-
-def uncertainty_m(geom: BaseGeometry) -> float:
-    """Points get a fixed radius; areas the radius of the circle with the same area."""
-    if geom.geom_type == "Point":
-        return POINT_UNCERTAINTY_M
-    return (area_km2(geom) * 1e6 / 3.141592653589793) ** 0.5
-
-
-def zip_polygon(session: Session, *, zip_code: str, field_name: str) -> BaseGeometry:
-    """The ZIP's polygon from the `zcta` zone layer."""
-    wkb = session.execute(
-        text("SELECT ST_AsBinary(z.geom) FROM zones z JOIN zone_layers l ON l.id = z.layer_id "
-             "WHERE l.name = :layer AND z.code = :code"),
-        {"layer": ZIP_LAYER, "code": zip_code[:5]},
-    ).scalar()
-    if wkb is None:
-        raise UnknownLocation(f"ZIP {zip_code!r} is not a known ZIP code area (zone layer {ZIP_LAYER!r})",
-                              value=zip_code, field=field_name)
-    return shapely.from_wkb(bytes(wkb))
-
-
-def _drawn(body: ReportCreate, *, max_vertices: int, max_area_km2: float) -> Located:
-    """The footprint the utility drew, parsed, repaired when it can be, and within the limits."""
-    geom, repaired = repair(parse_geometry(body.geometry, max_vertices=max_vertices))
-    check_limits(geom, max_vertices=max_vertices, max_area_km2=max_area_km2)
-    return Located(geom, "geometry", repaired)
-
-
-def locate(session: Session, *, body: ReportCreate, max_vertices: int, max_area_km2: float) -> Located:
-    """The report's footprint: its geometry, else its ZIP's polygon, else the ZIP inside its address."""
-    props = body.properties
-    if body.geometry is not None:
-        return _drawn(body, max_vertices=max_vertices, max_area_km2=max_area_km2)
-    if props.zip:
-        return Located(zip_polygon(session, zip_code=props.zip, field_name="properties.zip"), "zip")
-    assert props.address is not None  # the schema requires geometry, zip or address
-    found = _ZIP_IN_ADDRESS.findall(props.address)
-    if not found:
-        raise UnknownLocation(
-            f"address {props.address!r} contains no 5-digit ZIP code; street addresses are not geocoded yet, "
-            "so send geometry or properties.zip", value=props.address, field="properties.address",
-        )
-    return Located(zip_polygon(session, zip_code=found[-1], field_name="properties.address"), "address")
 
 
 def footprint_geojson(session: Session, report_id: int) -> dict[str, Any]:
@@ -360,7 +270,7 @@ def prepare(*, caller: Caller, body: ReportCreate, idempotency_key: str | None,
     assert caller.utility_id is not None, "only utility keys submit reports"
     located = None
     if body.geometry is not None:
-        located = _drawn(body, max_vertices=max_vertices, max_area_km2=max_area_km2)
+        located = drawn(body, max_vertices=max_vertices, max_area_km2=max_area_km2)
         check_jurisdiction(located.geom, jurisdiction_bbox)
     return Submission(caller, body, idempotency_key, body_hash(body), located, jurisdiction_bbox, max_area_km2,
                       max_vertices, now)

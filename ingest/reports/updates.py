@@ -14,6 +14,7 @@ from alerts import service as alert_service
 from alerts.rules import Rule
 from geo.geojson import check_limits, parse_geometry, repair
 from geo.match_postgis import match_zones
+from ingest.reports import locate as where
 from ingest.reports import service as reports
 from ingest.errors import InvalidTransition, PreconditionFailed, UnknownReport
 from accounts.keys import Caller
@@ -120,8 +121,8 @@ def update_report(
     if patch.geometry is not None:
         geom, repaired = repair(parse_geometry(patch.geometry, max_vertices=max_vertices))
         check_limits(geom, max_vertices=max_vertices, max_area_km2=max_area_km2)
-        reports.check_jurisdiction(geom, jurisdiction_bbox)
-        reports.check_territory(session, caller=caller, geom=geom)
+        where.check_jurisdiction(geom, jurisdiction_bbox)
+        where.check_territory(session, caller=caller, geom=geom)
         old_geojson = reports.footprint_geojson(session, report.id)
         new_geojson = json.loads(shapely.to_geojson(geom))
         if shapely.equals(geom, shapely.from_geojson(json.dumps(old_geojson))):

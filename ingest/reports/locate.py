@@ -1,0 +1,105 @@
+"""Where a utility report is: its drawn footprint (parsed, repaired, within limits), else its ZIP's polygon,
+else the ZIP in its address; and whether that lies in the jurisdiction and the utility's territory."""
+
+import re
+from dataclasses import dataclass
+
+import shapely
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from accounts.keys import Caller
+from geo.geojson import area_km2, check_limits, parse_geometry, repair
+from geo.jurisdiction import Jurisdiction
+from ingest.errors import OutsideJurisdiction, OutsideTerritory, UnknownLocation
+from ingest.reports.schemas import ReportCreate
+
+POINT_UNCERTAINTY_M = 25.0
+ZIP_LAYER = "zcta"
+# The last 5-digit group (optionally ZIP+4) in an address is its ZIP; house numbers come first.
+_ZIP_IN_ADDRESS = re.compile(r"\b(\d{5})(?:-\d{4})?\b")
+
+
+@dataclass(frozen=True)
+class Located:
+    geom: BaseGeometry
+    method: str  # geometry | zip | address
+    repaired: str | None = None
+
+
+def check_jurisdiction(geom: BaseGeometry, jurisdiction: Jurisdiction | tuple[float, float, float, float]) -> None:
+    """OutsideJurisdiction unless the geometry lies in the jurisdiction: its box, and the active place's
+    boundary when one is set up (geo.places)."""
+    j = Jurisdiction.of(jurisdiction)
+    if j.covers(geom):
+        return
+    c = geom.representative_point()
+    hint = ""
+    swapped = shapely.Point(c.y, c.x)
+    if j.covers(swapped):
+        hint = "; the coordinates look swapped: GeoJSON wants [longitude, latitude]"
+    raise OutsideJurisdiction(
+        f"location (lon {c.x:.5f}, lat {c.y:.5f}) is outside {j.describe()}{hint}",
+        value=[c.x, c.y], field="geometry",
+    )
+
+
+def check_territory(session: Session, *, caller: Caller, geom: BaseGeometry) -> None:
+    """A utility with a service territory may only report inside it (touching it is enough)."""
+    if not caller.has_territory:
+        return
+    inside = session.execute(
+        text("SELECT ST_Intersects(territory, ST_GeomFromText(:wkt, 4326)) FROM utilities WHERE id = :id"),
+        {"wkt": geom.wkt, "id": caller.utility_id},
+    ).scalar()
+    if inside is False:
+        c = geom.representative_point()
+        raise OutsideTerritory(
+            f"location (lon {c.x:.5f}, lat {c.y:.5f}) is outside the service territory of utility "
+            f"{caller.utility_name!r}", value=[c.x, c.y], field="geometry",
+        )
+
+
+def uncertainty_m(geom: BaseGeometry) -> float:
+    """Points get a fixed radius; areas the radius of the circle with the same area."""
+    if geom.geom_type == "Point":
+        return POINT_UNCERTAINTY_M
+    return (area_km2(geom) * 1e6 / 3.141592653589793) ** 0.5
+
+
+def zip_polygon(session: Session, *, zip_code: str, field_name: str) -> BaseGeometry:
+    """The ZIP's polygon from the `zcta` zone layer."""
+    wkb = session.execute(
+        text("SELECT ST_AsBinary(z.geom) FROM zones z JOIN zone_layers l ON l.id = z.layer_id "
+             "WHERE l.name = :layer AND z.code = :code"),
+        {"layer": ZIP_LAYER, "code": zip_code[:5]},
+    ).scalar()
+    if wkb is None:
+        raise UnknownLocation(f"ZIP {zip_code!r} is not a known ZIP code area (zone layer {ZIP_LAYER!r})",
+                              value=zip_code, field=field_name)
+    return shapely.from_wkb(bytes(wkb))
+
+
+def drawn(body: ReportCreate, *, max_vertices: int, max_area_km2: float) -> Located:
+    """The footprint the utility drew, parsed, repaired when it can be, and within the limits."""
+    geom, repaired = repair(parse_geometry(body.geometry, max_vertices=max_vertices))
+    check_limits(geom, max_vertices=max_vertices, max_area_km2=max_area_km2)
+    return Located(geom, "geometry", repaired)
+
+
+def locate(session: Session, *, body: ReportCreate, max_vertices: int, max_area_km2: float) -> Located:
+    """The report's footprint: its geometry, else its ZIP's polygon, else the ZIP inside its address."""
+    props = body.properties
+    if body.geometry is not None:
+        return drawn(body, max_vertices=max_vertices, max_area_km2=max_area_km2)
+    if props.zip:
+        return Located(zip_polygon(session, zip_code=props.zip, field_name="properties.zip"), "zip")
+    assert props.address is not None  # the schema requires geometry, zip or address
+    found = _ZIP_IN_ADDRESS.findall(props.address)
+    if not found:
+        raise UnknownLocation(
+            f"address {props.address!r} contains no 5-digit ZIP code; street addresses are not geocoded yet, "
+            "so send geometry or properties.zip", value=props.address, field="properties.address",
+        )
+    return Located(zip_polygon(session, zip_code=found[-1], field_name="properties.address"), "address")
