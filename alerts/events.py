@@ -7,10 +7,12 @@ every kind carries the same fields. `alerts.outbox` writes a single event's row.
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
+
+from alerts.models import Alert
 
 SCHEMA = "tocsin.alert_event/1"
 
@@ -46,20 +48,29 @@ def reasons_for(kind: EventKind) -> list[str]:
     return [reason for reason, k in KIND_FOR_REASON.items() if k is kind]
 
 
-class EventAlert(Protocol):
-    """The alert columns an event shows: an `alerts.models.Alert`, or `alerts.incidents.AlertRow` on the fast path."""
+@dataclass
+class AlertRow:
+    """The columns of an alert that evaluation reads and an event shows: what alerts.observe loads on its fast
+    path (an `alerts.models.Alert` has them all too, and the other writers pass one)."""
 
     id: int
-    rule: str
-    state: str
-    severity: str
+    rule: str  # the rule leading it: the most severe that fired (its settings govern repeats and escalation)
     category: str
+    severity: str
+    state: str
+    ack_code: str
     evidence_count: int
     distinct_authors: int
     opened_at: datetime
     updated_at: datetime
     expires_at: datetime | None
-    ack_code: str
+    quiet_since: datetime | None
+    # Every rule that fired for it, in the order they did: name -> the severity it last raised.
+    rules: dict[str, str] = field(default_factory=dict)
+
+
+# What an event is built from: the ORM alert (service, sweeper), or the fast path's row (alerts.observe).
+EventAlert = Alert | AlertRow
 
 
 @dataclass(frozen=True)

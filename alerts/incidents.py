@@ -1,12 +1,13 @@
 """The shapes of one evaluation (alerts.observe): a rule in a zone with the signals that feed it (`Pair`), the
 pairs of one (zone, category) that make one incident and one alert (`Incident`), the alert's columns as
-evaluation reads them (`AlertRow`) and what changed (`AlertChange`)."""
+evaluation reads them (`alerts.events.AlertRow`) and what changed (`AlertChange`)."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from alerts.evaluate import WindowStats
+from alerts.events import AlertRow
 from alerts.notify import Decision, Sent
 from alerts.rules import Rule
 from alerts.signals import SignalIn, feeds
@@ -21,26 +22,6 @@ class AlertChange:
     zone_code: str
     severity: str
     observation_ids: tuple[int, ...] = ()  # the evidence of this evaluation that fed it
-
-
-@dataclass
-class AlertRow:
-    """The columns of an alert that evaluation reads and the outbox payload shows."""
-
-    id: int
-    rule: str  # the rule leading it: the most severe that fired (its settings govern repeats and escalation)
-    category: str
-    severity: str
-    state: str
-    ack_code: str
-    evidence_count: int
-    distinct_authors: int
-    opened_at: datetime
-    updated_at: datetime
-    expires_at: datetime | None
-    quiet_since: datetime | None
-    # Every rule that fired for it, in the order they did: name -> the severity it last raised.
-    rules: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

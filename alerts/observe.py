@@ -28,7 +28,8 @@ from alerts import ackcodes, events
 from alerts import observe_sql as sql
 from alerts.baselines import window_baseline
 from alerts.slices import event_slices
-from alerts.incidents import AlertChange, AlertRow, Incident, Pair, incidents_of, pairs_of
+from alerts.events import AlertRow
+from alerts.incidents import AlertChange, Incident, Pair, incidents_of, pairs_of
 from alerts.evaluate import WindowStats, in_cooldown, severity_rank
 from alerts.evaluate import evaluate as evaluate_rule
 from alerts.models import Alert
