@@ -404,37 +404,49 @@ start_mqtt() {
             die "mosquitto failed to start"
         fi
     fi
-    local i
+    wait_until_up mqtt_ping "$MQTT_LOG" "mosquitto not accepting connections on 127.0.0.1:$MQTT_PORT after 10 s"
+}
+
+wait_until_up() {
+    # wait_until_up PING_FUNCTION LOG MESSAGE : up to 10 s for PING_FUNCTION to succeed, else the log's tail and
+    # die with MESSAGE.
+    local ping="$1" logfile="$2" message="$3" i
     for ((i = 0; i < 100; i++)); do
-        if mqtt_ping; then
+        if "$ping"; then
             return 0
         fi
         sleep 0.1
     done
-    tail -n 20 "$MQTT_LOG" >&2 2>/dev/null || true
-    die "mosquitto not accepting connections on 127.0.0.1:$MQTT_PORT after 10 s"
+    tail -n 20 "$logfile" >&2 2>/dev/null || true
+    die "$message"
 }
 
-stop_mqtt() {
-    local pid i
-    if ! pid="$(mqtt_pid)"; then
-        log "mosquitto: not running"
-        rm -f "$MQTT_PID"
+stop_daemon() {
+    # stop_daemon NAME PID_FUNCTION PID_FILE SECONDS : SIGTERM the daemon whose pid PID_FUNCTION prints, wait
+    # up to SECONDS for it to exit, then SIGKILL; remove its pid file either way.
+    local name="$1" pid_fn="$2" pid_file="$3" seconds="$4" pid i
+    if ! pid="$("$pid_fn")"; then
+        log "$name: not running"
+        rm -f "$pid_file"
         return 0
     fi
-    log "mosquitto: stopping (pid $pid)"
+    log "$name: stopping (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
-    # SIGTERM makes mosquitto write its persistence DB before exiting.
-    for ((i = 0; i < 150; i++)); do
+    for ((i = 0; i < seconds * 10; i++)); do
         pid_alive "$pid" || break
         sleep 0.1
     done
     if pid_alive "$pid"; then
-        log "mosquitto: did not exit after 15 s, sending SIGKILL"
+        log "$name: did not exit after $seconds s, sending SIGKILL"
         kill -KILL "$pid" 2>/dev/null || true
         sleep 0.2
     fi
-    rm -f "$MQTT_PID"
+    rm -f "$pid_file"
+}
+
+stop_mqtt() {
+    # SIGTERM makes mosquitto write its persistence DB before exiting.
+    stop_daemon mosquitto mqtt_pid "$MQTT_PID" 15
 }
 
 status_mqtt() {
@@ -517,7 +529,7 @@ start_pgb() {
     mkdir -p "$PGB_DIR"
     # PgBouncer refuses to run as root: as root it runs as postgres (as the cluster does).
     if ((IS_ROOT)); then chown postgres:postgres "$PGB_DIR"; fi
-    local pid running_port i
+    local pid running_port
     if pid="$(pgb_pid)"; then
         running_port="$(sed -n 's/^listen_port = \([0-9]*\)$/\1/p' "$PGB_CONF" 2>/dev/null | head -1)"
         if [[ -n "$running_port" && "$running_port" != "$PGB_PORT" ]]; then
@@ -541,36 +553,13 @@ start_pgb() {
             die "pgbouncer failed to start"
         fi
     fi
-    for ((i = 0; i < 100; i++)); do
-        if pgb_ping; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    tail -n 20 "$PGB_LOG" >&2 2>/dev/null || true
-    die "pgbouncer (ours, $PGB_CONF) not accepting connections on 127.0.0.1:$PGB_PORT after 10 s; is the port taken?"
+    wait_until_up pgb_ping "$PGB_LOG" \
+        "pgbouncer (ours, $PGB_CONF) not accepting connections on 127.0.0.1:$PGB_PORT after 10 s; is the port taken?"
 }
 
 stop_pgb() {
-    local pid i
-    if ! pid="$(pgb_pid)"; then
-        log "pgbouncer: not running"
-        rm -f "$PGB_PID"
-        return 0
-    fi
-    log "pgbouncer: stopping (pid $pid)"
     # SIGTERM: immediate shutdown (SIGINT would wait for every client to go).
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        pid_alive "$pid" || break
-        sleep 0.1
-    done
-    if pid_alive "$pid"; then
-        log "pgbouncer: did not exit after 10 s, sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-        sleep 0.2
-    fi
-    rm -f "$PGB_PID"
+    stop_daemon pgbouncer pgb_pid "$PGB_PID" 10
 }
 
 status_pgb() {
