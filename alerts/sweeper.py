@@ -26,7 +26,7 @@ from alerts.notify import is_silenced
 from alerts.rules import Rule
 from alerts.silences import active_silences
 from alerts.queries import zone_refs
-from db.outage import Outage, is_transient
+from db.outage import Outage, run_passes
 
 log = logging.getLogger(__name__)
 
@@ -178,21 +178,11 @@ def run_forever(factory: sessionmaker[Session], *, rules: Callable[[], Sequence[
     A lost database is waited out with backoff (db.outage: one warning per outage, one info on
     recovery); any other error escapes, for the worker's supervisor to log and restart the role.
     `heartbeat(state, error)` is called after each pass."""
-    retry = Outage("sweeper: database", log).retrier("sweeper")
-    beat = heartbeat or (lambda *a, **k: None)
-    while not stop.is_set():
-        try:
-            result = sweep_pass(factory, rules=rules(), now=clock())
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            stop.wait(retry.failed(exc))
-            continue
-        if retry.outage.down:
-            beat("ok", retry.outage.last_error)
-        retry.ok()
-        beat("ok")
+    def one_pass() -> None:
+        result = sweep_pass(factory, rules=rules(), now=clock())
         if result.resolved or result.notified or result.escalation_ticks:
             log.info("sweep: %d alerts, resolved %s, notified %s, escalation ticks %s", result.swept,
                      result.resolved, [a for a, _ in result.notified], result.escalation_ticks)
-        stop.wait(interval_s)
+
+    run_passes(one_pass, retry=Outage("sweeper: database", log).retrier("sweeper"), stop=stop, wait_s=interval_s,
+               heartbeat=heartbeat)

@@ -122,3 +122,25 @@ class Retrier:
     def ok(self) -> None:
         self.backoff.reset()
         self.outage.ok(self.who)
+
+
+def run_passes(one_pass: Callable[[], object], *, retry: Retrier, stop: threading.Event, wait_s: float,
+               heartbeat: Callable[..., object] | None = None) -> None:
+    """A role's loop: `one_pass()`, then wait `wait_s`, until `stop`. A lost database (a transient error) is
+    waited out with the retrier's backoff and the pass tried again; any other error escapes, for the worker's
+    supervisor to log and restart the role. `heartbeat(state, error)` after each pass: the outage's last
+    error once, as it ends."""
+    beat = heartbeat or (lambda *a, **k: None)
+    while not stop.is_set():
+        try:
+            one_pass()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            stop.wait(retry.failed(exc))
+            continue
+        if retry.outage.down:
+            beat("ok", retry.outage.last_error)
+        retry.ok()
+        beat("ok")
+        stop.wait(wait_s)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from db.outage import Outage, is_transient
+from db.outage import Outage, run_passes
 
 if TYPE_CHECKING:
     from tocsin.settings import Settings
@@ -278,23 +278,16 @@ def run_forever(factory: sessionmaker[Session], *, policy: Policy, clock: Callab
     """The worker's purge role: purge when it starts, then every `interval_s`, beating every `check_s` and
     after each batch. A lost database is waited out (db.outage) and the purge retried; any other error
     escapes, for the supervisor to log and restart the role."""
-    retry = Outage("purge: database", log).retrier("purge")
     beat = heartbeat or (lambda *a, **k: None)
     last_run: datetime | None = None
-    while not stop.is_set():
+
+    def one_pass() -> None:
+        nonlocal last_run
         now = clock()
-        try:
-            counts = purge_if_due(factory, policy=policy, now=now, last_run=last_run, interval_s=interval_s,
-                                  stop=stop, progress=lambda: beat("ok"))
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            stop.wait(retry.failed(exc))
-            continue
-        if retry.outage.down:
-            beat("ok", retry.outage.last_error)
-        retry.ok()
-        beat("ok")
+        counts = purge_if_due(factory, policy=policy, now=now, last_run=last_run, interval_s=interval_s,
+                              stop=stop, progress=lambda: beat("ok"))
         if counts is not None and counts.complete:
             last_run = now
-        stop.wait(check_s)
+
+    run_passes(one_pass, retry=Outage("purge: database", log).retrier("purge"), stop=stop, wait_s=check_s,
+               heartbeat=beat)
