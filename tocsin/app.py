@@ -41,7 +41,7 @@ from ingest.posts import api as posts_api, warmup
 from ingest.posts.state import PostState
 from accounts.ratelimit import KeyRateLimiter
 from ingest.reports.writer import ReportWriter, WriterStopped
-from tocsin import feedback_api, http_metrics, live, models_registry, web_api
+from tocsin import feedback_api, heap, http_metrics, live, models_registry, web_api
 from tocsin.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -212,8 +212,10 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
         sys.setswitchinterval(GIL_SWITCH_S)
         if getattr(app.state, "rules_provider", None) is not None:
             app.state.rules_provider.install_sighup()
+        # What start-up built lives as long as the process: out of the collector's full passes (tocsin.heap).
+        heap.freeze()
         if warm and settings.warm_post_caches:
-            warmup.start_warming(app.state.sessionmaker, app.state.posts)
+            warmup.start_warming(app.state.sessionmaker, app.state.posts, then=heap.freeze)
         try:
             yield
         finally:

@@ -24,7 +24,7 @@ from dispatch.fanout_worker import FanoutWorker
 from dispatch.senders.console import ConsoleSender
 from dispatch.senders.sms import TwilioSender
 from dispatch.senders.mqtt import MqttConfig, MqttPublisher
-from tocsin import models_registry, retention
+from tocsin import heap, models_registry, retention
 from tocsin.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -220,6 +220,7 @@ def run(settings: Settings, *, stop: threading.Event | None = None, roles: tuple
     _prune_heartbeats(settings)
     metrics = WorkerMetrics()  # this process's own registry, served on TOCSIN_WORKER_METRICS_PORT (0: not)
     stop_serving = metrics.serve(host=settings.api_host, port=settings.worker_metrics_port)
+    heap.freeze()  # start-up's objects out of the collector's full passes (tocsin.heap)
     try:
         supervise(role_runners(settings, provider, roles, metrics), stop)
     finally:

@@ -79,6 +79,9 @@ def app() -> Any:
             raise HTTPException(422, "no zone there")
         return Response(json.dumps({"id": row[0]}), status_code=201, media_type="application/json")
 
+    from tocsin import heap
+
+    heap.freeze()  # as the product does (tocsin.heap), so the floor stays the least the stack can do
     return api
 
 
@@ -97,6 +100,9 @@ def relay() -> None:
                          protocol=mqtt.MQTTv5)
     client.connect(u.hostname, u.port or 1883)
     client.loop_start()
+    from tocsin import heap
+
+    heap.freeze()
     with psycopg.connect(dsn(), autocommit=True) as listen, psycopg.connect(dsn()) as work:
         listen.execute(f"LISTEN {CHANNEL}")
         while not stop.is_set():

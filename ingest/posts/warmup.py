@@ -29,8 +29,10 @@ def warm_post_caches(factory: Callable[[], Session], state: PostState) -> int:
     return post_zones.warm(zones, [entry.geometry for entry in index.entries])
 
 
-def start_warming(factory: Callable[[], Session], state: PostState) -> threading.Thread:
-    """warm_post_caches in a daemon thread; a failure is logged, never fatal (the caches fill lazily)."""
+def start_warming(factory: Callable[[], Session], state: PostState, *,
+                  then: Callable[[], object] | None = None) -> threading.Thread:
+    """warm_post_caches in a daemon thread; a failure is logged, never fatal (the caches fill lazily).
+    `then` runs after a warm-up that succeeded (the app freezes its heap with it: tocsin.heap)."""
 
     def run() -> None:
         started = time.perf_counter()
@@ -40,6 +42,8 @@ def start_warming(factory: Callable[[], Session], state: PostState) -> threading
             log.warning("warming the post caches failed; they will fill as posts arrive", exc_info=True)
             return
         log.info("post caches warm: %d outlines' zone weights in %.1f s", n, time.perf_counter() - started)
+        if then is not None:
+            then()
 
     thread = threading.Thread(target=run, name="warm-post-caches", daemon=True)
     thread.start()
