@@ -32,9 +32,13 @@ demo: setup services
 	@scripts/demo.sh
 
 # Then the tests marked `pooled` once more, through the local PgBouncer in transaction pooling mode.
+# TEST_JOBS pytest-xdist processes (one per core by default), each with its own database; a file's tests
+# stay together in one process (--dist loadfile), so its module fixtures (servers, browsers) start once.
+TEST_JOBS ?= auto
+PYTEST_PARALLEL := -n $(TEST_JOBS) --dist loadfile
 test: setup services lint
-	@$(WITH_SERVICES) $(PY) -m pytest -q
-	@$(WITH_SERVICES) TOCSIN_TEST_THROUGH_POOLER=1 $(PY) -m pytest -q -m pooled
+	@$(WITH_SERVICES) $(PY) -m pytest -q $(PYTEST_PARALLEL)
+	@$(WITH_SERVICES) TOCSIN_TEST_THROUGH_POOLER=1 $(PY) -m pytest -q -m pooled $(PYTEST_PARALLEL)
 
 lint: setup
 	@$(VENV)/bin/ruff check .
