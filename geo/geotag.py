@@ -26,8 +26,8 @@ from geo.geoparse import (  # noqa: F401  (the module's public names)
     INTERSECTION_UNCERTAINTY_M,
     Geotag,
     geoparse,
-    lines_named,
 )
+from geo.geoparse_words import lines_named  # noqa: F401  (the module's public names)
 from geo.geotag_inputs import place_geometry as place_geometry_of
 from geo.geotag_inputs import valid_lonlat
 

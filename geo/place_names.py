@@ -1,5 +1,5 @@
 """A place's names from the files a city has: a GeoNames dump (tab-separated, as geonames.org publishes
-them per country) or a CSV/GeoJSON of names with alternate names (geo.gazetteer.load_entries_file).
+them per country) or a CSV/GeoJSON of names with alternate names (geo.gazetteer_entries.load_entries_file).
 
 GeoNames rows are kept inside the boundary (a small margin around it): populated places (class P) and
 their sections become neighbourhoods, administrative areas (class A) boroughs, spots, parks and buildings

@@ -4,14 +4,8 @@ import pytest
 from shapely.geometry import LineString, Point, box
 
 from geo import gazetteer
-from geo.geoparse import (
-    apply_context_names,
-    choose,
-    mention_readings,
-    read_post,
-    resolve,
-    zip_readings,
-)
+from geo.geoparse import choose, resolve
+from geo.geoparse_readings import apply_context_names, mention_readings, read_post, zip_readings
 
 NYC = (-74.26, 40.49, -73.70, 40.92)
 ENTRIES = [
