@@ -28,7 +28,6 @@ def utilities_add(
     territory: Annotated[Path | None, typer.Option(help="Polygon file of the utility's service territory")] = None,
 ) -> None:
     """Register a utility and print its first API key (shown once)."""
-    from db.session import transaction
     from accounts import keys
 
     territory_wkt = None
@@ -43,12 +42,9 @@ def utilities_add(
         territory_wkt = union_all([r.geometry for r in records]).wkt
     from db.errors import Conflict
 
-    try:
-        with transaction(common.sessionmaker(common.settings())) as session:
-            utility = keys.add_utility(session, name=name, territory_wkt=territory_wkt)
-            key = keys.issue_key(session, role="utility", utility_id=utility.id, label="first key")
-    except Conflict as exc:
-        common.fail(exc.message)
+    with common.transaction_or_fail(common.sessionmaker(common.settings()), Conflict) as session:
+        utility = keys.add_utility(session, name=name, territory_wkt=territory_wkt)
+        key = keys.issue_key(session, role="utility", utility_id=utility.id, label="first key")
     typer.echo(key)
 
 
@@ -94,14 +90,10 @@ def keys_revoke(key_id: int) -> None:
     from datetime import UTC, datetime
 
     from db.errors import NotFound
-    from db.session import transaction
     from accounts import keys
 
-    try:
-        with transaction(common.sessionmaker(common.settings())) as session:
-            keys.revoke_key(session, key_id=key_id, now=datetime.now(UTC))
-    except NotFound as exc:
-        common.fail(exc.message)
+    with common.transaction_or_fail(common.sessionmaker(common.settings()), NotFound) as session:
+        keys.revoke_key(session, key_id=key_id, now=datetime.now(UTC))
     typer.echo(f"key {key_id} revoked")
 
 
@@ -111,14 +103,10 @@ def keys_rotate(key_id: int) -> None:
     from datetime import UTC, datetime
 
     from db.errors import NotFound
-    from db.session import transaction
     from accounts import keys
 
-    try:
-        with transaction(common.sessionmaker(common.settings())) as session:
-            new = keys.rotate_key(session, key_id=key_id, now=datetime.now(UTC))
-    except NotFound as exc:
-        common.fail(exc.message)
+    with common.transaction_or_fail(common.sessionmaker(common.settings()), NotFound) as session:
+        new = keys.rotate_key(session, key_id=key_id, now=datetime.now(UTC))
     typer.echo(new)
 
 
@@ -133,16 +121,11 @@ def operators_add(
     from datetime import UTC, datetime
 
     from accounts import agencies, operators
-    from db.errors import DomainError
-    from db.session import transaction
 
-    try:
-        with transaction(common.sessionmaker(common.settings())) as session:
-            _, token = operators.add_operator(session, name=name, role=role, now=datetime.now(UTC))
-            if agency:
-                agencies.set_operator_agencies(session, name=name, agencies=agency, now=datetime.now(UTC))
-    except DomainError as exc:
-        common.fail(exc.message)
+    with common.transaction_or_fail(common.sessionmaker(common.settings())) as session:
+        _, token = operators.add_operator(session, name=name, role=role, now=datetime.now(UTC))
+        if agency:
+            agencies.set_operator_agencies(session, name=name, agencies=agency, now=datetime.now(UTC))
     typer.echo(token)
 
 
@@ -164,14 +147,9 @@ def operators_token(name: str) -> None:
     from datetime import UTC, datetime
 
     from accounts import operators
-    from db.errors import DomainError
-    from db.session import transaction
 
-    try:
-        with transaction(common.sessionmaker(common.settings())) as session:
-            token = operators.reissue_token(session, name=name, now=datetime.now(UTC))
-    except DomainError as exc:
-        common.fail(exc.message)
+    with common.transaction_or_fail(common.sessionmaker(common.settings())) as session:
+        token = operators.reissue_token(session, name=name, now=datetime.now(UTC))
     typer.echo(token)
 
 
@@ -181,14 +159,9 @@ def operators_role(name: str, role: str) -> None:
     from datetime import UTC, datetime
 
     from accounts import operators
-    from db.errors import DomainError
-    from db.session import transaction
 
-    try:
-        with transaction(common.sessionmaker(common.settings())) as session:
-            operators.change_role(session, name=name, role=role, now=datetime.now(UTC))
-    except DomainError as exc:
-        common.fail(exc.message)
+    with common.transaction_or_fail(common.sessionmaker(common.settings())) as session:
+        operators.change_role(session, name=name, role=role, now=datetime.now(UTC))
     typer.echo(f"operator {name} is now {role}")
 
 
@@ -198,12 +171,7 @@ def operators_disable(name: str) -> None:
     from datetime import UTC, datetime
 
     from accounts import operators
-    from db.errors import DomainError
-    from db.session import transaction
 
-    try:
-        with transaction(common.sessionmaker(common.settings())) as session:
-            operators.disable_operator(session, name=name, now=datetime.now(UTC))
-    except DomainError as exc:
-        common.fail(exc.message)
+    with common.transaction_or_fail(common.sessionmaker(common.settings())) as session:
+        operators.disable_operator(session, name=name, now=datetime.now(UTC))
     typer.echo(f"operator {name} disabled")

@@ -45,8 +45,6 @@ def agencies_add(
     from datetime import UTC, datetime
 
     from accounts import agencies
-    from db.errors import DomainError
-    from db.session import transaction
     from geo import zone_store
 
     wanted = _split(categories)
@@ -54,17 +52,14 @@ def agencies_add(
     if unknown:
         common.fail(f"unknown categor{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; "
                     f"known: {', '.join(sorted(known_categories()))}")
-    try:
-        specs = [agencies.parse_zone(z) for z in _split(zones)]
-        with transaction(common.sessionmaker(common.settings())) as session:
-            found = zone_store.zone_outlines(session, specs)
-            missing = [f"{layer}:{code}" for layer, code in specs if (layer, code) not in found]
-            if missing:
-                common.fail(f"no such zone {', '.join(missing)} (tocsin zones list shows the layers)")
-            agency = agencies.add_agency(session, name=name, categories=wanted, zones=specs, now=datetime.now(UTC))
-            typer.echo(f"agency {agency.name} added: {_describe(agency)}")
-    except DomainError as exc:
-        common.fail(exc.message)
+    with common.transaction_or_fail(common.sessionmaker(common.settings())) as session:
+        specs = [agencies.parse_zone(z) for z in _split(zones)]  # a bad one fails before the database is asked
+        found = zone_store.zone_outlines(session, specs)
+        missing = [f"{layer}:{code}" for layer, code in specs if (layer, code) not in found]
+        if missing:
+            common.fail(f"no such zone {', '.join(missing)} (tocsin zones list shows the layers)")
+        agency = agencies.add_agency(session, name=name, categories=wanted, zones=specs, now=datetime.now(UTC))
+        typer.echo(f"agency {agency.name} added: {_describe(agency)}")
 
 
 def _describe(agency) -> str:
@@ -96,14 +91,9 @@ def agencies_delete(name: str) -> None:
     from datetime import UTC, datetime
 
     from accounts import agencies
-    from db.errors import DomainError
-    from db.session import transaction
 
-    try:
-        with transaction(common.sessionmaker(common.settings())) as session:
-            agencies.delete_agency(session, name=name, now=datetime.now(UTC))
-    except DomainError as exc:
-        common.fail(exc.message)
+    with common.transaction_or_fail(common.sessionmaker(common.settings())) as session:
+        agencies.delete_agency(session, name=name, now=datetime.now(UTC))
     typer.echo(f"agency {name} deleted")
 
 
@@ -115,13 +105,7 @@ def operators_agencies(
     from datetime import UTC, datetime
 
     from accounts import agencies
-    from db.errors import DomainError
-    from db.session import transaction
 
-    try:
-        with transaction(common.sessionmaker(common.settings())) as session:
-            names = agencies.set_operator_agencies(session, name=name, agencies=_split(set_),
-                                                   now=datetime.now(UTC))
-    except DomainError as exc:
-        common.fail(exc.message)
+    with common.transaction_or_fail(common.sessionmaker(common.settings())) as session:
+        names = agencies.set_operator_agencies(session, name=name, agencies=_split(set_), now=datetime.now(UTC))
     typer.echo(f"operator {name} agencies: {', '.join(names) or 'none'}")

@@ -56,8 +56,6 @@ def place_init(
 ) -> None:
     """Set up a place: load its layers, names, streets and landmarks with progress, check them (layers cover
     the boundary, codes unique, names not empty), make it the active place, and write starting rules."""
-    from db.errors import DomainError
-    from db.session import transaction
     from geo.place_checks import starting_rules
     from geo.place_setup import LayerSpec, read_boundary, read_setup, write_setup
     from geo.places import Place
@@ -88,11 +86,8 @@ def place_init(
                     fg=typer.colors.RED if p.fatal else typer.colors.YELLOW)
     if setup.fatal and not force:
         common.fail(f"{len(setup.fatal)} check(s) failed; nothing loaded (fix the files, or pass --force)")
-    try:
-        with transaction(common.sessionmaker(settings)) as session:
-            write_setup(session, setup=setup, progress=progress)
-    except DomainError as exc:
-        common.fail(exc.message)
+    with common.transaction_or_fail(common.sessionmaker(settings)) as session:
+        write_setup(session, setup=setup, progress=progress)
     if rules_out is not None:
         rules_out.write_text(starting_rules([s.name for s, _ in setup.layers], place=name), encoding="utf-8")
         typer.echo(f"rules: wrote {rules_out}", err=True)

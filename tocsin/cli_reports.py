@@ -46,8 +46,6 @@ def reports_import_feed(
     from datetime import UTC, datetime
 
     from alerts.rules import load_rules
-    from db.errors import DomainError
-    from db.session import transaction
     from geo.places import JurisdictionCache
     from ingest.reports import feed_import
     from ingest.reports.feeds import parse_feed
@@ -69,17 +67,14 @@ def reports_import_feed(
                   f"{list(home.bbox)} ({where}); --bbox feed would import them. "
                   "Pass --outside-jurisdiction to import them anyway (a test, or another place)")
         jurisdiction = parsed.envelope() or home.bbox
-    try:
-        with progress(len(parsed.items), "outages", "outage") as advance, \
-                transaction(_sessionmaker(settings)) as session:
-            caller = feed_import.feed_caller(session, utility_name=utility)
-            result = feed_import.import_feed(session, caller=caller, feed=fmt, parsed=parsed,
-                                             rules=load_rules(settings.rules_file), jurisdiction_bbox=jurisdiction,
-                                             now=datetime.now(UTC), source=path.name,
-                                             max_vertices=settings.max_vertices, max_area_km2=settings.max_area_km2,
-                                             progress=advance)
-    except DomainError as exc:
-        _fail(exc.message)
+    with common.transaction_or_fail(_sessionmaker(settings)) as session, \
+            progress(len(parsed.items), "outages", "outage") as advance:
+        caller = feed_import.feed_caller(session, utility_name=utility)
+        result = feed_import.import_feed(session, caller=caller, feed=fmt, parsed=parsed,
+                                         rules=load_rules(settings.rules_file), jurisdiction_bbox=jurisdiction,
+                                         now=datetime.now(UTC), source=path.name,
+                                         max_vertices=settings.max_vertices, max_area_km2=settings.max_area_km2,
+                                         progress=advance)
     for r in sorted(result.rejected, key=lambda r: r.index):
         typer.secho(f"rejected index {r.index} ({r.external_id or 'no id'}): {r.reason}", fg=typer.colors.YELLOW,
                     err=True)

@@ -36,8 +36,6 @@ def responders_import(
     import logging
     from datetime import UTC, datetime
 
-    from db.errors import DomainError
-    from db.session import transaction
     from dispatch import responders
     from dispatch.routing import DEFAULT_TIMEZONE as timezone_default
     from tocsin.progress import progress
@@ -53,12 +51,11 @@ def responders_import(
     level = per_responder.level
     per_responder.setLevel(logging.WARNING)
     try:
-        with progress(rows, "responder rows", "row") as advance, transaction(_sessionmaker(settings)) as session:
+        with common.transaction_or_fail(_sessionmaker(settings)) as session, \
+                progress(rows, "responder rows", "row") as advance:
             result = responders.import_csv(session, data=data, now=datetime.now(UTC), region=settings.phone_region,
                                            skip_invalid=skip_invalid, progress=advance,
                                            default_timezone=cli_place.active_timezone(settings, timezone_default))
-    except DomainError as exc:
-        _fail(exc.message)
     finally:
         per_responder.setLevel(level)
     for line, message in result.errors:

@@ -72,19 +72,14 @@ def zones_delete(
 ) -> None:
     """Delete a zone layer and its zones. A layer with alerts in its zones is kept (alert history is a
     record); one that rules count in needs --yes, as those rules will never fire again."""
-    from db.errors import DomainError
-    from db.session import transaction
     from geo import zone_store as zone_service
 
     rules = [r.name for r in _rules_or_none() if r.layer == layer]
     if rules and not yes:
         _fail(f"rules count in layer {layer!r} ({', '.join(rules)}) and would never fire again; pass --yes to "
               "delete it anyway")
-    try:
-        with transaction(_sessionmaker(_settings())) as session:
-            deleted = zone_service.delete_layer(session, layer=layer)
-    except DomainError as exc:
-        _fail(exc.message)
+    with common.transaction_or_fail(_sessionmaker(_settings())) as session:
+        deleted = zone_service.delete_layer(session, layer=layer)
     typer.echo(f"layer {layer}: deleted with its {deleted} zones")
 
 
