@@ -22,12 +22,11 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from accounts import agencies
 from alerts.events import EventKind
-from dispatch import metrics
+from dispatch import metrics, queries
 from dispatch.messages import gsm7_length, render_sms
 from dispatch.routing import Coverage, WeeklySchedule, route
 
@@ -75,49 +74,6 @@ class Planned:
     ceiling_warning: bool = False
 
 
-_CLAIM = text(
-    """
-    SELECT q.outbox_id, o.event_id, o.alert_id, o.kind FROM sms_fanout_queue q
-    JOIN outbox_events o ON o.id = q.outbox_id
-    ORDER BY q.outbox_id LIMIT :limit
-    FOR UPDATE OF q SKIP LOCKED
-    """
-)
-
-_ALERTS = text(
-    """
-    SELECT a.id, a.rule, a.state, a.severity, a.category, a.evidence_count, a.ack_code, a.opened_at,
-           a.escalation_ticks, a.zone_id, l.name AS layer, z.code, z.name AS zone_name
-    FROM alerts a JOIN zones z ON z.id = a.zone_id JOIN zone_layers l ON l.id = z.layer_id
-    WHERE a.id = ANY(:ids)
-    """
-)
-
-# Every coverage row of any of the alerts' zones, and every layer-wide row of their layers, with the
-# responder's agencies (migration 0022; none: paged for every alert their coverage matches).
-_COVERAGE = text(
-    """
-    SELECT r.id, r.phone, r.opted_out, c.zone_id, c.layer, c.tier, c.on_call, c.timezone,
-           ARRAY(SELECT ra.agency_id FROM responder_agencies ra WHERE ra.responder_id = r.id) AS agency_ids
-    FROM coverage c JOIN responders r ON r.id = c.responder_id
-    WHERE c.zone_id = ANY(:zone_ids) OR (c.zone_id IS NULL AND c.layer = ANY(:layers))
-    """
-)
-
-_NOTIFIED = text(
-    "SELECT alert_id, responder_id FROM deliveries WHERE alert_id = ANY(:ids) AND responder_id IS NOT NULL"
-)
-
-_INSERT = text(
-    """
-    INSERT INTO deliveries (event_id, alert_id, responder_id, channel, tier, body, status, attempts,
-                            next_attempt_at, created_at, updated_at)
-    VALUES (:event_id, :alert_id, :responder_id, :channel, :tier, :body, 'pending', 0, :now, :now, :now)
-    ON CONFLICT (event_id, responder_id, channel) DO NOTHING
-    """
-)
-
-
 @lru_cache(maxsize=1024)
 def _schedule(spec: str, timezone: str) -> WeeklySchedule:
     return WeeklySchedule.parse(spec, timezone=timezone)
@@ -161,14 +117,14 @@ def prefetch(session: Session, alert_ids: Sequence[int]) -> Prefetched:
     ids = list(dict.fromkeys(alert_ids))
     if not ids:
         return Prefetched()
-    alerts = {a.id: a for a in session.execute(_ALERTS, {"ids": ids}).all()}
+    alerts = {a.id: a for a in session.execute(queries.ALERTS, {"ids": ids}).all()}
     live = [a for a in alerts.values() if a.state != "resolved"]
     if not live:
         return Prefetched(alerts)
     zone_coverage: dict[int, list[Any]] = {}
     layer_coverage: dict[str, list[Any]] = {}
-    for r in session.execute(_COVERAGE, {"zone_ids": sorted({a.zone_id for a in live}),
-                                         "layers": sorted({a.layer for a in live})}).all():
+    for r in session.execute(queries.COVERAGE, {"zone_ids": sorted({a.zone_id for a in live}),
+                                                 "layers": sorted({a.layer for a in live})}).all():
         if r.zone_id is not None:
             zone_coverage.setdefault(r.zone_id, []).append(r)
         else:
@@ -179,7 +135,7 @@ def prefetch(session: Session, alert_ids: Sequence[int]) -> Prefetched:
     data = Prefetched(alerts, zone_coverage, layer_coverage, grants=grants)
     covered = [a.id for a in live if data.coverage_rows(zone_id=a.zone_id, layer=a.layer)]
     if covered:
-        for alert_id, responder_id in session.execute(_NOTIFIED, {"ids": covered}).all():
+        for alert_id, responder_id in session.execute(queries.NOTIFIED, {"ids": covered}).all():
             data.notified.setdefault(alert_id, set()).add(responder_id)
     return data
 
@@ -242,12 +198,12 @@ def _write(session: Session, decision: _Decision, *, outbox_id: int, event_id: A
            config: FanoutConfig, now: datetime) -> Planned:
     """Insert a decision's deliveries and check the queue ceiling."""
     alert_id, chosen, body = decision.alert.id, decision.chosen, decision.body
-    session.execute(_INSERT, [
+    session.execute(queries.INSERT_DELIVERIES, [
         {"event_id": event_id, "alert_id": alert_id, "responder_id": rid, "channel": CHANNEL,
          "tier": decision.tiers[rid], "body": body, "now": now}
         for rid in chosen
     ])
-    backlog = session.execute(text("SELECT count(*) FROM deliveries WHERE status = 'pending'")).scalar_one()
+    backlog = session.execute(queries.PENDING).scalar_one()
     drain_s = queue_drain_s(messages=backlog, segments_each=segments(body), mps=config.mps)
     warn = drain_s > config.queue_ceiling_s
     if warn:
@@ -291,7 +247,7 @@ def plan_batch(session: Session, *, rules: Callable[[], Sequence[Any]], config: 
     someone costs statements of its own, in a savepoint so that one unplannable event does not
     block the rest; an event that pages nobody costs none.
     """
-    rows = session.execute(_CLAIM, {"limit": limit}).all()
+    rows = session.execute(queries.CLAIM, {"limit": limit}).all()
     latest = {r.alert_id: r for r in rows if r.kind in ROUTABLE_KINDS and r.alert_id is not None}
     data = prefetch(session, list(latest))
     planned = []
@@ -309,7 +265,6 @@ def plan_batch(session: Session, *, rules: Callable[[], Sequence[Any]], config: 
             log.exception("could not plan SMS for outbox event %s (alert %s); skipped", row.outbox_id, row.alert_id)
             metrics.increment(session, metrics.FANOUT_ERRORS)
     if rows:
-        session.execute(text("DELETE FROM sms_fanout_queue WHERE outbox_id = ANY(:ids)"),
-                        {"ids": [r.outbox_id for r in rows]})
+        session.execute(queries.DEQUEUE, {"ids": [r.outbox_id for r in rows]})
     done = {p.outbox_id for p in planned}
     return planned + [Planned(r.outbox_id, r.alert_id, 0) for r in rows if r.outbox_id not in done]

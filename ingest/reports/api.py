@@ -78,7 +78,7 @@ def _zones_by_layer(zones: list[ZoneMatch]) -> dict[str, list[ZoneRef]]:
     return out
 
 
-def _fields(result: reports.ReportResult, caller: keys.Caller) -> dict[str, Any]:
+def _fields(result: report_queries.ReportResult, caller: keys.Caller) -> dict[str, Any]:
     r = result.report
     return dict(
         id=r.id, utility=caller.utility_name or "", external_id=r.external_id, category=r.category,

@@ -2,10 +2,11 @@
 
 `write_many` does for a batch what `ingest.reports.service.write` does for one report, in one round trip: the
 observations, reports, first history rows, zone links and signals (alerts.signals.insert_sql) of every
-report, with each report's zones matched in PostGIS. Checks that read the database (a ZIP's polygon, a utility's territory) run per
-report first; a report failing one gets its own error and is left out. What the statement cannot place
-(a report seen before, an Idempotency-Key used for another report, a repeat inside the batch) goes the
-single-report way afterwards, which reads what is stored and answers 200 or 409.
+report, with each report's zones matched in PostGIS (the statement: ingest.reports.queries.INSERT_REPORTS).
+Checks that read the database (a ZIP's polygon, a utility's territory) run per report first; a report
+failing one gets its own error and is left out. What the statement cannot place (a report seen before, an
+Idempotency-Key used for another report, a repeat inside the batch) goes the single-report way afterwards,
+which reads what is stored and answers 200 or 409.
 
 An error in the statement itself (a row breaking a constraint) aborts the transaction: the writer then
 runs the batch again with a SAVEPOINT per report, so that only the report at fault fails.
@@ -19,83 +20,14 @@ from collections.abc import Sequence
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from alerts import signals as alert_signals
 from db import plans
 from db import raw as db_raw
 from db.errors import DomainError
 from geo.match_postgis import ZoneMatch
 from ingest.reports import locate as where
+from ingest.reports import queries
 from ingest.reports import service as reports
 from ingest.models import Observation
-
-_ARRAYS = """
-    src AS MATERIALIZED (
-        SELECT * FROM unnest(
-            CAST(:ord AS int[]), CAST(:ext AS text[]), CAST(:author AS text[]), CAST(:text AS text[]),
-            CAST(:category AS text[]), CAST(:observed_at AS timestamptz[]), CAST(:now AS timestamptz[]),
-            CAST(:wkt AS text[]), CAST(:unc AS float8[]), CAST(:method AS text[]), CAST(:raw AS text[]),
-            CAST(:utility_id AS bigint[]), CAST(:external_id AS text[]), CAST(:status AS text[]),
-            CAST(:customers AS bigint[]), CAST(:cause AS text[]), CAST(:started_at AS timestamptz[]),
-            CAST(:etr AS timestamptz[]), CAST(:body_hash AS text[]), CAST(:idem AS text[]),
-            CAST(:key_id AS bigint[]), CAST(:changes AS text[]), CAST(:feed AS bool[]), CAST(:extent AS bool[]))
-        AS t(ord, ext, author, text, category, observed_at, now, wkt, unc, method, raw, utility_id, external_id,
-             status, customers, cause, started_at, etr, body_hash, idem, key_id, changes, feed, extent)
-    ),
-    g AS MATERIALIZED (SELECT ord, ST_GeomFromText(wkt, 4326) AS geom FROM src),
-    -- geo.match_postgis.MATCH_CTE, for every report of the batch at once
-    m AS MATERIALIZED (
-        SELECT * FROM (
-            SELECT g.ord, z.id, l.name AS layer, z.code, z.name,
-                   coalesce(CASE WHEN GeometryType(g.geom) IN ('POINT', 'MULTIPOINT') THEN 1.0
-                                 ELSE ST_Area(ST_Intersection(z.geom, g.geom)::geography)
-                                      / NULLIF(ST_Area(g.geom::geography), 0) END, 0) AS weight
-            FROM g JOIN zones z ON ST_Intersects(z.geom, g.geom) JOIN zone_layers l ON l.id = z.layer_id
-        ) touching WHERE weight > 0
-    )
-"""
-
-# The batch form of ingest.reports.service._INSERT_REPORT (without the zone locks: alerts.signals.lock takes them for
-# the whole batch, in zone order).
-INSERT_REPORTS = "WITH " + _ARRAYS + """,
-    obs AS (
-        INSERT INTO observations (source, external_id, author_hash, text, category, confidence,
-            observed_at, received_at, geom, uncertainty_m, geotag_method, raw)
-        SELECT 'utility_report', src.ext, src.author, src.text, src.category, 1.0, src.observed_at, src.now, g.geom,
-            src.unc, src.method, CAST(src.raw AS jsonb)
-        FROM src JOIN g USING (ord)
-        ON CONFLICT (source, external_id) DO NOTHING RETURNING id, external_id
-    ), obs_src AS (
-        SELECT src.*, obs.id AS obs_id, g.geom FROM obs JOIN src ON src.ext = obs.external_id JOIN g USING (ord)
-    ), rep AS (
-        INSERT INTO utility_reports (observation_id, utility_id, external_id, category, status, customers_affected,
-            cause, description, started_at, estimated_restore_at, footprint, body_hash, idempotency_key, version,
-            created_at, updated_at)
-        SELECT obs_id, utility_id, external_id, category, status, customers, cause, text, started_at, etr, geom,
-            body_hash, idem, 1, now, now FROM obs_src
-        ON CONFLICT DO NOTHING RETURNING id, observation_id
-    ), rep_src AS (
-        SELECT obs_src.*, rep.id AS report_id FROM rep JOIN obs_src ON obs_src.obs_id = rep.observation_id
-    ), hist AS (
-        INSERT INTO utility_report_history (report_id, version, observation_id, status, changes, key_id, at)
-        SELECT report_id, 1, obs_id, status, CAST(changes AS jsonb), key_id, now FROM rep_src
-    ), links AS (
-        INSERT INTO observation_zones (observation_id, zone_id, weight)
-        SELECT r.obs_id, m.id, m.weight FROM rep_src r JOIN m ON m.ord = r.ord
-    ), sig AS (
-        -- The utility's own footprint counts as one in every zone it covers (ingest.reports.service.counted_zones).
-        """ + alert_signals.insert_sql("""
-        SELECT r.obs_id, m.id, 'utility_report', r.category, 1.0,
-               CASE WHEN r.extent AND m.weight >= least(:full_share, 0.5 / (SELECT count(*) FROM m AS n
-                                                                             WHERE n.ord = m.ord AND n.layer = m.layer))
-                    THEN 1.0 ELSE m.weight END, r.author, r.observed_at
-        FROM rep_src r JOIN m ON m.ord = r.ord WHERE r.feed""") + """
-    )
-    SELECT src.ord, obs.id AS obs_id, rep_src.report_id, m.id AS zone_id, m.layer, m.code, m.name, m.weight
-    FROM src LEFT JOIN obs ON obs.external_id = src.ext LEFT JOIN rep_src ON rep_src.ord = src.ord
-        LEFT JOIN m ON m.ord = src.ord AND rep_src.report_id IS NOT NULL
-    ORDER BY src.ord, m.layer, m.code
-"""
-
 
 def write_many(session: Session, subs: Sequence[reports.Submission]
                ) -> list[reports.Written | DomainError]:
@@ -173,5 +105,5 @@ def _insert(session: Session, subs: Sequence[reports.Submission], located: dict[
                 ("feed", props.status not in reports.TERMINAL_STATUSES), ("extent", loc.method == "geometry")):
             cols[k].append(v)
     plans.use_generic_plans(session)
-    return db_raw.execute(session, INSERT_REPORTS, {**cols, "full_share": reports.FULL_SHARE}).fetchall()
+    return db_raw.execute(session, queries.INSERT_REPORTS, {**cols, "full_share": reports.FULL_SHARE}).fetchall()
 

@@ -6,7 +6,6 @@ route class below turns domain errors into it (403 bad api_key, 404 unknown, 400
 
 import json
 import logging
-import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -22,9 +21,8 @@ from db.api import SessionDep
 from db import input_guard
 from db.errors import DomainError, Forbidden, InvalidInput, NotFound, Unauthorized
 from db.openapi import error_responses
-from accounts import keys
 from ingest.reports import api as report_api, open311
-from accounts.api import utility_bearer
+from accounts.api import utility_bearer, within_rate_limit
 from accounts.errors import RateLimited
 
 log = logging.getLogger(__name__)
@@ -168,15 +166,6 @@ def _api_key(request: Request, explicit: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-def _rate_limit(request: Request, caller: keys.Caller) -> None:
-    """The same per-key allowance as /v1/reports (one bucket per key across both APIs)."""
-    limiter = getattr(request.app.state, "rate_limiter", None)
-    wait_s = limiter.take(caller.key_id, now_s=time.monotonic()) if limiter is not None else None
-    if wait_s is not None:
-        raise RateLimited(f"rate limit of {limiter.per_min} requests per minute exceeded for this api_key; "
-                          f"retry after {wait_s} s", retry_after_s=wait_s)
-
-
 class RequestParams(BaseModel):
     """POST requests parameters; send them form-encoded (as the spec says) or as a JSON object."""
 
@@ -270,7 +259,9 @@ def create_request(fmt: FormatParam, request: Request, session: SessionDep,
     fmt = _format(fmt)
     api_key = params.pop("api_key", None)
     caller = open311.authenticate(session, api_key=_api_key(request, str(api_key) if api_key else None))
-    _rate_limit(request, caller)
+    # The same per-key allowance as /v1/reports (one bucket per key across both APIs); Open311Route answers
+    # its RateLimited in the spec's error list, with Retry-After.
+    within_rate_limit(request, caller)
     state, settings = request.app.state, request.app.state.settings
     created, is_new = open311.submit(session, caller=caller, params=params, rules=state.rules(),
                                      jurisdiction_bbox=report_api.jurisdiction(request, session), now=datetime.now(UTC),

@@ -1,21 +1,188 @@
-"""Reading utility reports: one with its history, or a filtered page with a keyset cursor."""
+"""Utility reports' SQL: the statements of the write path (ingest.reports.service and .batch), and the reads:
+a stored report as a result, one report with its history, or a filtered page with a keyset cursor.
+
+The write statements are on every report's path and their text is tuned for it (bench.reports measures it)."""
 
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from alerts import signals as alert_signals
 from db.errors import InvalidInput
-from geo.match_postgis import ZoneMatch
+from geo.match_postgis import MATCH_CTE, ZoneMatch
 from ingest.errors import UnknownReport
 from accounts.keys import Caller
 from ingest.models import UtilityReport, UtilityReportHistory
-from ingest.reports.service import ReportResult, stored_result
+
+
+@dataclass
+class ReportResult:
+    report: UtilityReport
+    zones: list[ZoneMatch]
+    created: bool
+    geometry: dict[str, Any]
+    repaired: str | None = None
+    alerts_changed: list[int] = field(default_factory=list)
+    located_by: str = "geometry"
+
+
+def footprint_geojson(session: Session, report_id: int) -> dict[str, Any]:
+    raw = session.execute(text("SELECT ST_AsGeoJSON(footprint) FROM utility_reports WHERE id = :id"),
+                          {"id": report_id}).scalar_one()
+    return json.loads(raw)
+
+
+def zones_of(session: Session, observation_id: int) -> list[ZoneMatch]:
+    rows = session.execute(
+        text(
+            "SELECT z.id, l.name, z.code, z.name, oz.weight FROM observation_zones oz "
+            "JOIN zones z ON z.id = oz.zone_id JOIN zone_layers l ON l.id = z.layer_id "
+            "WHERE oz.observation_id = :id ORDER BY l.name, z.code"
+        ),
+        {"id": observation_id},
+    ).all()
+    return [ZoneMatch(*r) for r in rows]
+
+
+def stored_result(session: Session, report: UtilityReport) -> ReportResult:
+    return ReportResult(report=report, zones=zones_of(session, report.observation_id), created=False,
+                        geometry=footprint_geojson(session, report.id))
+
+
+# The write path's statements. A report version's observation (service.insert_observation).
+INSERT_OBSERVATION = text(
+    """
+            INSERT INTO observations (source, external_id, author_hash, text, category, confidence,
+                observed_at, received_at, geom, uncertainty_m, geotag_method, raw)
+            VALUES ('utility_report', :ext, :author, :text, :category, 1.0, :observed_at, :now,
+                ST_GeomFromText(:wkt, 4326), :unc, :method, CAST(:raw AS jsonb))
+            ON CONFLICT (source, external_id) DO NOTHING RETURNING id
+            """
+)
+
+LINK_ZONES = text(
+    "INSERT INTO observation_zones (observation_id, zone_id, weight) "
+    "SELECT :obs, z, w FROM unnest(CAST(:zone_ids AS integer[]), CAST(:weights AS double precision[])) AS t(z, w)"
+)
+
+OBSERVATION_METHOD = text("SELECT geotag_method FROM observations WHERE id = :id")
+
+# One round trip stores the observation, the report and its first history row, matches the zones
+# (geo.match_postgis.MATCH_CTE), links them, writes the rule signals and takes the zone locks rule
+# evaluation needs (both alerts', from the fragments of alerts.signals: the locks in zone order, held
+# to commit). Links, signals and locks only happen when both inserts did: a conflict leaves nothing
+# behind but the observation, which `service.write` deletes.
+INSERT_REPORT = (  # run through db.raw: this is every report's path
+    "WITH " + MATCH_CTE + """,
+    obs AS (
+        INSERT INTO observations (source, external_id, author_hash, text, category, confidence,
+            observed_at, received_at, geom, uncertainty_m, geotag_method, raw)
+        SELECT 'utility_report', :ext, :author, :text, :category, 1.0, :observed_at, :now, g.geom, :unc, :method,
+            CAST(:raw AS jsonb) FROM g
+        ON CONFLICT (source, external_id) DO NOTHING RETURNING id
+    ), rep AS (
+        INSERT INTO utility_reports (observation_id, utility_id, external_id, category, status, customers_affected,
+            cause, description, started_at, estimated_restore_at, footprint, body_hash, idempotency_key, version,
+            created_at, updated_at)
+        SELECT obs.id, :utility_id, :external_id, :category, :status, :customers, :cause, :text, :started_at,
+            :etr, g.geom, :body_hash, :idem, 1, :now, :now FROM obs, g
+        ON CONFLICT DO NOTHING RETURNING id, observation_id
+    ), hist AS (
+        INSERT INTO utility_report_history (report_id, version, observation_id, status, changes, key_id, at)
+        SELECT rep.id, 1, rep.observation_id, :status, CAST(:changes AS jsonb), :key_id, :now FROM rep
+    ), links AS (
+        INSERT INTO observation_zones (observation_id, zone_id, weight)
+        SELECT rep.observation_id, m.id, m.weight FROM rep, m
+    ), sig AS (
+        -- The utility's own footprint counts as one in every zone it covers (ingest.reports.service.counted_zones).
+        """ + alert_signals.insert_sql("""
+        SELECT rep.observation_id, m.id, 'utility_report', :category, 1.0,
+               CASE WHEN :extent AND m.weight >= least(:full_share, 0.5 / (SELECT count(*) FROM m AS n
+                                                                             WHERE n.layer = m.layer))
+                    THEN 1.0 ELSE m.weight END, :author, :observed_at
+        FROM rep, m WHERE :feed""") + """
+    ), locks AS (
+        """ + alert_signals.lock_sql("SELECT m.id AS zone_id, m.layer FROM rep, m WHERE :feed") + """
+    )
+    SELECT obs.id AS obs_id, rep.id AS report_id, m.id AS zone_id, m.layer, m.code, m.name, m.weight
+    FROM obs LEFT JOIN rep ON true LEFT JOIN m ON rep.id IS NOT NULL, locks
+    ORDER BY m.layer, m.code
+    """
+)
+
+_ARRAYS = """
+    src AS MATERIALIZED (
+        SELECT * FROM unnest(
+            CAST(:ord AS int[]), CAST(:ext AS text[]), CAST(:author AS text[]), CAST(:text AS text[]),
+            CAST(:category AS text[]), CAST(:observed_at AS timestamptz[]), CAST(:now AS timestamptz[]),
+            CAST(:wkt AS text[]), CAST(:unc AS float8[]), CAST(:method AS text[]), CAST(:raw AS text[]),
+            CAST(:utility_id AS bigint[]), CAST(:external_id AS text[]), CAST(:status AS text[]),
+            CAST(:customers AS bigint[]), CAST(:cause AS text[]), CAST(:started_at AS timestamptz[]),
+            CAST(:etr AS timestamptz[]), CAST(:body_hash AS text[]), CAST(:idem AS text[]),
+            CAST(:key_id AS bigint[]), CAST(:changes AS text[]), CAST(:feed AS bool[]), CAST(:extent AS bool[]))
+        AS t(ord, ext, author, text, category, observed_at, now, wkt, unc, method, raw, utility_id, external_id,
+             status, customers, cause, started_at, etr, body_hash, idem, key_id, changes, feed, extent)
+    ),
+    g AS MATERIALIZED (SELECT ord, ST_GeomFromText(wkt, 4326) AS geom FROM src),
+    -- geo.match_postgis.MATCH_CTE, for every report of the batch at once
+    m AS MATERIALIZED (
+        SELECT * FROM (
+            SELECT g.ord, z.id, l.name AS layer, z.code, z.name,
+                   coalesce(CASE WHEN GeometryType(g.geom) IN ('POINT', 'MULTIPOINT') THEN 1.0
+                                 ELSE ST_Area(ST_Intersection(z.geom, g.geom)::geography)
+                                      / NULLIF(ST_Area(g.geom::geography), 0) END, 0) AS weight
+            FROM g JOIN zones z ON ST_Intersects(z.geom, g.geom) JOIN zone_layers l ON l.id = z.layer_id
+        ) touching WHERE weight > 0
+    )
+"""
+
+# The batch form of INSERT_REPORT (without the zone locks: alerts.signals.lock takes them for
+# the whole batch, in zone order).
+INSERT_REPORTS = "WITH " + _ARRAYS + """,
+    obs AS (
+        INSERT INTO observations (source, external_id, author_hash, text, category, confidence,
+            observed_at, received_at, geom, uncertainty_m, geotag_method, raw)
+        SELECT 'utility_report', src.ext, src.author, src.text, src.category, 1.0, src.observed_at, src.now, g.geom,
+            src.unc, src.method, CAST(src.raw AS jsonb)
+        FROM src JOIN g USING (ord)
+        ON CONFLICT (source, external_id) DO NOTHING RETURNING id, external_id
+    ), obs_src AS (
+        SELECT src.*, obs.id AS obs_id, g.geom FROM obs JOIN src ON src.ext = obs.external_id JOIN g USING (ord)
+    ), rep AS (
+        INSERT INTO utility_reports (observation_id, utility_id, external_id, category, status, customers_affected,
+            cause, description, started_at, estimated_restore_at, footprint, body_hash, idempotency_key, version,
+            created_at, updated_at)
+        SELECT obs_id, utility_id, external_id, category, status, customers, cause, text, started_at, etr, geom,
+            body_hash, idem, 1, now, now FROM obs_src
+        ON CONFLICT DO NOTHING RETURNING id, observation_id
+    ), rep_src AS (
+        SELECT obs_src.*, rep.id AS report_id FROM rep JOIN obs_src ON obs_src.obs_id = rep.observation_id
+    ), hist AS (
+        INSERT INTO utility_report_history (report_id, version, observation_id, status, changes, key_id, at)
+        SELECT report_id, 1, obs_id, status, CAST(changes AS jsonb), key_id, now FROM rep_src
+    ), links AS (
+        INSERT INTO observation_zones (observation_id, zone_id, weight)
+        SELECT r.obs_id, m.id, m.weight FROM rep_src r JOIN m ON m.ord = r.ord
+    ), sig AS (
+        -- The utility's own footprint counts as one in every zone it covers (ingest.reports.service.counted_zones).
+        """ + alert_signals.insert_sql("""
+        SELECT r.obs_id, m.id, 'utility_report', r.category, 1.0,
+               CASE WHEN r.extent AND m.weight >= least(:full_share, 0.5 / (SELECT count(*) FROM m AS n
+                                                                             WHERE n.ord = m.ord AND n.layer = m.layer))
+                    THEN 1.0 ELSE m.weight END, r.author, r.observed_at
+        FROM rep_src r JOIN m ON m.ord = r.ord WHERE r.feed""") + """
+    )
+    SELECT src.ord, obs.id AS obs_id, rep_src.report_id, m.id AS zone_id, m.layer, m.code, m.name, m.weight
+    FROM src LEFT JOIN obs ON obs.external_id = src.ext LEFT JOIN rep_src ON rep_src.ord = src.ord
+        LEFT JOIN m ON m.ord = src.ord AND rep_src.report_id IS NOT NULL
+    ORDER BY src.ord, m.layer, m.code
+"""
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,13 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import shapely
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import delete, or_, select, text
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from alerts import service as alert_service
@@ -18,10 +18,12 @@ from alerts import signals as alert_signals
 from alerts.rules import Rule
 from db import plans
 from db import raw as db_raw
-from geo.match_postgis import MATCH_CTE, ZoneMatch
+from geo.match_postgis import ZoneMatch
 from ingest.errors import IdempotencyConflict
 from accounts.keys import Caller
 from ingest.models import Observation, UtilityReport
+from ingest.reports import queries
+from ingest.reports.queries import ReportResult, stored_result
 from ingest.reports.locate import Located, check_jurisdiction, drawn, check_territory, locate, uncertainty_m
 from ingest.reports.schemas import ReportCreate
 
@@ -33,43 +35,9 @@ EXTENT_METHOD = "coordinates"  # observations.geotag_method of a footprint the u
 TERMINAL_STATUSES = frozenset({"restored", "cancelled"})
 
 
-@dataclass
-class ReportResult:
-    report: UtilityReport
-    zones: list[ZoneMatch]
-    created: bool
-    geometry: dict[str, Any]
-    repaired: str | None = None
-    alerts_changed: list[int] = field(default_factory=list)
-    located_by: str = "geometry"
-
-
 def body_hash(body: ReportCreate) -> str:
     canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def footprint_geojson(session: Session, report_id: int) -> dict[str, Any]:
-    raw = session.execute(text("SELECT ST_AsGeoJSON(footprint) FROM utility_reports WHERE id = :id"),
-                          {"id": report_id}).scalar_one()
-    return json.loads(raw)
-
-
-def zones_of(session: Session, observation_id: int) -> list[ZoneMatch]:
-    rows = session.execute(
-        text(
-            "SELECT z.id, l.name, z.code, z.name, oz.weight FROM observation_zones oz "
-            "JOIN zones z ON z.id = oz.zone_id JOIN zone_layers l ON l.id = z.layer_id "
-            "WHERE oz.observation_id = :id ORDER BY l.name, z.code"
-        ),
-        {"id": observation_id},
-    ).all()
-    return [ZoneMatch(*r) for r in rows]
-
-
-def stored_result(session: Session, report: UtilityReport) -> ReportResult:
-    return ReportResult(report=report, zones=zones_of(session, report.observation_id), created=False,
-                        geometry=footprint_geojson(session, report.id))
 
 
 def _same_or_conflict(session: Session, prior: UtilityReport, *, digest: str, idempotency_key: str | None,
@@ -104,25 +72,11 @@ def insert_observation(session: Session, *, external_id: str, caller: Caller, te
                        raw: dict[str, Any]) -> int | None:
     """One observation row; None when (source, external_id) exists already (a concurrent twin won)."""
     return session.execute(
-        text(
-            """
-            INSERT INTO observations (source, external_id, author_hash, text, category, confidence,
-                observed_at, received_at, geom, uncertainty_m, geotag_method, raw)
-            VALUES ('utility_report', :ext, :author, :text, :category, 1.0, :observed_at, :now,
-                ST_GeomFromText(:wkt, 4326), :unc, :method, CAST(:raw AS jsonb))
-            ON CONFLICT (source, external_id) DO NOTHING RETURNING id
-            """
-        ),
+        queries.INSERT_OBSERVATION,
         {"ext": external_id, "author": f"utility:{caller.utility_id}", "text": text_, "category": category,
          "observed_at": observed_at, "now": now, "wkt": geom.wkt, "unc": uncertainty_m(geom),
          "method": "coordinates" if method == "geometry" else method, "raw": json.dumps(raw)},
     ).scalar()
-
-
-_LINK_ZONES = text(
-    "INSERT INTO observation_zones (observation_id, zone_id, weight) "
-    "SELECT :obs, z, w FROM unnest(CAST(:zone_ids AS integer[]), CAST(:weights AS double precision[])) AS t(z, w)"
-)
 
 
 def _attributes(*, status: str, customers_affected: int | None) -> dict[str, Any]:
@@ -179,13 +133,12 @@ def feed_rules(session: Session, *, caller: Caller, observation_id: int, categor
 
     `extent`: the footprint is the utility's own geometry (None: read it from the observation's geotag)."""
     if zones:  # one statement, not an ORM flush: this is on every report's path
-        session.execute(_LINK_ZONES, {"obs": observation_id, "zone_ids": [m.zone_id for m in zones],
-                                      "weights": [m.weight for m in zones]})
+        session.execute(queries.LINK_ZONES, {"obs": observation_id, "zone_ids": [m.zone_id for m in zones],
+                                             "weights": [m.weight for m in zones]})
     if status in TERMINAL_STATUSES:
         return []
     if extent is None:
-        extent = session.execute(text("SELECT geotag_method FROM observations WHERE id = :id"),
-                                 {"id": observation_id}).scalar() == EXTENT_METHOD
+        extent = session.execute(queries.OBSERVATION_METHOD, {"id": observation_id}).scalar() == EXTENT_METHOD
     changes = alert_service.observe(
         session,
         signal=signal_of(caller=caller, observation_id=observation_id, category=category, observed_at=observed_at,
@@ -193,50 +146,6 @@ def feed_rules(session: Session, *, caller: Caller, observation_id: int, categor
         rules=rules, now=now,
     )
     return [c.alert_id for c in changes]
-
-
-# One round trip stores the observation, the report and its first history row, matches the zones
-# (geo.match_postgis.MATCH_CTE), links them, writes the rule signals and takes the zone locks rule
-# evaluation needs (both alerts', from the fragments of alerts.signals: the locks in zone order, held
-# to commit). Links, signals and locks only happen when both inserts did: a conflict leaves nothing
-# behind but the observation, undone below.
-_INSERT_REPORT = (  # run through db.raw: this is every report's path
-    "WITH " + MATCH_CTE + """,
-    obs AS (
-        INSERT INTO observations (source, external_id, author_hash, text, category, confidence,
-            observed_at, received_at, geom, uncertainty_m, geotag_method, raw)
-        SELECT 'utility_report', :ext, :author, :text, :category, 1.0, :observed_at, :now, g.geom, :unc, :method,
-            CAST(:raw AS jsonb) FROM g
-        ON CONFLICT (source, external_id) DO NOTHING RETURNING id
-    ), rep AS (
-        INSERT INTO utility_reports (observation_id, utility_id, external_id, category, status, customers_affected,
-            cause, description, started_at, estimated_restore_at, footprint, body_hash, idempotency_key, version,
-            created_at, updated_at)
-        SELECT obs.id, :utility_id, :external_id, :category, :status, :customers, :cause, :text, :started_at,
-            :etr, g.geom, :body_hash, :idem, 1, :now, :now FROM obs, g
-        ON CONFLICT DO NOTHING RETURNING id, observation_id
-    ), hist AS (
-        INSERT INTO utility_report_history (report_id, version, observation_id, status, changes, key_id, at)
-        SELECT rep.id, 1, rep.observation_id, :status, CAST(:changes AS jsonb), :key_id, :now FROM rep
-    ), links AS (
-        INSERT INTO observation_zones (observation_id, zone_id, weight)
-        SELECT rep.observation_id, m.id, m.weight FROM rep, m
-    ), sig AS (
-        -- The utility's own footprint counts as one in every zone it covers (ingest.reports.service.counted_zones).
-        """ + alert_signals.insert_sql("""
-        SELECT rep.observation_id, m.id, 'utility_report', :category, 1.0,
-               CASE WHEN :extent AND m.weight >= least(:full_share, 0.5 / (SELECT count(*) FROM m AS n
-                                                                             WHERE n.layer = m.layer))
-                    THEN 1.0 ELSE m.weight END, :author, :observed_at
-        FROM rep, m WHERE :feed""") + """
-    ), locks AS (
-        """ + alert_signals.lock_sql("SELECT m.id AS zone_id, m.layer FROM rep, m WHERE :feed") + """
-    )
-    SELECT obs.id AS obs_id, rep.id AS report_id, m.id AS zone_id, m.layer, m.code, m.name, m.weight
-    FROM obs LEFT JOIN rep ON true LEFT JOIN m ON rep.id IS NOT NULL, locks
-    ORDER BY m.layer, m.code
-    """
-)
 
 
 @dataclass(frozen=True)
@@ -326,7 +235,7 @@ def write(session: Session, sub: Submission, *, rules: Sequence[Rule], lock: boo
     # re-planned the insert for every report: 1.4 ms of server time, as much as running it. The generic
     # plan has the same shape, a GiST probe with the parameter.
     plans.use_generic_plans(session)
-    rows = db_raw.execute(session, _INSERT_REPORT, {
+    rows = db_raw.execute(session, queries.INSERT_REPORT, {
         "ext": f"{caller.utility_id}:{props.external_id}", "author": f"utility:{caller.utility_id}",
         "text": props.description, "category": props.category, "observed_at": observed_at, "now": now,
         "wkt": geom.wkt, "unc": uncertainty_m(geom), "method": "coordinates" if located.method == "geometry"

@@ -15,11 +15,13 @@ from alerts.rules import Rule
 from geo.geojson import check_limits, parse_geometry, repair
 from geo.match_postgis import match_zones
 from ingest.reports import locate as where
+from ingest.reports import queries as report_queries
 from ingest.reports import service as reports
 from ingest.errors import InvalidTransition, PreconditionFailed, UnknownReport
 from accounts.keys import Caller
 from ingest.models import Observation, UtilityReport, UtilityReportHistory
-from ingest.reports.service import TERMINAL_STATUSES, ReportResult
+from ingest.reports.queries import ReportResult
+from ingest.reports.service import TERMINAL_STATUSES
 from ingest.reports.schemas import ReportUpdate
 
 # Status only moves forward; skipping a step is allowed (a crew can restore without a "restoring" update).
@@ -123,14 +125,14 @@ def update_report(
         check_limits(geom, max_vertices=max_vertices, max_area_km2=max_area_km2)
         where.check_jurisdiction(geom, jurisdiction_bbox)
         where.check_territory(session, caller=caller, geom=geom)
-        old_geojson = reports.footprint_geojson(session, report.id)
+        old_geojson = report_queries.footprint_geojson(session, report.id)
         new_geojson = json.loads(shapely.to_geojson(geom))
         if shapely.equals(geom, shapely.from_geojson(json.dumps(old_geojson))):
             geom = None
         else:
             changes["geometry"] = [old_geojson, new_geojson]
     if not changes:
-        return reports.stored_result(session, report)
+        return report_queries.stored_result(session, report)
     if report.status in TERMINAL_STATUSES:
         raise InvalidTransition(f"report {report_id} is {report.status!r}, which is terminal: it cannot change",
                                 current=report.status, field="properties.status")
@@ -142,7 +144,7 @@ def update_report(
     report.updated_at = now
     if geom is None:
         geom = to_shape(previous.geom)
-        zones = reports.zones_of(session, previous.id)
+        zones = report_queries.zones_of(session, previous.id)
     else:
         report.footprint = f"SRID=4326;{geom.wkt}"
         zones = match_zones(session, geometry=geom)

@@ -35,6 +35,7 @@ from alerts.rules import Rule
 from db.errors import Conflict, DomainError, InvalidInput
 from db.outage import describe
 from ingest.reports import batch as report_batch, service as reports
+from ingest.reports.queries import ReportResult
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,7 @@ class ReportWriter:
         except Exception:  # noqa: BLE001 - a metric must not keep a request waiting
             log.exception("report writer: recording commit latency failed")
 
-    def write_batch(self, subs: Sequence[reports.Submission]) -> list[reports.ReportResult | Exception]:
+    def write_batch(self, subs: Sequence[reports.Submission]) -> list[ReportResult | Exception]:
         """Write and commit `subs` together (see the module docstring); one outcome per submission, in order."""
         self.batches += 1
         self.reports += len(subs)
@@ -153,7 +154,7 @@ class ReportWriter:
                             "statement" if mode == "statement" else "savepoint per report", describe(exc))
         return [self._alone(sub)[0] for sub in subs]
 
-    def _alone(self, sub: reports.Submission) -> list[reports.ReportResult | Exception]:
+    def _alone(self, sub: reports.Submission) -> list[ReportResult | Exception]:
         """One report in a transaction of its own; its zone locks taken in its insert."""
         rules = self._rules()
         try:
@@ -170,11 +171,11 @@ class ReportWriter:
             return [exc]
 
     def _together(self, subs: Sequence[reports.Submission], *, savepoints: bool
-                  ) -> list[reports.ReportResult | Exception]:
+                  ) -> list[ReportResult | Exception]:
         """One transaction for the batch: one statement for every report (`report_batch.write_many`), or a
         SAVEPOINT and a statement per report, so that a report that breaks a constraint fails alone."""
         rules = self._rules()
-        outcomes: list[reports.ReportResult | Exception] = []
+        outcomes: list[ReportResult | Exception] = []
         writes: list[reports.Written] = []
         with self._factory() as session:
             if savepoints:

@@ -115,7 +115,7 @@ def test_az_outage_already_restored_when_first_seen_is_skipped(run, session_fact
     assert (result.created, result.skipped) == (1, 1)
     [report] = stored(session_factory, "TEP").values()
     assert report.customers_affected == 181
-    from ingest.reports.service import footprint_geojson
+    from ingest.reports.queries import footprint_geojson
 
     with session_factory() as session:
         assert footprint_geojson(session, report.id)["type"] == "Polygon"

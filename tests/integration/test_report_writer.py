@@ -86,7 +86,7 @@ def _forbidden_cause(engine):
 
 
 def test_a_batch_is_one_transaction_and_each_report_gets_its_own_result(writer, caller, engine):
-    from ingest.reports.service import ReportResult
+    from ingest.reports.queries import ReportResult
 
     out = writer.write_batch(_subs(caller, [_gas("G1", "A"), _gas("G2", "B"), report(external_id="P1")]))
     assert all(isinstance(o, ReportResult) and o.created for o in out)
@@ -103,7 +103,7 @@ def test_a_batch_is_one_transaction_and_each_report_gets_its_own_result(writer, 
 
 def test_a_report_that_breaks_a_constraint_fails_alone(writer, caller, engine):
     from db.errors import InvalidInput
-    from ingest.reports.service import ReportResult
+    from ingest.reports.queries import ReportResult
 
     with _forbidden_cause(engine):
         out = writer.write_batch(_subs(caller, [_gas("G1", "A"), _gas("BAD", "B", cause="forbidden-by-test"),
@@ -119,7 +119,7 @@ def test_a_report_that_breaks_a_constraint_fails_alone(writer, caller, engine):
 
 def test_a_lost_connection_mid_batch_leaves_each_report_whole_or_absent(writer, caller, engine):
     from db.outage import is_unavailable
-    from ingest.reports.service import ReportResult
+    from ingest.reports.queries import ReportResult
 
     kill = ["""CREATE FUNCTION test_kill_session() RETURNS trigger LANGUAGE plpgsql AS $$
                BEGIN
@@ -143,7 +143,7 @@ def test_a_lost_connection_mid_batch_leaves_each_report_whole_or_absent(writer, 
 
 def test_repeats_inside_one_batch_are_idempotent(writer, caller, engine):
     from db.errors import Conflict
-    from ingest.reports.service import ReportResult
+    from ingest.reports.queries import ReportResult
 
     same = _gas("G1", "A")
     out = writer.write_batch(_subs(caller, [same, same, _gas("G2", "A"), _gas("OTHER", "B")],
