@@ -5,12 +5,17 @@ client's own CPU is taken from what it measures. httpx spent about 9 ms of CPU p
 than the API server's whole request); this client writes the request bytes itself and reads the
 status line, headers and Content-Length body back, at a few hundred microseconds per request. It
 speaks only what the benchmarks need: POST or GET with a JSON body, responses with Content-Length.
-Also `free_port`, for the servers the benchmarks start.
+Also `serve`, the API server the benchmarks load (uvicorn in a subprocess), and `free_port`.
 """
 
 import asyncio
 import json
 import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -21,6 +26,52 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class ServerDidNotStart(RuntimeError):
+    """The server `serve` started exited, or did not answer /healthz in time."""
+
+
+@contextmanager
+def serve(app_factory: str, *, env: Mapping[str, str], workers: int,
+          start_timeout_s: float = 60.0) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`uvicorn --factory app_factory` with `workers` workers on a free loopback port, without access log;
+    yields (base URL, the server process) once GET /healthz answers 200, and terminates it on exit.
+
+    `env` is the server's whole environment (pass `{**os.environ, ...}`). Raises ServerDidNotStart if the
+    process exits first or `start_timeout_s` pass.
+    """
+    import httpx
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", app_factory, "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
+        env=dict(env),
+    )
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if (code := server.poll()) is not None:
+                raise ServerDidNotStart(f"{app_factory} on {base} exited with status {code} before /healthz answered")
+            if time.monotonic() > deadline:
+                raise ServerDidNotStart(f"{app_factory} on {base}: /healthz did not answer 200 within "
+                                        f"{start_timeout_s:g} s")
+            time.sleep(0.2)
+        yield base, server
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 @dataclass(frozen=True)

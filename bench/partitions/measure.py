@@ -17,13 +17,12 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import subprocess
-import sys
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from datetime import UTC, datetime
 
-from bench.http_load import free_port
+from bench.http_load import serve
 
 NYC = (-74.02, 40.60, -73.78, 40.85)  # mostly land: Manhattan, Brooklyn, Queens, the Bronx
 POST_CATEGORIES = ("flood", "fire", "collision", "power_outage", "gas_leak", "water_main", "violence", "medical",
@@ -122,44 +121,18 @@ async def _post_all(bases: Sequence[str], key: str, urls: Sequence[str], *, run:
     return out
 
 
-def _start(url: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "TOCSIN_DATABASE_URL": url, "TOCSIN_RATE_LIMIT_PER_MIN": "0",
-           "TOCSIN_LOG_LEVEL": "WARNING", "TOCSIN_WARM_POST_CACHES": "false"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "bench.reports.server:app", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", "1", "--log-level", "warning", "--no-access-log"], env=env)
-    return server, f"http://127.0.0.1:{port}"
-
-
-def _wait(server: subprocess.Popen, base: str) -> None:
-    import httpx
-
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or server.poll() is not None:
-            raise RuntimeError("the API server did not start")
-        time.sleep(0.2)
-
-
 def report_latencies(urls: Sequence[str], key: str, *, run: str, n: int, warmup: int = 50) -> list[list[float]]:
     """Milliseconds per POST /v1/reports on each database (a fresh server each), `n` after `warmup`, one at a
     time, alternating between the databases."""
-    started = [_start(url) for url in urls]
-    try:
-        for server, base in started:
-            _wait(server, base)
-        return asyncio.run(_post_all([base for _, base in started], key, urls, run=run, warmup=warmup, n=n))
-    finally:
-        for server, _ in started:
-            server.terminate()
-        for server, _ in started:
-            server.wait(20)
+    common = {**os.environ, "TOCSIN_RATE_LIMIT_PER_MIN": "0", "TOCSIN_LOG_LEVEL": "WARNING",
+              "TOCSIN_WARM_POST_CACHES": "false"}
+    with ExitStack() as servers:
+        bases = []
+        for url in urls:
+            base, _ = servers.enter_context(serve("bench.reports.server:app", env={**common, "TOCSIN_DATABASE_URL": url},
+                                                  workers=1))
+            bases.append(base)
+        return asyncio.run(_post_all(bases, key, urls, run=run, warmup=warmup, n=n))
 
 
 _OBSERVATIONS = """

@@ -11,41 +11,17 @@ Last line: `reports_per_s_direct=<x> reports_per_s_pooled=<y> ratio=<y/x>`.
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
-import time
 
 from bench.db import bench_database
-from bench.http_load import free_port
+from bench.http_load import serve
 from bench.reports.__main__ import DB_NAME, _load, _setup
 
 
 def _serve_and_load(env: dict[str, str], key: str, *, clients: int, workers: int, seconds: float) -> tuple[list, int]:
     """Start the app with `env`, load it, stop it: the accepted reports' latencies and the errors."""
-    import httpx
-
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "bench.reports.server:app", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.2)
+    with serve("bench.reports.server:app", env=env, workers=workers) as (base, _):
         return asyncio.run(_load(base, key, clients=clients, warmup_s=3.0, seconds=seconds))
-    finally:
-        server.terminate()
-        server.wait(20)
 
 
 def main() -> int:

@@ -23,14 +23,13 @@ import asyncio
 import os
 import random
 import statistics
-import subprocess
 import sys
 import time
 import uuid
 
 from bench import cpu
 from bench.db import bench_database
-from bench.http_load import free_port
+from bench.http_load import ServerDidNotStart, serve
 from tocsin import heap
 
 DB_NAME = "tocsin_bench_reports"
@@ -190,40 +189,22 @@ def main() -> int:
     open_seconds = float(os.environ.get("BENCH_OPEN_SECONDS", "10"))
     url = bench_database(settings.database_url, DB_NAME, migrate=False)
     key = _setup(url)
-    port = free_port()
     env = {**os.environ, "TOCSIN_DATABASE_URL": url, "TOCSIN_RATE_LIMIT_PER_MIN": "0", "TOCSIN_LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "bench.reports.server:app", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"],
-        env=env,
-    )
     try:
-        import httpx
-
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                print("the server did not start", file=sys.stderr)
-                return 1
-            time.sleep(0.2)
-        heap.freeze()  # the client times the answers: a full GC pass here would show as latency
-        # bench.cpu: the server with its workers, every PostgreSQL process, and this client.
-        groups = cpu.Groups({"api": lambda: [server.pid], "postgres": "postgres", "client": lambda: [os.getpid()]},
-                            trees=["api"])
-        groups.start()
-        latencies, errors = asyncio.run(_load(base, key, clients=clients, warmup_s=3.0, seconds=seconds))
-        spent = groups.stop()
-        batches, batched = _batches(base)
-        opened = asyncio.run(_open_loop(base, key, rate=open_rate, seconds=open_seconds)) if open_rate > 0 else None
-    finally:
-        server.terminate()
-        server.wait(20)
+        with serve("bench.reports.server:app", env=env, workers=workers) as (base, server):
+            heap.freeze()  # the client times the answers: a full GC pass here would show as latency
+            # bench.cpu: the server with its workers, every PostgreSQL process, and this client.
+            groups = cpu.Groups({"api": lambda: [server.pid], "postgres": "postgres",
+                                 "client": lambda: [os.getpid()]}, trees=["api"])
+            groups.start()
+            latencies, errors = asyncio.run(_load(base, key, clients=clients, warmup_s=3.0, seconds=seconds))
+            spent = groups.stop()
+            batches, batched = _batches(base)
+            opened = (asyncio.run(_open_loop(base, key, rate=open_rate, seconds=open_seconds)) if open_rate > 0
+                      else None)
+    except ServerDidNotStart as exc:
+        print(f"the server did not start: {exc}", file=sys.stderr)
+        return 1
     if not latencies:
         print("no report was accepted", file=sys.stderr)
         return 1

@@ -6,24 +6,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
+from tests.integration.operators_support import auth, tokens  # noqa: F401  (tokens is a fixture)
+
 pytestmark = [pytest.mark.integration, pytest.mark.committing]
-
-
-@pytest.fixture
-def tokens(session_factory):
-    from accounts import operators
-    from db.session import transaction
-
-    now = datetime.now(UTC)
-    out = {}
-    with transaction(session_factory) as session:
-        for name, role in (("vera", "viewer"), ("olive", "operator"), ("ada", "admin")):
-            _, out[name] = operators.add_operator(session, name=name, role=role, now=now)
-    return out
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def raise_alert(client, utility_key, *, external_id="D1") -> int:

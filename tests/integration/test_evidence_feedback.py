@@ -8,23 +8,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.integration.operators_support import auth, tokens  # noqa: F401  (tokens is a fixture)
 from tests.integration.posts_support import entries
 
 pytestmark = [pytest.mark.integration, pytest.mark.committing]
 DATA = Path(__file__).resolve().parents[1] / "data"
-
-
-@pytest.fixture
-def tokens(session_factory):
-    from accounts import operators
-    from db.session import transaction
-
-    now = datetime.now(UTC)
-    out = {}
-    with transaction(session_factory) as session:
-        for name, role in (("vera", "viewer"), ("olive", "operator"), ("ada", "admin")):
-            _, out[name] = operators.add_operator(session, name=name, role=role, now=now)
-    return out
 
 
 @pytest.fixture
@@ -36,10 +24,6 @@ def partner_key(session_factory):
     with transaction(session_factory) as session:
         gazetteer_store.save_entries(session, entries=entries())
         return keys.issue_key(session, role="partner", label="test partner")
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def add_posts(client, partner_key, *items) -> list[int]:
