@@ -1,4 +1,5 @@
-"""Operators for the control-room API tests: a viewer, an operator and an admin, and their bearer header."""
+"""Operators for the control-room API tests: a viewer, an operator and an admin, their bearer header, and signing
+in from the map's own origin (the tests' public_base_url is http://tocsin.test)."""
 
 from datetime import UTC, datetime
 
@@ -22,3 +23,13 @@ def tokens(session_factory) -> dict[str, str]:
 def auth(token: str) -> dict[str, str]:
     """The Authorization header for an operator token (or any API key)."""
     return {"Authorization": f"Bearer {token}"}
+
+
+SAME = {"Origin": "http://tocsin.test"}  # what a browser on the map sends
+
+
+def sign_in(client, token: str) -> str:
+    """Sign in from the map's origin; returns the session cookie."""
+    r = client.post("/v1/session", json={"token": token}, headers=SAME)
+    assert r.status_code == 200, r.text
+    return client.cookies["tocsin_session"]
