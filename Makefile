@@ -5,6 +5,10 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 WITH_SERVICES := source var/services.env &&
+# Python writes bytecode as it first imports a module, so each module in use is compiled once (the bootstrap
+# compiles nothing). A machine-wide PYTHONDONTWRITEBYTECODE=1 would make every test process and every CLI run
+# compile all it imports again, so it is cleared for these targets.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help setup services services-stop services-status demo test test-unit lint eval bench clean
 

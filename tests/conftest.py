@@ -226,6 +226,9 @@ def settings(database_url, direct_database_url, mqtt_url, topic_prefix):
         # No retention purge in the tests' workers: fixed-date test rows would age past the periods and go
         # mid-test. tests/integration/test_retention.py purges with chosen times.
         purge_interval_s=0,
+        # A full collection of this process's heap at every app start cost the suite about 35 s of CPU;
+        # tests/unit/test_heap.py checks the freeze itself, and that the API does it by default.
+        freeze_heap=False,
     )
 
 

@@ -213,9 +213,11 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
         if getattr(app.state, "rules_provider", None) is not None:
             app.state.rules_provider.install_sighup()
         # What start-up built lives as long as the process: out of the collector's full passes (tocsin.heap).
-        heap.freeze()
+        if settings.freeze_heap:
+            heap.freeze()
         if warm and settings.warm_post_caches:
-            warmup.start_warming(app.state.sessionmaker, app.state.posts, then=heap.freeze)
+            warmup.start_warming(app.state.sessionmaker, app.state.posts,
+                                 then=heap.freeze if settings.freeze_heap else None)
         try:
             yield
         finally:

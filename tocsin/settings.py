@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     # `tocsin serve` builds the post pipeline's caches (gazetteer outlines' zone weights) in the background
     # as it starts (ingest.posts.warmup); a deployment that takes no public posts can skip the CPU it costs.
     warm_post_caches: bool = True
+    # Long-running processes (API, worker) move what start-up built out of the collector's full passes
+    # (tocsin.heap). A process that starts many apps in turn (the test suite) would pay a full collection
+    # of its whole heap for each, so the tests turn it off; tests/unit/test_heap.py covers it on.
+    freeze_heap: bool = True
     public_base_url: str = "http://127.0.0.1:8000"
     # Operator sessions (accounts.sessions). Idle: an hour without a request or an open live map ends a
     # session (an open map counts as use, so a wall screen stays signed in); absolute: one 12 h shift,

@@ -220,7 +220,8 @@ def run(settings: Settings, *, stop: threading.Event | None = None, roles: tuple
     _prune_heartbeats(settings)
     metrics = WorkerMetrics()  # this process's own registry, served on TOCSIN_WORKER_METRICS_PORT (0: not)
     stop_serving = metrics.serve(host=settings.api_host, port=settings.worker_metrics_port)
-    heap.freeze()  # start-up's objects out of the collector's full passes (tocsin.heap)
+    if settings.freeze_heap:
+        heap.freeze()  # start-up's objects out of the collector's full passes (tocsin.heap)
     try:
         supervise(role_runners(settings, provider, roles, metrics), stop)
     finally:

@@ -2,8 +2,9 @@
 
 Each operation is called with the credential its `security` declares (tests/integration/api_fuzz.py);
 every generated request, valid and deliberately invalid, must get a non-5xx answer whose status,
-content type and body the document declares. About 1,100 cases in all; `python -m bench.schemathesis`
-runs the same with more examples per operation.
+content type and body the document declares. About 700 cases in all, most of the time spent generating
+them (hypothesis), not in the app; `python -m bench.schemathesis` runs the same with more examples per
+operation, for a deeper search.
 """
 
 import pytest
@@ -13,7 +14,7 @@ from pydantic import SecretStr
 # The app, on the engine its lifespan opens.
 pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
-POSITIVE, NEGATIVE = 25, 12  # examples per operation and mode (parameterless operations exhaust at 1)
+POSITIVE, NEGATIVE = 15, 8  # examples per operation and mode (parameterless operations exhaust at 1)
 
 
 def test_every_operation_never_5xx_and_matches_its_schema(settings, districts, session_factory):
@@ -30,7 +31,7 @@ def test_every_operation_never_5xx_and_matches_its_schema(settings, districts, s
 
     assert result.server_errors == 0, [(k, result.samples[k]) for k in result.statuses if k[1] >= 500]
     assert result.failures == [], "\n".join(result.failures)
-    assert result.cases >= 1000, result.cases
+    assert result.cases >= 600, result.cases
     operations = {label for label, _ in result.statuses}
     assert len(operations) >= 35, sorted(operations)
     # The credentials worked: operations of each kind of caller got past authentication.

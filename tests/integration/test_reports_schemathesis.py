@@ -17,8 +17,9 @@ from schemathesis.checks import (
 # The app, on the engine its lifespan opens.
 pytestmark = [pytest.mark.integration, pytest.mark.committing]
 
-# Per operation and mode; 5 operations x (70 + 40) = 550 cases at most (simple parameters can exhaust earlier).
-EXAMPLES = {GenerationMode.POSITIVE: 70, GenerationMode.NEGATIVE: 40}
+# Per operation and mode; 5 operations x (40 + 25) = 325 cases at most (simple parameters can exhaust earlier).
+# test_api_schemathesis covers these operations too, and bench.schemathesis searches deeper.
+EXAMPLES = {GenerationMode.POSITIVE: 40, GenerationMode.NEGATIVE: 25}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 OPERATIONS = {("POST", "/v1/reports"), ("GET", "/v1/reports"), ("GET", "/v1/reports/{report_id}"),
               ("PATCH", "/v1/reports/{report_id}"), ("POST", "/v1/reports:batch")}
@@ -51,6 +52,6 @@ def test_report_endpoints_never_5xx_and_match_their_schema(settings, districts, 
 
                 run()
 
-    assert len(calls) >= 500, len(calls)
+    assert len(calls) >= 300, len(calls)
     assert {(m, p) for m, p, _ in calls} == OPERATIONS
     assert any(code in (200, 201) for _, _, code in calls), "no generated request was accepted"

@@ -206,6 +206,14 @@ def test_load_lexicon_from_path(tmp_path: Path) -> None:
     assert clf.classify("gas leak", lexicon).category == "none"
 
 
+def test_load_lexicon_reads_a_changed_file_again(tmp_path: Path) -> None:
+    path = tmp_path / "lexicon.yaml"
+    path.write_text("categories: {flood: {flooding: 1.5}}\n")
+    assert clf.load_lexicon(path) is clf.load_lexicon(path)  # compiled once while the file stays the same
+    path.write_text("categories: {fire: {flooding: 1.5}}\n")
+    assert clf.classify("flooding on 5th", clf.load_lexicon(path)).category == "fire"
+
+
 @pytest.mark.parametrize("pairs, expected", [
     ([("fire", "fire"), ("none", "none")], 1.0),
     ([("fire", "none"), ("none", "fire")], 0.0),

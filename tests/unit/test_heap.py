@@ -47,3 +47,17 @@ def test_the_api_freezes_its_heap_as_it_starts(monkeypatch):
     assert calls == []
     with TestClient(app):
         assert calls == ["freeze"]
+
+
+def test_an_app_told_not_to_freeze_leaves_the_heap_alone(monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from tocsin.app import create_app
+    from tocsin.settings import Settings
+
+    calls = []
+    monkeypatch.setattr(heap, "freeze", lambda: calls.append("freeze") or 0)
+    settings = Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:9/none", mqtt_url="mqtt://127.0.0.1:9",
+                        freeze_heap=False)
+    with TestClient(create_app(settings)):
+        assert calls == []
