@@ -14,7 +14,7 @@ unexport PYTHONDONTWRITEBYTECODE
 
 help:
 	@echo "make demo            set up, start PostGIS + Mosquitto, load NYC zones, run API + dispatcher"
-	@echo "make test            set up, start services, run the whole test suite (and its pooled part via PgBouncer)"
+	@echo "make test            set up, start services, run the whole test suite (its pooled part twice, once via PgBouncer)"
 	@echo "make lint            ruff (errors only) and the import rules (layering, no cycles)"
 	@echo "make services        start the local PostGIS, Mosquitto and PgBouncer (idempotent)"
 	@echo "make services-stop   stop them"
@@ -35,14 +35,13 @@ services-status:
 demo: setup services
 	@scripts/demo.sh
 
-# Then the tests marked `pooled` once more, through the local PgBouncer in transaction pooling mode.
+# Tests marked `pooled` run twice in it, the second time ([pooler]) through the local PgBouncer.
 # TEST_JOBS pytest-xdist processes (one per core by default), each with its own database; a file's tests
 # stay together in one process (--dist loadfile), so its module fixtures (servers, browsers) start once.
 TEST_JOBS ?= auto
 PYTEST_PARALLEL := -n $(TEST_JOBS) --dist loadfile
 test: setup services lint
 	@$(WITH_SERVICES) $(PY) -m pytest -q $(PYTEST_PARALLEL)
-	@$(WITH_SERVICES) TOCSIN_TEST_THROUGH_POOLER=1 $(PY) -m pytest -q -m pooled $(PYTEST_PARALLEL)
 
 lint: setup
 	@$(VENV)/bin/ruff check .

@@ -63,15 +63,26 @@ def pooled_database_url(direct_database_url) -> str:
     return make_url(_service_url("TOCSIN_PGBOUNCER_URL")).set(database=name).render_as_string(hide_password=False)
 
 
-# `TOCSIN_TEST_THROUGH_POOLER=1 pytest -m pooled` (the second run of `make test`): the tests' engines, the
-# app and the worker reach the database through PgBouncer; LISTEN and the test database's set-up go direct.
-THROUGH_POOLER = os.environ.get("TOCSIN_TEST_THROUGH_POOLER") == "1"
+def pytest_generate_tests(metafunc) -> None:
+    """A test marked `pooled` runs twice: `[direct]`, and `[pooler]` with the tests' engines, the app and the
+    worker reaching the database through PgBouncer (LISTEN and the test database's set-up still go direct).
+    The direct run's parameter is None, the cache key of every unmarked test, so the session's engine and
+    its kin are rebuilt only where a `[pooler]` run starts or ends (pytest groups those runs together)."""
+    if metafunc.definition.get_closest_marker("pooled") and "database_route" in metafunc.fixturenames:
+        metafunc.parametrize("database_route", [None, "pooler"], ids=["direct", "pooler"], indirect=True,
+                             scope="session")
 
 
 @pytest.fixture(scope="session")
-def database_url(request, direct_database_url) -> str:
-    """The URL the code under test uses: direct, or through PgBouncer when TOCSIN_TEST_THROUGH_POOLER=1."""
-    return request.getfixturevalue("pooled_database_url") if THROUGH_POOLER else direct_database_url
+def database_route(request) -> str:
+    """'pooler' in the second run of a test marked `pooled` (pytest_generate_tests), else 'direct'."""
+    return getattr(request, "param", None) or "direct"
+
+
+@pytest.fixture(scope="session")
+def database_url(request, database_route, direct_database_url) -> str:
+    """The URL the code under test uses: direct, or through PgBouncer in a `[pooler]` run."""
+    return request.getfixturevalue("pooled_database_url") if database_route == "pooler" else direct_database_url
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 nothing on a server connection past a transaction, and a report and a posts batch go through the app with its
 database URL on the pooler, their alert events reaching MQTT through the relay, whose LISTEN goes direct.
 
-Runs in every test run; `make test` also runs the tests marked `pooled` through the pooler."""
+Runs in every test run, as do the `[pooler]` runs of the tests marked `pooled` (tests/conftest.py)."""
 
 import json
 import threading
@@ -160,3 +160,18 @@ def test_report_and_posts_through_the_pooler_reach_mqtt(client, utility_key, par
     # The app's connections are PgBouncer's clients (its pool keeps them open while the app runs).
     name = make_url(pooled_database_url).database
     assert [c for c in _pooler_admin(pooled_database_url, "SHOW CLIENTS") if c["database"] == name]
+
+
+@pytest.mark.pooled
+def test_the_pooler_run_of_a_pooled_test_goes_through_pgbouncer(engine, database_route, pooled_database_url,
+                                                               direct_database_url):
+    """The `[pooler]` runs (tests/conftest.py) are what they say: the session's engine is PgBouncer's client."""
+    name = make_url(pooled_database_url).database
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+        clients = [c for c in _pooler_admin(pooled_database_url, "SHOW CLIENTS") if c["database"] == name]
+        if database_route == "pooler":
+            assert clients, "no PgBouncer client while the [pooler] run's engine holds a connection"
+            assert engine.url.port == make_url(pooled_database_url).port
+        else:
+            assert engine.url.port == make_url(direct_database_url).port
