@@ -86,6 +86,15 @@ def database_url(request, database_route, direct_database_url) -> str:
 
 
 @pytest.fixture(scope="session")
+def demo_gazetteer_entries():
+    """The demo gazetteer's entries (New York, built from the installed packages), built once per process:
+    building takes about two seconds. Shared, so never changed by a test."""
+    from geo import gazetteer_builders
+
+    return tuple(gazetteer_builders.build_demo_entries())
+
+
+@pytest.fixture(scope="session")
 def mqtt_url() -> str:
     return _service_url("TOCSIN_MQTT_URL")
 

@@ -125,8 +125,8 @@ def test_equal_area_radius_of_a_known_square():
 
 
 @pytest.fixture(scope="module")
-def demo_entries():
-    return gazetteer_builders.build_demo_entries()
+def demo_entries(demo_gazetteer_entries):
+    return list(demo_gazetteer_entries)
 
 
 def test_demo_entries_cover_the_packages(demo_entries):

@@ -7,7 +7,6 @@ from shapely.geometry import LineString, Point, box
 
 from geo import gazetteer
 
-from geo import gazetteer_builders
 from geo.distance import haversine_m
 from geo.geotag import Geotag, geotag
 
@@ -197,8 +196,8 @@ def test_haversine_known_distance():
     assert haversine_m(-73.9, 40.7, -73.9, 40.7) == 0
 
 
-def test_demo_gazetteer_real_names():
-    idx = _demo_index()
+def test_demo_gazetteer_real_names(demo_gazetteer_entries):
+    idx = gazetteer.GazetteerIndex(list(demo_gazetteer_entries))
     boroughs = {e.name: e.geometry for e in idx.entries if e.kind == "borough"}
     tag = geotag("flooding in Astoria", idx, bounds=NYC)
     assert tag is not None and boroughs["Queens"].contains(tag.point)
@@ -211,11 +210,3 @@ def test_demo_gazetteer_real_names():
     assert tag is not None and boroughs["Brooklyn"].contains(tag.point)
     assert geotag("Chelsea FC lost again", idx, bounds=NYC) is None
 
-
-_DEMO = []
-
-
-def _demo_index():
-    if not _DEMO:
-        _DEMO.append(gazetteer.GazetteerIndex(gazetteer_builders.build_demo_entries()))
-    return _DEMO[0]

@@ -21,10 +21,10 @@ REFUSED_FLOOR = 0.85
 
 
 @pytest.fixture(scope="module")
-def results():
+def results(demo_gazetteer_entries):
     if not POSTS.exists():
         pytest.skip(f"{POSTS} is missing")
-    index = gazetteer.GazetteerIndex(gazetteer_builders.build_demo_entries())
+    index = gazetteer.GazetteerIndex(list(demo_gazetteer_entries))
     rows = [json.loads(line) for line in POSTS.read_text(encoding="utf-8").splitlines() if line.strip()]
     return [(row, geotag(row["text"], index, bounds=gazetteer_builders.NYC_BBOX)) for row in rows]
 
