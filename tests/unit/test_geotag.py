@@ -6,7 +6,6 @@ import pytest
 from shapely.geometry import LineString, Point, box
 
 from geo import gazetteer
-
 from geo.distance import haversine_m
 from geo.geotag import Geotag, geotag
 
