@@ -35,12 +35,14 @@ services-status:
 demo: setup services
 	@scripts/demo.sh
 
+# Ruff first, then the whole suite, which holds the rest of `make lint` (tests/unit/test_import_rules.py).
 # Tests marked `pooled` run twice in it, the second time ([pooler]) through the local PgBouncer.
 # TEST_JOBS pytest-xdist processes (one per core by default), each with its own database; a file's tests
 # stay together in one process (--dist loadfile), so its module fixtures (servers, browsers) start once.
 TEST_JOBS ?= auto
 PYTEST_PARALLEL := -n $(TEST_JOBS) --dist loadfile
-test: setup services lint
+test: setup services
+	@$(VENV)/bin/ruff check .
 	@$(WITH_SERVICES) $(PY) -m pytest -q $(PYTEST_PARALLEL)
 
 lint: setup
