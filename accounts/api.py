@@ -15,6 +15,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from accounts import keys, operators, sessions
 from accounts.errors import RateLimited
@@ -118,18 +119,24 @@ def within_rate_limit(request: Request, caller: keys.Caller) -> keys.Caller:
 UtilityDep = Annotated[keys.Caller, Depends(current_utility)]
 
 
-def released_caller(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(utility_bearer)]
-) -> keys.Caller:
-    """The caller, looked up outside any transaction: a report waiting for its group commit
-    (ingest.reports.writer) holds no database connection."""
-    return keys.authenticate_outside(request.app.state.engine, key=credentials.credentials if credentials else None)
+class _ReleasedUtilityKey(HTTPBearer):
+    """POST /v1/reports' caller as a single dependency: the utilityKey scheme (`utility_bearer`'s, so OpenAPI
+    shows the same), the key looked up outside any transaction (a report waiting for its group commit,
+    ingest.reports.writer, holds no database connection), then `_utility`'s role check and rate limit.
+
+    One dependency rather than three (scheme, lookup, check): FastAPI solves each one on every report. The
+    lookup runs in the thread pool whose size matches the engine's pool (settings.api_concurrency). The
+    key is looked up on every request (no cache), so a revoked key gets 401 on its next one."""
+
+    async def __call__(self, request: Request) -> keys.Caller:  # type: ignore[override]
+        credentials = await super().__call__(request)
+        caller = await run_in_threadpool(keys.authenticate_outside, request.app.state.engine,
+                                         key=credentials.credentials if credentials else None)
+        return _utility(request, caller)
 
 
-async def released_utility(request: Request, caller: Annotated[keys.Caller, Depends(released_caller)]) -> keys.Caller:
-    return _utility(request, caller)
-
-
+released_utility = _ReleasedUtilityKey(auto_error=False, scheme_name=utility_bearer.scheme_name,
+                                       description=utility_bearer.model.description)
 ReleasedUtilityDep = Annotated[keys.Caller, Depends(released_utility)]
 
 

@@ -26,7 +26,7 @@ from accounts import keys
 from ingest.reports import queries as report_queries, updates as report_updates, service as reports
 from ingest.reports.schemas import (
     POINT_EXAMPLE, BatchItemError, BatchItemResult, BatchResult, Category, FeatureCollectionIn, HistoryEntry,
-    Problem, ReportCreate, ReportDetail, ReportPage, ReportRead, ReportUpdate, Status, ZoneRef,
+    Problem, ReportCreate, ReportDetail, ReportPage, ReportRead, ReportUpdate, Status,
 )
 
 _TOKEN = r"^[\x21-\x7e]{1,200}$"  # visible ASCII: safe to store and echo
@@ -71,10 +71,12 @@ ReportId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The report id fr
                                 examples=[7])]
 
 
-def _zones_by_layer(zones: list[ZoneMatch]) -> dict[str, list[ZoneRef]]:
-    out: dict[str, list[ZoneRef]] = {}
+def _zones_by_layer(zones: list[ZoneMatch]) -> dict[str, list[dict[str, Any]]]:
+    """ReportRead.zones as plain dicts: its validation makes them ZoneRefs in one pass, without a model
+    __init__ per zone."""
+    out: dict[str, list[dict[str, Any]]] = {}
     for z in zones:
-        out.setdefault(z.layer, []).append(ZoneRef(code=z.code, name=z.name, weight=round(z.weight, 4)))
+        out.setdefault(z.layer, []).append({"code": z.code, "name": z.name, "weight": round(z.weight, 4)})
     return out
 
 

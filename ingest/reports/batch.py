@@ -90,13 +90,13 @@ def _insert(session: Session, subs: Sequence[reports.Submission], located: dict[
     for i in batch:
         sub, loc = subs[i], located[i]
         props, caller = sub.body.properties, sub.caller
-        raw = sub.body.model_dump(mode="json")
+        raw = sub.raw
         for k, v in (
                 ("ord", i), ("ext", f"{caller.utility_id}:{props.external_id}"),
                 ("author", f"utility:{caller.utility_id}"), ("text", props.description), ("category", props.category),
                 ("observed_at", props.started_at or sub.now), ("now", sub.now), ("wkt", loc.geom.wkt),
                 ("unc", where.uncertainty_m(loc.geom)),
-                ("method", "coordinates" if loc.method == "geometry" else loc.method), ("raw", json.dumps(raw)),
+                ("method", "coordinates" if loc.method == "geometry" else loc.method), ("raw", sub.raw_json),
                 ("utility_id", caller.utility_id), ("external_id", props.external_id), ("status", props.status),
                 ("customers", props.customers_affected), ("cause", props.cause), ("started_at", props.started_at),
                 ("etr", props.estimated_restore_at), ("body_hash", sub.digest), ("idem", sub.idempotency_key),

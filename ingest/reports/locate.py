@@ -10,10 +10,11 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from accounts.keys import Caller
+from geo.errors import InvalidGeometry
 from geo.geojson import area_km2, check_limits, parse_geometry, repair
 from geo.jurisdiction import Jurisdiction
 from ingest.errors import OutsideJurisdiction, OutsideTerritory, UnknownLocation
-from ingest.reports.schemas import ReportCreate
+from ingest.reports.schemas import ReportCreate, parsed_shape
 
 POINT_UNCERTAINTY_M = 25.0
 ZIP_LAYER = "zcta"
@@ -82,8 +83,16 @@ def zip_polygon(session: Session, *, zip_code: str, field_name: str) -> BaseGeom
 
 
 def drawn(body: ReportCreate, *, max_vertices: int, max_area_km2: float) -> Located:
-    """The footprint the utility drew, parsed, repaired when it can be, and within the limits."""
-    geom, repaired = repair(parse_geometry(body.geometry, max_vertices=max_vertices))
+    """The footprint the utility drew, parsed, repaired when it can be, and within the limits. The schema's
+    validation parsed it already (schemas.parsed_shape): only a body built without validation is parsed here."""
+    geom = parsed_shape(body.geometry)
+    if geom is None:
+        geom = parse_geometry(body.geometry, max_vertices=max_vertices)
+    elif geom.geom_type != "Point" and (n := shapely.get_num_coordinates(geom)) > max_vertices:
+        # parse_geometry's own check at the configured limit (the schema's limit is structural only): it
+        # counts the vertices as sent, before a repair could change their number.
+        raise InvalidGeometry(f"geometry has {n} vertices, more than the limit of {max_vertices}", n)
+    geom, repaired = repair(geom)
     check_limits(geom, max_vertices=max_vertices, max_area_km2=max_area_km2)
     return Located(geom, "geometry", repaired)
 

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from shapely.geometry.base import BaseGeometry
 
 from db.openapi import Problem  # noqa: F401  (re-exported: the one error schema every API shares)
 from geo.errors import InvalidGeometry
@@ -57,14 +58,29 @@ def check_json_values(value: Any, where: str = "body") -> None:
             check_json_values(v, f"{where}[{i}]")
 
 
+class ParsedGeometry(dict):
+    """A body's GeoJSON geometry as sent (a plain dict to pydantic, JSON and ==), holding the shapely geometry
+    its validation built (`shape`): ingest.reports.locate uses that rather than parse the GeoJSON again."""
+
+    __slots__ = ("shape",)
+    shape: BaseGeometry
+
+
+def parsed_shape(geometry: dict[str, Any] | None) -> BaseGeometry | None:
+    """The shapely geometry the schema built for `geometry`; None for a body that was not validated."""
+    return geometry.shape if isinstance(geometry, ParsedGeometry) else None
+
+
 def _geometry_or_error(v: dict[str, Any] | None) -> dict[str, Any] | None:
     if v is None:
         return v
     try:
-        parse_geometry(v, max_vertices=_STRUCTURE_MAX_VERTICES)
+        shape = parse_geometry(v, max_vertices=_STRUCTURE_MAX_VERTICES)
     except InvalidGeometry as exc:
         raise ValueError(exc.reason) from None
-    return v
+    parsed = ParsedGeometry(v)
+    parsed.shape = shape
+    return parsed
 
 
 class ReportProperties(BaseModel):

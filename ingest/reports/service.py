@@ -35,8 +35,14 @@ EXTENT_METHOD = "coordinates"  # observations.geotag_method of a footprint the u
 TERMINAL_STATUSES = frozenset({"restored", "cancelled"})
 
 
-def body_hash(body: ReportCreate) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+def canonical_json(raw: dict[str, Any]) -> str:
+    """A body's JSON values as text with sorted keys and no spaces. Its digest is utility_reports.body_hash (a
+    retry has the same, a conflict another); it is also the text of the observation's raw jsonb, which keeps
+    neither key order nor spacing, so that stores the same value as any other dump of the body."""
+    return json.dumps(raw, sort_keys=True, separators=(",", ":"))
+
+
+def digest_of(canonical: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -161,6 +167,9 @@ class Submission:
     max_area_km2: float
     max_vertices: int
     now: datetime
+    # The body as JSON values and as `canonical_json`, dumped once here for the digest and the write.
+    raw: dict[str, Any]
+    raw_json: str
 
 
 @dataclass
@@ -181,8 +190,11 @@ def prepare(*, caller: Caller, body: ReportCreate, idempotency_key: str | None,
     if body.geometry is not None:
         located = drawn(body, max_vertices=max_vertices, max_area_km2=max_area_km2)
         check_jurisdiction(located.geom, jurisdiction_bbox)
-    return Submission(caller, body, idempotency_key, body_hash(body), located, jurisdiction_bbox, max_area_km2,
-                      max_vertices, now)
+    raw = body.model_dump(mode="json")
+    raw_json = canonical_json(raw)
+    return Submission(caller=caller, body=body, idempotency_key=idempotency_key, digest=digest_of(raw_json),
+                      located=located, jurisdiction_bbox=jurisdiction_bbox, max_area_km2=max_area_km2,
+                      max_vertices=max_vertices, now=now, raw=raw, raw_json=raw_json)
 
 
 def create_report(
@@ -225,7 +237,7 @@ def write(session: Session, sub: Submission, *, rules: Sequence[Rule], lock: boo
     check_territory(session, caller=caller, geom=geom)
 
     observed_at = props.started_at or now
-    raw = body.model_dump(mode="json")
+    raw = sub.raw
     # ON CONFLICT makes two identical concurrent POSTs store one report (the loser waits on the unique index,
     # then finds the winner's), and a retry is found only when something conflicts: no extra look-up first.
     attributes = _attributes(status=props.status, customers_affected=props.customers_affected)
@@ -239,7 +251,7 @@ def write(session: Session, sub: Submission, *, rules: Sequence[Rule], lock: boo
         "ext": f"{caller.utility_id}:{props.external_id}", "author": f"utility:{caller.utility_id}",
         "text": props.description, "category": props.category, "observed_at": observed_at, "now": now,
         "wkt": geom.wkt, "unc": uncertainty_m(geom), "method": "coordinates" if located.method == "geometry"
-        else located.method, "raw": json.dumps(raw), "utility_id": caller.utility_id,
+        else located.method, "raw": sub.raw_json, "utility_id": caller.utility_id,
         "external_id": props.external_id, "status": props.status, "customers": props.customers_affected,
         "cause": props.cause, "started_at": props.started_at, "etr": props.estimated_restore_at,
         "body_hash": digest, "idem": idempotency_key, "key_id": caller.key_id,

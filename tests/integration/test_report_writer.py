@@ -219,3 +219,33 @@ def test_concurrent_http_requests_share_commits_and_fail_alone(client, utility_k
     assert _alert_zones(engine) == ["A", "B", "C"]
     writer = client.app.state.report_writer
     assert writer.reports == 12 and writer.batches <= 12
+
+
+def test_stored_raw_body_and_hash_are_those_of_the_body_as_dumped(writer, caller, engine, session_factory):
+    # prepare dumps the body once (canonical_json) for the digest and the observation's raw jsonb: both must
+    # stay what a plain dump of the body gives, or retries of reports stored before would read as conflicts.
+    import hashlib
+    import json
+
+    from alerts.rules import load_rules
+    from ingest.reports import service as reports
+    from ingest.reports.schemas import ReportCreate
+
+    bodies = [_gas("RAW1", "A", description="Gasgeruch, Straße – «fuite»", customers_affected=3),
+              report({"type": "Polygon", "coordinates": [[[-73.98, 40.72], [-73.97, 40.72], [-73.97, 40.73],
+                                                          [-73.98, 40.72]]]}, external_id="RAW2", cause="ü 1.5")]
+    out = writer.write_batch(_subs(caller, bodies[:1]))
+    with session_factory() as session:  # the single-report path (the batch endpoint's)
+        single = reports.create_report(session, caller=caller, body=ReportCreate.model_validate(bodies[1]),
+                                       idempotency_key=None, rules=load_rules(RULES_PATH), jurisdiction_bbox=BBOX,
+                                       now=datetime.now(UTC))
+        session.commit()
+    for body, result in zip(bodies, [out[0], single], strict=True):
+        dumped = ReportCreate.model_validate(body).model_dump(mode="json")
+        expected_hash = hashlib.sha256(json.dumps(dumped, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        assert result.report.body_hash == expected_hash
+        assert _scalar(engine, "SELECT body_hash FROM utility_reports WHERE id = :id", id=result.report.id) == \
+            expected_hash
+        assert _scalar(engine, "SELECT o.raw = CAST(:raw AS jsonb) FROM observations o JOIN utility_reports r "
+                               "ON r.observation_id = o.id WHERE r.id = :id", raw=json.dumps(dumped),
+                       id=result.report.id)

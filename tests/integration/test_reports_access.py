@@ -59,3 +59,46 @@ def test_revoked_key_is_401_and_rotated_key_works(client, utility_key, session_f
     assert client.get("/v1/reports", headers=auth(utility_key)).status_code == 401
     assert client.get("/v1/reports", headers=auth(rotated)).status_code == 200
     assert client.get("/v1/reports", headers=auth(second)).status_code == 200
+
+
+def test_post_with_a_key_revoked_since_its_last_post_is_401(client, utility_key, session_factory):
+    # POST /v1/reports looks its key up outside the request's transaction (accounts.api.released_utility):
+    # every request asks the database, so a revocation counts from the next request on.
+    from datetime import UTC, datetime
+
+    from db.session import transaction
+    from accounts import keys
+
+    assert client.post("/v1/reports", json=report(external_id="BEFORE"), headers=auth(utility_key)).status_code == 201
+    with transaction(session_factory) as session:
+        caller = keys.authenticate(session, key=utility_key)
+        keys.revoke_key(session, key_id=caller.key_id, now=datetime.now(UTC))
+    r = client.post("/v1/reports", json=report(external_id="AFTER"), headers=auth(utility_key))
+    assert r.status_code == 401 and r.json()["detail"] == "invalid or revoked API key"
+    assert r.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_post_with_a_partner_key_is_403(client, session_factory):
+    from db.session import transaction
+    from accounts import keys
+
+    with transaction(session_factory) as session:
+        partner = keys.issue_key(session, role="partner", label="news desk")
+    r = client.post("/v1/reports", json=report(), headers=auth(partner))
+    assert r.status_code == 403 and r.json()["detail"] == "this endpoint needs a utility API key"
+
+
+def test_post_checks_the_key_before_the_body(client, utility_key):
+    # A bad key with a bad body is 401, not 422: nothing about the body is answered to an unknown caller.
+    r = client.post("/v1/reports", json={"type": "Feature", "geometry": {"type": "Point", "coordinates": [0, 200]}},
+                    headers=auth("tk_not-a-real-key"))
+    assert r.status_code == 401 and r.json()["detail"] == "invalid or revoked API key"
+    assert client.post("/v1/reports", json={"type": "Feature"}).status_code == 401
+
+
+def test_openapi_names_the_utility_key_scheme_on_post_reports(client):
+    doc = client.get("/openapi.json").json()
+    assert doc["paths"]["/v1/reports"]["post"]["security"] == [{"utilityKey": []}]
+    assert doc["paths"]["/v1/reports"]["get"]["security"] == [{"utilityKey": []}]
+    assert doc["components"]["securitySchemes"]["utilityKey"] == {
+        "type": "http", "scheme": "bearer", "description": "A utility API key from `tocsin utilities add`."}
