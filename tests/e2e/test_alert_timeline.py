@@ -28,6 +28,10 @@ def test_timeline_counts_the_evidence_and_shows_each_state(page_for, live_server
     page.wait_for_function("document.getElementById('action-status').textContent === 'Acknowledged'", timeout=5_000)
     states = page.eval_on_selector_all("#detail-timeline .state", "s => s.map(x => x.dataset.state)")
     assert states == ["open", "acknowledged"]
+    # The acknowledgement's live event re-renders the panel, sometimes after the action's own refresh: the
+    # outcome stays in view.
+    page.evaluate("window.tocsin.refreshPanel()")
+    assert page.inner_text("#action-status") == "Acknowledged"
     assert page.errors == []
 
 

@@ -40,6 +40,7 @@ const debug = {
   beeps: () => attention.beeps,
   muted: () => attention.muted,
   uncertaintyStyle: (id) => { const o = mapView.observations.get(id); return o && o.circle ? { ...o.circle.options } : null; },
+  refreshPanel: () => panel.refresh(),  // as a live event for the selected alert does
   marks: () => performance.getEntriesByType("mark").filter((m) => m.name.startsWith("tocsin:"))
     .map((m) => [m.name, Math.round(m.startTime)]),
 };

@@ -288,7 +288,10 @@ export class AlertsPanel {
       ends_at: new Date(Date.now() + Number(duration.value) * 60000).toISOString(),
       comment: note.value.trim() || `silenced from the live map (alert ${alert.id})`,
     }, "Silenced", () => this.loadSilences()) }, "Silence"));
-    out.push(el("span", { id: "action-status", role: "status", class: "muted" }));
+    // The last outcome of an action on this alert: a re-render (a live event for it, arriving after the
+    // action's own refresh) must not wipe it.
+    const last = this.lastStatus && this.lastStatus.alertId === alert.id ? this.lastStatus.text : "";
+    out.push(el("span", { id: "action-status", role: "status", class: "muted" }, last));
     return out;
   }
 
@@ -304,6 +307,7 @@ export class AlertsPanel {
   }
 
   status(text) {
+    this.lastStatus = { alertId: this.selectedId, text };
     const s = document.getElementById("action-status");
     if (s) s.textContent = text;
   }
