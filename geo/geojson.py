@@ -66,10 +66,15 @@ def parse_geometry(obj: Any, *, max_vertices: int = 10_000) -> BaseGeometry:
         if not isinstance(coords, Sequence) or isinstance(coords, str) or not coords:
             raise InvalidGeometry(f"geometry.coordinates: a MultiPolygon is a list of polygons, got {coords!r}", coords)
         geom = MultiPolygon([_polygon(p, f"geometry.coordinates[{i}]") for i, p in enumerate(coords)])
+    check_vertices(geom, max_vertices=max_vertices)
+    return geom
+
+
+def check_vertices(geom: BaseGeometry, *, max_vertices: int) -> None:
+    """Refuse a geometry of more than `max_vertices` vertices."""
     n = shapely.get_num_coordinates(geom)
     if n > max_vertices:
         raise InvalidGeometry(f"geometry has {n} vertices, more than the limit of {max_vertices}", n)
-    return geom
 
 
 def repair(geom: BaseGeometry) -> tuple[BaseGeometry, str | None]:
@@ -116,9 +121,7 @@ def area_km2(geom: BaseGeometry) -> float:
 
 def check_limits(geom: BaseGeometry, *, max_vertices: int, max_area_km2: float) -> None:
     """Refuse footprints with too many vertices or too large an area; both limits are configurable."""
-    n = shapely.get_num_coordinates(geom)
-    if n > max_vertices:
-        raise InvalidGeometry(f"geometry has {n} vertices, more than the limit of {max_vertices}", n)
+    check_vertices(geom, max_vertices=max_vertices)
     area = area_km2(geom)
     if area > max_area_km2:
         raise InvalidGeometry(f"geometry covers {area:.1f} km², more than the limit of {max_area_km2:g} km²", area)

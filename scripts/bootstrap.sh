@@ -13,8 +13,7 @@
 #   Only when pyproject.toml is newer than .venv/.installed-stamp (or the stamp is missing).
 # - no bytecode is compiled for all of site-packages (18 s on two cores): Python writes it as modules are
 #   first imported (the Makefile clears PYTHONDONTWRITEBYTECODE for its targets), so only the modules in
-#   use are compiled, once. After an install, a background import of the app and a test collection warm
-#   that cache while services start.
+#   use are compiled, once.
 #
 # Services (PostGIS, Mosquitto) are separate: scripts/services.sh start
 set -euo pipefail
@@ -106,12 +105,6 @@ if [[ ! -f "$STAMP" || pyproject.toml -nt "$STAMP" ]]; then
         "$VENV/bin/pip" install -q -e '.[dev]'
     fi
     touch "$STAMP"
-    # Warm the bytecode cache in the background while the caller goes on (services start, initdb): the app's
-    # imports, then the test modules (pytest caches their rewritten asserts). Otherwise the first test
-    # processes, starting together, would each compile the same modules (about 4 s of CPU apiece).
-    (env -u PYTHONDONTWRITEBYTECODE "$VENV/bin/python" -c 'import tocsin.app, tocsin.cli, tocsin.worker' \
-        && env -u PYTHONDONTWRITEBYTECODE "$VENV/bin/python" -m pytest -q --collect-only -p no:cacheprovider \
-        tests) >/dev/null 2>&1 &
 else
     log "dependencies up to date (pyproject.toml not newer than $STAMP)"
 fi

@@ -213,11 +213,11 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
         if getattr(app.state, "rules_provider", None) is not None:
             app.state.rules_provider.install_sighup()
         # What start-up built lives as long as the process: out of the collector's full passes (tocsin.heap).
-        if settings.freeze_heap:
-            heap.freeze()
+        freeze = heap.freeze if settings.freeze_heap else None
+        if freeze is not None:
+            freeze()
         if warm and settings.warm_post_caches:
-            warmup.start_warming(app.state.sessionmaker, app.state.posts,
-                                 then=heap.freeze if settings.freeze_heap else None)
+            warmup.start_warming(app.state.sessionmaker, app.state.posts, then=freeze)
         try:
             yield
         finally:

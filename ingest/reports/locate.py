@@ -10,8 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from accounts.keys import Caller
-from geo.errors import InvalidGeometry
-from geo.geojson import area_km2, check_limits, parse_geometry, repair
+from geo.geojson import area_km2, check_limits, check_vertices, parse_geometry, repair
 from geo.jurisdiction import Jurisdiction
 from ingest.errors import OutsideJurisdiction, OutsideTerritory, UnknownLocation
 from ingest.reports.schemas import ReportCreate, parsed_shape
@@ -88,10 +87,10 @@ def drawn(body: ReportCreate, *, max_vertices: int, max_area_km2: float) -> Loca
     geom = parsed_shape(body.geometry)
     if geom is None:
         geom = parse_geometry(body.geometry, max_vertices=max_vertices)
-    elif geom.geom_type != "Point" and (n := shapely.get_num_coordinates(geom)) > max_vertices:
+    else:
         # parse_geometry's own check at the configured limit (the schema's limit is structural only): it
         # counts the vertices as sent, before a repair could change their number.
-        raise InvalidGeometry(f"geometry has {n} vertices, more than the limit of {max_vertices}", n)
+        check_vertices(geom, max_vertices=max_vertices)
     geom, repaired = repair(geom)
     check_limits(geom, max_vertices=max_vertices, max_area_km2=max_area_km2)
     return Located(geom, "geometry", repaired)
