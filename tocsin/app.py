@@ -7,16 +7,17 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from functools import partial
+from functools import cache, partial
 
 import psycopg
 from anyio import to_thread
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import APIRouter, FastAPI, Request, WebSocket
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import exc as sa_exc
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from alerts import api as alerts_api
@@ -189,6 +190,33 @@ async def _empty_receive() -> dict:
     return {"type": "http.request", "body": b"", "more_body": False}
 
 
+# The app's own answers for any request (BodySizeLimit), on every operation.
+APP_RESPONSES = error_responses(400, 413)
+
+
+@cache
+def _api_routes() -> tuple[BaseRoute, ...]:
+    """The API's routers, included once per process; every app it builds shares the inclusion.
+
+    FastAPI builds an included route's handler and response models once per inclusion, on its first
+    request. Included by each create_app, that was 40-60 ms of CPU for every app, and a test run builds
+    some 320. The routers hold nothing of an app (a handler finds the app's state on the request), so one
+    inclusion serves every app: the operations, paths and OpenAPI document are the same as when each app
+    included them (tests/unit/test_app_routes.py). What such a shared inclusion lacks is the app's
+    `dependency_overrides`, which Tocsin does not use."""
+    api = APIRouter(responses=APP_RESPONSES)
+    api.include_router(ingest_api.router)
+    api.include_router(posts_api.router)
+    api.include_router(open311_api.router)
+    api.include_router(geo_api.router)
+    api.include_router(alerts_api.router, responses=error_responses(503))
+    api.include_router(dispatch_api.router)
+    api.include_router(twilio_api.router, responses=error_responses(503))
+    api.include_router(metrics_api.router)
+    api.include_router(feedback_api.router, responses=error_responses(503))
+    return tuple(api.routes)
+
+
 def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = None, warm: bool = False) -> FastAPI:
     """Build the API; the engine opens in the lifespan and closes with it. `warm`: build the post
     pipeline's caches in the background as it starts (ingest.posts.warmup; `tocsin serve` does)."""
@@ -231,8 +259,7 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
         version="0.1.0",
         summary="Location-aware incident alerting for first responders",
         lifespan=lifespan,
-        # BodySizeLimit answers these for any request, before a route runs.
-        responses=error_responses(400, 413),
+        responses=APP_RESPONSES,  # BodySizeLimit answers these for any request, before a route runs
         docs_url=None,  # served by tocsin.web_api from vendored assets: they work offline
         redoc_url=None,
     )
@@ -321,15 +348,7 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
                                          **problems})
         return JSONResponse(body)
 
-    app.include_router(ingest_api.router)
-    app.include_router(posts_api.router)
-    app.include_router(open311_api.router)
-    app.include_router(geo_api.router)
-    app.include_router(alerts_api.router, responses=error_responses(503))
-    app.include_router(dispatch_api.router)
-    app.include_router(twilio_api.router, responses=error_responses(503))
-    app.include_router(metrics_api.router)
-    app.include_router(feedback_api.router, responses=error_responses(503))
+    app.router.routes.extend(_api_routes())
     web_api.install(app)  # the live map: `/`, /static, /v1/observations
     live.install(app, dsn=libpq_dsn(settings.listen_url))  # LISTEN: direct, never through a transaction pooler
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
