@@ -12,17 +12,24 @@ from tests.integration.engine_helpers import (
 )
 
 # Separate processes, each on its own connection.
-pytestmark = [pytest.mark.integration, pytest.mark.committing]
+pytestmark = [pytest.mark.integration, pytest.mark.committing, pytest.mark.heavy]
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 RULES = {"rules": [{"name": "flood_posts", "categories": ["flood"], "sources": ["post"], "layer": "district",
                     "window": "1h", "min_count": 2, "min_distinct_authors": 2}]}
 ROUNDS = 12  # four per zone
+# What the processes import, imported once in this test process's fork server: each process forks from it,
+# fresh (one thread, no connection of ours), instead of importing it all again as a spawned one did (eight
+# processes here, over a second of CPU each).
+PRELOAD = ["tests.integration.engine_helpers", "accounts.keys", "alerts.rules", "db.session", "geo.gazetteer",
+           "ingest.posts.classify", "ingest.posts.parse", "ingest.posts.pipeline", "ingest.posts.state",
+           "ingest.reports.schemas", "ingest.reports.service", "tocsin.models_registry"]
 
 
 def _run(target, database_url: str, rules: dict, plan: list, other=None) -> None:
     """Two processes run the plan in lockstep: `target` in both, or `target` and `other`."""
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
     barrier = ctx.Barrier(2)
     procs = [ctx.Process(target=t, args=(database_url, rules, plan, name, barrier))
              for t, name in ((target, "w1"), (other or target, "w2"))]
