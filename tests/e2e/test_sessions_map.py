@@ -10,14 +10,15 @@ import pytest
 from tests.e2e.conftest import free_port
 from tests.e2e.support import post_report
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.committing]
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.committing, pytest.mark.heavy]
 
 
 def test_disabling_the_operator_signs_their_open_map_out(page_for, live_server, tokens, session_factory):
     from accounts import operators
 
-    page = page_for(tokens["operator"])
+    page = page_for(tokens["operator"], with_form=True)  # the page's own sign-in form, then its reload
     assert page.evaluate("window.tocsin.wsState") == "connected"
+    assert page.is_hidden("#signin-form") and page.inner_text("#whoami") == "operator-e2e (operator)"
     with session_factory.begin() as session:
         operators.disable_operator(session, name="operator-e2e", now=datetime.now(UTC))
     page.wait_for_function("window.tocsin.wsState === 'signed-out'", timeout=15_000)  # a bound, not a timing
