@@ -73,6 +73,15 @@ def pytest_generate_tests(metafunc) -> None:
                              scope="session")
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items) -> None:
+    """Files marked `heavy` first. `make test` hands whole files to its processes in this order
+    (--dist loadfile --no-loadscope-reorder), so the long ones start early and the many short ones fill in
+    at the end. xdist's own order (most tests first) left one-test files such as the schemathesis runs for
+    last, and two of three processes idle for the run's last 12-15 s."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+
+
 @pytest.fixture(scope="session")
 def database_route(request) -> str:
     """'pooler' in the second run of a test marked `pooled` (pytest_generate_tests), else 'direct'."""

@@ -6,7 +6,7 @@ import pytest
 
 from tests.e2e.support import post_report
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.committing]
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.committing, pytest.mark.heavy]
 
 
 def item(alert_id: int) -> str:

@@ -5,7 +5,7 @@ import pytest
 
 from tests.e2e.support import post_report
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.committing]
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.committing, pytest.mark.heavy]
 
 
 def test_an_operator_marks_evidence_and_the_mark_is_stored_with_who(page_for, live_server, tokens, utility_key):

@@ -9,7 +9,7 @@ import pytest
 
 from tests.e2e.support import ARTIFACTS, post_report
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.committing]
+pytestmark = [pytest.mark.e2e, pytest.mark.integration, pytest.mark.committing, pytest.mark.heavy]
 
 CRITICAL_FILL = "#b2182b"  # map.js SEVERITY_STYLE.critical.fillColor
 NO_ALERT_FILL = "#6b8fb3"

@@ -12,7 +12,7 @@ from api_fuzz import fuzz, seed_credentials
 from pydantic import SecretStr
 
 # The app, on the engine its lifespan opens.
-pytestmark = [pytest.mark.integration, pytest.mark.committing]
+pytestmark = [pytest.mark.integration, pytest.mark.committing, pytest.mark.heavy]
 
 POSITIVE, NEGATIVE = 15, 8  # examples per operation and mode (parameterless operations exhaust at 1)
 

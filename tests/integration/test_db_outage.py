@@ -18,7 +18,7 @@ import websockets
 
 from bench.faults.stack import Burst, outage_stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heavy]
 
 
 # (method, path, request arguments, needs the database). Some answer without it (static files, Open311's

@@ -22,7 +22,7 @@ from tests.integration.dispatch_support import (
 )
 
 # The worker (in a thread or a process), on engines of its own.
-pytestmark = [pytest.mark.integration, pytest.mark.committing]
+pytestmark = [pytest.mark.integration, pytest.mark.committing, pytest.mark.heavy]
 TEST_RULES = REPO / "tests" / "data" / "rules.yaml"
 
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from tests.integration.posts_support import GAZETTEER
 
 # The CLI, on an engine of its own.
-pytestmark = [pytest.mark.integration, pytest.mark.committing]
+pytestmark = [pytest.mark.integration, pytest.mark.committing, pytest.mark.heavy]
 REPLAY = Path(__file__).resolve().parents[1] / "data" / "posts_replay.jsonl"
 
 

@@ -15,7 +15,7 @@ from schemathesis.checks import (
 )
 
 # The app, on the engine its lifespan opens.
-pytestmark = [pytest.mark.integration, pytest.mark.committing]
+pytestmark = [pytest.mark.integration, pytest.mark.committing, pytest.mark.heavy]
 
 # Per operation and mode; 5 operations x (40 + 25) = 325 cases at most (simple parameters can exhaust earlier).
 # test_api_schemathesis covers these operations too, and bench.schemathesis searches deeper.
