@@ -81,18 +81,25 @@ def zip_polygon(session: Session, *, zip_code: str, field_name: str) -> BaseGeom
     return shapely.from_wkb(bytes(wkb))
 
 
-def drawn(body: ReportCreate, *, max_vertices: int, max_area_km2: float) -> Located:
-    """The footprint the utility drew, parsed, repaired when it can be, and within the limits. The schema's
-    validation parsed it already (schemas.parsed_shape): only a body built without validation is parsed here."""
-    geom = parsed_shape(body.geometry)
+def footprint(geometry: dict, *, max_vertices: int, max_area_km2: float) -> tuple[BaseGeometry, str | None]:
+    """A drawn footprint (a new report's, or a PATCH's) as a shapely geometry, repaired when it can be, and
+    within the limits; with a note of what was repaired, or None. The schema's validation parsed it already
+    (schemas.parsed_shape): only a geometry that never went through validation is parsed here."""
+    geom = parsed_shape(geometry)
     if geom is None:
-        geom = parse_geometry(body.geometry, max_vertices=max_vertices)
+        geom = parse_geometry(geometry, max_vertices=max_vertices)
     else:
         # parse_geometry's own check at the configured limit (the schema's limit is structural only): it
         # counts the vertices as sent, before a repair could change their number.
         check_vertices(geom, max_vertices=max_vertices)
     geom, repaired = repair(geom)
     check_limits(geom, max_vertices=max_vertices, max_area_km2=max_area_km2)
+    return geom, repaired
+
+
+def drawn(body: ReportCreate, *, max_vertices: int, max_area_km2: float) -> Located:
+    """The footprint the utility drew (`footprint`)."""
+    geom, repaired = footprint(body.geometry, max_vertices=max_vertices, max_area_km2=max_area_km2)
     return Located(geom, "geometry", repaired)
 
 

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from alerts import service as alert_service
 from alerts.rules import Rule
-from geo.geojson import check_limits, parse_geometry, repair
 from geo.match_postgis import match_zones
 from ingest.reports import locate as where
 from ingest.reports import queries as report_queries
@@ -121,8 +120,7 @@ def update_report(
     geom = None
     repaired = None
     if patch.geometry is not None:
-        geom, repaired = repair(parse_geometry(patch.geometry, max_vertices=max_vertices))
-        check_limits(geom, max_vertices=max_vertices, max_area_km2=max_area_km2)
+        geom, repaired = where.footprint(patch.geometry, max_vertices=max_vertices, max_area_km2=max_area_km2)
         where.check_jurisdiction(geom, jurisdiction_bbox)
         where.check_territory(session, caller=caller, geom=geom)
         old_geojson = report_queries.footprint_geojson(session, report.id)

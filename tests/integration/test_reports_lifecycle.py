@@ -83,6 +83,26 @@ def test_new_geometry_rematches_zones(client, utility_key):
     assert client.get(f"/v1/reports/{rid}", headers=auth(utility_key)).json()["geometry"]["type"] == "Polygon"
 
 
+def test_a_new_geometry_is_parsed_once_by_validation(client, utility_key, monkeypatch):
+    """The PATCH's footprint is the shape its validation built (locate.footprint), as a new report's is."""
+    import sys
+
+    rid = post(client, utility_key).json()["id"]
+
+    def parse_again(*args, **kwargs):
+        raise AssertionError("the PATCH's geometry was parsed again")
+
+    # Every use of parse_geometry on the report path, except the schema's own (the one parse).
+    for name, module in list(sys.modules.items()):
+        if name.startswith("ingest.reports.") and name != "ingest.reports.schemas" \
+                and hasattr(module, "parse_geometry"):
+            monkeypatch.setattr(module, "parse_geometry", parse_again)
+    r = client.patch(f"/v1/reports/{rid}", headers=auth(utility_key),
+                     json={"geometry": square(-73.99, 40.71, -73.94, 40.72)})
+    assert r.status_code == 200, r.text
+    assert sorted(z["code"] for z in r.json()["zones"]["district"]) == ["A", "B"]
+
+
 @pytest.mark.parametrize("body, needle", [
     ({"properties": {"status": None}}, "properties.status cannot be null"),
     ({"properties": {"external_id": "NEW"}}, "properties.external_id cannot be changed"),

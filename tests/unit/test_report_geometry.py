@@ -71,3 +71,24 @@ def test_the_configured_vertex_limit_counts_the_vertices_as_sent(geometry, max_v
         errors.append((caught.value.reason, caught.value.value, caught.value.field))
     assert errors[0] == errors[1]
     assert "more than the limit of" in errors[0][0]
+
+
+@pytest.mark.parametrize("geometry", [POINT, SQUARE, BOWTIE])
+def test_a_patch_footprint_is_the_one_its_validation_built(geometry, monkeypatch):
+    patch = ReportUpdate.model_validate({"geometry": geometry})
+    expected = locate.footprint(dict(geometry), max_vertices=100, max_area_km2=100.0)  # parsed here
+
+    def parse_again(*args, **kwargs):
+        raise AssertionError("parsed twice")
+
+    monkeypatch.setattr(locate, "parse_geometry", parse_again)
+    geom, repaired = locate.footprint(patch.geometry, max_vertices=100, max_area_km2=100.0)
+    assert geom.equals(expected[0]) and repaired == expected[1]
+    assert (repaired is not None) == (geometry is BOWTIE)
+
+
+def test_a_patch_footprint_counts_the_vertices_as_sent():
+    patch = ReportUpdate.model_validate({"geometry": BOWTIE})
+    with pytest.raises(InvalidGeometry) as caught:
+        locate.footprint(patch.geometry, max_vertices=4, max_area_km2=100.0)
+    assert "5" in caught.value.reason and "more than the limit of" in caught.value.reason
