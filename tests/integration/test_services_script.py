@@ -148,6 +148,9 @@ def test_services_script_is_idempotent(services_env):
     first = _run(env, "start")
     assert first.returncode == 0, first.stderr
     assert "initdb" in first.stderr
+    # The broker sends each packet at once: with Nagle's algorithm on, every PUBACK of a relay's batch after the
+    # first waited for the relay's delayed ACK (scripts/mosquitto.conf.in). The broker started with it.
+    assert "set_tcp_nodelay true" in (var_dir / "mosquitto" / "mosquitto.conf").read_text().splitlines()
 
     second = _run(env, "start")
     assert second.returncode == 0, second.stderr
