@@ -23,6 +23,7 @@ BATCHES = (1, 2, 10)
 
 
 def main() -> int:
+    from bench.latency.load import percentile
     from dispatch.senders.mqtt import MqttPublisher
     from tocsin.settings import Settings
     from tocsin.worker import mqtt_config
@@ -45,9 +46,8 @@ def main() -> int:
                     publisher.confirm(ticket)
                 took.append(1000 * (time.perf_counter() - start))
                 time.sleep(0.02)  # the next batch starts from a quiet connection, as the relay's often does
-            took.sort()
-            print(f"batch={batch} p50_ms={took[len(took) // 2]:.1f} p90_ms={took[int(0.9 * (len(took) - 1))]:.1f} "
-                  f"max_ms={took[-1]:.1f}", flush=True)
+            print(f"batch={batch} p50_ms={percentile(took, 0.5):.1f} p90_ms={percentile(took, 0.9):.1f} "
+                  f"max_ms={max(took):.1f}", flush=True)
     finally:
         publisher.stop()
     return 0
