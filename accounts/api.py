@@ -18,7 +18,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 from starlette.concurrency import run_in_threadpool
 
 from accounts import keys, operators, sessions
-from accounts.errors import RateLimited
+from accounts.errors import BadApiKey, RateLimited
 from db.api import SessionDep
 from db.errors import Forbidden
 
@@ -124,20 +124,48 @@ class _ReleasedUtilityKey(HTTPBearer):
     shows the same), the key looked up outside any transaction (a report waiting for its group commit,
     ingest.reports.writer, holds no database connection), then `_utility`'s role check and rate limit.
 
-    One dependency rather than three (scheme, lookup, check): FastAPI solves each one on every report. The
-    lookup runs in the thread pool whose size matches the engine's pool (settings.api_concurrency). The
-    key is looked up on every request (no cache), so a revoked key gets 401 on its next one."""
+    One dependency rather than three (scheme, lookup, check): FastAPI solves each one on every report. A
+    utility key seen lately is known from the process's accounts.key_cache (the report's insert checks that
+    it is still unrevoked); any other is looked up in the thread pool whose size matches the engine's pool
+    (settings.api_concurrency). `request.state.cached_key` says which."""
 
     async def __call__(self, request: Request) -> keys.Caller:  # type: ignore[override]
         credentials = await super().__call__(request)
-        caller = await run_in_threadpool(keys.authenticate_outside, request.app.state.engine,
-                                         key=credentials.credentials if credentials else None)
+        key = credentials.credentials if credentials else None
+        cache = request.app.state.key_cache
+        caller = cache.get(key, now_s=time.monotonic()) if key else None
+        request.state.cached_key = caller is not None
+        if caller is None:
+            caller = await looked_up(request, key)
         return _utility(request, caller)
+
+
+async def looked_up(request: Request, key: str | None) -> keys.Caller:
+    """The key's caller as the database has it now (BadApiKey if it has none), remembered in the key cache."""
+    caller = await run_in_threadpool(keys.authenticate_outside, request.app.state.engine, key=key)
+    assert key is not None  # authenticate_outside refused a missing one
+    request.app.state.key_cache.put(key, caller, now_s=time.monotonic())
+    return caller
 
 
 released_utility = _ReleasedUtilityKey(auto_error=False, scheme_name=utility_bearer.scheme_name,
                                        description=utility_bearer.model.description)
 ReleasedUtilityDep = Annotated[keys.Caller, Depends(released_utility)]
+
+
+async def recheck_cached(request: Request, caller: keys.Caller) -> None:
+    """Before answering an error of its own to a caller the key cache knew: BadApiKey (401) if the key has
+    been revoked since, as a lookup would have said (accounts.key_cache). A report that reaches its insert
+    needs no such check: the insert checks the key itself."""
+    if not getattr(request.state, "cached_key", False):
+        return
+    if not await run_in_threadpool(keys.is_live_outside, request.app.state.engine, key_id=caller.key_id):
+        forget_key(request, caller)
+        raise BadApiKey("invalid or revoked API key")
+
+
+def forget_key(request: Request, caller: keys.Caller) -> None:
+    request.app.state.key_cache.forget(caller.key_id)
 
 
 # Its own scheme in OpenAPI: the same Authorization header as utilities, but a different kind of key.

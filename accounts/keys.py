@@ -61,6 +61,23 @@ _AUTH_SQL = (  # run through db.raw: every request pays for it
 )
 
 
+def live_key_sql(key_id: str) -> str:
+    """An SQL condition: the key `key_id` (an SQL expression) is unrevoked, or is 0, the feed importer's
+    (ingest.reports.feed_import acts without a key). A report's insert runs it, so that a key revoked since
+    the API last looked it up (accounts.key_cache) stores nothing."""
+    return (f"({key_id} = 0 OR EXISTS (SELECT 1 FROM api_keys live_key WHERE live_key.id = {key_id} "
+            "AND live_key.revoked_at IS NULL))")
+
+
+_LIVE_SQL = "SELECT " + live_key_sql(":key_id")
+
+
+def check_live(session: Session, *, caller: Caller) -> None:
+    """BadApiKey when the caller's key has been revoked (in the caller's transaction)."""
+    if not raw.execute(session, _LIVE_SQL, {"key_id": caller.key_id}).fetchone()[0]:
+        raise BadApiKey("invalid or revoked API key")
+
+
 def authenticate(session: Session, *, key: str | None) -> Caller:
     if not key:
         raise BadApiKey("missing API key: send 'Authorization: Bearer <key>'")
@@ -85,6 +102,13 @@ def authenticate_outside(engine: Engine, *, key: str | None) -> Caller:
         driver = conn.execution_options(isolation_level="AUTOCOMMIT").connection.driver_connection
         row = driver.execute(raw.to_psycopg(_AUTH_SQL), {"key_hash": hash_key(key)}).fetchone()
     return _caller(row)
+
+
+def is_live_outside(engine: Engine, *, key_id: int) -> bool:
+    """Whether the key is unrevoked, on a pooled connection in autocommit (as `authenticate_outside`)."""
+    with engine.connect() as conn:
+        driver = conn.execution_options(isolation_level="AUTOCOMMIT").connection.driver_connection
+        return bool(driver.execute(raw.to_psycopg(_LIVE_SQL), {"key_id": key_id}).fetchone()[0])
 
 
 def list_keys(session: Session, *, utility_id: int) -> list[ApiKey]:

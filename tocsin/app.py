@@ -41,6 +41,7 @@ from ingest.reports import open311_api
 from ingest.posts import api as posts_api, warmup
 from ingest.posts.state import PostState
 from accounts.ratelimit import KeyRateLimiter
+from accounts.key_cache import KeyCache
 from ingest.reports.writer import ReportWriter, WriterStopped
 from tocsin import feedback_api, heap, http_metrics, live, models_registry, web_api
 from tocsin.settings import Settings
@@ -270,6 +271,7 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
         rules = app.state.rules_provider.current
     app.state.rules = rules
     app.state.rate_limiter = KeyRateLimiter(per_min=settings.rate_limit_per_min)
+    app.state.key_cache = KeyCache()  # POST /v1/reports' utility keys (its insert checks them again)
     # This app's own registry (not prometheus_client's global one: tests build several apps).
     app.state.metrics = http_metrics.ApiMetrics(writer=lambda: getattr(app.state, "report_writer", None))
     # Responders' schedules default to the active place's time zone (dispatch may not import geo).

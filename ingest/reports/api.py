@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from db import geojson_out
-from accounts.api import ReleasedUtilityDep, UtilityDep
+from accounts.api import ReleasedUtilityDep, UtilityDep, forget_key, recheck_cached
+from accounts.errors import BadApiKey
 from db.api import SessionDep
 from db.errors import DomainError
 from geo.geojson import parse_bbox
@@ -158,12 +159,19 @@ async def create_report(
     prepare = functools.partial(reports.prepare, caller=caller, body=body, idempotency_key=idempotency_key,
                                 jurisdiction_bbox=await _jurisdiction_async(request), now=datetime.now(UTC),
                                 max_vertices=s.max_vertices, max_area_km2=s.max_area_km2)
-    # A point is checked here, on the event loop (microseconds); a drawn footprint of up to max_vertices in
-    # the thread pool, so that it never holds up other requests.
-    sub = prepare() if body.geometry is None or body.geometry.get("type") == "Point" else \
-        await run_in_threadpool(prepare)
-    # Group commit (ingest.reports.writer): answered once the batch holding this report has committed.
-    result = await asyncio.wrap_future(request.app.state.report_writer.submit(sub))
+    try:
+        # A point is checked here, on the event loop (microseconds); a drawn footprint of up to max_vertices
+        # in the thread pool, so that it never holds up other requests.
+        sub = prepare() if body.geometry is None or body.geometry.get("type") == "Point" else \
+            await run_in_threadpool(prepare)
+        # Group commit (ingest.reports.writer): answered once the batch holding this report has committed.
+        result = await asyncio.wrap_future(request.app.state.report_writer.submit(sub))
+    except BadApiKey:  # revoked since the key cache took it: the insert refused it
+        forget_key(request, caller)
+        raise
+    except DomainError:
+        await recheck_cached(request, caller)
+        raise
     # The hot path: serialised here, once (FastAPI would validate the model again against response_model).
     return Response(ReportRead(**_fields(result, caller)).model_dump_json(by_alias=True),
                     status_code=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,

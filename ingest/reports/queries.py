@@ -17,7 +17,7 @@ from alerts import signals as alert_signals
 from db.errors import InvalidInput
 from geo.match_postgis import MATCH_CTE, ZoneMatch
 from ingest.errors import UnknownReport
-from accounts.keys import Caller
+from accounts.keys import Caller, live_key_sql
 from ingest.models import UtilityReport, UtilityReportHistory
 
 
@@ -77,7 +77,8 @@ OBSERVATION_METHOD = text("SELECT geotag_method FROM observations WHERE id = :id
 # (geo.match_postgis.MATCH_CTE), links them, writes the rule signals and takes the zone locks rule
 # evaluation needs (both alerts', from the fragments of alerts.signals: the locks in zone order, held
 # to commit). Links, signals and locks only happen when both inserts did: a conflict leaves nothing
-# behind but the observation, which `service.write` deletes.
+# behind but the observation, which `service.write` deletes. Nothing is inserted for a key revoked since
+# the API looked it up (accounts.key_cache): `service.stored_or_conflict` then answers 401.
 INSERT_REPORT = (  # run through db.raw: this is every report's path
     "WITH " + MATCH_CTE + """,
     obs AS (
@@ -85,6 +86,7 @@ INSERT_REPORT = (  # run through db.raw: this is every report's path
             observed_at, received_at, geom, uncertainty_m, geotag_method, raw)
         SELECT 'utility_report', :ext, :author, :text, :category, 1.0, :observed_at, :now, g.geom, :unc, :method,
             CAST(:raw AS jsonb) FROM g
+        WHERE """ + live_key_sql(":key_id") + """
         ON CONFLICT (source, external_id) DO NOTHING RETURNING id
     ), rep AS (
         INSERT INTO utility_reports (observation_id, utility_id, external_id, category, status, customers_affected,
@@ -151,6 +153,7 @@ INSERT_REPORTS = "WITH " + _ARRAYS + """,
         SELECT 'utility_report', src.ext, src.author, src.text, src.category, 1.0, src.observed_at, src.now, g.geom,
             src.unc, src.method, CAST(src.raw AS jsonb)
         FROM src JOIN g USING (ord)
+        WHERE """ + live_key_sql("src.key_id") + """
         ON CONFLICT (source, external_id) DO NOTHING RETURNING id, external_id
     ), obs_src AS (
         SELECT src.*, obs.id AS obs_id, g.geom FROM obs JOIN src ON src.ext = obs.external_id JOIN g USING (ord)

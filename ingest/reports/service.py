@@ -20,7 +20,7 @@ from db import plans
 from db import raw as db_raw
 from geo.match_postgis import ZoneMatch
 from ingest.errors import IdempotencyConflict
-from accounts.keys import Caller
+from accounts.keys import Caller, check_live
 from ingest.models import Observation, UtilityReport
 from ingest.reports import queries
 from ingest.reports.queries import ReportResult, stored_result
@@ -271,7 +271,9 @@ def write(session: Session, sub: Submission, *, rules: Sequence[Rule], lock: boo
 
 
 def stored_or_conflict(session: Session, sub: Submission) -> ReportResult:
-    """A new report that did not insert: the stored report it repeats, or the conflict it is."""
+    """A new report that did not insert: the stored report it repeats, or the conflict it is; or, first,
+    BadApiKey when its key was revoked (the insert's own check, accounts.keys.live_key_sql, stored nothing)."""
+    check_live(session, caller=sub.caller)
     props = sub.body.properties
     prior = _prior(session, utility_id=sub.caller.utility_id, external_id=props.external_id,
                    idempotency_key=sub.idempotency_key)

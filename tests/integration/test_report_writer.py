@@ -159,6 +159,42 @@ def test_repeats_inside_one_batch_are_idempotent(writer, caller, engine):
     assert [(o.created, o.report.id) for o in again] == [(False, out[0].report.id), (False, out[2].report.id)]
 
 
+def _second_key(session_factory, caller):
+    """Another key of the caller's utility, as its Caller, and a function that revokes it."""
+    from accounts import keys
+    from db.session import transaction
+
+    with transaction(session_factory) as session:
+        other = keys.authenticate(session, key=keys.issue_key(session, role="utility", utility_id=caller.utility_id))
+
+    def revoke():
+        with transaction(session_factory) as session:
+            keys.revoke_key(session, key_id=other.key_id, now=datetime.now(UTC))
+    return other, revoke
+
+
+@pytest.mark.parametrize("batch", [True, False], ids=["in a batch", "alone"])
+def test_a_key_revoked_after_its_lookup_stores_nothing_and_its_retry_is_refused(
+        writer, caller, engine, session_factory, batch):
+    # The API remembers utility keys (accounts.key_cache); the insert itself checks the key is still live.
+    from accounts.errors import BadApiKey
+    from ingest.reports.queries import ReportResult
+
+    other, revoke = _second_key(session_factory, caller)
+    stored = writer.write_batch(_subs(other, [_gas("KEPT", "C")]))[0]
+    assert isinstance(stored, ReportResult) and stored.created
+    revoke()
+    bodies = [_gas("G1", "A"), _gas("LATE", "B"), _gas("KEPT", "C")] if batch else [_gas("LATE", "B")]
+    # In a batch: the live key's report, then the revoked key's new one and its retry of one stored before.
+    subs = _subs(caller, bodies[:1]) + _subs(other, bodies[1:]) if batch else _subs(other, bodies)
+    out = writer.write_batch(subs)
+    refused = out[1:] if batch else out
+    assert all(isinstance(o, BadApiKey) and o.message == "invalid or revoked API key" for o in refused), refused
+    assert not batch or (isinstance(out[0], ReportResult) and out[0].created)
+    assert _scalar(engine, "SELECT count(*) FROM observations WHERE external_id LIKE :x", x="%:LATE") == 0
+    assert _alert_zones(engine) == (["A", "C"] if batch else ["C"])  # none for the refused one in B
+
+
 def test_many_reports_of_one_incident_in_one_batch_make_one_alert(writer, caller, engine):
     out = writer.write_batch(_subs(caller, [_gas(f"G{i}", "A") for i in range(5)]))
     assert _scalar(engine, "SELECT count(*) FROM alerts") == 1

@@ -78,6 +78,47 @@ def test_post_with_a_key_revoked_since_its_last_post_is_401(client, utility_key,
     assert r.headers["WWW-Authenticate"] == "Bearer"
 
 
+def _revoke(session_factory, key):
+    from datetime import UTC, datetime
+
+    from db.session import transaction
+    from accounts import keys
+
+    with transaction(session_factory) as session:
+        keys.revoke_key(session, key_id=keys.authenticate(session, key=key).key_id, now=datetime.now(UTC))
+
+
+def test_a_known_key_is_not_looked_up_again_and_its_revocation_still_counts(client, utility_key, session_factory,
+                                                                             monkeypatch):
+    # accounts.key_cache: a key's second POST is served without a lookup. Once the key is revoked, its next
+    # POST is 401 all the same, whether the insert refuses it (here a retry of a stored report, which would
+    # otherwise be 200) or the API refuses the report first (outside the bounds: 422 for a live key).
+    from db.session import transaction
+    from accounts import keys
+
+    with transaction(session_factory) as session:
+        other = keys.issue_key(session, role="utility", utility_id=keys.authenticate(session, key=utility_key).utility_id)
+    lookups = []
+    real = keys.authenticate_outside
+    monkeypatch.setattr(keys, "authenticate_outside", lambda engine, key: lookups.append(key) or real(engine, key=key))
+    first = report(external_id="FIRST")
+    outside = report({"type": "Point", "coordinates": [2.35, 48.85]}, external_id="PARIS")
+    for key, body in ((utility_key, first), (other, report(external_id="OTHER"))):
+        assert client.post("/v1/reports", json=body, headers=auth(key)).status_code == 201
+    assert client.post("/v1/reports", json=report(external_id="SECOND"), headers=auth(utility_key)).status_code == 201
+    assert client.post("/v1/reports", json=outside, headers=auth(other)).status_code == 422
+    assert lookups == [utility_key, other]
+    _revoke(session_factory, utility_key)
+    _revoke(session_factory, other)
+    for key, body in ((utility_key, first), (other, outside)):
+        r = client.post("/v1/reports", json=body, headers=auth(key))
+        assert (r.status_code, r.json()["detail"]) == (401, "invalid or revoked API key"), body
+        assert r.headers["WWW-Authenticate"] == "Bearer"
+    assert lookups == [utility_key, other]  # both refused without a lookup, and forgotten:
+    assert client.post("/v1/reports", json=report(external_id="THIRD"), headers=auth(utility_key)).status_code == 401
+    assert lookups == [utility_key, other, utility_key]
+
+
 def test_post_with_a_partner_key_is_403(client, session_factory):
     from db.session import transaction
     from accounts import keys
