@@ -2,7 +2,8 @@
 
 Setup (idempotent): a dedicated database `tocsin_bench_reports` on the configured PostGIS, migrated to all
 heads, with the five New York demo zone layers (about 2,700 zones) loaded once; report tables are emptied
-each run. A utility and key are created, then `uvicorn` serves the real app with BENCH_WORKERS workers
+each run and given a day of history (bench.history: 20,000 resolved alerts, so that plans are a running
+server's). A utility and key are created, then `uvicorn` serves the real app with BENCH_WORKERS workers
 (default 2) on a free loopback port, rate limiting off. BENCH_CLIENTS (default 32) asyncio clients (bench/http_load.py) with
 keep-alive post power-outage and gas-leak points scattered over New York for BENCH_SECONDS (default 20)
 after a 3 s warm-up. Each report runs the full path: auth, validation, observation, zone matching in five
@@ -27,7 +28,7 @@ import sys
 import time
 import uuid
 
-from bench import cpu
+from bench import cpu, history
 from bench.db import bench_database
 from bench.http_load import ServerDidNotStart, serve
 from tocsin import heap
@@ -66,6 +67,7 @@ def _setup(url: str) -> str:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE zones"))
     engine.dispose()
+    history.seed(url, rule="bench_history", category="power_outage")  # a running server's tables (and ANALYZE)
     return key
 
 
