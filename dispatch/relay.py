@@ -89,8 +89,11 @@ class Relay:
     def run_once(self, *, now: datetime) -> int:
         """Publish one batch of due events; returns how many were claimed.
 
-        The batch is sent first and its PUBACKs awaited afterwards (pipelined), then every
-        acknowledged event is marked published in one statement, all inside the claim's transaction.
+        The batch is sent first, then the retained states of the zones it touches (dispatch.zone_state,
+        read while the events' PUBACKs are on their way), and only then are the PUBACKs of both awaited
+        (pipelined: one wait for the lot); every acknowledged event is marked published in one
+        statement, all inside the claim's transaction. A zone's state may so go out for an event the
+        broker then fails to take: the state is what the database holds, and the event is retried.
         """
         started = time.monotonic()  # an ack's time is `now` plus the time since: `now` stays the only clock
         with self.factory() as session, session.begin():
@@ -106,6 +109,8 @@ class Relay:
                         break
                     continue
                 sent.append((row, ticket))
+                self.zone_states.mark(row.payload)
+            zones_sent = self.zone_states.send(session, now=now) if self.zone_states.dirty else []
             deadline = time.monotonic() + self.ack_timeout_s
             published = []
             for row, ticket in sent:
@@ -118,12 +123,10 @@ class Relay:
                 if self.observe_ack is not None:
                     acked_at = now + timedelta(seconds=time.monotonic() - started)
                     self.observe_ack(max(0.0, (acked_at - row.created_at).total_seconds()))
-                self.zone_states.mark(row.payload)
                 log.debug("published event %s (%s)", row.event_id, row.kind)
+            self.zone_states.confirm(zones_sent)
             if published:
                 db_raw.execute(session, _MARK_PUBLISHED, {"now": now, "ids": published})
-            if self.zone_states.dirty:
-                self.zone_states.flush(session, now=now)
         return len(rows)
 
     def _send(self, payload: dict[str, Any], now: datetime) -> Any:

@@ -3,8 +3,9 @@
 It holds the zone's unresolved alerts (schema `tocsin.zone_state/1`, docs/mqtt.md), and an empty
 retained payload clears it once none remain, so a consumer that connects at any time learns what
 is going on everywhere from the retained messages alone. The relay marks a zone dirty when it
-publishes an event for it and flushes dirty zones after each batch; a zone whose state could not
-be published stays dirty and is tried again on the next pass.
+sends an event for it and sends the dirty zones' states right behind its batch's events, awaiting
+both together; a zone whose state could not be published stays dirty and is tried again on the
+next pass.
 """
 
 from __future__ import annotations
@@ -95,13 +96,15 @@ class ZoneStates:
             self.dirty.add((zone["layer"], zone["code"]))
 
     def flush(self, session: Session, *, now: datetime) -> int:
-        """Publish every dirty zone's state (retained); returns how many were published.
+        """Publish every dirty zone's state (retained) and await the broker; returns how many were published.
+        `send` then `confirm`, for a caller with nothing else in flight."""
+        return self.confirm(self.send(session, now=now))
 
-        The states of all dirty zones are read in one statement and sent back to back, then their
-        PUBACKs awaited (one round trip for the lot, not one per zone: the relay's next batch waits
-        for this). A zone whose publish fails stays dirty, and so do the zones after it (the broker
-        is likely down), for the next pass; republishing a retained state is harmless.
-        """
+    def send(self, session: Session, *, now: datetime) -> list[tuple[tuple[str, str], Any]]:
+        """Read every dirty zone's state (one statement) and send them back to back, without waiting for the
+        broker; `confirm` awaits their PUBACKs. The relay sends them behind its batch's events, so that one
+        wait covers both. A send that fails leaves its zone, and the zones after it (the broker is likely
+        down), dirty for the next pass; republishing a retained state is harmless."""
         summaries = zone_summaries(session, self.dirty, now=now)  # one statement for every dirty zone
         send = getattr(self.publisher, "publish_nowait", None)
         sent: list[tuple[tuple[str, str], Any]] = []
@@ -118,6 +121,11 @@ class ZoneStates:
             except DeliveryError as exc:
                 log.warning("zone state %s/%s not published (%s); will retry", layer, code, exc)
                 break
+        return sent
+
+    def confirm(self, sent: Sequence[tuple[tuple[str, str], Any]]) -> int:
+        """Await the PUBACKs of what `send` sent; a zone is clean once its state is acknowledged. Returns how
+        many were; the first that is not (and those after it) stay dirty."""
         done = 0
         for (layer, code), ticket in sent:
             if ticket is not None:

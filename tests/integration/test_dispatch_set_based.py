@@ -269,3 +269,30 @@ def test_flushing_nothing_runs_no_query(session_factory, engine):
     with session_factory() as session, statements(engine, session) as seen:
         assert zones.flush(session, now=T0) == 0
     assert seen == []
+
+
+class PipelinedRelayPublisher(Pipelined):
+    """Pipelined, for events too (not retained); `fail_topic` names one whose PUBACK never comes."""
+
+    def publish_nowait(self, topic, payload, *, retain=False, expiry_s=None):
+        self.calls.append(("send", topic))
+        return topic
+
+
+def test_the_relay_awaits_its_events_and_their_zone_states_together(session_factory, grid):
+    # One wait per batch: the events, then their zones' retained states, are sent before any PUBACK is awaited.
+    from dispatch.relay import Relay
+
+    alerts = [open_alert(session_factory, layer="grid", code=code, now=T0) for code in grid[:2]]
+    events = [f"p/alerts/grid/{code}/gas_leak" for code in grid[:2]]
+    states = [f"p/zones/grid/{code}/state" for code in grid[:2]]
+    publisher = PipelinedRelayPublisher(fail_topic=events[1])
+    relay = Relay(session_factory, publisher, topic_prefix="p", public_base_url="http://tocsin.test")
+    assert relay.run_once(now=T0) == 2
+    assert publisher.calls == [("send", t) for t in events + states] + [("ack", t) for t in events + states]
+    with session_factory() as session:
+        published = dict(session.execute(text("SELECT alert_id, published_at IS NOT NULL FROM outbox_events "
+                                              "WHERE alert_id = ANY(:ids)"), {"ids": [a.id for a in alerts]}).all())
+    # The event without a PUBACK waits for the next pass; its zone's state went out (it is what the database holds).
+    assert published == {alerts[0].id: True, alerts[1].id: False}
+    assert relay.zone_states.dirty == set()
