@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import psycopg
 
+from alerts import signals as alert_signals
+
 DEFAULT_ALERTS = 20_000
 
 _SQL = """
@@ -34,8 +36,8 @@ INSERT INTO observations (source, external_id, author_hash, category, confidence
            ST_PointOnSurface(z.geom), 25, 'coordinates', '{}'
     FROM bench_history h JOIN zones z ON z.id = h.zone_id;
 UPDATE bench_history h SET obs_id = o.id FROM observations o WHERE o.external_id = 'bench-history:' || h.g;
-INSERT INTO signals (observation_id, zone_id, source, category, confidence, weight, author_key, observed_at)
-    SELECT obs_id, zone_id, %(source)s, %(category)s, 1.0, 1.0, 'bench-history', at FROM bench_history;
+""" + alert_signals.insert_sql(  # alerts owns the signals table: its statement, our rows
+    "SELECT obs_id, zone_id, %(source)s, %(category)s, 1.0, 1.0, 'bench-history', at FROM bench_history") + """;
 INSERT INTO observation_zones (observation_id, zone_id, weight) SELECT obs_id, zone_id, 1.0 FROM bench_history;
 INSERT INTO alerts (rule, zone_id, category, severity, state, ack_code, evidence_count, distinct_authors, opened_at,
                     updated_at, last_evidence_at, resolved_at, resolved_by, expires_at, cooldown_until,
