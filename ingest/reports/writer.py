@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts import service as alert_service
 from alerts import signals as alert_signals
 from alerts.rules import Rule
+from db import raw as db_raw
 from db.errors import Conflict, DomainError, InvalidInput
 from db.outage import describe
 from ingest.reports import batch as report_batch, service as reports
@@ -163,9 +164,10 @@ class ReportWriter:
                     written = reports.write(session, sub, rules=rules, lock=True)
                 except _OWN_ERRORS as exc:
                     return [exc if isinstance(exc, DomainError) else constraint_error(exc)]
-                if written.signal is not None:  # its insert took its zone locks
-                    self._evaluate(session, [written], rules, sub.now)
-                session.commit()
+                with db_raw.pipeline(session):  # statements whose result nobody reads share a round trip
+                    if written.signal is not None:  # its insert took its zone locks
+                        self._evaluate(session, [written], rules, sub.now)
+                    session.commit()
                 return [written.result]
         except Exception as exc:
             return [exc]
@@ -194,9 +196,10 @@ class ReportWriter:
                     outcomes.append(item.result)
                 else:
                     outcomes.append(item)
-            alert_signals.lock(session, signals=[w.signal for w in writes if w.signal is not None], rules=rules)
-            self._evaluate(session, writes, rules, max(s.now for s in subs))
-            session.commit()
+            with db_raw.pipeline(session):  # the locks go with the rules' first read; the last write with COMMIT
+                alert_signals.lock(session, signals=[w.signal for w in writes if w.signal is not None], rules=rules)
+                self._evaluate(session, writes, rules, max(s.now for s in subs))
+                session.commit()
         return outcomes
 
     @staticmethod
