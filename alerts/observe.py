@@ -247,9 +247,21 @@ def _link_evidence(session: Session, incidents: list[Incident], notifying: list[
                            "since": (now - timedelta(seconds=r.window_s)).isoformat()})
     by_alert = {inc.alert.id: inc for inc in incidents if inc.alert is not None}
     old_of = [inc.alert.id for inc in notifying if inc.alert is not None and not inc.opening]
-    for new, alert_id, source, n in raw.execute(session, sql.EVIDENCE, {
-            "window": json.dumps(window), "alert_id": alert_ids, "observation_id": observation_ids, "now": now,
-            "old_of": old_of}):
+    counted = raw.execute(session, sql.EVIDENCE, {
+        "window": json.dumps(window), "alert_id": alert_ids, "observation_id": observation_ids, "now": now,
+        "old_of": old_of})
+    if not window and not old_of and all(inc.opening for inc in incidents):
+        # New alerts opened by immediate rules: their evidence is this batch's signals, every link new, so it
+        # is counted here and the statement's answer is not awaited (in pipeline mode, ingest.reports.writer,
+        # it then goes to the server with the next write).
+        for inc in incidents:
+            source_of = {s.observation_id: s.source for p in inc.active for s in p.feeding}
+            for oid in inc.observation_ids:
+                source = source_of[oid]
+                inc.added[source] = inc.added.get(source, 0) + 1
+                inc.by_source[source] = inc.by_source.get(source, 0) + 1
+        return
+    for new, alert_id, source, n in counted:
         inc = by_alert[alert_id]
         if new:
             inc.added[source] = inc.added.get(source, 0) + int(n)
