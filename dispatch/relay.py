@@ -96,7 +96,7 @@ class Relay:
         broker then fails to take: the state is what the database holds, and the event is retried.
         """
         started = time.monotonic()  # an ack's time is `now` plus the time since: `now` stays the only clock
-        with self.factory() as session, session.begin():
+        with self.factory() as session:  # its transaction begins with the claim, and rolls back on any error
             rows = db_raw.execute(session, _CLAIM, {"now": now, "limit": self.batch_size}).fetchall()
             sent = []
             for row in rows:
@@ -125,8 +125,10 @@ class Relay:
                     self.observe_ack(max(0.0, (acked_at - row.created_at).total_seconds()))
                 log.debug("published event %s (%s)", row.event_id, row.kind)
             self.zone_states.confirm(zones_sent)
-            if published:
-                db_raw.execute(session, _MARK_PUBLISHED, {"now": now, "ids": published})
+            with db_raw.pipeline(session):  # the mark and COMMIT in one round trip
+                if published:
+                    db_raw.execute(session, _MARK_PUBLISHED, {"now": now, "ids": published})
+                session.commit()
         return len(rows)
 
     def _send(self, payload: dict[str, Any], now: datetime) -> Any:
