@@ -132,8 +132,14 @@ class Relay:
         return len(rows)
 
     def _send(self, payload: dict[str, Any], now: datetime) -> Any:
-        topic, message, expiry_s = alert_topic(self.topic_prefix, payload), self._message(payload), \
-            self._expiry_s(payload, now)
+        try:
+            topic, message, expiry_s = alert_topic(self.topic_prefix, payload), self._message(payload), \
+                self._expiry_s(payload, now)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            # A row no writer of ours makes (written by hand, or by an older version): parked, with the reason,
+            # rather than stopping the relay for every event behind it.
+            raise DeliveryError(f"event payload cannot be published ({type(exc).__name__}: {exc})",
+                                retryable=False) from exc
         if hasattr(self.publisher, "publish_nowait"):
             return self.publisher.publish_nowait(topic, message, expiry_s=expiry_s)
         self.publisher.publish(topic, message, expiry_s=expiry_s)

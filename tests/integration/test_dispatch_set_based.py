@@ -296,3 +296,23 @@ def test_the_relay_awaits_its_events_and_their_zone_states_together(session_fact
     # The event without a PUBACK waits for the next pass; its zone's state went out (it is what the database holds).
     assert published == {alerts[0].id: True, alerts[1].id: False}
     assert relay.zone_states.dirty == set()
+
+
+def test_an_event_whose_payload_cannot_be_published_is_parked_and_the_rest_go_out(session_factory, grid):
+    # A row no writer of ours makes (here an empty payload) must not stop the relay for every event behind it.
+    from dispatch.relay import Relay
+
+    bad = open_alert(session_factory, layer="grid", code=grid[0], now=T0)
+    with transaction(session_factory) as session:
+        session.execute(text("UPDATE outbox_events SET payload = '{}' WHERE alert_id = :a"), {"a": bad.id})
+    good = open_alert(session_factory, layer="grid", code=grid[1], now=T0)
+    publisher = PipelinedRelayPublisher()
+    relay = Relay(session_factory, publisher, topic_prefix="p", public_base_url="http://tocsin.test")
+    assert relay.run_once(now=T0) == 2
+    assert ("send", f"p/alerts/grid/{grid[1]}/gas_leak") in publisher.calls
+    with session_factory() as session:
+        rows = {r.alert_id: r for r in session.execute(text(
+            "SELECT alert_id, published_at, parked_at, last_error FROM outbox_events")).all()}
+    assert rows[good.id].published_at is not None and rows[good.id].parked_at is None
+    assert rows[bad.id].published_at is None and rows[bad.id].parked_at is not None
+    assert rows[bad.id].last_error.startswith("event payload cannot be published (KeyError")
