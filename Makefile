@@ -40,8 +40,8 @@ demo: setup services
 # TEST_JOBS pytest-xdist processes, each with its own database; a file's tests stay together in one process
 # (--dist loadfile), so its module fixtures (servers, browsers) start once; files are handed out in the order
 # tests/conftest.py gives (`heavy` ones first), not xdist's (most tests first). One more process than cores: a
-# test often waits (a server starting, the broker, the browser), and the extra one keeps the cores busy. On
-# two cores the suite took 133 s with 3 processes, against 161 s with 2 and 159 s with 4.
+# test often waits (a server starting, the broker, the browser), and the extra one keeps the cores busy
+# (README.md, "Two commands", has the measurement).
 TEST_JOBS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 PYTEST_PARALLEL := -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder
 # Passed down to `setup`: after a fresh install, the bootstrap warms the tests' bytecode while services start.
