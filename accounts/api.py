@@ -161,7 +161,7 @@ async def recheck_cached(request: Request, caller: keys.Caller) -> None:
         return
     if not await run_in_threadpool(keys.is_live_outside, request.app.state.engine, key_id=caller.key_id):
         forget_key(request, caller)
-        raise BadApiKey("invalid or revoked API key")
+        raise BadApiKey(keys.INVALID_KEY)
 
 
 def forget_key(request: Request, caller: keys.Caller) -> None:

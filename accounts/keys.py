@@ -61,6 +61,9 @@ _AUTH_SQL = (  # run through db.raw: every request pays for it
 )
 
 
+INVALID_KEY = "invalid or revoked API key"  # one answer for both: a caller learns nothing about which
+
+
 def live_key_sql(key_id: str) -> str:
     """An SQL condition: the key `key_id` (an SQL expression) is unrevoked, or is 0, the feed importer's
     (ingest.reports.feed_import acts without a key). A report's insert runs it, so that a key revoked since
@@ -75,7 +78,7 @@ _LIVE_SQL = "SELECT " + live_key_sql(":key_id")
 def check_live(session: Session, *, caller: Caller) -> None:
     """BadApiKey when the caller's key has been revoked (in the caller's transaction)."""
     if not raw.execute(session, _LIVE_SQL, {"key_id": caller.key_id}).fetchone()[0]:
-        raise BadApiKey("invalid or revoked API key")
+        raise BadApiKey(INVALID_KEY)
 
 
 def authenticate(session: Session, *, key: str | None) -> Caller:
@@ -87,28 +90,32 @@ def authenticate(session: Session, *, key: str | None) -> Caller:
 
 def _caller(row) -> Caller:
     if row is None:
-        raise BadApiKey("invalid or revoked API key")
+        raise BadApiKey(INVALID_KEY)
     key_id, role, utility_id, utility_name, has_territory = row
     return Caller(key_id=key_id, role=role, utility_id=utility_id, utility_name=utility_name,
                   has_territory=bool(has_territory))
 
 
-def authenticate_outside(engine: Engine, *, key: str | None) -> Caller:
-    """`authenticate` on a pooled connection in autocommit: one round trip, no BEGIN and ROLLBACK around
-    it, and no connection held afterwards (POST /v1/reports then waits for its group commit holding none)."""
-    if not key:
-        raise BadApiKey("missing API key: send 'Authorization: Bearer <key>'")
+def _fetch_outside(engine: Engine, sql: str, params: dict) -> tuple | None:
+    """One row of `sql` on a pooled connection in autocommit: one round trip, no BEGIN and ROLLBACK around
+    it, and no connection held afterwards."""
     with engine.connect() as conn:
         driver = conn.execution_options(isolation_level="AUTOCOMMIT").connection.driver_connection
-        row = driver.execute(raw.to_psycopg(_AUTH_SQL), {"key_hash": hash_key(key)}).fetchone()
-    return _caller(row)
+        return driver.execute(raw.to_psycopg(sql), params).fetchone()
+
+
+def authenticate_outside(engine: Engine, *, key: str | None) -> Caller:
+    """`authenticate` outside any transaction (POST /v1/reports then waits for its group commit holding no
+    connection)."""
+    if not key:
+        raise BadApiKey("missing API key: send 'Authorization: Bearer <key>'")
+    return _caller(_fetch_outside(engine, _AUTH_SQL, {"key_hash": hash_key(key)}))
 
 
 def is_live_outside(engine: Engine, *, key_id: int) -> bool:
-    """Whether the key is unrevoked, on a pooled connection in autocommit (as `authenticate_outside`)."""
-    with engine.connect() as conn:
-        driver = conn.execution_options(isolation_level="AUTOCOMMIT").connection.driver_connection
-        return bool(driver.execute(raw.to_psycopg(_LIVE_SQL), {"key_id": key_id}).fetchone()[0])
+    """Whether the key is unrevoked, outside any transaction (as `authenticate_outside`)."""
+    row = _fetch_outside(engine, _LIVE_SQL, {"key_id": key_id})
+    return bool(row and row[0])
 
 
 def list_keys(session: Session, *, utility_id: int) -> list[ApiKey]:

@@ -245,7 +245,6 @@ def _link_evidence(session: Session, incidents: list[Incident], notifying: list[
                            "sources": list(r.sources), "min_confidence": r.min_confidence,
                            "min_weight": r.min_zone_weight,
                            "since": (now - timedelta(seconds=r.window_s)).isoformat()})
-    by_alert = {inc.alert.id: inc for inc in incidents if inc.alert is not None}
     old_of = [inc.alert.id for inc in notifying if inc.alert is not None and not inc.opening]
     counted = raw.execute(session, sql.EVIDENCE, {
         "window": json.dumps(window), "alert_id": alert_ids, "observation_id": observation_ids, "now": now,
@@ -261,6 +260,7 @@ def _link_evidence(session: Session, incidents: list[Incident], notifying: list[
                 inc.added[source] = inc.added.get(source, 0) + 1
                 inc.by_source[source] = inc.by_source.get(source, 0) + 1
         return
+    by_alert = {inc.alert.id: inc for inc in incidents if inc.alert is not None}
     for new, alert_id, source, n in counted:
         inc = by_alert[alert_id]
         if new:
