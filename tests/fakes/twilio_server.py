@@ -31,13 +31,14 @@ from email.utils import format_datetime
 from datetime import datetime, timezone
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
+
+from tests.fakes.http_thread import serve_in_thread
 
 API_VERSION = "2010-04-01"
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -379,31 +380,6 @@ class FakeTwilio:
                         m["date_sent"] = m["date_updated"]
                     if status == "undelivered":
                         m["error_code"], m["error_message"] = 30003, "Unreachable destination handset"
-
-
-# --- running in a thread -----------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def serve_in_thread(app, *, host: str = "127.0.0.1", startup_timeout_s: float = 10.0) -> Iterator[str]:
-    """Serve an ASGI `app` with uvicorn on a free loopback port; yields its base URL."""
-    config = uvicorn.Config(
-        app, host=host, port=0, log_level="warning", lifespan="off", timeout_graceful_shutdown=2
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="fake-http-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + startup_timeout_s
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from dispatch.senders.base import DeliveryError
 from dispatch.senders.console import ConsoleSender
 from dispatch.senders.sms import TwilioSender, classify
 from dispatch.twilio_signature import compute_twilio_signature, validate_twilio_signature
-from tests.fakes.twilio_server import serve_in_thread
+from tests.fakes.http_thread import serve_in_thread
 
 FROM = "+15005550006"
 TO = "+15558675310"
