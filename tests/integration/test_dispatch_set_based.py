@@ -12,6 +12,7 @@ from shapely.geometry import MultiPolygon, box
 from sqlalchemy import event, text
 
 from alerts.rules import Rule
+from db import raw as db_raw
 from db.session import transaction
 from dispatch import fanout, metrics
 from dispatch import responders as responder_service
@@ -45,20 +46,28 @@ def grid(session_factory):
 
 @contextmanager
 def statements(engine, session):
-    """Collect the SQL of every statement the engine sends while the block runs.
+    """Collect the SQL of every statement sent while the block runs: through the engine, and straight on the
+    driver's connection by db.raw (the hot path's statements skip SQLAlchemy's execution layer).
 
     The session's transaction is begun first: the test's sessions share one rolled-back transaction, so it
     begins with a SAVEPOINT (where the product's sends a BEGIN, which is no statement)."""
     session.connection()
     seen: list[str] = []
+    raw_execute = db_raw.execute
 
     def record(conn, cursor, statement, parameters, context, executemany):
         seen.append(" ".join(statement.split()))
 
+    def record_raw(session, sql, params, **kw):
+        seen.append(" ".join(sql.split()))
+        return raw_execute(session, sql, params, **kw)
+
     event.listen(engine, "before_cursor_execute", record)
+    db_raw.execute = record_raw
     try:
         yield seen
     finally:
+        db_raw.execute = raw_execute
         event.remove(engine, "before_cursor_execute", record)
 
 
