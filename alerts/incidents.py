@@ -34,6 +34,7 @@ class Pair:
     live: WindowStats | None = None
     cooldown_until: datetime | None = None
     seq: int | None = None
+    new_id: int | None = None  # the id its alert takes if it opens (READ draws it with `seq`)
     fires: str | None = None  # the severity the rule raises now (None: it feeds the alert without firing)
 
     @property

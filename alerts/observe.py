@@ -72,7 +72,7 @@ def _read(session: Session, incidents: list[Incident], now: datetime) -> list[Si
     for row in rows:
         p, inc = pairs[row.pi], of_pair[row.pi]
         p.live = WindowStats(weighted_count=float(row.w), distinct_authors=int(row.authors), count=int(row.n))
-        p.cooldown_until, p.seq = row.cooldown_until, row.seq
+        p.cooldown_until, p.seq, p.new_id = row.cooldown_until, row.seq, row.new_id
         if row.id is not None and inc.alert is None:
             fired = {name: severity for name, severity in row.alert_rules or ()} or {row.rule: row.severity}
             inc.alert = AlertRow(id=row.id, rule=row.rule, category=row.category, severity=row.severity,
@@ -132,8 +132,8 @@ def _decide_open(session: Session, inc: Incident, now: datetime) -> bool:
     if not firing:
         return False
     lead = _most_severe(firing)
-    assert lead.seq is not None and lead.live is not None
-    inc.alert = AlertRow(id=0, rule=lead.rule.name, category=inc.category, severity=lead.fires or "minor",
+    assert lead.seq is not None and lead.new_id is not None and lead.live is not None
+    inc.alert = AlertRow(id=lead.new_id, rule=lead.rule.name, category=inc.category, severity=lead.fires or "minor",
                          state="open", ack_code=ackcodes.new_ack_code(lead.seq), evidence_count=0,
                          distinct_authors=max(p.live.distinct_authors for p in firing if p.live), opened_at=now,
                          updated_at=now, expires_at=max(now + timedelta(seconds=p.rule.expire_after_s)
@@ -200,29 +200,29 @@ def _decide_update(session: Session, inc: Incident, lead: Rule | None, now: date
 # ---------------------------------------------------------------- 4-6. writes
 
 def _open_alerts(session: Session, opening: list[Incident], now: datetime) -> list[Incident]:
-    """Insert the new alerts; returns the incidents whose insert lost to a concurrent opener (none expected)."""
+    """Insert the new alerts, with the ids READ drew for them; returns the incidents whose insert lost to a
+    concurrent opener (none expected: every opener holds the zone's lock).
+
+    In pipeline mode (ingest.reports.writer) the answer is not awaited, so the insert goes to the server with
+    the evidence and the write after it. A lost insert then leaves its alert's id unused, and the evidence
+    that names it breaks alert_evidence's foreign key: the whole transaction fails, nothing of it stays, and
+    the writer answers (or retries) as for any failed batch."""
     if not opening:
         return []
-    cols: dict[str, list] = {k: [] for k in ("rule", "zone_id", "category", "severity", "ack_code", "authors",
-                                             "expires_at")}
+    cols: dict[str, list] = {k: [] for k in ("id", "rule", "zone_id", "category", "severity", "ack_code",
+                                             "authors", "expires_at")}
     for inc in opening:
         a = inc.alert
         assert a is not None
-        for k, v in (("rule", a.rule), ("zone_id", inc.match.zone_id), ("category", a.category),
+        for k, v in (("id", a.id), ("rule", a.rule), ("zone_id", inc.match.zone_id), ("category", a.category),
                      ("severity", a.severity), ("ack_code", a.ack_code), ("authors", a.distinct_authors),
                      ("expires_at", a.expires_at)):
             cols[k].append(v)
-    ids = {(zone_id, category): alert_id
-           for alert_id, zone_id, category in raw.execute(session, sql.INSERT_ALERTS, {**cols, "now": now})}
-    lost = []
-    for inc in opening:
-        alert_id = ids.get((inc.match.zone_id, inc.category))
-        if alert_id is None:
-            lost.append(inc)
-        else:
-            assert inc.alert is not None
-            inc.alert.id = alert_id
-    return lost
+    inserted = raw.execute(session, sql.INSERT_ALERTS, {**cols, "now": now})
+    if raw.pipelined(session):
+        return []
+    ids = {alert_id for (alert_id,) in inserted}
+    return [inc for inc in opening if inc.alert is not None and inc.alert.id not in ids]
 
 
 def _link_evidence(session: Session, incidents: list[Incident], notifying: list[Incident],

@@ -53,6 +53,10 @@ READ = (
                      WHERE ar.rule = p.name AND ar.zone_id = p.zone_id)) AS cooldown_until,
            CASE WHEN a.id IS NULL AND s.w + 1e-9 >= p.open_count AND s.authors >= p.open_authors
                 THEN nextval('ack_code_seq') END AS seq,
+           -- The id the pair's alert takes if it opens: known before the insert, so the statements after it
+           -- need not wait for its answer (ingest.reports.writer sends them together, in pipeline mode).
+           CASE WHEN a.id IS NULL AND s.w + 1e-9 >= p.open_count AND s.authors >= p.open_authors
+                THEN nextval('alerts_id_seq') END AS new_id,
            (SELECT jsonb_agg(jsonb_build_array(n.at, n.reason, n.state, n.severity) ORDER BY n.at, n.id)
             FROM alert_notifications n WHERE n.alert_id = a.id) AS log,
            (SELECT jsonb_agg(jsonb_build_array(si.matchers, si.starts_at, si.ends_at)) FROM silences si
@@ -74,16 +78,16 @@ WINDOWS = """
 
 INSERT_ALERTS = (
     """
-    INSERT INTO alerts (rule, zone_id, category, severity, state, ack_code, evidence_count, distinct_authors,
+    INSERT INTO alerts (id, rule, zone_id, category, severity, state, ack_code, evidence_count, distinct_authors,
                         opened_at, updated_at, last_evidence_at, expires_at)
-    SELECT u.rule, u.zone_id, u.category, u.severity, 'open', u.ack_code, 0, u.authors, :now, :now, :now,
+    SELECT u.id, u.rule, u.zone_id, u.category, u.severity, 'open', u.ack_code, 0, u.authors, :now, :now, :now,
            u.expires_at
-    FROM unnest(CAST(:rule AS text[]), CAST(:zone_id AS integer[]), CAST(:category AS text[]),
-                CAST(:severity AS text[]), CAST(:ack_code AS text[]), CAST(:authors AS integer[]),
-                CAST(:expires_at AS timestamptz[])) AS u(rule, zone_id, category, severity, ack_code, authors,
-                                                           expires_at)
+    FROM unnest(CAST(:id AS bigint[]), CAST(:rule AS text[]), CAST(:zone_id AS integer[]),
+                CAST(:category AS text[]), CAST(:severity AS text[]), CAST(:ack_code AS text[]),
+                CAST(:authors AS integer[]), CAST(:expires_at AS timestamptz[]))
+         AS u(id, rule, zone_id, category, severity, ack_code, authors, expires_at)
     ON CONFLICT (zone_id, category) WHERE state <> 'resolved' DO NOTHING
-    RETURNING id, zone_id, category
+    RETURNING id
     """
 )
 

@@ -55,6 +55,12 @@ def pipeline(session: Session) -> contextlib.AbstractContextManager:
     return connection(session).pipeline()
 
 
+def pipelined(session: Session) -> bool:
+    """Whether the session's connection is in pipeline mode (`pipeline`): a result read now would wait for
+    everything sent before it."""
+    return connection(session).pgconn.pipeline_status != 0
+
+
 # Lists up to this long go as literals, longer ones in binary. Measured per array (Python CPU, with a
 # statement's own share): 1 element 64 µs binary, 32 µs literal; 10: 49 and 44; 100: 102 and 178.
 LITERAL_MAX = 16

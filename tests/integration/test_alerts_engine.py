@@ -339,3 +339,27 @@ def test_spike_rule_scales_with_the_zones_baseline(session_factory, districts):
         late = [feed(s, rules=SPIKE, zones=zones, source="post", category="fire", zone="A", author=f"A{k}",
                      at=LATER + (k + 1) * M) for k in range(4, 6)]
     assert late[0] == [] and [c.zone_code for c in late[1]] == ["A"]  # 6 >= 3 x 2/h x 1h
+
+
+def test_an_opening_that_loses_to_an_alert_its_read_missed_writes_nothing(session_factory, districts, monkeypatch):
+    """Outside pipeline mode the insert's answer is read at once: an opening that lost to an unresolved alert
+    (which READ, blinded here, did not see; every real opener holds the zone's lock) is evaluated once more
+    and, still lost, dropped, with no evidence, event or history of its own."""
+    from alerts import observe_sql
+
+    big = {"customers_affected": 800}
+    with transaction(session_factory) as s:
+        zones = zone_matches(s)
+        [opened] = feed(s, rules=RULES, zones=zones, source="utility_report", category="power_outage", zone="A",
+                        author="utility:1", at=T0, attributes=big)
+    blind = observe_sql.READ.replace("WHERE al.state <> 'resolved'", "WHERE al.state <> 'resolved' AND false")
+    assert blind != observe_sql.READ
+    monkeypatch.setattr(observe_sql, "READ", blind)
+    with transaction(session_factory) as s:
+        assert feed(s, rules=RULES, zones=zones, source="utility_report", category="power_outage", zone="A",
+                    author="utility:1", at=T0 + M, attributes=big) == []
+    with session_factory() as s:
+        assert s.execute(text("SELECT count(*), max(id) FROM alerts")).one() == (1, opened.alert_id)
+        assert s.execute(text("SELECT count(*) FROM alert_evidence")).scalar_one() == 1
+        assert s.execute(text("SELECT count(*) FROM alert_history")).scalar_one() == 1
+        assert [e["kind"] for e in events(s)] == ["opened"]

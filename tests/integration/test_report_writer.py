@@ -290,3 +290,33 @@ def test_stored_raw_body_and_hash_are_those_of_the_body_as_dumped(writer, caller
         assert _scalar(engine, "SELECT o.raw = CAST(:raw AS jsonb) FROM observations o JOIN utility_reports r "
                                "ON r.observation_id = o.id WHERE r.id = :id", raw=json.dumps(dumped),
                        id=result.report.id)
+
+
+def _blind_read(monkeypatch):
+    """READ no longer sees unresolved alerts: an opening then meets an alert its read missed, which no real
+    writer can do (every opener holds the zone's lock)."""
+    from alerts import observe_sql
+
+    blind = observe_sql.READ.replace("WHERE al.state <> 'resolved'", "WHERE al.state <> 'resolved' AND false")
+    assert blind != observe_sql.READ
+    monkeypatch.setattr(observe_sql, "READ", blind)
+
+
+def test_an_opening_lost_in_pipeline_mode_fails_its_report_whole(writer, caller, engine, monkeypatch):
+    """The writer sends an opening's insert, evidence and write together without awaiting the insert. One that
+    loses to an alert its read missed breaks alert_evidence's foreign key: the report fails, nothing of it
+    stays, and a neighbour in another zone still commits."""
+    from ingest.reports.queries import ReportResult
+
+    [first] = writer.write_batch(_subs(caller, [_gas("G1", "A")]))
+    assert isinstance(first, ReportResult) and first.alerts_changed
+    _blind_read(monkeypatch)
+    [lost] = writer.write_batch(_subs(caller, [_gas("G2", "A")]))
+    assert isinstance(lost, Exception) and "fk_alert_evidence_alert_id_alerts" in str(lost)
+    out = writer.write_batch(_subs(caller, [_gas("G3", "A"), _gas("G4", "B")]))
+    assert isinstance(out[0], Exception) and isinstance(out[1], ReportResult) and out[1].alerts_changed
+    for gone in ("G2", "G3"):
+        assert _scalar(engine, "SELECT count(*) FROM observations WHERE external_id LIKE :x", x=f"%:{gone}") == 0
+    assert _alert_zones(engine) == ["A", "B"]
+    assert _scalar(engine, "SELECT count(*) FROM outbox_events") == 2
+    assert _scalar(engine, "SELECT count(*) FROM alert_evidence") == 2
