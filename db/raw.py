@@ -19,7 +19,7 @@ than by catching errors.
 import contextlib
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -47,12 +47,26 @@ def connection(session: Session) -> psycopg.Connection:
     return session.connection().connection.driver_connection
 
 
-def pipeline(session: Session) -> contextlib.AbstractContextManager:
+@contextlib.contextmanager
+def pipeline(session: Session) -> Iterator[None]:
     """psycopg's pipeline mode on the session's connection: `execute` sends and returns at once, and the
     server starts on it while the caller prepares the next; results are read after the block (which
     syncs), from the cursors `execute` returned. Only db.raw statements belong inside: one that reads
-    its result at once (any session.execute) waits for everything before it."""
-    return connection(session).pipeline()
+    its result at once (any session.execute) waits for everything before it.
+
+    A block that fails rolls the connection back before the error goes on. When the failure comes with a
+    `session.commit()` inside the block (the statements sent with it are only run then), SQLAlchemy takes
+    the transaction for ended and its pool hands the connection on without the rollback it usually sends
+    at check-in: the next session's first statement then failed with "current transaction is aborted"."""
+    conn = connection(session)
+    try:
+        with conn.pipeline():
+            yield
+    except BaseException:
+        if conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+            with contextlib.suppress(psycopg.Error):  # a lost connection: the pool's check-out finds it broken
+                conn.rollback()
+        raise
 
 
 def pipelined(session: Session) -> bool:

@@ -314,7 +314,7 @@ def test_an_opening_lost_in_pipeline_mode_fails_its_report_whole(writer, caller,
     [lost] = writer.write_batch(_subs(caller, [_gas("G2", "A")]))
     assert isinstance(lost, Exception) and "fk_alert_evidence_alert_id_alerts" in str(lost)
     out = writer.write_batch(_subs(caller, [_gas("G3", "A"), _gas("G4", "B")]))
-    assert isinstance(out[0], Exception) and isinstance(out[1], ReportResult) and out[1].alerts_changed
+    assert isinstance(out[0], Exception) and isinstance(out[1], ReportResult) and out[1].alerts_changed, out
     for gone in ("G2", "G3"):
         assert _scalar(engine, "SELECT count(*) FROM observations WHERE external_id LIKE :x", x=f"%:{gone}") == 0
     assert _alert_zones(engine) == ["A", "B"]

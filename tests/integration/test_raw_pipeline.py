@@ -1,0 +1,27 @@
+"""db.raw.pipeline: a block that fails at its COMMIT, as the report writer's and the relay's can (the
+statements sent with it only run then), leaves the pooled connection clean for the next session. SQLAlchemy
+takes a transaction whose commit was called for ended, so its pool skips the rollback it sends at check-in."""
+
+import pytest
+
+from db import raw
+from db.session import make_engine, make_sessionmaker
+
+pytestmark = [pytest.mark.integration, pytest.mark.committing, pytest.mark.pooled]
+
+
+def test_a_commit_that_fails_in_pipeline_mode_leaves_the_pooled_connection_usable(database_url):
+    engine = make_engine(database_url, pool_size=1)  # one connection: the next session gets the same one
+    try:
+        factory = make_sessionmaker(engine)
+        for _ in range(2):
+            with factory() as session:
+                assert raw.execute(session, "SELECT 1 AS one", {}).fetchone().one == 1
+                with pytest.raises(Exception, match="division by zero"):
+                    with raw.pipeline(session):
+                        raw.execute(session, "SELECT 1 / (:n - 1) AS boom", {"n": 1})
+                        session.commit()
+        with factory() as session:
+            assert raw.execute(session, "SELECT 2 AS two", {}).fetchone().two == 2
+    finally:
+        engine.dispose()
