@@ -6,9 +6,10 @@ than the Python between them, so statements are counted, not (rule, zone) pairs)
 1. (before `evaluate`) record the signals and lock their zones (an advisory lock per zone, in zone
    order, held to commit): alerts.signals, in a statement of its own (`observe_many`) or in the caller's;
 2. read, for every (rule, zone) pair, the window counts, the unresolved alert (row-locked), the
-   cooldown, the notification log, and the active silences;
+   cooldown, an ack-code number and an alert id where the pair may open, the notification log, and
+   the active silences;
 3. decide in Python (alerts.evaluate, `notify.decide`: pure);
-4. open the new alerts (one INSERT);
+4. open the new alerts (one INSERT, with the ids step 2 drew: in pipeline mode nothing waits for it);
 5. link evidence (one INSERT), which also returns the evidence counted by source;
 6. write alert updates, history, outbox events and notification-log rows (one statement).
 
