@@ -54,16 +54,19 @@ def pipeline(session: Session) -> Iterator[None]:
     syncs), from the cursors `execute` returned. Only db.raw statements belong inside: one that reads
     its result at once (any session.execute) waits for everything before it.
 
-    A block that fails rolls the connection back before the error goes on. When the failure comes with a
-    `session.commit()` inside the block (the statements sent with it are only run then), SQLAlchemy takes
-    the transaction for ended and its pool hands the connection on without the rollback it usually sends
-    at check-in: the next session's first statement then failed with "current transaction is aborted"."""
+    A block that fails outside a SAVEPOINT rolls the transaction back before the error goes on: it can do
+    nothing else. When the failure comes with a `session.commit()` inside the block (the statements sent
+    with it only run then), SQLAlchemy takes the transaction for ended and its pool hands the connection on
+    without the rollback it usually sends at check-in: the next session's first statement then failed with
+    "current transaction is aborted". Inside a SAVEPOINT (`session.begin_nested()`) the caller's own
+    ROLLBACK TO SAVEPOINT recovers, and the transaction goes on."""
     conn = connection(session)
     try:
         with conn.pipeline():
             yield
     except BaseException:
-        if conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+        if (conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.INERROR
+                and not session.in_nested_transaction()):
             with contextlib.suppress(psycopg.Error):  # a lost connection: the pool's check-out finds it broken
                 conn.rollback()
         raise

@@ -25,3 +25,20 @@ def test_a_commit_that_fails_in_pipeline_mode_leaves_the_pooled_connection_usabl
             assert raw.execute(session, "SELECT 2 AS two", {}).fetchone().two == 2
     finally:
         engine.dispose()
+
+
+def test_a_block_that_fails_inside_a_savepoint_leaves_the_transaction_going(database_url):
+    """The report writer's savepoint mode: one report's failure rolls back to its SAVEPOINT only, and the
+    batch's transaction (here, a setting local to it) goes on."""
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        with make_sessionmaker(engine)() as session:
+            raw.execute(session, "SELECT set_config('tocsin.test_kept', 'kept', true)", {}).fetchall()
+            with pytest.raises(Exception, match="division by zero"):
+                with session.begin_nested():
+                    with raw.pipeline(session):
+                        raw.execute(session, "SELECT 1 / (:n - 1) AS boom", {"n": 1})
+            assert raw.execute(session, "SELECT current_setting('tocsin.test_kept', true) AS v",
+                               {}).fetchone().v == "kept"
+    finally:
+        engine.dispose()
