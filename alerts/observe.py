@@ -207,7 +207,7 @@ def _open_alerts(session: Session, opening: list[Incident], now: datetime) -> li
     In pipeline mode (ingest.reports.writer) the answer is not awaited, so the insert goes to the server with
     the evidence and the write after it. A lost insert then leaves its alert's id unused, and the evidence
     that names it breaks alert_evidence's foreign key: the whole transaction fails, nothing of it stays, and
-    the writer answers (or retries) as for any failed batch."""
+    the writer runs the report once more outside pipeline mode (ReportWriter._alone)."""
     if not opening:
         return []
     cols: dict[str, list] = {k: [] for k in ("id", "rule", "zone_id", "category", "severity", "ack_code",

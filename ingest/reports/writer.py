@@ -18,6 +18,7 @@ Failure isolation:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -155,8 +156,13 @@ class ReportWriter:
                             "statement" if mode == "statement" else "savepoint per report", describe(exc))
         return [self._alone(sub)[0] for sub in subs]
 
-    def _alone(self, sub: reports.Submission) -> list[ReportResult | Exception]:
-        """One report in a transaction of its own; its zone locks taken in its insert."""
+    def _alone(self, sub: reports.Submission, *, pipelined: bool = True) -> list[ReportResult | Exception]:
+        """One report in a transaction of its own; its zone locks taken in its insert.
+
+        The rules' writes and the COMMIT go in pipeline mode, unread. An integrity error among them (an alert
+        opening that lost to another, which the zone lock rules out, breaks alert_evidence's foreign key:
+        alerts.observe) rolls the report back and runs it once more outside pipeline mode, where each
+        statement's answer is read and a lost opening joins the alert that won."""
         rules = self._rules()
         try:
             with self._factory() as session:
@@ -164,11 +170,23 @@ class ReportWriter:
                     written = reports.write(session, sub, rules=rules, lock=True)
                 except _OWN_ERRORS as exc:
                     return [exc if isinstance(exc, DomainError) else constraint_error(exc)]
-                with db_raw.pipeline(session):  # statements whose result nobody reads share a round trip
-                    if written.signal is not None:  # its insert took its zone locks
-                        self._evaluate(session, [written], rules, sub.now)
-                    session.commit()
-                return [written.result]
+                try:
+                    # Statements whose result nobody reads share a round trip.
+                    with db_raw.pipeline(session) if pipelined else contextlib.nullcontext():
+                        if written.signal is not None:  # its insert took its zone locks
+                            self._evaluate(session, [written], rules, sub.now)
+                        session.commit()
+                except (sa_exc.IntegrityError, psycopg.errors.IntegrityError) as exc:
+                    if not pipelined:
+                        raise
+                    log.warning("report writer: the rules' writes failed in pipeline mode (%s); once more, "
+                                "statement by statement", describe(exc))
+                    retry = True
+                else:
+                    retry = False
+            if retry:
+                return self._alone(sub, pipelined=False)
+            return [written.result]
         except Exception as exc:
             return [exc]
 
