@@ -11,6 +11,10 @@ class AlertState(StrEnum):
     RESOLVED = "resolved"
 
 
+# Every state but resolved, by name: the sweeper's walk says `state IN UNRESOLVED`, which the partial index
+# ix_alerts_unresolved (migration 0024) serves and the rules' `state <> 'resolved'` look-ups cannot take.
+UNRESOLVED: tuple[AlertState, ...] = (AlertState.OPEN, AlertState.ACKNOWLEDGED)
+
 # Resolved is final: new evidence after resolution opens a new alert (after any cooldown).
 ALLOWED: frozenset[tuple[AlertState, AlertState]] = frozenset({
     (AlertState.OPEN, AlertState.ACKNOWLEDGED),

@@ -20,7 +20,7 @@ from alerts.evaluate import (
     escalation_ticks_due, incident_hysteresis, incident_severity, severity_rank,
 )
 from alerts.events import ESCALATION_REASON, EventKind, Tick
-from alerts.lifecycle import AlertState
+from alerts.lifecycle import UNRESOLVED, AlertState
 from alerts.models import Alert
 from alerts.notify import is_silenced
 from alerts.rules import Rule
@@ -60,7 +60,7 @@ def sweep(session: Session, *, rules: Sequence[Rule], now: datetime, limit: int 
     if fold_baselines:  # once per pass, like the baselines: the session table stays small
         sessions.purge_ended(session, now=now)
     alerts = session.scalars(
-        select(Alert).where(Alert.state != AlertState.RESOLVED, Alert.id > after_id).order_by(Alert.id)
+        select(Alert).where(Alert.state.in_(UNRESOLVED), Alert.id > after_id).order_by(Alert.id)
         .limit(limit).with_for_update(skip_locked=True)
     ).all()
     if not alerts:  # the end of a pass: nothing more to read
