@@ -5,11 +5,12 @@ client's own CPU is taken from what it measures. httpx spent about 9 ms of CPU p
 than the API server's whole request); this client writes the request bytes itself and reads the
 status line, headers and Content-Length body back, at a few hundred microseconds per request. It
 speaks only what the benchmarks need: POST or GET with a JSON body, responses with Content-Length.
-Also `serve`, the API server the benchmarks load (uvicorn in a subprocess), and `free_port`.
+Also `serve`, the API server the benchmarks load (uvicorn in a subprocess), `wait_workers`, and `free_port`.
 """
 
 import asyncio
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -64,6 +65,7 @@ def serve(app_factory: str, *, env: Mapping[str, str], workers: int,
                 raise ServerDidNotStart(f"{app_factory} on {base}: /healthz did not answer 200 within "
                                         f"{start_timeout_s:g} s")
             time.sleep(0.2)
+        wait_workers(base, workers, timeout_s=max(1.0, deadline - time.monotonic()))
         yield base, server
     finally:
         server.terminate()
@@ -72,6 +74,30 @@ def serve(app_factory: str, *, env: Mapping[str, str], workers: int,
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+# A process id as /metrics labels it (`pid="123"`) or as a JSON body gives it (`"pid": 123`).
+_PID = re.compile(r'\bpid"?\s*[=:]\s*"?(\d+)')
+
+
+def wait_workers(base: str, workers: int, *, path: str = "/metrics", timeout_s: float = 60.0) -> None:
+    """Return once `workers` different processes have answered GET `path`, each asked on a new connection.
+
+    A server with several workers answers /healthz as soon as one of them is up. A load generator that opens
+    its keep-alive connections then gives every one to that process while the others still start: bench.reports
+    once ran its whole closed loop, 17,061 reports, on one of its two workers. `path` names the answering
+    process: the product's /metrics labels its series with `pid`, the floor's /healthz says `pid`."""
+    import httpx
+
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout_s
+    while len(seen) < workers:
+        if time.monotonic() > deadline:
+            raise ServerDidNotStart(f"{base}: {len(seen)} of {workers} workers answered within {timeout_s:g} s")
+        try:
+            seen.update(_PID.findall(httpx.get(f"{base}{path}", timeout=2).text))
+        except httpx.HTTPError:
+            time.sleep(0.2)
 
 
 @dataclass(frozen=True)

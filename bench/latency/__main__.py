@@ -41,7 +41,7 @@ import psycopg
 
 from bench import cpu, history
 from bench.db import bench_database, drop_database
-from bench.http_load import free_port
+from bench.http_load import free_port, wait_workers
 from tocsin import heap
 from bench.latency.load import COLS, ROWS, Arrivals, cell, percentile, post_schedule, stop_all, wait_for, wait_http
 
@@ -143,6 +143,7 @@ def _floor_runs(url: str, env: dict[str, str], mqtt_url: str, prefix: str, rates
     try:
         base = f"http://127.0.0.1:{port}"
         wait_http(base, procs[0])
+        wait_workers(base, API_WORKERS, path="/healthz")  # every worker up before the load's connections open
         arrivals = Arrivals(mqtt_url, f"{prefix}/floor")
         post_schedule(base, "", first_cell=first, rate=50, seconds=2, floor=True)  # warm-up
         first += 100
@@ -205,6 +206,7 @@ def main() -> int:
                                       cwd=REPO))
         base = f"http://127.0.0.1:{port}"
         wait_http(base, procs[0])
+        wait_workers(base, API_WORKERS)  # every worker up before the load's connections open
         arrivals = Arrivals(settings.mqtt_url, f"{prefix}/alerts/#")
         heap.freeze()  # the subscriber timestamps arrivals: a full GC pass here would show as latency
         post_schedule(base, key, first_cell=0, rate=50, seconds=2)  # warm-up: connections, prepared plans

@@ -62,8 +62,8 @@ def app() -> Any:
     api = FastAPI()
 
     @api.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "pid": os.getpid()}  # bench.http_load.wait_workers tells the workers apart
 
     @api.post("/v1/reports", status_code=201)
     def create(feature: dict[str, Any] = Body(...)) -> Response:
