@@ -128,7 +128,8 @@ class Relay:
             with db_raw.pipeline(session):  # the mark and COMMIT in one round trip
                 if published:
                     db_raw.execute(session, _MARK_PUBLISHED, {"now": now, "ids": published})
-                session.commit()
+                db_raw.commit(session)
+            session.commit()
         return len(rows)
 
     def _send(self, payload: dict[str, Any], now: datetime) -> Any:

@@ -175,7 +175,8 @@ class ReportWriter:
                     with db_raw.pipeline(session) if pipelined else contextlib.nullcontext():
                         if written.signal is not None:  # its insert took its zone locks
                             self._evaluate(session, [written], rules, sub.now)
-                        session.commit()
+                        db_raw.commit(session)
+                    session.commit()
                 except (sa_exc.IntegrityError, psycopg.errors.IntegrityError) as exc:
                     if not pipelined:
                         raise
@@ -217,7 +218,8 @@ class ReportWriter:
             with db_raw.pipeline(session):  # the locks go with the rules' first read; the last write with COMMIT
                 alert_signals.lock(session, signals=[w.signal for w in writes if w.signal is not None], rules=rules)
                 self._evaluate(session, writes, rules, max(s.now for s in subs))
-                session.commit()
+                db_raw.commit(session)
+            session.commit()
         return outcomes
 
     @staticmethod
