@@ -51,12 +51,10 @@ READ = (
                      WHERE c.rule = p.name AND c.zone_id = p.zone_id AND c.state = 'resolved'),
                     (SELECT max(ar.cooldown_until) FROM alert_rules ar
                      WHERE ar.rule = p.name AND ar.zone_id = p.zone_id)) AS cooldown_until,
-           CASE WHEN a.id IS NULL AND s.w + 1e-9 >= p.open_count AND s.authors >= p.open_authors
-                THEN nextval('ack_code_seq') END AS seq,
+           CASE WHEN o.may_open THEN nextval('ack_code_seq') END AS seq,
            -- The id the pair's alert takes if it opens: known before the insert, so the statements after it
            -- need not wait for its answer (ingest.reports.writer sends them together, in pipeline mode).
-           CASE WHEN a.id IS NULL AND s.w + 1e-9 >= p.open_count AND s.authors >= p.open_authors
-                THEN nextval('alerts_id_seq') END AS new_id,
+           CASE WHEN o.may_open THEN nextval('alerts_id_seq') END AS new_id,
            (SELECT jsonb_agg(jsonb_build_array(n.at, n.reason, n.state, n.severity) ORDER BY n.at, n.id)
             FROM alert_notifications n WHERE n.alert_id = a.id) AS log,
            (SELECT jsonb_agg(jsonb_build_array(si.matchers, si.starts_at, si.ends_at)) FROM silences si
@@ -64,6 +62,8 @@ READ = (
     FROM p
     LEFT JOIN a ON a.zone_id = p.zone_id AND a.category = p.incident
     CROSS JOIN LATERAL (""" + window_counts("p") + """) s
+    CROSS JOIN LATERAL (SELECT a.id IS NULL AND s.w + 1e-9 >= p.open_count AND s.authors >= p.open_authors
+                        AS may_open) o
     """
 )
 

@@ -72,20 +72,24 @@ def pipeline(session: Session) -> Iterator[None]:
         raise
 
 
-def commit(session: Session) -> None:
-    """COMMIT on the session's connection, inside a `pipeline` block: it goes to the server with the statements
-    before it, in one round trip. Call `session.commit()` after the block, where it only ends SQLAlchemy's
-    transaction (psycopg sends nothing for a connection already idle).
+@contextlib.contextmanager
+def committing(session: Session, *, pipelined: bool = True) -> Iterator[None]:
+    """Run the block, then COMMIT: in pipeline mode (`pipeline`) the COMMIT goes to the server with the
+    block's statements, in one round trip; `pipelined=False` runs them one by one, each answer read.
 
-    `session.commit()` inside the block would also release the connection to the pool, which closes an
-    overflow connection at check-in; the block's exit then found it closed ("the connection is closed")
-    after the COMMIT had gone through, and the report writer retried a batch that was already stored
-    (its clients got 200, not 201: `bench.pooler` showed it under load).
-
-    A session that runs in a SAVEPOINT of a transaction it did not begin (the tests' sessions, joined to one
-    rolled-back transaction) is left to `session.commit()`, which releases its savepoint."""
-    if not session.connection().in_nested_transaction():
-        connection(session).commit()
+    The COMMIT is sent on the driver connection inside the pipeline, and `session.commit()` comes after it,
+    where it only ends SQLAlchemy's transaction (psycopg sends nothing for a connection already idle).
+    `session.commit()` inside the pipeline also released the connection to the pool, which closes an overflow
+    connection at check-in; the pipeline's exit then found it closed ("the connection is closed") after the
+    COMMIT had gone through, and the report writer retried a batch it had stored (its clients got 200, not
+    201: `bench.pooler` showed it under load). A session running in a SAVEPOINT of a transaction it did not
+    begin (the tests' sessions, joined to one rolled-back transaction) is left to `session.commit()`, which
+    releases its savepoint."""
+    with pipeline(session) if pipelined else contextlib.nullcontext():
+        yield
+        if not session.connection().in_nested_transaction():
+            connection(session).commit()
+    session.commit()
 
 
 def pipelined(session: Session) -> bool:

@@ -18,7 +18,6 @@ Failure isolation:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -171,12 +170,10 @@ class ReportWriter:
                 except _OWN_ERRORS as exc:
                     return [exc if isinstance(exc, DomainError) else constraint_error(exc)]
                 try:
-                    # Statements whose result nobody reads share a round trip.
-                    with db_raw.pipeline(session) if pipelined else contextlib.nullcontext():
+                    # Statements whose result nobody reads share a round trip, with the COMMIT.
+                    with db_raw.committing(session, pipelined=pipelined):
                         if written.signal is not None:  # its insert took its zone locks
                             self._evaluate(session, [written], rules, sub.now)
-                        db_raw.commit(session)
-                    session.commit()
                 except (sa_exc.IntegrityError, psycopg.errors.IntegrityError) as exc:
                     if not pipelined:
                         raise
@@ -215,11 +212,9 @@ class ReportWriter:
                     outcomes.append(item.result)
                 else:
                     outcomes.append(item)
-            with db_raw.pipeline(session):  # the locks go with the rules' first read; the last write with COMMIT
+            with db_raw.committing(session):  # the locks go with the rules' first read; the last write with COMMIT
                 alert_signals.lock(session, signals=[w.signal for w in writes if w.signal is not None], rules=rules)
                 self._evaluate(session, writes, rules, max(s.now for s in subs))
-                db_raw.commit(session)
-            session.commit()
         return outcomes
 
     @staticmethod

@@ -2,7 +2,6 @@
 statements sent with it only run then), leaves the pooled connection clean for the next session. SQLAlchemy
 takes a transaction whose commit was called for ended, so its pool skips the rollback it sends at check-in."""
 
-import psycopg
 import pytest
 
 from db import raw
@@ -46,8 +45,8 @@ def test_a_block_that_fails_inside_a_savepoint_leaves_the_transaction_going(data
 
 
 def test_a_pipelined_commit_survives_its_connection_being_closed_at_check_in(database_url):
-    """db.raw.commit sends COMMIT inside the block; the session's commit after it only hands the connection
-    back. Here that connection is an overflow one, which the pool closes at check-in (its queue is full): with
+    """db.raw.committing sends COMMIT inside the pipeline; the session's commit after it only hands the
+    connection back. Here that connection is an overflow one, which the pool closes at check-in (its queue is full): with
     `session.commit()` inside the block, the block's exit then failed on a closed connection after the COMMIT
     had gone through, and the report writer retried a batch it had stored."""
     from sqlalchemy import text
@@ -60,12 +59,10 @@ def test_a_pipelined_commit_survives_its_connection_being_closed_at_check_in(dat
         with factory() as session:
             raw.execute(session, "SELECT set_config('tocsin.test_kept', 'x', false)", {}).fetchall()
             held.close()  # back in the pool, which is now full: the session's connection is closed at check-in
-            with raw.pipeline(session):
-                raw.execute(session, "SELECT 1 AS one", {})
-                raw.commit(session)
             conn = raw.connection(session)
-            assert conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE  # committed in the block
-            session.commit()
-        assert conn.closed  # the overflow connection went away, after the block
+            with raw.committing(session):
+                raw.execute(session, "SELECT 1 AS one", {})
+                assert conn.pgconn.pipeline_status != 0  # the COMMIT below goes with it
+        assert conn.closed  # the overflow connection went away at check-in, after the pipeline's exit
     finally:
         engine.dispose()
