@@ -35,11 +35,52 @@ from db import pg_binary
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
+# A dollar-quoted body or an E'' string: compact() leaves such a statement as it is.
+_UNSCANNED = re.compile(r"\$\w*\$|(?<!\w)[Ee]'")
+
+
+def compact(sql: str) -> str:
+    """The statement without its `--` comments and the indentation of its lines, outside quotes.
+
+    psycopg keeps the parsed form of a statement in a cache only while its text is at most 4,096
+    bytes (psycopg._queries.MAX_CACHED_STATEMENT_LENGTH); a longer one is split into parts again
+    at every run. The batch insert of reports (ingest.reports.queries.INSERT_REPORTS) was 4,472."""
+    if _UNSCANNED.search(sql):
+        return sql
+    out: list[str] = []
+    i, n, quote = 0, len(sql), ""
+    while i < n:
+        c = sql[i]
+        if quote:  # inside '...' or "...": as it is ('' and "" reopen at once)
+            out.append(c)
+            quote = "" if c == quote else quote
+            i += 1
+        elif c in "'\"":
+            quote = c
+            out.append(c)
+            i += 1
+        elif sql.startswith("--", i):
+            i = n if (end := sql.find("\n", i)) < 0 else end
+        elif sql.startswith("/*", i):
+            i = n if (end := sql.find("*/", i)) < 0 else end + 2
+            out.append(" ")
+        elif c == "\n":
+            out.append(c)
+            i += 1
+            while i < n and sql[i] in " \t":
+                i += 1
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
 @functools.cache
 def to_psycopg(sql: str, binary: frozenset[str] = frozenset()) -> str:
     """`:name` parameters as psycopg's `%(name)s`, or `%(name)b` for those in `binary` (and a literal %
-    doubled)."""
-    return _PARAM.sub(lambda m: f"%({m[1]})b" if m[1] in binary else f"%({m[1]})s", sql.replace("%", "%%"))
+    doubled), in the statement's compact form (`compact`)."""
+    return _PARAM.sub(lambda m: f"%({m[1]})b" if m[1] in binary else f"%({m[1]})s",
+                      compact(sql).replace("%", "%%"))
 
 
 def connection(session: Session) -> psycopg.Connection:
@@ -111,28 +152,64 @@ def _plain(values: list, write: Callable[[Any], str]) -> str:
     return "{" + ",".join("NULL" if v is None else write(v) for v in values) + "}"
 
 
+def _bool(v: Any) -> str:
+    return "t" if v else "f"
+
+
+def _when(v: datetime | date) -> str:
+    return _quoted(v.isoformat())
+
+
+def _uuid(v: UUID) -> str:
+    return _quoted(str(v))
+
+
+def _bytes(v: bytes) -> str:
+    return '"\\\\x' + v.hex() + '"'
+
+
+# The element writer of each exact type; bool before int, as it is one.
+_WRITERS: dict[type, Callable[[Any], str]] = {
+    int: str, float: str, str: _quoted, bool: _bool, datetime: _when, date: _when, UUID: _uuid, bytes: _bytes}
+
+
+def _writer(first: Any) -> Callable[[Any], str] | None:
+    """How elements of `first`'s kind are written; None for a kind that is not."""
+    write = _WRITERS.get(type(first))
+    if write is not None:
+        return write
+    if isinstance(first, np.bool_):
+        return _bool
+    if isinstance(first, (int, float, np.integer, np.floating)):
+        return str  # str(float) round-trips; nan and inf are PostgreSQL's spellings too
+    if isinstance(first, (datetime, date)):
+        return _when
+    if isinstance(first, UUID):
+        return _uuid
+    if isinstance(first, bytes):
+        return _bytes
+    return None
+
+
 def pg_array(values: list) -> str | None:
     """The list as a PostgreSQL array literal (`{1,2}`, `{"a","b \\"c\\""}`), for a statement that casts
     the parameter to its array type; None when its elements are of a kind not written here.
 
     psycopg packs a list element by element in Python, looking up each element's dumper: about 50
     µs for a one-element list, and a report's rule evaluation sends thirty of them. A literal is
-    one str.join, and PostgreSQL's array input parses it."""
+    one str.join, and PostgreSQL's array input parses it. Most of those thirty hold one element,
+    which skips the join."""
+    if len(values) == 1:
+        v = values[0]
+        if v is None:
+            return "{NULL}"
+        write = _writer(v)
+        return None if write is None else "{" + write(v) + "}"
     first = next((v for v in values if v is not None), None)
     if first is None:
         return _plain(values, str)  # empty, or all NULL
-    kind = type(first)
-    if kind is bool or isinstance(first, np.bool_):
-        return _plain(values, lambda v: "t" if v else "f")
-    if isinstance(first, (int, float, np.integer, np.floating)):
-        return _plain(values, str)  # str(float) round-trips; nan and inf are PostgreSQL's spellings too
-    if kind is str:
-        return _plain(values, _quoted)
-    if isinstance(first, (datetime, date, UUID)):
-        return _plain(values, lambda v: _quoted(v.isoformat() if isinstance(v, (datetime, date)) else str(v)))
-    if isinstance(first, bytes):
-        return _plain(values, lambda v: '"\\\\x' + v.hex() + '"')
-    return None
+    write = _writer(first)
+    return None if write is None else _plain(values, write)
 
 
 def execute(session: Session, sql: str, params: Mapping[str, Any], *, tuples: bool = False) -> psycopg.Cursor:

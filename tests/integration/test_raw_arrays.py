@@ -16,7 +16,7 @@ TRICKY = ["plain", "", "with space", 'double "quote"', "back\\slash", "comma, he
           "new\nline", "tab\there", "émoji 🔥", "'single'", "trailing\\", '"', "\\\"", " lead and trail "]
 
 
-@pytest.mark.parametrize("values, pg_type", [
+CASES = [
     (TRICKY, "text"),
     (TRICKY + [None], "text"),
     ([None, "after a null"], "text"),
@@ -32,7 +32,10 @@ TRICKY = ["plain", "", "with space", 'double "quote"', "back\\slash", "comma, he
     ([uuid.UUID("12345678-1234-5678-1234-567812345678"), uuid.uuid4()], "uuid"),
     ([b"\x00\x01\xff", b"", b"\\\""], "bytea"),
     (['{"a": "b \\"c\\""}', "[1, 2]"], "jsonb"),
-])
+]
+
+
+@pytest.mark.parametrize("values, pg_type", CASES)
 def test_lists_round_trip_through_the_server(session_factory, values, pg_type):
     assert raw.pg_array(values) is not None
     with session_factory() as s:
@@ -44,6 +47,22 @@ def test_lists_round_trip_through_the_server(session_factory, values, pg_type):
         assert [bytes(b) for b in back] == values
     else:
         assert back == values
+
+
+@pytest.mark.parametrize("pg_type", sorted({t for _, t in CASES}))
+def test_one_element_lists_round_trip_through_the_server(session_factory, pg_type):
+    """Most lists a report sends hold one element, which pg_array writes without a join."""
+    alone = [[v] for values, t in CASES if t == pg_type for v in values]
+    assert all(raw.pg_array(v) is not None for v in alone)
+    with session_factory() as s:
+        back = [raw.execute(s, f"SELECT CAST(:x AS {pg_type}[]) AS x", {"x": v}).fetchone()[0] for v in alone]
+    if pg_type == "jsonb":
+        import json
+        assert back == [[json.loads(v) for v in one] for one in alone]
+    elif pg_type == "bytea":
+        assert [[bytes(b) for b in one] for one in back] == alone
+    else:
+        assert back == alone
 
 
 @pytest.mark.parametrize("n", [raw.LITERAL_MAX, raw.LITERAL_MAX + 1, 500])
