@@ -20,6 +20,9 @@ class ZoneMatch:
 # as (id, layer, code, name, weight). A point weighs 1 in each zone holding it; a polygon's weight per
 # zone is the share of its area inside that zone, on the spheroid. Zero weights (a polygon only
 # touching a zone's edge) are left out. Writers put it in their own statement to save a round trip.
+# Candidates come from `zone_pieces` (each zone cut into parts of at most 128 vertices, kept by the zones
+# table's triggers, migration 0018): a point-in-polygon test on a borough of 36,000 vertices cost about
+# 140 µs of server CPU per report across New York's five layers, on a piece about 20 µs.
 MATCH_CTE = """
     g AS (SELECT ST_GeomFromText(:wkt, 4326) AS geom),
     m AS MATERIALIZED (
@@ -28,8 +31,11 @@ MATCH_CTE = """
                    coalesce(CASE WHEN GeometryType(g.geom) IN ('POINT', 'MULTIPOINT') THEN 1.0
                                  ELSE ST_Area(ST_Intersection(z.geom, g.geom)::geography)
                                       / NULLIF(ST_Area(g.geom::geography), 0) END, 0) AS weight
-            FROM zones z JOIN zone_layers l ON l.id = z.layer_id, g
-            WHERE ST_Intersects(z.geom, g.geom)
+            FROM (SELECT DISTINCT p.zone_id FROM zone_pieces p, g WHERE ST_Intersects(p.geom, g.geom)) hit
+            -- Each zone by its key: fenced (OFFSET 0) so that a generic plan made while the table was small
+            -- cannot hash the whole zones table for every report.
+            CROSS JOIN LATERAL (SELECT * FROM zones z WHERE z.id = hit.zone_id OFFSET 0) z
+            JOIN zone_layers l ON l.id = z.layer_id, g
         ) touching WHERE weight > 0
     )
 """

@@ -139,7 +139,9 @@ _ARRAYS = """
                    coalesce(CASE WHEN GeometryType(g.geom) IN ('POINT', 'MULTIPOINT') THEN 1.0
                                  ELSE ST_Area(ST_Intersection(z.geom, g.geom)::geography)
                                       / NULLIF(ST_Area(g.geom::geography), 0) END, 0) AS weight
-            FROM g JOIN zones z ON ST_Intersects(z.geom, g.geom) JOIN zone_layers l ON l.id = z.layer_id
+            FROM (SELECT DISTINCT g.ord, p.zone_id FROM g JOIN zone_pieces p ON ST_Intersects(p.geom, g.geom)) hit
+            JOIN g USING (ord) CROSS JOIN LATERAL (SELECT * FROM zones z WHERE z.id = hit.zone_id OFFSET 0) z
+            JOIN zone_layers l ON l.id = z.layer_id
         ) touching WHERE weight > 0
     )
 """
