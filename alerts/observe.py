@@ -9,7 +9,7 @@ than the Python between them, so statements are counted, not (rule, zone) pairs)
    cooldown, an ack-code number and an alert id where the pair may open, the notification log, and
    the active silences;
 3. decide in Python (alerts.evaluate, `notify.decide`: pure);
-4. open the new alerts (one INSERT, with the ids step 2 drew: in pipeline mode nothing waits for it);
+4. open the new alerts (one INSERT, with the ids step 2 drew);
 5. link evidence (one INSERT), which also returns the evidence counted by source;
 6. write alert updates, history, outbox events and notification-log rows (one statement).
 
@@ -202,12 +202,7 @@ def _decide_update(session: Session, inc: Incident, lead: Rule | None, now: date
 
 def _open_alerts(session: Session, opening: list[Incident], now: datetime) -> list[Incident]:
     """Insert the new alerts, with the ids READ drew for them; returns the incidents whose insert lost to a
-    concurrent opener (none expected: every opener holds the zone's lock).
-
-    In pipeline mode (ingest.reports.writer) the answer is not awaited, so the insert goes to the server with
-    the evidence and the write after it. A lost insert then leaves its alert's id unused, and the evidence
-    that names it breaks alert_evidence's foreign key: the whole transaction fails, nothing of it stays, and
-    the writer runs the report once more outside pipeline mode (ReportWriter._alone)."""
+    concurrent opener (none expected: every opener holds the zone's lock), to be evaluated again."""
     if not opening:
         return []
     cols: dict[str, list] = {k: [] for k in ("id", "rule", "zone_id", "category", "severity", "ack_code",
@@ -220,8 +215,6 @@ def _open_alerts(session: Session, opening: list[Incident], now: datetime) -> li
                      ("expires_at", a.expires_at)):
             cols[k].append(v)
     inserted = raw.execute(session, sql.INSERT_ALERTS, {**cols, "now": now})
-    if raw.pipelined(session):
-        return []
     ids = {alert_id for (alert_id,) in inserted}
     return [inc for inc in opening if inc.alert is not None and inc.alert.id not in ids]
 
@@ -252,8 +245,7 @@ def _link_evidence(session: Session, incidents: list[Incident], notifying: list[
         "old_of": old_of})
     if not window and not old_of and all(inc.opening for inc in incidents):
         # New alerts opened by immediate rules: their evidence is this batch's signals, every link new, so it
-        # is counted here and the statement's answer is not awaited (in pipeline mode, ingest.reports.writer,
-        # it then goes to the server with the next write).
+        # is counted here, and the statement's answer is not read.
         for inc in incidents:
             source_of = {s.observation_id: s.source for p in inc.active for s in p.feeding}
             for oid in inc.observation_ids:

@@ -95,6 +95,12 @@ def pipeline(session: Session) -> Iterator[None]:
     syncs), from the cursors `execute` returned. Only db.raw statements belong inside: one that reads
     its result at once (any session.execute) waits for everything before it.
 
+    For big statements only (ingest.posts.pipeline's chunks of thousands of posts, where PostgreSQL writes
+    one while Python prepares the next). psycopg runs pipeline mode in Python generators, not in its C
+    code: for a report's handful of small statements it cost more CPU than the round trips it saved (the
+    report writer and the relay used it until 2026-12-04; without it, writer CPU per lone report fell 7%
+    and the relay's per event 12%, in alternating blocks, and wall time did not rise).
+
     A block that fails outside a SAVEPOINT rolls the transaction back before the error goes on: it can do
     nothing else. When the failure comes with a `session.commit()` inside the block (the statements sent
     with it only run then), SQLAlchemy takes the transaction for ended and its pool hands the connection on
@@ -111,32 +117,6 @@ def pipeline(session: Session) -> Iterator[None]:
             with contextlib.suppress(psycopg.Error):  # a lost connection: the pool's check-out finds it broken
                 conn.rollback()
         raise
-
-
-@contextlib.contextmanager
-def committing(session: Session, *, pipelined: bool = True) -> Iterator[None]:
-    """Run the block, then COMMIT: in pipeline mode (`pipeline`) the COMMIT goes to the server with the
-    block's statements, in one round trip; `pipelined=False` runs them one by one, each answer read.
-
-    The COMMIT is sent on the driver connection inside the pipeline, and `session.commit()` comes after it,
-    where it only ends SQLAlchemy's transaction (psycopg sends nothing for a connection already idle).
-    `session.commit()` inside the pipeline also released the connection to the pool, which closes an overflow
-    connection at check-in; the pipeline's exit then found it closed ("the connection is closed") after the
-    COMMIT had gone through, and the report writer retried a batch it had stored (its clients got 200, not
-    201: `bench.pooler` showed it under load). A session running in a SAVEPOINT of a transaction it did not
-    begin (the tests' sessions, joined to one rolled-back transaction) is left to `session.commit()`, which
-    releases its savepoint."""
-    with pipeline(session) if pipelined else contextlib.nullcontext():
-        yield
-        if not session.connection().in_nested_transaction():
-            connection(session).commit()
-    session.commit()
-
-
-def pipelined(session: Session) -> bool:
-    """Whether the session's connection is in pipeline mode (`pipeline`): a result read now would wait for
-    everything sent before it."""
-    return connection(session).pgconn.pipeline_status != 0
 
 
 # Lists up to this long go as literals, longer ones in binary. Measured per array (Python CPU, with a

@@ -125,9 +125,9 @@ class Relay:
                     self.observe_ack(max(0.0, (acked_at - row.created_at).total_seconds()))
                 log.debug("published event %s (%s)", row.event_id, row.kind)
             self.zone_states.confirm(zones_sent)
-            with db_raw.committing(session):  # the mark and COMMIT in one round trip
-                if published:
-                    db_raw.execute(session, _MARK_PUBLISHED, {"now": now, "ids": published})
+            if published:
+                db_raw.execute(session, _MARK_PUBLISHED, {"now": now, "ids": published})
+            session.commit()
         return len(rows)
 
     def _send(self, payload: dict[str, Any], now: datetime) -> Any:

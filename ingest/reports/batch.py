@@ -104,8 +104,6 @@ def _insert(session: Session, subs: Sequence[reports.Submission], located: dict[
                 ("changes", json.dumps({k: [None, v] for k, v in raw["properties"].items() if v is not None})),
                 ("feed", props.status not in reports.TERMINAL_STATUSES), ("extent", loc.method == "geometry")):
             cols[k].append(v)
-    with db_raw.pipeline(session):  # the setting and the insert (and a BEGIN) in one round trip
-        plans.use_generic_plans(session)
-        sent = db_raw.execute(session, queries.INSERT_REPORTS, {**cols, "full_share": reports.FULL_SHARE})
-    return sent.fetchall()
+    plans.use_generic_plans(session)
+    return db_raw.execute(session, queries.INSERT_REPORTS, {**cols, "full_share": reports.FULL_SHARE}).fetchall()
 

@@ -259,12 +259,8 @@ def write(session: Session, sub: Submission, *, rules: Sequence[Rule], lock: boo
         **alert_signals.lock_params(rules if lock else (), source=SOURCE, category=props.category,
                                     confidence=1.0, attributes=attributes),
     }
-    # The transaction's BEGIN, the setting and the insert go to the server together (pipeline mode): one
-    # round trip where there were three.
-    with db_raw.pipeline(session):
-        plans.use_generic_plans(session)
-        sent = db_raw.execute(session, queries.INSERT_REPORT, params)
-    rows = sent.fetchall()
+    plans.use_generic_plans(session)
+    rows = db_raw.execute(session, queries.INSERT_REPORT, params).fetchall()
     row = rows[0] if rows else None
     if row is not None and row.report_id is None:
         # The same Idempotency-Key won with another external_id: undo our observation, answer with theirs.

@@ -32,7 +32,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts import service as alert_service
 from alerts import signals as alert_signals
 from alerts.rules import Rule
-from db import raw as db_raw
 from db.errors import Conflict, DomainError, InvalidInput
 from db.outage import describe
 from ingest.reports import batch as report_batch, service as reports
@@ -155,13 +154,10 @@ class ReportWriter:
                             "statement" if mode == "statement" else "savepoint per report", describe(exc))
         return [self._alone(sub)[0] for sub in subs]
 
-    def _alone(self, sub: reports.Submission, *, pipelined: bool = True) -> list[ReportResult | Exception]:
+    def _alone(self, sub: reports.Submission) -> list[ReportResult | Exception]:
         """One report in a transaction of its own; its zone locks taken in its insert.
 
-        The rules' writes and the COMMIT go in pipeline mode, unread. An integrity error among them (an alert
-        opening that lost to another, which the zone lock rules out, breaks alert_evidence's foreign key:
-        alerts.observe) rolls the report back and runs it once more outside pipeline mode, where each
-        statement's answer is read and a lost opening joins the alert that won."""
+        Its statements go one by one, each answer read (no psycopg pipeline mode: see db.raw.pipeline)."""
         rules = self._rules()
         try:
             with self._factory() as session:
@@ -169,21 +165,9 @@ class ReportWriter:
                     written = reports.write(session, sub, rules=rules, lock=True)
                 except _OWN_ERRORS as exc:
                     return [exc if isinstance(exc, DomainError) else constraint_error(exc)]
-                try:
-                    # Statements whose result nobody reads share a round trip, with the COMMIT.
-                    with db_raw.committing(session, pipelined=pipelined):
-                        if written.signal is not None:  # its insert took its zone locks
-                            self._evaluate(session, [written], rules, sub.now)
-                except (sa_exc.IntegrityError, psycopg.errors.IntegrityError) as exc:
-                    if not pipelined:
-                        raise
-                    log.warning("report writer: the rules' writes failed in pipeline mode (%s); once more, "
-                                "statement by statement", describe(exc))
-                    retry = True
-                else:
-                    retry = False
-            if retry:
-                return self._alone(sub, pipelined=False)
+                if written.signal is not None:  # its insert took its zone locks
+                    self._evaluate(session, [written], rules, sub.now)
+                session.commit()
             return [written.result]
         except Exception as exc:
             return [exc]
@@ -212,9 +196,9 @@ class ReportWriter:
                     outcomes.append(item.result)
                 else:
                     outcomes.append(item)
-            with db_raw.committing(session):  # the locks go with the rules' first read; the last write with COMMIT
-                alert_signals.lock(session, signals=[w.signal for w in writes if w.signal is not None], rules=rules)
-                self._evaluate(session, writes, rules, max(s.now for s in subs))
+            alert_signals.lock(session, signals=[w.signal for w in writes if w.signal is not None], rules=rules)
+            self._evaluate(session, writes, rules, max(s.now for s in subs))
+            session.commit()
         return outcomes
 
     @staticmethod

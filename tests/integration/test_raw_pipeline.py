@@ -1,6 +1,6 @@
-"""db.raw.pipeline: a block that fails at its COMMIT, as the report writer's and the relay's can (the
-statements sent with it only run then), leaves the pooled connection clean for the next session. SQLAlchemy
-takes a transaction whose commit was called for ended, so its pool skips the rollback it sends at check-in."""
+"""db.raw.pipeline: a block that fails at its COMMIT (the statements sent with it only run then) leaves the
+pooled connection clean for the next session. SQLAlchemy takes a transaction whose commit was called for
+ended, so its pool skips the rollback it sends at check-in."""
 
 import pytest
 
@@ -28,8 +28,8 @@ def test_a_commit_that_fails_in_pipeline_mode_leaves_the_pooled_connection_usabl
 
 
 def test_a_block_that_fails_inside_a_savepoint_leaves_the_transaction_going(database_url):
-    """The report writer's savepoint mode: one report's failure rolls back to its SAVEPOINT only, and the
-    batch's transaction (here, a setting local to it) goes on."""
+    """A failure inside a SAVEPOINT rolls back to the SAVEPOINT only, and the transaction (here, a setting
+    local to it) goes on."""
     engine = make_engine(database_url, pool_size=1)
     try:
         with make_sessionmaker(engine)() as session:
@@ -40,29 +40,5 @@ def test_a_block_that_fails_inside_a_savepoint_leaves_the_transaction_going(data
                         raw.execute(session, "SELECT 1 / (:n - 1) AS boom", {"n": 1})
             assert raw.execute(session, "SELECT current_setting('tocsin.test_kept', true) AS v",
                                {}).fetchone().v == "kept"
-    finally:
-        engine.dispose()
-
-
-def test_a_pipelined_commit_survives_its_connection_being_closed_at_check_in(database_url):
-    """db.raw.committing sends COMMIT inside the pipeline; the session's commit after it only hands the
-    connection back. Here that connection is an overflow one, which the pool closes at check-in (its queue is full): with
-    `session.commit()` inside the block, the block's exit then failed on a closed connection after the COMMIT
-    had gone through, and the report writer retried a batch it had stored."""
-    from sqlalchemy import text
-
-    engine = make_engine(database_url, pool_size=1)
-    try:
-        factory = make_sessionmaker(engine)
-        held = engine.connect()  # the pool's one connection: the session below gets an overflow one
-        held.execute(text("SELECT 1"))
-        with factory() as session:
-            raw.execute(session, "SELECT set_config('tocsin.test_kept', 'x', false)", {}).fetchall()
-            held.close()  # back in the pool, which is now full: the session's connection is closed at check-in
-            conn = raw.connection(session)
-            with raw.committing(session):
-                raw.execute(session, "SELECT 1 AS one", {})
-                assert conn.pgconn.pipeline_status != 0  # the COMMIT below goes with it
-        assert conn.closed  # the overflow connection went away at check-in, after the pipeline's exit
     finally:
         engine.dispose()
