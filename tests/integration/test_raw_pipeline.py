@@ -1,4 +1,4 @@
-"""db.raw.pipeline: a block that fails at its COMMIT (the statements sent with it only run then) leaves the
+"""db.raw on a session's connection. A pipeline block that fails at its COMMIT (the statements sent with it only run then) leaves the
 pooled connection clean for the next session. SQLAlchemy takes a transaction whose commit was called for
 ended, so its pool skips the rollback it sends at check-in."""
 
@@ -40,5 +40,28 @@ def test_a_block_that_fails_inside_a_savepoint_leaves_the_transaction_going(data
                         raw.execute(session, "SELECT 1 / (:n - 1) AS boom", {"n": 1})
             assert raw.execute(session, "SELECT current_setting('tocsin.test_kept', true) AS v",
                                {}).fetchone().v == "kept"
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("end", ["commit", "rollback"])
+def test_a_sessions_next_transaction_runs_on_the_connection_it_checked_out(database_url, end):
+    """db.raw keeps the session's driver connection for the transaction's length: after a commit or a
+    rollback the pool may hand the session another connection, and raw statements must follow it."""
+    engine = make_engine(database_url, pool_size=2)
+    try:
+        first, second = engine.connect(), engine.connect()  # two idle connections in the pool, taken in turn
+        first.close()
+        second.close()
+        factory = make_sessionmaker(engine)
+        with factory() as session:
+            used = []
+            for _ in range(2):
+                assert raw.execute(session, "SELECT 1 AS one", {}).fetchone().one == 1
+                conn = raw.connection(session)
+                assert conn is session.connection().connection.driver_connection
+                used.append(conn)
+                getattr(session, end)()
+            assert used[0] is not used[1]  # the second transaction was on the other connection
     finally:
         engine.dispose()
