@@ -16,7 +16,11 @@ When the API cannot keep up with the schedule, requests queue and e2e latency gr
 Then the same schedule runs against the stack's floor (bench.latency.floor: FastAPI, one PostgreSQL
 transaction that finds the zone and writes an outbox row, a LISTEN/NOTIFY relay publishing at QoS 1),
 on the same grid and subscriber, with the product's processes stopped: `floor_e2e_p50_ms=
-floor_e2e_p99_ms= rate=` per rate, printed before the product's lines. BENCH_FLOOR=0 skips it. The
+floor_e2e_p99_ms= rate=` per rate, printed before the product's lines. BENCH_FLOOR=0 skips it. The floor
+also runs at the last rate before the product starts, and the CPU comparison at that rate takes the mean
+of its two runs: this host's speed drifts by tens of percent within minutes, and one run on one side of
+the product's would charge the drift to the ratio (the same tree gave 4.8 and 8.3 ms per report within
+an hour). The
 database is ANALYZEd after the warm-up, as a running server's would be (see `_analyze`).
 
 For each rate and for both, the CPU each process group spent per report (bench.cpu: the API with its
@@ -183,6 +187,7 @@ def main() -> int:
     floors: list[tuple[int, list[float], int, int, float]] = []
     cpu_ms: dict[tuple[str, int], dict[str, float]] = {}  # (product | floor, rate) -> group -> ms per report
     rates = RATES
+    with_floor = os.environ.get("BENCH_FLOOR", "1") != "0"
     if os.environ.get("BENCH_RATES"):
         rates = tuple((int(r), 10.0) for r in os.environ["BENCH_RATES"].split(","))
     try:
@@ -196,6 +201,13 @@ def main() -> int:
                "TOCSIN_MQTT_TOPIC_PREFIX": prefix, "TOCSIN_MQTT_CLIENT_ID": f"bench-relay-{uuid.uuid4().hex[:6]}",
                "TOCSIN_RATE_LIMIT_PER_MIN": "0", "TOCSIN_LOG_LEVEL": "WARNING", "TOCSIN_WARM_POST_CACHES": "false",
                **({"TOCSIN_SWEEP_INTERVAL_S": os.environ["SWEEP"]} if os.environ.get("SWEEP") else {})}
+        if with_floor:  # the floor at the last rate before the product too: see the module docstring
+            # The history just written, vacuumed now: autovacuum's pass over it would be charged to this run.
+            with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True) as conn:
+                conn.execute("VACUUM ANALYZE")
+            before: dict[tuple[str, int], dict[str, float]] = {}
+            _floor_runs(url, env, settings.mqtt_url, prefix, rates[-1:], 0, before)
+            cpu_ms.update({("floor before", rate): ms for (_what, rate), ms in before.items()})
         procs.append(subprocess.Popen([sys.executable, "-m", "tocsin.cli", "serve", "--port", str(port),
                                        "--workers", str(API_WORKERS)], env=env, cwd=REPO))
         # The deployment README.md describes for a busy site: the relay in a process of its own.
@@ -229,7 +241,7 @@ def main() -> int:
         wait_for(arrivals, committed, floor=True)
         relay_ms = [(arrivals.by_event[e] - t) * 1000 for e, t in committed.items() if e in arrivals.by_event]
         stop_all(procs)
-        if os.environ.get("BENCH_FLOOR", "1") != "0":
+        if with_floor:
             floors = _floor_runs(url, env, settings.mqtt_url, prefix, rates, 0, cpu_ms)  # cells reused: no alerts
     finally:
         stop_all(procs)
@@ -257,8 +269,12 @@ def main() -> int:
         print(cpu.line(f"cpu_ms_per_report {what} rate={rate}:", ms))
     for rate, _seconds in rates:
         if ("product", rate) in cpu_ms and ("floor", rate) in cpu_ms:
-            mine, least = (sum(cpu_ms[(w, rate)].values()) for w in ("product", "floor"))
-            print(f"cpu per report at {rate}/s: product {mine:.1f} ms, floor {least:.1f} ms, "
+            mine, after = (sum(cpu_ms[(w, rate)].values()) for w in ("product", "floor"))
+            least, bracket = after, ""
+            if ("floor before", rate) in cpu_ms:  # the mean of the floor's runs on either side of the product's
+                before = sum(cpu_ms[("floor before", rate)].values())
+                least, bracket = (before + after) / 2, f" (before {before:.1f}, after {after:.1f})"
+            print(f"cpu per report at {rate}/s: product {mine:.1f} ms, floor {least:.1f} ms{bracket}, "
                   f"floor/product={least / max(mine, 1e-9):.2f}")
     for rate, latencies, missing, failures, achieved in floors:
         print(f"floor rate {rate}/s: posted at {achieved:.0f}/s, {len(latencies)} events timed, {missing} missing, "
