@@ -35,8 +35,8 @@ from db import pg_binary
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
-# A dollar-quoted body or an E'' string: compact() leaves such a statement as it is.
-_UNSCANNED = re.compile(r"\$\w*\$|(?<!\w)[Ee]'")
+# A dollar-quoted body, an E'' string or a block comment (they nest): compact() leaves such a statement as it is.
+_UNSCANNED = re.compile(r"\$\w*\$|(?<!\w)[Ee]'|/\*")
 
 
 def compact(sql: str) -> str:
@@ -61,9 +61,6 @@ def compact(sql: str) -> str:
             i += 1
         elif sql.startswith("--", i):
             i = n if (end := sql.find("\n", i)) < 0 else end
-        elif sql.startswith("/*", i):
-            i = n if (end := sql.find("*/", i)) < 0 else end + 2
-            out.append(" ")
         elif c == "\n":
             out.append(c)
             i += 1
