@@ -81,8 +81,10 @@ def upsert_zones(
             progress(len(chunk))
     if inserted + updated >= ANALYZE_AFTER:
         # Statistics now, not when autovacuum next looks (up to a minute): until then the planner takes the
-        # layer for a handful of zones, and the report path's zone look-ups scan the whole layer.
-        session.execute(text("ANALYZE zones"))
+        # layer for a handful of zones, and the report path's zone look-ups scan the whole layer. The pieces
+        # too: reports find their zones through them (geo.match_postgis), and a generic plan made while they
+        # were few walked every piece. New statistics make PostgreSQL plan such statements again.
+        session.execute(text("ANALYZE zones, zone_pieces"))
     return UpsertCounts(inserted, updated)
 
 
