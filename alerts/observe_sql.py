@@ -52,8 +52,8 @@ READ = (
                     (SELECT max(ar.cooldown_until) FROM alert_rules ar
                      WHERE ar.rule = p.name AND ar.zone_id = p.zone_id)) AS cooldown_until,
            CASE WHEN o.may_open THEN nextval('ack_code_seq') END AS seq,
-           -- The id the pair's alert takes if it opens: known before the insert, so the statements after it
-           -- need not wait for its answer.
+           -- The id the pair's alert takes if it opens, drawn here with its ack code: the decisions name the
+           -- alert by it, and the insert's answer only says which openings it took.
            CASE WHEN o.may_open THEN nextval('alerts_id_seq') END AS new_id,
            (SELECT jsonb_agg(jsonb_build_array(n.at, n.reason, n.state, n.severity) ORDER BY n.at, n.id)
             FROM alert_notifications n WHERE n.alert_id = a.id) AS log,

@@ -90,13 +90,17 @@ def connection(session: Session) -> psycopg.Connection:
     report's eight statements asked SQLAlchemy for it eight times, about 9% of the writer's CPU. A new
     transaction (after a commit or a rollback) may run on another pooled connection, and asks again; so
     does a SAVEPOINT (`session.begin_nested()`), which SQLAlchemy only emits when asked for the connection."""
-    transaction = session.get_nested_transaction() or session.get_transaction()
     cached = session.info.get(_CACHED)
-    if cached is not None and transaction is not None and cached[0] is transaction and transaction.is_active:
+    if cached is not None and (transaction := _innermost(session)) is cached[0] and transaction is not None \
+            and transaction.is_active:
         return cached[1]
-    conn = session.connection().connection.driver_connection
-    session.info[_CACHED] = (session.get_nested_transaction() or session.get_transaction(), conn)
+    conn = session.connection().connection.driver_connection  # begins the transaction (or SAVEPOINT) if due
+    session.info[_CACHED] = (_innermost(session), conn)
     return conn
+
+
+def _innermost(session: Session) -> Any:
+    return session.get_nested_transaction() or session.get_transaction()
 
 
 @contextlib.contextmanager
