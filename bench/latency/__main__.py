@@ -19,9 +19,9 @@ on the same grid and subscriber, with the product's processes stopped: `floor_e2
 floor_e2e_p99_ms= rate=` per rate, printed before the product's lines. BENCH_FLOOR=0 skips it. The floor
 also runs at the last rate before the product starts, and the CPU comparison at that rate takes the lesser
 of its two runs: the floor is the least the stack can do, and noise only adds. This host's speed drifts by
-tens of percent within minutes (the same tree gave 4.8 and 8.3 ms per report within an hour), and the run
-after the product came out 20-60% dearer than the one before in 4 of 5 runs: one run on one side would
-charge that to the ratio, in either direction. The
+tens of percent within minutes (the same tree gave 4.8 and 8.3 ms per report within an hour), and the two
+floor runs differed by up to 60%, mostly but not always the later one dearer: one run on one side would
+charge that to the ratio. The
 database is ANALYZEd after the warm-up, as a running server's would be (see `_analyze`).
 
 For each rate and for both, the CPU each process group spent per report (bench.cpu: the API with its
