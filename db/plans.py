@@ -16,13 +16,19 @@ from sqlalchemy.orm import Session
 
 from db import raw
 
+SETTING, GENERIC = "plan_cache_mode", "force_generic_plan"
 # An expression (its value is the setting, 'force_generic_plan'): evaluate it in the transaction's first
 # hot-path statement.
-GENERIC_PLANS = "set_config('plan_cache_mode', 'force_generic_plan', true)"
+GENERIC_PLANS = f"set_config('{SETTING}', '{GENERIC}', true)"
 
 _SET = "SELECT " + GENERIC_PLANS
+_IN_STARTUP = f"{SETTING}={GENERIC}".encode()
 
 
 def use_generic_plans(session: Session) -> None:
-    """Plan every statement from here to the end of the transaction once per connection (a statement of its own)."""
-    raw.execute(session, _SET, {})
+    """Plan every statement from here to the end of the transaction once per connection (a statement of its own),
+    unless the connection has that for its whole life already (db.session.make_engine's `generic_plans`,
+    read from the options it was opened with): a round trip less for each of the report writer's reports."""
+    conn = raw.connection(session)
+    if _IN_STARTUP not in (conn.pgconn.options or b""):
+        raw.execute(session, _SET, {})

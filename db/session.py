@@ -7,6 +7,8 @@ from contextlib import contextmanager
 from sqlalchemy import URL, Engine, create_engine, event, exc, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from db import plans
+
 # A pooled connection idle for longer than this is pinged before use (a database restart leaves
 # every pooled connection dead). One in steady use is not: on a loopback round trip of ~0.4 ms, a
 # ping per request would be a tenth of a report's whole cost.
@@ -37,7 +39,7 @@ def libpq_dsn(url: str | URL) -> str:
     return u.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, generic_plans: bool = False) -> Engine:
     """An engine for a PostGIS URL (postgresql+psycopg://...).
 
     JIT compilation is off for our connections (in the startup packet, no extra round trip): our
@@ -50,13 +52,18 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     whichever server connection is free, so nothing may outlive a transaction on it: psycopg prepares
     no statement on the server (it would after five runs of one, and the next transaction's server
     connection does not have it), and jit=off is not sent (PgBouncer refuses startup options; the
-    pooler sets it on its server connections, scripts/pgbouncer.ini.in, or the role has it)."""
+    pooler sets it on its server connections, scripts/pgbouncer.ini.in, or the role has it).
+
+    `generic_plans`: the engine's direct connections plan every prepared statement once (db.plans), set in
+    the startup packet too, so db.plans.use_generic_plans needs no statement of its own on them. Only for
+    an engine whose every statement wants that (the report writer's); behind a pooler nothing is prepared,
+    and it changes nothing."""
     u, pooled = split_pooler(url)
     connect_args: dict = {"connect_timeout": CONNECT_TIMEOUT_S}
     if pooled:
         connect_args["prepare_threshold"] = None
     else:
-        connect_args["options"] = "-c jit=off"
+        connect_args["options"] = "-c jit=off" + (f" -c {plans.SETTING}={plans.GENERIC}" if generic_plans else "")
     engine = create_engine(u, pool_size=pool_size, max_overflow=20, connect_args=connect_args)
     _ping_when_idle(engine)
     return engine

@@ -230,7 +230,10 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
         engine = make_engine(settings.database_url, pool_size=settings.api_concurrency)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
-        app.state.report_writer = ReportWriter(app.state.sessionmaker, rules=app.state.rules,
+        # The report writer's own connection (one thread, one at a time), opened with generic plans
+        # (db.plans): its transactions need no statement to set them.
+        writer_engine = make_engine(settings.database_url, pool_size=1, generic_plans=True)
+        app.state.report_writer = ReportWriter(make_sessionmaker(writer_engine), rules=app.state.rules,
                                                observe_committed=app.state.metrics.observe_report_commit)
         app.state.report_writer.start()
         app.state.posts = PostState()  # the post pipeline's zones, gazetteer index and worker process
@@ -253,6 +256,7 @@ def create_app(settings: Settings, *, rules: Callable[[], list[Rule]] | None = N
             await run_in_threadpool(app.state.report_writer.stop)
             await run_in_threadpool(app.state.posts.close)
             sys.setswitchinterval(switch_s)
+            writer_engine.dispose()
             engine.dispose()
 
     app = FastAPI(
