@@ -27,8 +27,8 @@ SCHEMA = "tocsin.zone_state/1"
 _SEVERITY_RANK = {"minor": 1, "major": 2, "critical": 3}
 
 _COLUMNS = """
-    SELECT l.name AS layer, z.code, a.id, a.rule, a.category, a.severity, a.state, a.opened_at, a.updated_at,
-           a.evidence_count, a.ack_code, z.name AS zone_name
+    SELECT l.name AS layer, z.code, a.id AS alert_id, a.rule, a.category, a.severity, a.state, a.opened_at,
+           a.updated_at, a.evidence_count, a.ack_code, z.name AS zone_name
     FROM alerts a JOIN zones z ON z.id = a.zone_id JOIN zone_layers l ON l.id = z.layer_id
 """
 
@@ -40,6 +40,19 @@ _UNRESOLVED_MANY = (
     _COLUMNS + "WHERE (l.name, z.code) IN (SELECT * FROM unnest(CAST(:layers AS text[]), CAST(:codes AS text[]))) "
     "AND a.state <> 'resolved' ORDER BY a.id"
 )
+
+
+# The same columns for the zones of a `dirty (layer, code)` relation of the caller's statement: the relay's claim
+# (dispatch.relay) reads the zones of the events it claims, and of those left dirty, in the claim itself. Driven
+# from `dirty` (a handful of zones), each zone's unresolved alerts through ix_alerts_unresolved.
+DIRTY_ALERTS = """
+    SELECT l.name AS layer, z.code, a.id AS alert_id, a.rule, a.category, a.severity, a.state, a.opened_at,
+           a.updated_at, a.evidence_count, a.ack_code, z.name AS zone_name
+    FROM (SELECT DISTINCT layer, code FROM dirty) d
+    JOIN zone_layers l ON l.name = d.layer
+    JOIN zones z ON z.layer_id = l.id AND z.code = d.code
+    JOIN alerts a ON a.zone_id = z.id AND a.state <> 'resolved'
+"""
 
 
 def zone_state_topic(prefix: str, layer: str, code: str) -> str:
@@ -58,11 +71,20 @@ def zone_summaries(session: Session, zones: Iterable[tuple[str, str]], *,
     wanted = sorted(set(zones))
     if not wanted:
         return {}
-    by_zone: dict[tuple[str, str], list[Any]] = {zone: [] for zone in wanted}
     rows = db_raw.execute(session, _UNRESOLVED_MANY, {"layers": [layer for layer, _ in wanted],
                                                       "codes": [code for _, code in wanted]}).fetchall()
+    return summarize(rows, wanted, now=now)
+
+
+def summarize(rows: Iterable[Any], zones: Iterable[tuple[str, str]], *,
+              now: datetime) -> dict[tuple[str, str], dict[str, Any] | None]:
+    """Each of `zones`' retained payload (None: no unresolved alert) from rows of `_COLUMNS` or `DIRTY_ALERTS`
+    (in alert id order; rows of other zones are ignored)."""
+    by_zone: dict[tuple[str, str], list[Any]] = {zone: [] for zone in zones}
     for r in rows:
-        by_zone[(r.layer, r.code)].append(r)
+        found = by_zone.get((r.layer, r.code))
+        if found is not None:
+            found.append(r)
     return {zone: _summary(found, layer=zone[0], code=zone[1], now=now) for zone, found in by_zone.items()}
 
 
@@ -76,7 +98,7 @@ def _summary(rows: Sequence[Any], *, layer: str, code: str, now: datetime) -> di
         "alert_count": len(rows),
         "max_severity": max((r.severity for r in rows), key=lambda s: _SEVERITY_RANK.get(s, 0)),
         "alerts": [
-            {"alert_id": r.id, "rule": r.rule, "category": r.category, "severity": r.severity, "state": r.state,
+            {"alert_id": r.alert_id, "rule": r.rule, "category": r.category, "severity": r.severity, "state": r.state,
              "opened_at": r.opened_at.isoformat(), "updated_at": r.updated_at.isoformat(),
              "evidence_count": r.evidence_count, "ack_code": r.ack_code}
             for r in rows
@@ -102,12 +124,19 @@ class ZoneStates:
         `send` then `confirm`, for a caller with nothing else in flight."""
         return self.confirm(self.send(session, now=now))
 
-    def send(self, session: Session, *, now: datetime) -> list[tuple[tuple[str, str], Any]]:
-        """Read every dirty zone's state (one statement) and send them back to back, without waiting for the
-        broker; `confirm` awaits their PUBACKs. The relay sends them behind its batch's events, so that one
-        wait covers both. A send that fails leaves its zone, and the zones after it (the broker is likely
-        down), dirty for the next pass; republishing a retained state is harmless."""
-        summaries = zone_summaries(session, self.dirty, now=now)  # one statement for every dirty zone
+    def params(self) -> dict[str, list[str]]:
+        """The dirty zones, for a statement that reads them with `DIRTY_ALERTS` (`layers`, `codes`)."""
+        return {"layers": [layer for layer, _ in self.dirty], "codes": [code for _, code in self.dirty]}
+
+    def send(self, session: Session, *, now: datetime,
+             alerts: Sequence[Any] | None = None) -> list[tuple[tuple[str, str], Any]]:
+        """Send every dirty zone's state back to back, without waiting for the broker; `confirm` awaits their
+        PUBACKs. The relay sends them behind its batch's events, so that one wait covers both. `alerts`: the
+        dirty zones' unresolved alerts, read already (`DIRTY_ALERTS`); else one statement reads them. A send
+        that fails leaves its zone, and the zones after it (the broker is likely down), dirty for the next
+        pass; republishing a retained state is harmless."""
+        summaries = zone_summaries(session, self.dirty, now=now) if alerts is None else \
+            summarize(alerts, self.dirty, now=now)
         send = getattr(self.publisher, "publish_nowait", None)
         sent: list[tuple[tuple[str, str], Any]] = []
         for layer, code in sorted(self.dirty):

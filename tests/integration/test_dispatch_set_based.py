@@ -325,3 +325,54 @@ def test_an_event_whose_payload_cannot_be_published_is_parked_and_the_rest_go_ou
     assert rows[good.id].published_at is not None and rows[good.id].parked_at is None
     assert rows[bad.id].published_at is None and rows[bad.id].parked_at is not None
     assert rows[bad.id].last_error.startswith("event payload cannot be published (KeyError")
+
+
+_TEST_SAVEPOINTS = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")  # the tests' shared transaction
+
+
+class PayloadRecorder(PipelinedRelayPublisher):
+    """PipelinedRelayPublisher keeping each retained payload by topic."""
+
+    def __init__(self):
+        super().__init__()
+        self.retained: dict[str, object] = {}
+
+    def publish_nowait(self, topic, payload, *, retain=False, expiry_s=None):
+        if retain:
+            self.retained[topic] = payload
+        return super().publish_nowait(topic, payload, retain=retain, expiry_s=expiry_s)
+
+
+def test_a_relay_pass_reads_the_zone_states_in_its_claim(session_factory, engine, grid):
+    # The zones of the claimed events and those left dirty before: read by the claim, one statement less a pass.
+    from dispatch.relay import Relay
+
+    open_alert(session_factory, layer="grid", code=grid[0], severity="minor", now=T0)
+    open_alert(session_factory, layer="grid", code=grid[0], rule="other_rule", category="fire", severity="major",
+               now=T0)
+    open_alert(session_factory, layer="grid", code=grid[1], now=T0)
+    publisher = PayloadRecorder()
+    relay = Relay(session_factory, publisher, topic_prefix="p", public_base_url="http://tocsin.test")
+    relay.zone_states.dirty = {("grid", grid[2]), ("grid", "NOPE")}  # left over: no alert in either
+    with session_factory() as session, statements(engine, session) as seen:
+        assert relay.run_once(now=T0) == 3
+        session.commit()  # its SAVEPOINT, begun first, holds the relay's: rolled back, it would undo the pass
+    seen = [s for s in seen if not s.startswith(_TEST_SAVEPOINTS)]
+    assert [s.split()[0:2] for s in seen] == [["WITH", "plans"], ["UPDATE", "outbox_events"]], seen
+    assert relay.zone_states.dirty == set()
+    with session_factory() as session:  # the same payloads as the zone's own read
+        expected = {f"p/zones/grid/{code}/state": zone_summary(session, layer="grid", code=code, now=T0) or b""
+                    for code in (grid[0], grid[1], grid[2], "NOPE")}
+    assert publisher.retained == expected
+    assert expected[f"p/zones/grid/{grid[0]}/state"]["alert_count"] == 2
+    assert expected[f"p/zones/grid/{grid[2]}/state"] == b""
+
+    # Nothing left to claim: a zone marked dirty again still gets its state, from the claim alone.
+    publisher.retained.clear()
+    relay.zone_states.dirty = {("grid", grid[1])}
+    with session_factory() as session, statements(engine, session) as seen:
+        assert relay.run_once(now=T0) == 0
+    seen = [s for s in seen if not s.startswith(_TEST_SAVEPOINTS)]
+    assert len(seen) == 1 and seen[0].startswith("WITH plans"), seen
+    assert publisher.retained == {f"p/zones/grid/{grid[1]}/state": expected[f"p/zones/grid/{grid[1]}/state"]}
+    assert relay.zone_states.dirty == set()
