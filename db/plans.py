@@ -9,7 +9,9 @@ them. With `plan_cache_mode = force_generic_plan` each is planned once per conne
 The setting is transaction-local, so the first statement of a transaction's hot path sets it: as a
 column of its own select list (`GENERIC_PLANS`, an expression; alerts.signals' lock statements,
 dispatch.relay's claim), or, when that statement's own plan must already be generic, by a statement
-before it (`use_generic_plans`; a report's insert, ingest.reports.service).
+before it (`use_generic_plans`; a report's insert, ingest.reports.service). The report writer's direct
+connections have it from their start instead (db.session.make_engine's `generic_plans`), and
+`use_generic_plans` then sends nothing.
 """
 
 from sqlalchemy.orm import Session
