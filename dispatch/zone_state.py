@@ -44,7 +44,7 @@ _UNRESOLVED_MANY = (
 
 # The same columns for the zones of a `dirty (layer, code)` relation of the caller's statement: the relay's claim
 # (dispatch.relay) reads the zones of the events it claims, and of those left dirty, in the claim itself. Driven
-# from `dirty` (a handful of zones), each zone's unresolved alerts through ix_alerts_unresolved.
+# from `dirty` (a handful of zones), each zone's unresolved alerts through uq_alerts_open_zone_category.
 DIRTY_ALERTS = """
     SELECT l.name AS layer, z.code, a.id AS alert_id, a.rule, a.category, a.severity, a.state, a.opened_at,
            a.updated_at, a.evidence_count, a.ack_code, z.name AS zone_name
