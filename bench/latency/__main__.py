@@ -29,6 +29,10 @@ workers, the relay, the SMS planner and sweeper, every PostgreSQL process, Mosqu
 generator with its subscriber): `cpu_ms_per_report product rate=50: api= relay= ... total=`, then
 `cpu per report at 50/s: product X ms, floor Y ms`. Two cores give 10 ms of CPU per report at 200/s,
 all of it; that figure says how far the product is from the rate, whatever the machine's noise.
+After the last rate each stack also sits idle for BENCH_IDLE_S (5; 0 skips it): `idle_cpu_ms_per_s
+product` and `floor` say what it spends with no report coming (the sweeper's passes over the run's open
+alerts, polls, heartbeats), and what that comes to per report at the last rate. It is part of the CPU per
+report above, shared by every report of a run, so it weighs more at lower rates.
 
 Run: .venv/bin/python -m bench.latency
 """
@@ -53,6 +57,7 @@ from bench.latency.load import COLS, ROWS, Arrivals, cell, percentile, post_sche
 DB_NAME = f"tocsin_bench_latency_{os.getpid()}"
 RATES = ((50, 10.0), (100, 10.0), (200, 10.0))  # reports per second, seconds (BENCH_RATES="5,50" overrides the rates)
 API_WORKERS = int(os.environ.get("BENCH_API_WORKERS", "2"))  # `tocsin serve --workers`: one per core
+IDLE_S = float(os.environ.get("BENCH_IDLE_S", "5"))  # the idle stack's CPU, measured after the last rate (0: not)
 REPO = Path(__file__).resolve().parents[2]
 RULES = """rules:
   - name: bench_gas_leak
@@ -133,10 +138,23 @@ def _cpu_groups(ours: dict[str, int]) -> cpu.Groups | None:
                       trees=ours)
 
 
+def _idle(groups: cpu.Groups | None) -> dict[str, float] | None:
+    """Each group's CPU in ms per second over IDLE_S seconds with no report posted, from a second after the
+    last one: what the stack spends whatever the rate (sweeper passes over the open alerts, polls, heartbeats),
+    which every report of a run shares."""
+    if groups is None or IDLE_S <= 0:
+        return None
+    time.sleep(1.0)
+    groups.start()
+    time.sleep(IDLE_S)
+    return {g: v * 1000 / IDLE_S for g, v in groups.stop().items()}
+
+
 def _floor_runs(url: str, env: dict[str, str], mqtt_url: str, prefix: str, rates: tuple[tuple[int, float], ...],
-                first: int, cpu_ms: dict, *, label: str = "floor") -> list[tuple[int, list[float], int, int, float]]:
+                first: int, cpu_ms: dict, *, label: str = "floor",
+                idle: dict | None = None) -> list[tuple[int, list[float], int, int, float]]:
     """The same schedule against bench.latency.floor (the stack's least report -> MQTT path); its CPU per report
-    goes into `cpu_ms` under (label, rate)."""
+    goes into `cpu_ms` under (label, rate), and its idle CPU (`_idle`) into `idle` under label, if given."""
     from bench.latency import floor
 
     floor.create_schema(url.replace("postgresql+psycopg://", "postgresql://", 1))
@@ -165,6 +183,8 @@ def _floor_runs(url: str, env: dict[str, str], mqtt_url: str, prefix: str, rates
                 cpu_ms[(label, rate)] = cpu.per_item_ms(groups.stop(), int(rate * seconds))
             latencies = [(arrivals.by_event[e] - t) * 1000 for e, t in sent.items() if e in arrivals.by_event]
             out.append((rate, latencies, len(sent) - len(latencies), failures, achieved))
+        if idle is not None and (ms := _idle(groups)) is not None:
+            idle[label] = ms
     finally:
         stop_all(procs)
         if arrivals is not None:
@@ -188,6 +208,7 @@ def main() -> int:
     committed: dict[str, float] = {}
     floors: list[tuple[int, list[float], int, int, float]] = []
     cpu_ms: dict[tuple[str, int], dict[str, float]] = {}  # (product | floor | floor before, rate) -> group -> ms
+    idle: dict[str, dict[str, float]] = {}  # product | floor -> group -> ms of CPU per second, no report posted
     rates = RATES
     with_floor = os.environ.get("BENCH_FLOOR", "1") != "0"
     if os.environ.get("BENCH_RATES"):
@@ -235,12 +256,15 @@ def main() -> int:
             dispatch = [arrivals.dispatch_ms[a] for a in sent if a in arrivals.dispatch_ms]
             missing = sum(1 for a in sent if a not in arrivals.at)
             results.append((rate, latencies, missing, failures, achieved, dispatch))
+        if (ms := _idle(groups)) is not None:
+            idle["product"] = ms
         committed = _relay_probe(url, rate=200, seconds=5)
         wait_for(arrivals, committed, floor=True)
         relay_ms = [(arrivals.by_event[e] - t) * 1000 for e, t in committed.items() if e in arrivals.by_event]
         stop_all(procs)
         if with_floor:
-            floors = _floor_runs(url, env, settings.mqtt_url, prefix, rates, 0, cpu_ms)  # cells reused: no alerts
+            floors = _floor_runs(url, env, settings.mqtt_url, prefix, rates, 0, cpu_ms,  # cells reused: no alerts
+                                 idle=idle)
     finally:
         stop_all(procs)
         if arrivals is not None:  # after the relay stopped: its last word is a retained status
@@ -265,6 +289,9 @@ def main() -> int:
         ok = False
     for (what, rate), ms in sorted(cpu_ms.items()):
         print(cpu.line(f"cpu_ms_per_report {what} rate={rate}:", ms))
+    for what, ms in idle.items():
+        print(cpu.line(f"idle_cpu_ms_per_s {what} ({IDLE_S:g} s, no report):", ms)
+              + f" (at {rates[-1][0]}/s: {sum(ms.values()) / rates[-1][0]:.2f} ms per report)")
     for rate, _seconds in rates:
         if ("product", rate) in cpu_ms and ("floor", rate) in cpu_ms:
             mine, after = (sum(cpu_ms[(w, rate)].values()) for w in ("product", "floor"))
