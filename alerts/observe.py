@@ -220,9 +220,10 @@ def _open_alerts(session: Session, opening: list[Incident], now: datetime) -> li
 
 
 def _link_evidence(session: Session, incidents: list[Incident], notifying: list[Incident],
-                   now: datetime) -> None:
+                   now: datetime) -> dict[str, list[int]] | None:
     """Evidence for every alert: when a rule opens or joins it, all that rule's window counted; afterwards the
-    new observations of the rules on it."""
+    new observations of the rules on it. Returns the links still to write, for `_write` to write with its own
+    statement (sql.LINK_AND_WRITE), when nothing here needs their answer; else None (they are written)."""
     alert_ids: list[int] = []
     observation_ids: list[int] = []
     window = []
@@ -240,19 +241,19 @@ def _link_evidence(session: Session, incidents: list[Incident], notifying: list[
                            "min_weight": r.min_zone_weight,
                            "since": (now - timedelta(seconds=r.window_s)).isoformat()})
     old_of = [inc.alert.id for inc in notifying if inc.alert is not None and not inc.opening]
-    counted = raw.execute(session, sql.EVIDENCE, {
-        "window": json.dumps(window), "alert_id": alert_ids, "observation_id": observation_ids, "now": now,
-        "old_of": old_of})
     if not window and not old_of and all(inc.opening for inc in incidents):
         # New alerts opened by immediate rules: their evidence is this batch's signals, every link new, so it
-        # is counted here, and the statement's answer is not read.
+        # is counted here, and the links go with `_write`'s statement.
         for inc in incidents:
             source_of = {s.observation_id: s.source for p in inc.active for s in p.feeding}
             for oid in inc.observation_ids:
                 source = source_of[oid]
                 inc.added[source] = inc.added.get(source, 0) + 1
                 inc.by_source[source] = inc.by_source.get(source, 0) + 1
-        return
+        return {"alert_id": alert_ids, "observation_id": observation_ids}
+    counted = raw.execute(session, sql.EVIDENCE, {
+        "window": json.dumps(window), "alert_id": alert_ids, "observation_id": observation_ids, "now": now,
+        "old_of": old_of})
     by_alert = {inc.alert.id: inc for inc in incidents if inc.alert is not None}
     for new, alert_id, source, n in counted:
         inc = by_alert[alert_id]
@@ -261,7 +262,8 @@ def _link_evidence(session: Session, incidents: list[Incident], notifying: list[
         inc.by_source[source] = inc.by_source.get(source, 0) + int(n)
 
 
-def _write(session: Session, incidents: list[Incident], now: datetime) -> None:
+def _write(session: Session, incidents: list[Incident], now: datetime,
+           links: dict[str, list[int]] | None = None) -> None:
     u: dict[str, list] = {k: [] for k in ("id", "added", "authors", "expires", "severity", "clear", "notified",
                                           "rule")}
     h: dict[str, list] = {k: [] for k in ("id", "from", "to", "severity", "actor", "reason")}
@@ -307,9 +309,9 @@ def _write(session: Session, incidents: list[Incident], now: datetime) -> None:
                          ("severity", a.severity)):
                 e[k].append(v)
             log.info("alert %s notify %s", a.id, inc.decision.reason)
-    raw.execute(session, sql.WRITE, {"now": now, **{f"u_{k}": v for k, v in u.items()},
-                                     **{f"h_{k}": v for k, v in h.items()}, **{f"e_{k}": v for k, v in e.items()},
-                                     **{f"r_{k}": v for k, v in r.items()}})
+    raw.execute(session, sql.WRITE if links is None else sql.LINK_AND_WRITE,
+                {"now": now, **{f"u_{k}": v for k, v in u.items()}, **{f"h_{k}": v for k, v in h.items()},
+                 **{f"e_{k}": v for k, v in e.items()}, **{f"r_{k}": v for k, v in r.items()}, **(links or {})})
 
 
 def _expire_cached(session: Session, alert_ids: set[int]) -> None:
@@ -371,8 +373,8 @@ def _evaluate(session: Session, incidents: list[Incident], by_name: Mapping[str,
     notifying = [inc for inc in active if inc.decision is not None and inc.decision.notify]
     changes: list[AlertChange] = []
     if active:
-        _link_evidence(session, active, notifying, now)
-        _write(session, active, now)
+        links = _link_evidence(session, active, notifying, now)
+        _write(session, active, now, links)
         _expire_cached(session, {inc.alert.id for inc in active if inc.alert is not None})
         for inc in active:
             assert inc.alert is not None

@@ -363,3 +363,36 @@ def test_an_opening_that_loses_to_an_alert_its_read_missed_writes_nothing(sessio
         assert s.execute(text("SELECT count(*) FROM alert_evidence")).scalar_one() == 1
         assert s.execute(text("SELECT count(*) FROM alert_history")).scalar_one() == 1
         assert [e["kind"] for e in events(s)] == ["opened"]
+
+
+def test_an_immediate_opening_links_its_evidence_with_its_write(session_factory, districts, monkeypatch):
+    # Its links' counts are known without asking (this batch's own signals): they go with the alert's write, a
+    # statement less; a threshold rule's opening reads its window's links back, as before.
+    from alerts import observe_sql
+    from db import raw
+
+    sent: list[str] = []
+    real = raw.execute
+    monkeypatch.setattr(raw, "execute", lambda session, sql, params, **kw: sent.append(sql) or real(
+        session, sql, params, **kw))
+    with transaction(session_factory) as s:
+        zones = zone_matches(s)
+        [opened] = feed(s, rules=RULES, zones=zones, source="utility_report", category="power_outage", zone="B",
+                        author="utility:1", at=T0, attributes={"customers_affected": 900})
+    assert observe_sql.LINK_AND_WRITE in sent and observe_sql.EVIDENCE not in sent and observe_sql.WRITE not in sent
+    with session_factory() as s:
+        linked = s.execute(text("SELECT count(*) FROM alert_evidence WHERE alert_id = :a"),
+                           {"a": opened.alert_id}).scalar_one()
+        count = s.execute(text("SELECT evidence_count FROM alerts WHERE id = :a"), {"a": opened.alert_id}).scalar_one()
+        [event] = events(s, opened.alert_id)
+    assert linked == count == 1
+    assert event["kind"] == "opened" and event["evidence_by_source"] == {"utility_report": 1}
+
+    sent.clear()
+    with transaction(session_factory) as s:
+        zones = zone_matches(s)
+        for i in range(3):  # power_correlated: min_count 3, a window to link
+            changes = feed(s, rules=RULES, zones=zones, source="post", category="power_outage", zone="C",
+                           author=f"p{i}", at=T0 + i * S)
+    assert [c.kind for c in changes] == ["opened"]
+    assert observe_sql.EVIDENCE in sent and observe_sql.WRITE in sent and observe_sql.LINK_AND_WRITE not in sent
