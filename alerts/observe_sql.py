@@ -125,9 +125,10 @@ EVIDENCE = (
     """
 )
 
-WRITE = (
+# Alert updates, history, outbox events, notification-log rows and fired rules: CTEs for WRITE and LINK_AND_WRITE.
+_WRITE_CTES = (
     """
-    WITH upd AS (
+    upd AS (
         UPDATE alerts a SET evidence_count = a.evidence_count + u.added,
                distinct_authors = greatest(a.distinct_authors, u.authors),
                -- Evidence evaluated at its own (earlier) time never moves a time backwards.
@@ -172,16 +173,16 @@ WRITE = (
     """
 )
 
+WRITE = "WITH" + _WRITE_CTES
+
 # WRITE behind the links of evidence whose counts nobody reads (alerts.observe._link_evidence: alerts just
 # opened by immediate rules, their evidence this batch's own signals, counted in Python): one statement, a
-# round trip less for every report that opens an alert. The links' rows reference alerts an earlier
-# statement inserted; no CTE of WRITE reads alert_evidence.
-_WRITE_FROM = "\n    WITH upd AS ("
-assert WRITE.count(_WRITE_FROM) == 1
-LINK_AND_WRITE = WRITE.replace(_WRITE_FROM, """
+# round trip less for every report that opens an alert by an immediate rule. The links' rows reference alerts
+# an earlier statement inserted; no CTE of WRITE reads alert_evidence.
+LINK_AND_WRITE = """
     WITH link AS (
         INSERT INTO alert_evidence (alert_id, observation_id, added_at)
         SELECT DISTINCT d.alert_id, d.observation_id, CAST(:now AS timestamptz)
         FROM unnest(CAST(:alert_id AS bigint[]), CAST(:observation_id AS bigint[])) AS d(alert_id, observation_id)
         ON CONFLICT DO NOTHING
-    ), upd AS (""")
+    ),""" + _WRITE_CTES

@@ -17,7 +17,7 @@ from db import raw as db_raw
 from db.plans import GENERIC_PLANS
 from db.outage import Outage, is_transient
 from dispatch.senders.base import DeliveryError
-from dispatch.zone_state import DIRTY_ALERTS, ZoneStates
+from dispatch.zone_state import DIRTY_ALERTS, STATE_COLUMNS, ZoneStates
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,8 @@ _CLAIM = """
         SELECT * FROM unnest(CAST(:layers AS text[]), CAST(:codes AS text[]))
     ),
     states AS (""" + DIRTY_ALERTS + """)
-    SELECT 0 AS part, c.id, c.event_id, c.kind, c.payload, c.attempts, c.created_at, NULL AS layer, NULL AS code,
-           NULL AS alert_id, NULL AS rule, NULL AS category, NULL AS severity, NULL AS state, NULL AS opened_at,
-           NULL AS updated_at, NULL AS evidence_count, NULL AS ack_code, NULL AS zone_name
+    SELECT 0 AS part, c.id, c.event_id, c.kind, c.payload, c.attempts, c.created_at, """ + \
+    ", ".join(f"NULL AS {column}" for column in STATE_COLUMNS) + """
     FROM claimed c
     UNION ALL
     SELECT 1, NULL, NULL, NULL, NULL, NULL, NULL, s.* FROM states s

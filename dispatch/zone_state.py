@@ -26,16 +26,19 @@ log = logging.getLogger(__name__)
 SCHEMA = "tocsin.zone_state/1"
 _SEVERITY_RANK = {"minor": 1, "major": 2, "critical": 3}
 
-_COLUMNS = """
+# A zone state's columns, in the order every read of them returns (`_summary` reads them by name).
+STATE_COLUMNS = ("layer", "code", "alert_id", "rule", "category", "severity", "state", "opened_at", "updated_at",
+                 "evidence_count", "ack_code", "zone_name")
+_SELECT = """
     SELECT l.name AS layer, z.code, a.id AS alert_id, a.rule, a.category, a.severity, a.state, a.opened_at,
            a.updated_at, a.evidence_count, a.ack_code, z.name AS zone_name
-    FROM alerts a JOIN zones z ON z.id = a.zone_id JOIN zone_layers l ON l.id = z.layer_id
 """
+_COLUMNS = _SELECT + "FROM alerts a JOIN zones z ON z.id = a.zone_id JOIN zone_layers l ON l.id = z.layer_id\n"
 
 _UNRESOLVED = text(_COLUMNS + "WHERE l.name = :layer AND z.code = :code AND a.state <> 'resolved' ORDER BY a.id")
 
-# Every dirty zone's unresolved alerts in one statement (zones without any return no rows). The relay runs it
-# once a pass, so it goes through db.raw: SQLAlchemy's execution layer cost more CPU than the query.
+# Every dirty zone's unresolved alerts in one statement (zones without any return no rows), for `flush` and for
+# `send` when its caller has not read them (the relay's claim does, with DIRTY_ALERTS).
 _UNRESOLVED_MANY = (
     _COLUMNS + "WHERE (l.name, z.code) IN (SELECT * FROM unnest(CAST(:layers AS text[]), CAST(:codes AS text[]))) "
     "AND a.state <> 'resolved' ORDER BY a.id"
@@ -45,9 +48,7 @@ _UNRESOLVED_MANY = (
 # The same columns for the zones of a `dirty (layer, code)` relation of the caller's statement: the relay's claim
 # (dispatch.relay) reads the zones of the events it claims, and of those left dirty, in the claim itself. Driven
 # from `dirty` (a handful of zones), each zone's unresolved alerts through uq_alerts_open_zone_category.
-DIRTY_ALERTS = """
-    SELECT l.name AS layer, z.code, a.id AS alert_id, a.rule, a.category, a.severity, a.state, a.opened_at,
-           a.updated_at, a.evidence_count, a.ack_code, z.name AS zone_name
+DIRTY_ALERTS = _SELECT + """
     FROM (SELECT DISTINCT layer, code FROM dirty) d
     JOIN zone_layers l ON l.name = d.layer
     JOIN zones z ON z.layer_id = l.id AND z.code = d.code
