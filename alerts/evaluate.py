@@ -15,6 +15,7 @@ class WindowStats:
     weighted_count: float  # sum of the signals' zone weights in the window
     distinct_authors: int
     count: int  # raw number of signals
+    oldest: datetime | None = None  # the oldest counted signal's time (the sweeper's windows only)
 
 
 def severity_rank(severity: str) -> int:
@@ -104,3 +105,25 @@ def incident_severity(counts: Sequence[tuple[Rule, float]]) -> str:
     severity (only ladders come down)."""
     return max((ladder_severity(rule, w) if rule.ladder and not rule.immediate else rule.severity
                 for rule, w in counts), key=severity_rank)
+
+
+def sweep_due(*, expires_at: datetime | None, live: Sequence[tuple[Rule, WindowStats]],
+              quiet_since: datetime | None, state: str, rule: Rule | None, last_notified: datetime | None,
+              opened_at: datetime, escalation_ticks: int) -> datetime | None:
+    """The earliest time a sweep of this alert, just swept, can do anything, as long as nothing it reads
+    changes meanwhile (its row, its rules, the signals in its windows, the silences in force); None when
+    only such a change can make it do something.
+
+    Each is a moment a sweep's decision turns on: the expiry; the oldest counted signal leaving each live
+    window (the count falls: quiet, or a lower rung); the end of the quiet period; the next repeat; the next
+    escalation tick."""
+    times = [expires_at] if expires_at is not None else []
+    times += [s.oldest + timedelta(seconds=r.hysteresis_window_s) for r, s in live if s.oldest is not None]
+    if quiet_since is not None and live:
+        times.append(quiet_since + timedelta(seconds=max(r.quiet_period_s for r, _ in live)))
+    if state == "open" and rule is not None:
+        if rule.repeat_interval_s is not None and last_notified is not None:
+            times.append(last_notified + timedelta(seconds=rule.repeat_interval_s))
+        if rule.escalate_after_s is not None:
+            times.append(opened_at + timedelta(seconds=rule.escalate_after_s * (escalation_ticks + 1)))
+    return min(times, default=None)

@@ -6,13 +6,14 @@ before it did.
 """
 
 
-def window_counts(row: str) -> str:
+def window_counts(row: str, *, oldest: bool = False) -> str:
     """A subquery counting what a rule counts in one zone over (since, :now]: count, weighted sum (`w`) and
-    distinct authors. `row` names the outer row holding zone_id, categories, sources, min_confidence,
-    min_weight and since."""
+    distinct authors, and with `oldest` the oldest counted signal's time. `row` names the outer row holding
+    zone_id, categories, sources, min_confidence, min_weight and since."""
     return f"""
         SELECT count(*) AS n, coalesce(sum(sg.weight), 0) AS w,
                count(DISTINCT coalesce(sg.author_key, sg.observation_id::text)) AS authors
+               {", min(sg.observed_at) AS oldest" if oldest else ""}
         FROM signals sg
         WHERE sg.zone_id = {row}.zone_id AND sg.category = ANY({row}.categories) AND sg.source = ANY({row}.sources)
           AND sg.confidence >= {row}.min_confidence AND sg.weight >= {row}.min_weight
@@ -67,12 +68,13 @@ READ = (
     """
 )
 
-# The window statistics of many (rule, zone, window) rows at once, for the sweeper.
+# The window statistics of many (rule, zone, window) rows at once, for the sweeper (with the oldest signal's
+# time: when it leaves, the count falls).
 WINDOWS = """
-    SELECT w.i, s.n, s.w, s.authors
+    SELECT w.i, s.n, s.w, s.authors, s.oldest
     FROM jsonb_to_recordset(CAST(:items AS jsonb)) AS w(i int, zone_id int, categories text[], sources text[],
                                                      min_confidence float8, min_weight float8, since timestamptz)
-    CROSS JOIN LATERAL (""" + window_counts("w") + """) s
+    CROSS JOIN LATERAL (""" + window_counts("w", oldest=True) + """) s
 """
 
 

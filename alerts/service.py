@@ -48,7 +48,8 @@ def window_stats_many(session: Session, items: Sequence[tuple[Rule, int, float]]
         for i, (rule, zone_id, window_s) in enumerate(items)])}).fetchall()
     out = [WindowStats(0.0, 0, 0)] * len(items)
     for r in rows:
-        out[r.i] = WindowStats(weighted_count=float(r.w), distinct_authors=int(r.authors), count=int(r.n))
+        out[r.i] = WindowStats(weighted_count=float(r.w), distinct_authors=int(r.authors), count=int(r.n),
+                               oldest=r.oldest)
     return out
 
 
@@ -203,11 +204,18 @@ def close(session: Session, *, alert: Alert, rule: Rule | None, actor: str, reas
 
 
 def retire_evidence(session: Session, *, observation_ids: Sequence[int], now: datetime) -> int:
-    """Stop counting these observations in rule windows (a superseded or closed report); returns signals retired."""
+    """Stop counting these observations in rule windows (a superseded or closed report); returns signals retired.
+
+    Their zones are left a hint for the sweeper (`alert_sweep_hints`): the counts there fell without any
+    alert's row changing, and the sweeper sweeps an alert only when it is due or its row changed. A hint
+    rather than touching the alerts: their row locks would be taken before the zone locks the caller's
+    evaluation takes next, the other way round from every writer's order."""
     if not observation_ids:
         return 0
-    result = session.execute(
-        text("UPDATE signals SET retired_at = :now WHERE observation_id = ANY(:ids) AND retired_at IS NULL"),
+    return session.execute(text(
+        "WITH retired AS (UPDATE signals SET retired_at = :now WHERE observation_id = ANY(:ids) "
+        "AND retired_at IS NULL RETURNING zone_id), "
+        "hint AS (INSERT INTO alert_sweep_hints (zone_id) SELECT DISTINCT zone_id FROM retired) "
+        "SELECT count(*) FROM retired"),
         {"now": now, "ids": list(observation_ids)},
-    )
-    return result.rowcount or 0
+    ).scalar_one()

@@ -1,6 +1,7 @@
 """The sweeper: resolve alerts on hysteresis or expiry, send due repeats, emit escalation ticks, fold baselines.
 
-The worker calls `sweep` every few seconds with `now`; tests call it with chosen times and never sleep.
+The worker runs a `Schedule` pass every few seconds with `now`; tests call it (or `sweep`) with chosen times
+and never sleep. A pass sweeps only the alerts that can be due (`Schedule`), a full pass now and then.
 Alerts are claimed with SKIP LOCKED, so several workers can sweep at once without doing anything twice.
 """
 
@@ -10,14 +11,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts import baselines, outbox
 from accounts import sessions
 from alerts import service as alert_service
 from alerts.evaluate import (
-    escalation_ticks_due, incident_hysteresis, incident_severity, severity_rank,
+    WindowStats, escalation_ticks_due, incident_hysteresis, incident_severity, severity_rank, sweep_due,
 )
 from alerts.events import ESCALATION_REASON, EventKind, Tick
 from alerts.lifecycle import UNRESOLVED, AlertState
@@ -39,6 +40,8 @@ class SweepResult:
     escalation_ticks: list[int] = field(default_factory=list)
     baseline_hours: int = 0
     last_id: int | None = None  # the highest alert id this call swept; None when it found none
+    # Each alert swept and left unresolved: when a sweep of it can next do anything (evaluate.sweep_due)
+    due: dict[int, datetime | None] = field(default_factory=dict)
 
     def add(self, other: "SweepResult") -> None:
         self.swept += other.swept
@@ -46,6 +49,7 @@ class SweepResult:
         self.notified += other.notified
         self.escalation_ticks += other.escalation_ticks
         self.baseline_hours += other.baseline_hours
+        self.due.update(other.due)
         self.last_id = other.last_id if other.last_id is not None else self.last_id
 
 
@@ -53,16 +57,19 @@ SWEEP_CHUNK = 100  # alerts per transaction of a pass: their row locks are held 
 
 
 def sweep(session: Session, *, rules: Sequence[Rule], now: datetime, limit: int = 500, after_id: int = 0,
-          fold_baselines: bool = True) -> SweepResult:
-    """Sweep unresolved alerts with ids above `after_id` (at most `limit`, oldest first) in the caller's
-    transaction. Alerts locked by someone else (rule evaluation) are skipped until the next pass."""
+          fold_baselines: bool = True, ids: Sequence[int] | None = None) -> SweepResult:
+    """Sweep unresolved alerts with ids above `after_id` (at most `limit`, oldest first; only those of `ids`
+    when given) in the caller's transaction. Alerts locked by someone else (rule evaluation) are skipped
+    until the next pass."""
     result = SweepResult(baseline_hours=baselines.fold_hours(session, now=now) if fold_baselines else 0)
     if fold_baselines:  # once per pass, like the baselines: the session table stays small
         sessions.purge_ended(session, now=now)
-    alerts = session.scalars(
-        select(Alert).where(Alert.state.in_(UNRESOLVED), Alert.id > after_id).order_by(Alert.id)
-        .limit(limit).with_for_update(skip_locked=True)
-    ).all()
+    if ids is not None and not ids:
+        return result
+    which = select(Alert).where(Alert.state.in_(UNRESOLVED), Alert.id > after_id)
+    if ids is not None:
+        which = which.where(Alert.id.in_(list(ids)))
+    alerts = session.scalars(which.order_by(Alert.id).limit(limit).with_for_update(skip_locked=True)).all()
     if not alerts:  # the end of a pass: nothing more to read
         return result
     result.last_id = alerts[-1].id
@@ -77,27 +84,31 @@ def sweep(session: Session, *, rules: Sequence[Rule], now: datetime, limit: int 
     items = [(a.id, r) for a in alerts for r in held[a.id]]
     stats = alert_service.window_stats_many(
         session, [(r, a.zone_id, r.hysteresis_window_s) for a in alerts for r in held[a.id]], now)
-    windows: dict[int, list[tuple[Rule, float]]] = {}
+    windows: dict[int, list[tuple[Rule, WindowStats]]] = {}
     for (alert_id, r), live in zip(items, stats):
-        windows.setdefault(alert_id, []).append((r, live.weighted_count))
+        windows.setdefault(alert_id, []).append((r, live))
     for alert in alerts:
         result.swept += 1
-        _sweep_one(session, alert=alert, rule=by_name.get(alert.rule), silences=silences, now=now, result=result,
-                   zone=zones[alert.zone_id], log_rows=logs.get(alert.id, []), live=windows.get(alert.id),
-                   fired=fired.get(alert.id, {}))
+        due = _sweep_one(session, alert=alert, rule=by_name.get(alert.rule), silences=silences, now=now,
+                         result=result, zone=zones[alert.zone_id], log_rows=logs.get(alert.id, []),
+                         windows=windows.get(alert.id, []), fired=fired.get(alert.id, {}))
+        if alert.id not in result.resolved:
+            result.due[alert.id] = due
     return result
 
 
 def _sweep_one(session: Session, *, alert: Alert, rule: Rule | None, silences: list, now: datetime,
                result: SweepResult, zone: dict[str, str], log_rows: list,
-               live: list[tuple[Rule, float]] | None, fired: dict[str, str]) -> None:
-    """`live`: each rule on the alert (the leading `rule` and every other that fired) with its window count;
-    `fired`: every rule that fired for it (rule -> severity), for its events."""
+               windows: list[tuple[Rule, WindowStats]], fired: dict[str, str]) -> datetime | None:
+    """`windows`: each rule on the alert (the leading `rule` and every other that fired) with its window;
+    `fired`: every rule that fired for it (rule -> severity), for its events. Returns when a sweep of it can
+    next do anything (evaluate.sweep_due; None: only a change can, or it resolved)."""
     if alert.expires_at is not None and now >= alert.expires_at:
         alert_service.close(session, alert=alert, rule=rule, actor="sweeper", now=now,
                             reason=f"expired: no new evidence since {alert.last_evidence_at.isoformat()}")
         result.resolved.append(alert.id)
-        return
+        return None
+    live = [(r, w.weighted_count) for r, w in windows]
     if live:
         step = incident_hysteresis(live, quiet_since=alert.quiet_since, now=now)
         if step.resolve:
@@ -107,7 +118,7 @@ def _sweep_one(session: Session, *, alert: Alert, rule: Rule | None, silences: l
             alert_service.close(session, alert=alert, rule=rule, actor="sweeper", now=now,
                                 reason=f"quiet: weighted count {counts} since {step.quiet_since.isoformat()}")
             result.resolved.append(alert.id)
-            return
+            return None
         alert.quiet_since = step.quiet_since
         if any(r.ladder and not r.immediate for r, _ in live):
             _follow_ladder_down(session, alert=alert, live=live, now=now)
@@ -118,6 +129,9 @@ def _sweep_one(session: Session, *, alert: Alert, rule: Rule | None, silences: l
     if rule is not None and alert.state == AlertState.OPEN and not is_silenced(
             alert_service.alert_view(alert, zone), silences, now) and alert.last_notified_at is not None:
         _escalate(session, alert=alert, rule=rule, zone=zone, fired=fired, now=now, result=result)
+    return sweep_due(expires_at=alert.expires_at, live=windows, quiet_since=alert.quiet_since, state=alert.state,
+                     rule=rule, last_notified=now if decision.notify else log_rows[-1].at if log_rows else None,
+                     opened_at=alert.opened_at, escalation_ticks=alert.escalation_ticks)
 
 
 def _follow_ladder_down(session: Session, *, alert: Alert, live: list[tuple[Rule, float]], now: datetime) -> None:
@@ -170,16 +184,89 @@ def sweep_pass(factory: sessionmaker[Session], *, rules: Sequence[Rule], now: da
         after = result.last_id
 
 
+FULL_EVERY_S = 60.0  # a Schedule's full pass, at least this often
+
+# Every unresolved alert's row version, and whether a retirement hinted at its zone (taking the hints).
+_SCAN = text("""
+    WITH hinted AS (DELETE FROM alert_sweep_hints RETURNING zone_id)
+    SELECT a.id, a.xmin::text::bigint AS version, a.zone_id IN (SELECT zone_id FROM hinted) AS hinted
+    FROM alerts a WHERE a.state IN ('open', 'acknowledged')
+""")
+_VERSIONS = text("SELECT id, xmin::text::bigint FROM alerts WHERE id = ANY(:ids)")
+
+
+class Schedule:
+    """Sweep passes that sweep only the alerts that can be due, in one worker.
+
+    Sweeping an alert costs about 70 µs (its windows, log and decisions), and a pass used to sweep every
+    unresolved alert every 5 s: with thousands open, the sweeper was a tenth of a core when nothing
+    happened. Now each swept alert's next due time is kept in memory (evaluate.sweep_due) with its row
+    version (`xmin`), and a pass sweeps an alert when
+    - its due time has come, or
+    - its row changed (new evidence, an acknowledgement, a notification: every writer's change is a new
+      row version, this sweeper's own included, read back after its changes), or
+    - its zone's counts fell without its row changing (`alert_sweep_hints`, left by retire_evidence), or
+    - it is new to this worker, or a sweep skipped it (locked by a writer);
+    and every alert when the rules or the silences in force changed, and at least every FULL_EVERY_S: the
+    backstop for whatever changes a count without any of these (a late post older than its alert, stored
+    without joining it), as the 5 s passes were for a count that rose and fell between two of them.
+
+    The in-memory state is only ever a reason to skip: a new worker or a restart sweeps everything once."""
+
+    def __init__(self, factory: sessionmaker[Session], *, full_every_s: float = FULL_EVERY_S,
+                 chunk: int = SWEEP_CHUNK) -> None:
+        self.factory, self.full_every_s, self.chunk = factory, full_every_s, chunk
+        self._known: dict[int, tuple[int, datetime | None]] = {}  # alert id -> (row version, due)
+        self._basis: tuple | None = None  # the rules and the silences in force at the last full pass
+        self._full_at: datetime | None = None
+
+    def run_pass(self, *, rules: Sequence[Rule], now: datetime) -> SweepResult:
+        rules = tuple(rules)
+        with self.factory() as session, session.begin():
+            total = SweepResult(baseline_hours=baselines.fold_hours(session, now=now))
+            sessions.purge_ended(session, now=now)
+            rows = session.execute(_SCAN).all()
+            silences = sorted((sorted(v.matchers.items()), v.starts_at, v.ends_at)
+                              for v in active_silences(session, now=now))
+        basis = (rules, silences)
+        if (basis != self._basis or self._full_at is None
+                or not 0 <= (now - self._full_at).total_seconds() < self.full_every_s):
+            self._known.clear()
+            self._basis, self._full_at = basis, now
+        unresolved = {row.id for row in rows}
+        for gone in self._known.keys() - unresolved:
+            del self._known[gone]
+        due = [row.id for row in rows if row.hinted or self._due(row.id, row.version, now)]
+        for start in range(0, len(due), self.chunk):
+            chunk = due[start:start + self.chunk]
+            with self.factory() as session, session.begin():
+                result = sweep(session, rules=rules, now=now, limit=len(chunk), ids=chunk, fold_baselines=False)
+                session.flush()  # its own changes are new row versions: read them back, under its row locks
+                versions = dict(session.execute(_VERSIONS, {"ids": list(result.due)}).all())
+            for alert_id in chunk:  # skipped (locked) or resolved: unknown, so swept again if still unresolved
+                self._known.pop(alert_id, None)
+            for alert_id, at in result.due.items():
+                self._known[alert_id] = (versions[alert_id], at)
+            total.add(result)
+        return total
+
+    def _due(self, alert_id: int, version: int, now: datetime) -> bool:
+        known = self._known.get(alert_id)
+        return known is None or known[0] != version or (known[1] is not None and known[1] <= now)
+
+
 def run_forever(factory: sessionmaker[Session], *, rules: Callable[[], Sequence[Rule]],
                 clock: Callable[[], datetime], stop: threading.Event, interval_s: float = 5.0,
                 heartbeat: Callable[..., object] | None = None) -> None:
-    """Sweep every `interval_s` until `stop` (`sweep_pass`: a transaction per chunk of alerts).
+    """Sweep every `interval_s` until `stop` (a `Schedule` pass: a transaction per chunk of due alerts).
 
     A lost database is waited out with backoff (db.outage: one warning per outage, one info on
     recovery); any other error escapes, for the worker's supervisor to log and restart the role.
     `heartbeat(state, error)` is called after each pass."""
+    schedule = Schedule(factory)
+
     def one_pass() -> None:
-        result = sweep_pass(factory, rules=rules(), now=clock())
+        result = schedule.run_pass(rules=rules(), now=clock())
         if result.resolved or result.notified or result.escalation_ticks:
             log.info("sweep: %d alerts, resolved %s, notified %s, escalation ticks %s", result.swept,
                      result.resolved, [a for a, _ in result.notified], result.escalation_ticks)

@@ -84,16 +84,16 @@ def test_a_role_whose_loop_raises_is_restarted_and_its_heartbeat_says_why(live, 
                                                                           caplog):
     from alerts import sweeper
 
-    real = sweeper.sweep_pass
+    real = sweeper.Schedule.run_pass
     calls = []
 
-    def sweep_pass_failing_once(*args, **kwargs):
+    def run_pass_failing_once(self, **kwargs):
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("injected sweeper bug")
-        return real(*args, **kwargs)
+        return real(self, **kwargs)
 
-    monkeypatch.setattr(sweeper, "sweep_pass", sweep_pass_failing_once)
+    monkeypatch.setattr(sweeper.Schedule, "run_pass", run_pass_failing_once)
     stop, thread = start_worker(live, roles=("sweeper",))
     try:
         def recovered():
