@@ -237,15 +237,15 @@ class Schedule:
         for gone in self._known.keys() - unresolved:
             del self._known[gone]
         due = [row.id for row in rows if row.hinted or self._due(row.id, row.version, now)]
+        for alert_id in due:  # unknown until swept: a pass that fails part way (its hints taken) loses nothing
+            self._known.pop(alert_id, None)
         for start in range(0, len(due), self.chunk):
             chunk = due[start:start + self.chunk]
             with self.factory() as session, session.begin():
                 result = sweep(session, rules=rules, now=now, limit=len(chunk), ids=chunk, fold_baselines=False)
                 session.flush()  # its own changes are new row versions: read them back, under its row locks
                 versions = dict(session.execute(_VERSIONS, {"ids": list(result.due)}).all())
-            for alert_id in chunk:  # skipped (locked) or resolved: unknown, so swept again if still unresolved
-                self._known.pop(alert_id, None)
-            for alert_id, at in result.due.items():
+            for alert_id, at in result.due.items():  # one skipped (locked) stays unknown: swept next pass
                 self._known[alert_id] = (versions[alert_id], at)
             total.add(result)
         return total

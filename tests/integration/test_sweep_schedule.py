@@ -113,6 +113,29 @@ def test_retired_evidence_makes_its_zone_due(session_factory, districts):
     assert result.resolved == [alert_a] and result.swept == 1
 
 
+def test_a_pass_that_fails_after_taking_the_hints_sweeps_their_zones_next_time(session_factory, districts,
+                                                                              monkeypatch):
+    with transaction(session_factory) as s:
+        oid = observe(s, source="utility_report", category="gas_leak", zone="A", author="utility:1", at=T0)
+        observe(s, source="utility_report", category="gas_leak", zone="B", author="utility:1", at=T0)
+    schedule = sweeper.Schedule(session_factory, full_every_s=3600)
+    schedule.run_pass(rules=RULES, now=T0 + M)
+    with transaction(session_factory) as s:
+        alert_service.retire_evidence(s, observation_ids=[oid], now=T0 + 2 * M)
+    real = sweeper.sweep
+
+    def lost_database(*args, **kwargs):
+        raise ConnectionError("the database went away mid-pass")
+
+    monkeypatch.setattr(sweeper, "sweep", lost_database)
+    with pytest.raises(ConnectionError):
+        schedule.run_pass(rules=RULES, now=T0 + 2 * M)  # the scan took (and committed) the hint
+    monkeypatch.setattr(sweeper, "sweep", real)
+    with session_factory() as s:
+        [alert_a] = s.scalars(text("SELECT a.id FROM alerts a JOIN zones z ON z.id = a.zone_id WHERE z.code = 'A'"))
+    assert list(schedule.run_pass(rules=RULES, now=T0 + 3 * M).due) == [alert_a]
+
+
 @pytest.mark.parametrize("change", ["silence", "rules", "backstop"])
 def test_a_change_of_silences_or_rules_and_the_backstop_sweep_everything(session_factory, districts, change):
     open_gas(session_factory)
