@@ -71,26 +71,9 @@ REPORT_CATEGORIES = ["power_outage", "gas_leak", "water_main"]
 
 
 def _grid(factory) -> list:
-    """1,000 square zones; returns their ZoneMatch (weight 1) in row-major order."""
-    from shapely.geometry import MultiPolygon, box
+    from bench.grid import grid_zones
 
-    from db.session import transaction
-    from geo import zone_store as zone_service
-    from geo.match_postgis import ZoneMatch
-    from geo.zones import ZoneRecord
-
-    dx, dy = (EAST - WEST) / COLS, (NORTH - SOUTH) / ROWS
-    records = [ZoneRecord(code=f"G{r:02d}{c:02d}", name=f"Grid {r},{c}", properties={},
-                          geometry=MultiPolygon([box(WEST + c * dx, SOUTH + r * dy, WEST + (c + 1) * dx,
-                                                     SOUTH + (r + 1) * dy)]))
-               for r in range(ROWS) for c in range(COLS)]
-    with transaction(factory) as s:
-        zone_service.upsert_zones(s, layer="grid", records=records)
-    from sqlalchemy import text
-
-    with factory() as s:
-        rows = s.execute(text("SELECT z.id, z.code, z.name FROM zones z ORDER BY z.code")).all()
-    return [ZoneMatch(zid, "grid", code, name, 1.0) for zid, code, name in rows]
+    return grid_zones(factory, cols=COLS, rows=ROWS, bbox=(WEST, SOUTH, EAST, NORTH))
 
 
 def _stream(zones: list, rng: random.Random) -> list[dict]:
