@@ -190,7 +190,7 @@ FULL_EVERY_S = 60.0  # a Schedule's full pass, at least this often
 _SCAN = text("""
     WITH hinted AS (DELETE FROM alert_sweep_hints RETURNING zone_id)
     SELECT a.id, a.xmin::text::bigint AS version, a.zone_id IN (SELECT zone_id FROM hinted) AS hinted
-    FROM alerts a WHERE a.state IN ('open', 'acknowledged')
+    FROM alerts a WHERE a.state IN (""" + ", ".join(f"'{state.value}'" for state in UNRESOLVED) + """)
 """)
 _VERSIONS = text("SELECT id, xmin::text::bigint FROM alerts WHERE id = ANY(:ids)")
 
