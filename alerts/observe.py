@@ -12,6 +12,7 @@ than the Python between them, so statements are counted, not (rule, zone) pairs)
 4. open the new alerts (one INSERT, with the ids step 2 drew);
 5. link evidence (one INSERT), which also returns the evidence counted by source;
 6. write alert updates, history, outbox events and notification-log rows (one statement).
+When a batch's only changes are alerts opened by immediate rules, 4-6 are one statement (OPEN_AND_WRITE).
 
 The zone lock makes a second worker wait and then count the first one's signals too, so two
 concurrent writers never both miss each other's evidence; reads start after it, in statements of their own.
@@ -219,19 +220,38 @@ def _open_alerts(session: Session, opening: list[Incident], now: datetime) -> li
     return [inc for inc in opening if inc.alert is not None and inc.alert.id not in ids]
 
 
-def _link_evidence(session: Session, incidents: list[Incident], notifying: list[Incident],
-                   now: datetime) -> dict[str, list[int]] | None:
+def _own_links(incidents: list[Incident]) -> dict[str, list[int]]:
+    """Each incident's alert with this batch's observations feeding it: the links to write."""
+    links: dict[str, list[int]] = {"alert_id": [], "observation_id": []}
+    for inc in incidents:
+        assert inc.alert is not None
+        links["alert_id"] += [inc.alert.id] * len(inc.observation_ids)
+        links["observation_id"] += inc.observation_ids
+    return links
+
+
+def _only_immediate_openings(active: list[Incident]) -> bool:
+    """Whether every change is an alert opened by immediate rules: its evidence is this batch's own signals,
+    every link new, so it is counted in Python (`_count_own`) and written with the alert (OPEN_AND_WRITE)."""
+    return bool(active) and all(inc.opening and all(p.rule.immediate for p in inc.joined) for inc in active)
+
+
+def _count_own(incidents: list[Incident]) -> None:
+    for inc in incidents:
+        source_of = {s.observation_id: s.source for p in inc.active for s in p.feeding}
+        for oid in inc.observation_ids:
+            source = source_of[oid]
+            inc.added[source] = inc.added.get(source, 0) + 1
+            inc.by_source[source] = inc.by_source.get(source, 0) + 1
+
+
+def _link_evidence(session: Session, incidents: list[Incident], notifying: list[Incident], now: datetime) -> None:
     """Evidence for every alert: when a rule opens or joins it, all that rule's window counted; afterwards the
-    new observations of the rules on it. Returns the links still to write, for `_write` to write with its own
-    statement (sql.LINK_AND_WRITE), when nothing here needs their answer; else None (they are written)."""
-    alert_ids: list[int] = []
-    observation_ids: list[int] = []
+    new observations of the rules on it."""
+    links = _own_links(incidents)
     window = []
     for inc in incidents:
         assert inc.alert is not None
-        for oid in inc.observation_ids:
-            alert_ids.append(inc.alert.id)
-            observation_ids.append(oid)
         for p in inc.joined:
             if p.rule.immediate:
                 continue
@@ -241,19 +261,8 @@ def _link_evidence(session: Session, incidents: list[Incident], notifying: list[
                            "min_weight": r.min_zone_weight,
                            "since": (now - timedelta(seconds=r.window_s)).isoformat()})
     old_of = [inc.alert.id for inc in notifying if inc.alert is not None and not inc.opening]
-    if not window and not old_of and all(inc.opening for inc in incidents):
-        # New alerts opened by immediate rules: their evidence is this batch's signals, every link new, so it
-        # is counted here, and the links go with `_write`'s statement.
-        for inc in incidents:
-            source_of = {s.observation_id: s.source for p in inc.active for s in p.feeding}
-            for oid in inc.observation_ids:
-                source = source_of[oid]
-                inc.added[source] = inc.added.get(source, 0) + 1
-                inc.by_source[source] = inc.by_source.get(source, 0) + 1
-        return {"alert_id": alert_ids, "observation_id": observation_ids}
-    counted = raw.execute(session, sql.EVIDENCE, {
-        "window": json.dumps(window), "alert_id": alert_ids, "observation_id": observation_ids, "now": now,
-        "old_of": old_of})
+    counted = raw.execute(session, sql.EVIDENCE, {"window": json.dumps(window), **links, "now": now,
+                                                  "old_of": old_of})
     by_alert = {inc.alert.id: inc for inc in incidents if inc.alert is not None}
     for new, alert_id, source, n in counted:
         inc = by_alert[alert_id]
@@ -262,10 +271,11 @@ def _link_evidence(session: Session, incidents: list[Incident], notifying: list[
         inc.by_source[source] = inc.by_source.get(source, 0) + int(n)
 
 
-def _write(session: Session, incidents: list[Incident], now: datetime,
-           links: dict[str, list[int]] | None = None) -> None:
+def _write(session: Session, incidents: list[Incident], now: datetime, *, opening: bool = False) -> set[int]:
+    """WRITE; with `opening` (`_only_immediate_openings`), OPEN_AND_WRITE, which inserts the alerts too and
+    links their evidence. Returns the ids of the alerts written (an opening that lost is not among them)."""
     u: dict[str, list] = {k: [] for k in ("id", "added", "authors", "expires", "severity", "clear", "notified",
-                                          "rule")}
+                                          "rule", "zone_id", "category", "ack_code")}
     h: dict[str, list] = {k: [] for k in ("id", "from", "to", "severity", "actor", "reason")}
     e: dict[str, list] = {k: [] for k in ("event_id", "alert_id", "kind", "payload", "reason", "state", "severity")}
     r: dict[str, list] = {k: [] for k in ("alert_id", "rule", "zone_id", "severity", "cooldown")}
@@ -278,7 +288,8 @@ def _write(session: Session, incidents: list[Incident], now: datetime,
                                    for p in inc.active)
         for k, v in (("id", a.id), ("added", sum(inc.added.values())), ("authors", a.distinct_authors),
                      ("expires", a.expires_at), ("severity", a.severity), ("clear", clear), ("notified", notified),
-                     ("rule", a.rule)):
+                     ("rule", a.rule), ("zone_id", inc.match.zone_id), ("category", a.category),
+                     ("ack_code", a.ack_code)):
             u[k].append(v)
         history = []
         if inc.opening:
@@ -309,9 +320,15 @@ def _write(session: Session, incidents: list[Incident], now: datetime,
                          ("severity", a.severity)):
                 e[k].append(v)
             log.info("alert %s notify %s", a.id, inc.decision.reason)
-    raw.execute(session, sql.WRITE if links is None else sql.LINK_AND_WRITE,
-                {"now": now, **{f"u_{k}": v for k, v in u.items()}, **{f"h_{k}": v for k, v in h.items()},
-                 **{f"e_{k}": v for k, v in e.items()}, **{f"r_{k}": v for k, v in r.items()}, **(links or {})})
+    params = {"now": now, **{f"h_{k}": v for k, v in h.items()}, **{f"e_{k}": v for k, v in e.items()},
+              **{f"r_{k}": v for k, v in r.items()}}
+    if opening:
+        inserted = raw.execute(session, sql.OPEN_AND_WRITE, {
+            **params, **{f"u_{k}": v for k, v in u.items() if k != "clear"}, **_own_links(incidents)})
+        return {alert_id for (alert_id,) in inserted}
+    raw.execute(session, sql.WRITE, {**params, **{f"u_{k}": u[k] for k in (
+        "id", "added", "authors", "expires", "severity", "clear", "notified", "rule")}})
+    return set(u["id"])
 
 
 def _expire_cached(session: Session, alert_ids: set[int]) -> None:
@@ -361,8 +378,8 @@ def _evaluate(session: Session, incidents: list[Incident], by_name: Mapping[str,
                 active.append(inc)
         elif _decide_update(session, inc, by_name.get(inc.alert.rule), now, event_time=event_time):
             active.append(inc)
-    opening = [inc for inc in active if inc.opening]
-    lost = _open_alerts(session, opening, now)
+    fused = _only_immediate_openings(active)
+    lost = [] if fused else _open_alerts(session, [inc for inc in active if inc.opening], now)
     if lost:  # another writer opened these first (not through observe, which holds the zone lock)
         active = [inc for inc in active if inc not in lost]
     for inc in active:
@@ -370,11 +387,17 @@ def _evaluate(session: Session, incidents: list[Incident], by_name: Mapping[str,
             inc.decision = decide(_view(inc), [], silences, inc.lead, now)  # new: nothing sent yet
         elif inc.changed_severity:
             inc.decision = decide(_view(inc), inc.log_rows, silences, inc.lead, now)
-    notifying = [inc for inc in active if inc.decision is not None and inc.decision.notify]
     changes: list[AlertChange] = []
+    if fused:
+        _count_own(active)
+        written = _write(session, active, now, opening=True)
+        lost = [inc for inc in active if inc.alert is not None and inc.alert.id not in written]
+        active = [inc for inc in active if inc not in lost]
+    elif active:
+        _link_evidence(session, active, [inc for inc in active if inc.decision is not None and inc.decision.notify],
+                       now)
+        _write(session, active, now)
     if active:
-        links = _link_evidence(session, active, notifying, now)
-        _write(session, active, now, links)
         _expire_cached(session, {inc.alert.id for inc in active if inc.alert is not None})
         for inc in active:
             assert inc.alert is not None

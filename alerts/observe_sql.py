@@ -127,9 +127,8 @@ EVIDENCE = (
     """
 )
 
-# Alert updates, history, outbox events, notification-log rows and fired rules: CTEs for WRITE and LINK_AND_WRITE.
-_WRITE_CTES = (
-    """
+# Alert updates: WRITE's first CTE.
+_UPDATE = """
     upd AS (
         UPDATE alerts a SET evidence_count = a.evidence_count + u.added,
                distinct_authors = greatest(a.distinct_authors, u.authors),
@@ -144,47 +143,71 @@ _WRITE_CTES = (
              AS u(id, added, authors, expires_at, severity, clear_quiet, notified, rule)
         WHERE a.id = u.id
         RETURNING a.id
-    ), hist_rows AS (
+    )"""
+
+
+def _records(opened: bool) -> str:
+    """History, outbox events, notification-log rows and fired rules: CTEs of WRITE and OPEN_AND_WRITE. With
+    `opened`, only the rows of alerts its CTE `ins` inserted (an opening that lost writes nothing)."""
+    def only(row: str) -> str:
+        return f"WHERE {row}.alert_id IN (SELECT id FROM ins)" if opened else ""
+    return f"""
+    hist_rows AS (
         INSERT INTO alert_history (alert_id, at, from_state, to_state, severity, actor, reason)
         SELECT h.alert_id, :now, h.from_state, h.to_state, h.severity, h.actor, h.reason
         FROM unnest(CAST(:h_id AS bigint[]), CAST(:h_from AS text[]), CAST(:h_to AS text[]),
                     CAST(:h_severity AS text[]), CAST(:h_actor AS text[]), CAST(:h_reason AS text[]))
-             AS h(alert_id, from_state, to_state, severity, actor, reason)
+             AS h(alert_id, from_state, to_state, severity, actor, reason) {only("h")}
     ), ev AS (
         INSERT INTO outbox_events (event_id, alert_id, kind, payload, created_at, next_attempt_at, attempts)
         SELECT e.event_id, e.alert_id, e.kind, e.payload, :now, :now, 0
         FROM unnest(CAST(:e_event_id AS uuid[]), CAST(:e_alert_id AS bigint[]), CAST(:e_kind AS text[]),
-                    CAST(:e_payload AS jsonb[])) AS e(event_id, alert_id, kind, payload)
+                    CAST(:e_payload AS jsonb[])) AS e(event_id, alert_id, kind, payload) {only("e")}
     ), log AS (
         INSERT INTO alert_notifications (alert_id, at, reason, kind, state, severity, event_id)
         SELECT e.alert_id, :now, e.reason, e.kind, e.state, e.severity, e.event_id
         FROM unnest(CAST(:e_event_id AS uuid[]), CAST(:e_alert_id AS bigint[]), CAST(:e_kind AS text[]),
                     CAST(:e_reason AS text[]), CAST(:e_state AS text[]), CAST(:e_severity AS text[]))
-             AS e(event_id, alert_id, kind, reason, state, severity)
+             AS e(event_id, alert_id, kind, reason, state, severity) {only("e")}
     ), fired AS (
         -- Every rule that fires for an alert: once recorded it stays, with when it last fired.
         INSERT INTO alert_rules (alert_id, rule, zone_id, severity, first_fired_at, last_fired_at, cooldown_s)
         SELECT r.alert_id, r.rule, r.zone_id, r.severity, :now, :now, r.cooldown_s
         FROM unnest(CAST(:r_alert_id AS bigint[]), CAST(:r_rule AS text[]), CAST(:r_zone_id AS integer[]),
                     CAST(:r_severity AS text[]), CAST(:r_cooldown AS float8[]))
-             AS r(alert_id, rule, zone_id, severity, cooldown_s)
+             AS r(alert_id, rule, zone_id, severity, cooldown_s) {only("r")}
         ON CONFLICT (alert_id, rule) DO UPDATE SET last_fired_at = EXCLUDED.last_fired_at,
             severity = EXCLUDED.severity, cooldown_s = EXCLUDED.cooldown_s
-    )
-    SELECT count(*) FROM upd
-    """
-)
+    )"""
 
-WRITE = "WITH" + _WRITE_CTES
 
-# WRITE behind the links of evidence whose counts nobody reads (alerts.observe._link_evidence: alerts just
-# opened by immediate rules, their evidence this batch's own signals, counted in Python): one statement, a
-# round trip less for every report that opens an alert by an immediate rule. The links' rows reference alerts
-# an earlier statement inserted; no CTE of WRITE reads alert_evidence.
-LINK_AND_WRITE = """
-    WITH link AS (
+WRITE = "WITH" + _UPDATE + "," + _records(opened=False) + "\n    SELECT count(*) FROM upd\n"
+
+# The alerts opened by immediate rules, when they are all a batch changes (alerts.observe._evaluate), in one
+# statement with their evidence, history, events, log and rules: INSERT_ALERTS, the links and WRITE were
+# three round trips. Each is inserted as WRITE would leave it (evidence counted in Python: this batch's own
+# signals); one whose insert loses to an unresolved alert (none expected: every opener holds the zone's
+# lock) writes nothing else, and is not among the ids returned. The rows referring to an alert inserted by
+# a sibling CTE pass their foreign keys: those are checked at the end of the statement.
+OPEN_AND_WRITE = """
+    WITH ins AS (
+        INSERT INTO alerts (id, rule, zone_id, category, severity, state, ack_code, evidence_count, distinct_authors,
+                            opened_at, updated_at, last_evidence_at, expires_at, last_notified_at)
+        SELECT u.id, u.rule, u.zone_id, u.category, u.severity, 'open', u.ack_code, u.added, u.authors, :now, :now,
+               :now, u.expires, CASE WHEN u.notified THEN CAST(:now AS timestamptz) END
+        FROM unnest(CAST(:u_id AS bigint[]), CAST(:u_rule AS text[]), CAST(:u_zone_id AS integer[]),
+                    CAST(:u_category AS text[]), CAST(:u_severity AS text[]), CAST(:u_ack_code AS text[]),
+                    CAST(:u_added AS integer[]), CAST(:u_authors AS integer[]), CAST(:u_expires AS timestamptz[]),
+                    CAST(:u_notified AS boolean[]))
+             AS u(id, rule, zone_id, category, severity, ack_code, added, authors, expires, notified)
+        ON CONFLICT (zone_id, category) WHERE state <> 'resolved' DO NOTHING
+        RETURNING id
+    ), link AS (
         INSERT INTO alert_evidence (alert_id, observation_id, added_at)
         SELECT DISTINCT d.alert_id, d.observation_id, CAST(:now AS timestamptz)
         FROM unnest(CAST(:alert_id AS bigint[]), CAST(:observation_id AS bigint[])) AS d(alert_id, observation_id)
+        WHERE d.alert_id IN (SELECT id FROM ins)
         ON CONFLICT DO NOTHING
-    ),""" + _WRITE_CTES
+    ),""" + _records(opened=True) + """
+    SELECT id FROM ins
+"""

@@ -365,9 +365,45 @@ def test_an_opening_that_loses_to_an_alert_its_read_missed_writes_nothing(sessio
         assert [e["kind"] for e in events(s)] == ["opened"]
 
 
-def test_an_immediate_opening_links_its_evidence_with_its_write(session_factory, districts, monkeypatch):
-    # Its links' counts are known without asking (this batch's own signals): they go with the alert's write, a
-    # statement less; a threshold rule's opening reads its window's links back, as before.
+def test_an_immediate_opening_in_one_statement_writes_what_three_statements_wrote(session_factory, districts,
+                                                                                 monkeypatch):
+    """OPEN_AND_WRITE against INSERT_ALERTS, EVIDENCE and WRITE (the path every other batch takes), for the same
+    report in two zones: the same alert, evidence, rules, history, log and event, but for ids and zone."""
+    from alerts import observe
+
+    def opened_in(zone: str) -> int:
+        with transaction(session_factory) as s:
+            [change] = feed(s, rules=RULES, zones=zone_matches(s), source="utility_report", category="power_outage",
+                            zone=zone, author="utility:1", at=T0, attributes={"customers_affected": 900})
+        return change.alert_id
+
+    def written(alert_id: int) -> dict:
+        with session_factory() as s:
+            one = {"alert": tuple(s.execute(text(
+                "SELECT rule, category, severity, state, evidence_count, distinct_authors, opened_at, updated_at, "
+                "last_evidence_at, expires_at, quiet_since, last_notified_at, escalation_ticks FROM alerts "
+                "WHERE id = :a"), {"a": alert_id}).one())}
+            for table, cols in (("alert_rules", "rule, severity, first_fired_at, last_fired_at, cooldown_s"),
+                                ("alert_history", "at, from_state, to_state, severity, actor, reason"),
+                                ("alert_notifications", "at, reason, kind, state, severity"),
+                                ("alert_evidence", "added_at")):
+                one[table] = [tuple(r) for r in s.execute(text(
+                    f"SELECT {cols} FROM {table} WHERE alert_id = :a ORDER BY 1"), {"a": alert_id})]
+            [event] = events(s, alert_id)
+        drop = {"event_id", "alert_id", "zone", "ack_code", "_at"}
+        one["event"] = {k: v for k, v in event.items() if k not in drop}
+        return one
+
+    fused = written(opened_in("B"))
+    monkeypatch.setattr(observe, "_only_immediate_openings", lambda active: False)
+    apart = written(opened_in("C"))
+    assert fused == apart
+    assert fused["alert"][11] == T0 and len(fused["alert_evidence"]) == 1 and len(fused["alert_notifications"]) == 1
+
+
+def test_an_immediate_opening_is_inserted_with_its_evidence_and_its_write(session_factory, districts, monkeypatch):
+    # Its links' counts are known without asking (this batch's own signals): the alert, its links and its write
+    # are one statement; a threshold rule's opening inserts, reads its window's links back and writes, as before.
     from alerts import observe_sql
     from db import raw
 
@@ -379,7 +415,8 @@ def test_an_immediate_opening_links_its_evidence_with_its_write(session_factory,
         zones = zone_matches(s)
         [opened] = feed(s, rules=RULES, zones=zones, source="utility_report", category="power_outage", zone="B",
                         author="utility:1", at=T0, attributes={"customers_affected": 900})
-    assert observe_sql.LINK_AND_WRITE in sent and observe_sql.EVIDENCE not in sent and observe_sql.WRITE not in sent
+    assert observe_sql.OPEN_AND_WRITE in sent
+    assert not {observe_sql.INSERT_ALERTS, observe_sql.EVIDENCE, observe_sql.WRITE} & set(sent)
     with session_factory() as s:
         linked = s.execute(text("SELECT count(*) FROM alert_evidence WHERE alert_id = :a"),
                            {"a": opened.alert_id}).scalar_one()
@@ -395,4 +432,5 @@ def test_an_immediate_opening_links_its_evidence_with_its_write(session_factory,
             changes = feed(s, rules=RULES, zones=zones, source="post", category="power_outage", zone="C",
                            author=f"p{i}", at=T0 + i * S)
     assert [c.kind for c in changes] == ["opened"]
-    assert observe_sql.EVIDENCE in sent and observe_sql.WRITE in sent and observe_sql.LINK_AND_WRITE not in sent
+    assert {observe_sql.INSERT_ALERTS, observe_sql.EVIDENCE, observe_sql.WRITE} <= set(sent)
+    assert observe_sql.OPEN_AND_WRITE not in sent

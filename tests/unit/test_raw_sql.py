@@ -51,7 +51,7 @@ def test_statements_it_cannot_scan_are_left_alone(sql):
 @pytest.mark.parametrize("name, sql", [
     ("INSERT_REPORTS", report_queries.INSERT_REPORTS), ("INSERT_REPORT", report_queries.INSERT_REPORT),
     ("READ", observe_sql.READ), ("WRITE", observe_sql.WRITE), ("EVIDENCE", observe_sql.EVIDENCE),
-    ("LINK_AND_WRITE", observe_sql.LINK_AND_WRITE),
+    ("OPEN_AND_WRITE", observe_sql.OPEN_AND_WRITE),
 ])
 def test_the_hot_statements_fit_psycopgs_parse_cache(name, sql):
     assert len(raw.to_psycopg(sql).encode()) <= _queries.MAX_CACHED_STATEMENT_LENGTH, name
