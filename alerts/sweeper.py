@@ -7,6 +7,7 @@ Alerts are claimed with SKIP LOCKED, so several workers can sweep at once withou
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,6 +43,8 @@ class SweepResult:
     last_id: int | None = None  # the highest alert id this call swept; None when it found none
     # Each alert swept and left unresolved: when a sweep of it can next do anything (evaluate.sweep_due)
     due: dict[int, datetime | None] = field(default_factory=dict)
+    skipped: int = 0  # a Schedule pass: unresolved alerts it left alone, nothing being due
+    full: bool = False  # a Schedule pass that swept every alert
 
     def add(self, other: "SweepResult") -> None:
         self.swept += other.swept
@@ -232,11 +235,12 @@ class Schedule:
         if (basis != self._basis or self._full_at is None
                 or not 0 <= (now - self._full_at).total_seconds() < self.full_every_s):
             self._known.clear()
-            self._basis, self._full_at = basis, now
+            self._basis, self._full_at, total.full = basis, now, True
         unresolved = {row.id for row in rows}
         for gone in self._known.keys() - unresolved:
             del self._known[gone]
         due = [row.id for row in rows if row.hinted or self._due(row.id, row.version, now)]
+        total.skipped = len(rows) - len(due)
         for alert_id in due:  # unknown until swept: a pass that fails part way (its hints taken) loses nothing
             self._known.pop(alert_id, None)
         for start in range(0, len(due), self.chunk):
@@ -257,16 +261,21 @@ class Schedule:
 
 def run_forever(factory: sessionmaker[Session], *, rules: Callable[[], Sequence[Rule]],
                 clock: Callable[[], datetime], stop: threading.Event, interval_s: float = 5.0,
-                heartbeat: Callable[..., object] | None = None) -> None:
+                heartbeat: Callable[..., object] | None = None,
+                observe: Callable[..., object] | None = None) -> None:
     """Sweep every `interval_s` until `stop` (a `Schedule` pass: a transaction per chunk of due alerts).
 
     A lost database is waited out with backoff (db.outage: one warning per outage, one info on
     recovery); any other error escapes, for the worker's supervisor to log and restart the role.
-    `heartbeat(state, error)` is called after each pass."""
+    `heartbeat(state, error)` is called after each pass, and `observe(seconds, swept=, skipped=, full=)`
+    (dispatch.worker_metrics) after each that completes."""
     schedule = Schedule(factory)
 
     def one_pass() -> None:
+        started = time.perf_counter()
         result = schedule.run_pass(rules=rules(), now=clock())
+        if observe is not None:
+            observe(time.perf_counter() - started, swept=result.swept, skipped=result.skipped, full=result.full)
         if result.resolved or result.notified or result.escalation_ticks:
             log.info("sweep: %d alerts, resolved %s, notified %s, escalation ticks %s", result.swept,
                      result.resolved, [a for a, _ in result.notified], result.escalation_ticks)

@@ -127,7 +127,8 @@ def role_runners(settings: Settings, provider: RulesProvider, roles: tuple[str, 
         engine = make_engine(settings.database_url, pool_size=1)
         with _role_heartbeat(engine, "sweeper", settings.worker_stall_s) as beat:
             sweeper_mod.run_forever(make_sessionmaker(engine), rules=provider.current, clock=utcnow, stop=stop,
-                                    interval_s=settings.sweep_interval_s, heartbeat=beat)
+                                    interval_s=settings.sweep_interval_s, heartbeat=beat,
+                                    observe=metrics.observe_sweep if metrics else None)
 
     def purge(stop: threading.Event) -> None:
         models_registry.load()

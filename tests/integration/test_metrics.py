@@ -123,10 +123,11 @@ def test_port_zero_serves_nothing():
 
 
 @pytest.mark.committing
-def test_the_worker_serves_its_relay_and_sms_latency_on_its_own_port(settings, session_factory, districts,
-                                                                     utility_key, fake, subscriber_factory,
-                                                                     topic_prefix):
-    """Report -> alert -> the worker publishes it (relay) and texts Ana (fan-out) -> the worker's /metrics."""
+def test_the_worker_serves_its_relay_sms_and_sweeper_metrics_on_its_own_port(settings, session_factory, districts,
+                                                                              utility_key, fake, subscriber_factory,
+                                                                              topic_prefix):
+    """Report -> alert -> the worker publishes it (relay), texts Ana (fan-out) and sweeps it once, then skips
+    it (sweeper) -> the worker's /metrics."""
     from fastapi.testclient import TestClient
 
     from tocsin import worker
@@ -137,10 +138,10 @@ def test_the_worker_serves_its_relay_and_sms_latency_on_its_own_port(settings, s
     live = settings.model_copy(update={
         "twilio_account_sid": fake.account_sid, "twilio_auth_token": SecretStr(fake.auth_token),
         "twilio_from": "+15005550006", "twilio_base_url": fake.base_url, "sms_mps": 50.0,
-        "worker_metrics_port": port, "api_host": "127.0.0.1"})
+        "worker_metrics_port": port, "api_host": "127.0.0.1", "sweep_interval_s": 0.2})
     sub = subscriber_factory(f"{topic_prefix}/alerts/#")
     stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(live,), kwargs={"stop": stop, "roles": ("relay", "sms")},
+    thread = threading.Thread(target=worker.run, args=(live,), kwargs={"stop": stop, "roles": ("relay", "sms", "sweeper")},
                               daemon=True)
     thread.start()
     try:
@@ -157,11 +158,17 @@ def test_the_worker_serves_its_relay_and_sms_latency_on_its_own_port(settings, s
             except httpx.TransportError:
                 return None
             done = value(body, "tocsin_relay_ack_seconds_count") >= 1 and \
-                value(body, "tocsin_sms_send_seconds_count", outcome="accepted") == 1
+                value(body, "tocsin_sms_send_seconds_count", outcome="accepted") == 1 and \
+                value(body, "tocsin_sweeper_alerts_total", outcome="skipped") >= 1
             return body if done else None
 
-        body = wait_until(worker_metrics, timeout=20, what="the worker's /metrics to count the publish and the SMS")
+        body = wait_until(worker_metrics, timeout=20,
+                          what="the worker's /metrics to count the publish, the SMS and a sweeper pass skipping")
         assert value(body, "tocsin_sms_send_seconds_count", outcome="retryable") == 0
+        # One alert: swept once, new to the sweeper (again after a full pass), and skipped otherwise.
+        swept, passes = value(body, "tocsin_sweeper_alerts_total", outcome="swept"), \
+            value(body, "tocsin_sweeper_pass_seconds_count")
+        assert 1 <= swept <= value(body, "tocsin_sweeper_full_passes_total") + 1 and passes >= 2
     finally:
         stop.set()
         thread.join(15)
