@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -187,7 +187,8 @@ def sweep_pass(factory: sessionmaker[Session], *, rules: Sequence[Rule], now: da
         after = result.last_id
 
 
-FULL_EVERY_S = 60.0  # a Schedule's full pass, at least this often
+FULL_EVERY_S = 60.0  # a Schedule sweeps every alert at least this often (the backstop)
+_GOLDEN = 0.6180339887498949  # spreads the backstop's moments over ids: consecutive ids land far apart
 
 # Every unresolved alert's row version, and whether a retirement hinted at its zone (taking the hints).
 _SCAN = text("""
@@ -210,18 +211,20 @@ class Schedule:
       row version, this sweeper's own included, read back after its changes), or
     - its zone's counts fell without its row changing (`alert_sweep_hints`, left by retire_evidence), or
     - it is new to this worker, or a sweep skipped it (locked by a writer);
-    and every alert when the rules or the silences in force changed, and at least every FULL_EVERY_S: the
-    backstop for whatever changes a count without any of these (a late post older than its alert, stored
-    without joining it), as the 5 s passes were for a count that rose and fell between two of them.
+    and every alert when the rules or the silences in force changed. The backstop, for whatever changes a
+    count without any of these (a late post older than its alert, stored without joining it), as the 5 s
+    passes were for a count that rose and fell between two of them: each alert is swept again at most
+    FULL_EVERY_S after its last sweep, at 75-100% of it by its id, so that the alerts of one full pass (a
+    start, a rules reload) come back spread over a quarter of it rather than all in one pass.
 
     The in-memory state is only ever a reason to skip: a new worker or a restart sweeps everything once."""
 
     def __init__(self, factory: sessionmaker[Session], *, full_every_s: float = FULL_EVERY_S,
                  chunk: int = SWEEP_CHUNK) -> None:
         self.factory, self.full_every_s, self.chunk = factory, full_every_s, chunk
-        self._known: dict[int, tuple[int, datetime | None]] = {}  # alert id -> (row version, due)
+        self._known: dict[int, tuple[int, datetime]] = {}  # alert id -> (row version, due)
         self._basis: tuple | None = None  # the rules and the silences in force at the last full pass
-        self._full_at: datetime | None = None
+        self._last_now: datetime | None = None
 
     def run_pass(self, *, rules: Sequence[Rule], now: datetime) -> SweepResult:
         rules = tuple(rules)
@@ -232,10 +235,10 @@ class Schedule:
             silences = sorted((sorted(v.matchers.items()), v.starts_at, v.ends_at)
                               for v in active_silences(session, now=now))
         basis = (rules, silences)
-        if (basis != self._basis or self._full_at is None
-                or not 0 <= (now - self._full_at).total_seconds() < self.full_every_s):
+        if basis != self._basis or self._last_now is None or now < self._last_now:  # or the clock went back
             self._known.clear()
-            self._basis, self._full_at, total.full = basis, now, True
+            self._basis, total.full = basis, True
+        self._last_now = now
         unresolved = {row.id for row in rows}
         for gone in self._known.keys() - unresolved:
             del self._known[gone]
@@ -250,13 +253,14 @@ class Schedule:
                 session.flush()  # its own changes are new row versions: read them back, under its row locks
                 versions = dict(session.execute(_VERSIONS, {"ids": list(result.due)}).all())
             for alert_id, at in result.due.items():  # one skipped (locked) stays unknown: swept next pass
-                self._known[alert_id] = (versions[alert_id], at)
+                backstop = now + timedelta(seconds=self.full_every_s * (0.75 + 0.25 * (alert_id * _GOLDEN % 1)))
+                self._known[alert_id] = (versions[alert_id], backstop if at is None else min(at, backstop))
             total.add(result)
         return total
 
     def _due(self, alert_id: int, version: int, now: datetime) -> bool:
         known = self._known.get(alert_id)
-        return known is None or known[0] != version or (known[1] is not None and known[1] <= now)
+        return known is None or known[0] != version or known[1] <= now
 
 
 def run_forever(factory: sessionmaker[Session], *, rules: Callable[[], Sequence[Rule]],

@@ -34,7 +34,7 @@ class WorkerMetrics:
             ["outcome"], registry=self.registry)
         self.sweep_full = Counter(
             "tocsin_sweeper_full_passes_total",
-            "Sweeper passes that swept every alert: the first, a change of rules or silences, the backstop.",
+            "Sweeper passes that swept every alert: the first, and after a change of rules or silences.",
             registry=self.registry)
 
     def observe_sweep(self, seconds: float, *, swept: int, skipped: int, full: bool) -> None:

@@ -138,20 +138,28 @@ def test_a_pass_that_fails_after_taking_the_hints_sweeps_their_zones_next_time(s
 
 @pytest.mark.parametrize("change", ["silence", "rules", "backstop"])
 def test_a_change_of_silences_or_rules_and_the_backstop_sweep_everything(session_factory, districts, change):
-    open_gas(session_factory)
+    # Rules with nothing due for 40 minutes (no repeat, no escalation; the reports' evidence lives as long as
+    # the alerts): only a change, or the backstop, makes these alerts due.
+    quiet = [r.model_copy(update={"repeat_interval_s": None, "escalate_after_s": None}) for r in RULES]
+    alerts = open_gas(session_factory)
     schedule = sweeper.Schedule(session_factory, full_every_s=600)
-    schedule.run_pass(rules=RULES, now=T0 + M)
-    assert schedule.run_pass(rules=RULES, now=T0 + 2 * M).swept == 0
-    rules, now = RULES, T0 + 3 * M
+    schedule.run_pass(rules=quiet, now=T0 + M)
+    assert schedule.run_pass(rules=quiet, now=T0 + 2 * M).swept == 0
+    rules, now = quiet, T0 + 3 * M
     if change == "silence":
         with transaction(session_factory) as s:
             alert_service.create_silence(s, matchers={"zone": "Q"}, starts_at=T0, ends_at=T0 + 60 * M,
                                          created_by="operator:kim", comment=None, now=T0 + 2 * M)
     elif change == "rules":
-        rules = [r.model_copy(update={"repeat_interval_s": 3600.0}) if r.name == "gas" else r for r in RULES]
-    else:
+        rules = [r.model_copy(update={"repeat_interval_s": 3600.0}) if r.name == "gas" else r for r in quiet]
+    else:  # each alert again at 75-100% of full_every_s after its last sweep, by its id: not all in one pass
+        at = {i: T0 + M + timedelta(seconds=600 * (0.75 + 0.25 * (i * sweeper._GOLDEN % 1))) for i in alerts.values()}
+        first = min(at, key=at.__getitem__)
+        assert schedule.run_pass(rules=rules, now=T0 + M + timedelta(seconds=449)).swept == 0
+        assert list(schedule.run_pass(rules=rules, now=at[first]).due) == [first]
+        assert schedule.run_pass(rules=rules, now=at[first] + timedelta(seconds=1)).swept == 0
         now = T0 + 11 * M
-    assert schedule.run_pass(rules=rules, now=now).swept == 3
+    assert schedule.run_pass(rules=rules, now=now).swept == (2 if change == "backstop" else 3)
     assert schedule.run_pass(rules=rules, now=now + timedelta(seconds=1)).swept == 0
 
 
