@@ -7,7 +7,7 @@ from typing import Any
 
 from alerts.rules import SEVERITIES, Rule
 
-_EPS = 1e-9  # weights are floats: 0.1 * 10 must reach a threshold of 1
+EPS = 1e-9  # weights are floats: 0.1 * 10 must reach a threshold of 1
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def ladder_severity(rule: Rule, weighted_count: float) -> str:
     """The highest ladder rung the count reaches (the rule's severity when it has no ladder or none is reached)."""
     if not rule.ladder:
         return rule.severity
-    reached = [s for s in SEVERITIES if s in rule.ladder and weighted_count + _EPS >= rule.ladder[s]]
+    reached = [s for s in SEVERITIES if s in rule.ladder and weighted_count + EPS >= rule.ladder[s]]
     return reached[-1] if reached else min(rule.ladder, key=severity_rank)
 
 
@@ -52,7 +52,7 @@ def evaluate(rule: Rule, stats: WindowStats, *, baseline: float = 0.0,
         if stats.count < 1 or not conditions_hold(rule, attributes or {}):
             return None
         return rule.severity
-    if stats.weighted_count + _EPS < threshold(rule, baseline=baseline):
+    if stats.weighted_count + EPS < threshold(rule, baseline=baseline):
         return None
     if stats.distinct_authors < rule.min_distinct_authors:
         return None
@@ -71,7 +71,7 @@ def hysteresis(rule: Rule, *, weighted_count: float, quiet_since: datetime | Non
     `quiet_since` is when the count was first seen below it (None while it is not); evidence
     bringing the count back up clears it, so the quiet period starts again.
     """
-    if weighted_count + _EPS >= rule.resolve_threshold:
+    if weighted_count + EPS >= rule.resolve_threshold:
         return QuietStep(resolve=False, quiet_since=None)
     since = quiet_since or now
     return QuietStep(resolve=now - since >= timedelta(seconds=rule.quiet_period_s), quiet_since=since)
@@ -93,7 +93,7 @@ def incident_hysteresis(counts: Sequence[tuple[Rule, float]], *, quiet_since: da
                         now: datetime) -> QuietStep:
     """An alert that several rules fired for resolves once every one of them has stayed below its resolve
     threshold for the longest of their quiet periods (one rule: `hysteresis` exactly)."""
-    if not counts or any(w + _EPS >= rule.resolve_threshold for rule, w in counts):
+    if not counts or any(w + EPS >= rule.resolve_threshold for rule, w in counts):
         return QuietStep(resolve=False, quiet_since=None)
     since = quiet_since or now
     period = max(rule.quiet_period_s for rule, _ in counts)

@@ -13,6 +13,7 @@ than the Python between them, so statements are counted, not (rule, zone) pairs)
 5. link evidence (one INSERT), which also returns the evidence counted by source;
 6. write alert updates, history, outbox events and notification-log rows (one statement).
 When a batch's only changes are alerts opened by immediate rules, 4-6 are one statement (OPEN_AND_WRITE).
+Steps 4-6 are alerts.observe_write.
 
 The zone lock makes a second worker wait and then count the first one's signals too, so two
 concurrent writers never both miss each other's evidence; reads start after it, in statements of their own.
@@ -20,29 +21,26 @@ concurrent writers never both miss each other's evidence; reads start after it, 
 
 import json
 import logging
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from alerts import ackcodes, events
+from alerts import ackcodes
+from alerts import observe_write as writes
 from alerts import observe_sql as sql
 from alerts.baselines import window_baseline
 from alerts.slices import event_slices
 from alerts.events import AlertRow
 from alerts.incidents import AlertChange, Incident, Pair, incidents_of, pairs_of
-from alerts.evaluate import WindowStats, in_cooldown, severity_rank
+from alerts.evaluate import EPS, WindowStats, in_cooldown, severity_rank
 from alerts.evaluate import evaluate as evaluate_rule
-from alerts.models import Alert
 from alerts.notify import AlertView, Sent, SilenceView, decide
 from alerts.rules import Rule
 from alerts.signals import SignalIn, record_and_lock
 from db import raw
 
 log = logging.getLogger(__name__)
-
-_EPS = 1e-9
 
 
 # ---------------------------------------------------------------- 2. read every pair's state in one statement
@@ -181,7 +179,7 @@ def _decide_update(session: Session, inc: Incident, lead: Rule | None, now: date
         expires = now + timedelta(seconds=p.rule.expire_after_s)
         # The longest-lived rule on the alert keeps it: a short-lived rule's evidence never shortens it.
         a.expires_at = expires if a.expires_at is None else max(a.expires_at, expires)
-        if live.weighted_count + _EPS >= p.rule.resolve_threshold:
+        if live.weighted_count + EPS >= p.rule.resolve_threshold:
             a.quiet_since = None
         if p.fires is not None:
             a.rules[p.rule.name] = p.fires
@@ -197,145 +195,6 @@ def _decide_update(session: Session, inc: Incident, lead: Rule | None, now: date
             inc.reason = (f"severity raised: weighted count {top.live.weighted_count:g} in {top.rule.window_s:g}s"
                           if not top.rule.immediate else f"severity raised: rule {top.rule.name} fired")
     return True
-
-
-# ---------------------------------------------------------------- 4-6. writes
-
-def _open_alerts(session: Session, opening: list[Incident], now: datetime) -> list[Incident]:
-    """Insert the new alerts, with the ids READ drew for them; returns the incidents whose insert lost to a
-    concurrent opener (none expected: every opener holds the zone's lock), to be evaluated again."""
-    if not opening:
-        return []
-    cols: dict[str, list] = {k: [] for k in ("id", "rule", "zone_id", "category", "severity", "ack_code",
-                                             "authors", "expires_at")}
-    for inc in opening:
-        a = inc.alert
-        assert a is not None
-        for k, v in (("id", a.id), ("rule", a.rule), ("zone_id", inc.match.zone_id), ("category", a.category),
-                     ("severity", a.severity), ("ack_code", a.ack_code), ("authors", a.distinct_authors),
-                     ("expires_at", a.expires_at)):
-            cols[k].append(v)
-    inserted = raw.execute(session, sql.INSERT_ALERTS, {**cols, "now": now})
-    ids = {alert_id for (alert_id,) in inserted}
-    return [inc for inc in opening if inc.alert is not None and inc.alert.id not in ids]
-
-
-def _own_links(incidents: list[Incident]) -> dict[str, list[int]]:
-    """Each incident's alert with this batch's observations feeding it: the links to write."""
-    links: dict[str, list[int]] = {"alert_id": [], "observation_id": []}
-    for inc in incidents:
-        assert inc.alert is not None
-        links["alert_id"] += [inc.alert.id] * len(inc.observation_ids)
-        links["observation_id"] += inc.observation_ids
-    return links
-
-
-def _only_immediate_openings(active: list[Incident]) -> bool:
-    """Whether every change is an alert opened by immediate rules: its evidence is this batch's own signals,
-    every link new, so it is counted in Python (`_count_own`) and written with the alert (OPEN_AND_WRITE)."""
-    return bool(active) and all(inc.opening and all(p.rule.immediate for p in inc.joined) for inc in active)
-
-
-def _count_own(incidents: list[Incident]) -> None:
-    for inc in incidents:
-        source_of = {s.observation_id: s.source for p in inc.active for s in p.feeding}
-        for oid in inc.observation_ids:
-            source = source_of[oid]
-            inc.added[source] = inc.added.get(source, 0) + 1
-            inc.by_source[source] = inc.by_source.get(source, 0) + 1
-
-
-def _link_evidence(session: Session, incidents: list[Incident], notifying: list[Incident], now: datetime) -> None:
-    """Evidence for every alert: when a rule opens or joins it, all that rule's window counted; afterwards the
-    new observations of the rules on it."""
-    links = _own_links(incidents)
-    window = []
-    for inc in incidents:
-        assert inc.alert is not None
-        for p in inc.joined:
-            if p.rule.immediate:
-                continue
-            r = p.rule
-            window.append({"alert_id": inc.alert.id, "zone_id": inc.match.zone_id, "categories": list(r.categories),
-                           "sources": list(r.sources), "min_confidence": r.min_confidence,
-                           "min_weight": r.min_zone_weight,
-                           "since": (now - timedelta(seconds=r.window_s)).isoformat()})
-    old_of = [inc.alert.id for inc in notifying if inc.alert is not None and not inc.opening]
-    counted = raw.execute(session, sql.EVIDENCE, {"window": json.dumps(window), **links, "now": now,
-                                                  "old_of": old_of})
-    by_alert = {inc.alert.id: inc for inc in incidents if inc.alert is not None}
-    for new, alert_id, source, n in counted:
-        inc = by_alert[alert_id]
-        if new:
-            inc.added[source] = inc.added.get(source, 0) + int(n)
-        inc.by_source[source] = inc.by_source.get(source, 0) + int(n)
-
-
-def _write(session: Session, incidents: list[Incident], now: datetime, *, opening: bool = False) -> set[int]:
-    """WRITE; with `opening` (`_only_immediate_openings`), OPEN_AND_WRITE, which inserts the alerts too and
-    links their evidence. Returns the ids of the alerts written (an opening that lost is not among them)."""
-    u: dict[str, list] = {k: [] for k in ("id", "added", "authors", "expires", "severity", "clear", "notified",
-                                          "rule", "zone_id", "category", "ack_code")}
-    h: dict[str, list] = {k: [] for k in ("id", "from", "to", "severity", "actor", "reason")}
-    e: dict[str, list] = {k: [] for k in ("event_id", "alert_id", "kind", "payload", "reason", "state", "severity")}
-    r: dict[str, list] = {k: [] for k in ("alert_id", "rule", "zone_id", "severity", "cooldown")}
-    for inc in incidents:
-        a = inc.alert
-        assert a is not None
-        a.evidence_count += sum(inc.added.values())
-        notified = inc.decision is not None and inc.decision.notify
-        clear = inc.opening or any(p.live is not None and p.live.weighted_count + _EPS >= p.rule.resolve_threshold
-                                   for p in inc.active)
-        for k, v in (("id", a.id), ("added", sum(inc.added.values())), ("authors", a.distinct_authors),
-                     ("expires", a.expires_at), ("severity", a.severity), ("clear", clear), ("notified", notified),
-                     ("rule", a.rule), ("zone_id", inc.match.zone_id), ("category", a.category),
-                     ("ack_code", a.ack_code)):
-            u[k].append(v)
-        history = []
-        if inc.opening:
-            history.append((None, f"rule:{a.rule}", inc.reason))
-        else:
-            history += [(a.state, f"rule:{p.rule.name}", f"rule joined: it fired at {p.fires}")
-                        for p in inc.joined]
-            if inc.changed_severity:
-                history.append((a.state, f"rule:{inc.raised_by}", inc.reason))
-        for from_state, actor, reason in history:
-            for k, v in (("id", a.id), ("from", from_state), ("to", a.state), ("severity", a.severity),
-                         ("actor", actor), ("reason", reason)):
-                h[k].append(v)
-        for p in inc.active:
-            if p.fires is not None:
-                for k, v in (("alert_id", a.id), ("rule", p.rule.name), ("zone_id", inc.match.zone_id),
-                             ("severity", p.fires), ("cooldown", p.rule.cooldown_s)):
-                    r[k].append(v)
-        if notified:
-            assert inc.decision is not None and inc.decision.kind is not None
-            event_id = uuid.uuid4()
-            zone = {"layer": inc.match.layer, "code": inc.match.code, "name": inc.match.name}
-            payload = events.payload(event_id=event_id, kind=inc.decision.kind, reason=inc.decision.reason, alert=a,
-                                     zone=zone, evidence_by_source=inc.by_source, rules=a.rules,
-                                     silenced=inc.decision.silenced)
-            for k, v in (("event_id", str(event_id)), ("alert_id", a.id), ("kind", payload["kind"]),
-                         ("payload", json.dumps(payload)), ("reason", inc.decision.reason), ("state", a.state),
-                         ("severity", a.severity)):
-                e[k].append(v)
-            log.info("alert %s notify %s", a.id, inc.decision.reason)
-    params = {"now": now, **{f"h_{k}": v for k, v in h.items()}, **{f"e_{k}": v for k, v in e.items()},
-              **{f"r_{k}": v for k, v in r.items()}}
-    if opening:
-        inserted = raw.execute(session, sql.OPEN_AND_WRITE, {
-            **params, **{f"u_{k}": v for k, v in u.items() if k != "clear"}, **_own_links(incidents)})
-        return {alert_id for (alert_id,) in inserted}
-    raw.execute(session, sql.WRITE, {**params, **{f"u_{k}": u[k] for k in (
-        "id", "added", "authors", "expires", "severity", "clear", "notified", "rule")}})
-    return set(u["id"])
-
-
-def _expire_cached(session: Session, alert_ids: set[int]) -> None:
-    """Alerts this call changed with SQL: ORM copies the session already holds must reload."""
-    for obj in list(session.identity_map.values()):
-        if isinstance(obj, Alert) and obj.id in alert_ids:
-            session.expire(obj)
 
 
 def evaluate(session: Session, *, signals: Sequence[SignalIn], rules: Sequence[Rule], now: datetime,
@@ -378,8 +237,8 @@ def _evaluate(session: Session, incidents: list[Incident], by_name: Mapping[str,
                 active.append(inc)
         elif _decide_update(session, inc, by_name.get(inc.alert.rule), now, event_time=event_time):
             active.append(inc)
-    fused = _only_immediate_openings(active)
-    lost = [] if fused else _open_alerts(session, [inc for inc in active if inc.opening], now)
+    fused = writes.only_immediate_openings(active)
+    lost = [] if fused else writes.open_alerts(session, [inc for inc in active if inc.opening], now)
     if lost:  # another writer opened these first (not through observe, which holds the zone lock)
         active = [inc for inc in active if inc not in lost]
     for inc in active:
@@ -389,16 +248,15 @@ def _evaluate(session: Session, incidents: list[Incident], by_name: Mapping[str,
             inc.decision = decide(_view(inc), inc.log_rows, silences, inc.lead, now)
     changes: list[AlertChange] = []
     if fused:
-        _count_own(active)
-        written = _write(session, active, now, opening=True)
+        written = writes.open_and_write(session, active, now)
         lost = [inc for inc in active if inc.alert is not None and inc.alert.id not in written]
         active = [inc for inc in active if inc not in lost]
     elif active:
-        _link_evidence(session, active, [inc for inc in active if inc.decision is not None and inc.decision.notify],
-                       now)
-        _write(session, active, now)
+        writes.link_evidence(session, active,
+                             [inc for inc in active if inc.decision is not None and inc.decision.notify], now)
+        writes.write(session, active, now)
     if active:
-        _expire_cached(session, {inc.alert.id for inc in active if inc.alert is not None})
+        writes.expire_cached(session, {inc.alert.id for inc in active if inc.alert is not None})
         for inc in active:
             assert inc.alert is not None
             if inc.opening:

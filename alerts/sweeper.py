@@ -24,7 +24,7 @@ from alerts.evaluate import (
 from alerts.events import ESCALATION_REASON, EventKind, Tick
 from alerts.lifecycle import UNRESOLVED, AlertState
 from alerts.models import Alert
-from alerts.notify import is_silenced
+from alerts.notify import SilenceView, is_silenced
 from alerts.rules import Rule
 from alerts.silences import active_silences
 from alerts.queries import zone_refs
@@ -60,10 +60,11 @@ SWEEP_CHUNK = 100  # alerts per transaction of a pass: their row locks are held 
 
 
 def sweep(session: Session, *, rules: Sequence[Rule], now: datetime, limit: int = 500, after_id: int = 0,
-          fold_baselines: bool = True, ids: Sequence[int] | None = None) -> SweepResult:
+          fold_baselines: bool = True, ids: Sequence[int] | None = None,
+          silences: list[SilenceView] | None = None) -> SweepResult:
     """Sweep unresolved alerts with ids above `after_id` (at most `limit`, oldest first; only those of `ids`
     when given) in the caller's transaction. Alerts locked by someone else (rule evaluation) are skipped
-    until the next pass."""
+    until the next pass. `silences`: those in force at `now`, when the caller has read them."""
     result = SweepResult(baseline_hours=baselines.fold_hours(session, now=now) if fold_baselines else 0)
     if fold_baselines:  # once per pass, like the baselines: the session table stays small
         sessions.purge_ended(session, now=now)
@@ -77,7 +78,8 @@ def sweep(session: Session, *, rules: Sequence[Rule], now: datetime, limit: int 
         return result
     result.last_id = alerts[-1].id
     by_name = {r.name: r for r in rules}
-    silences = active_silences(session, now=now)
+    if silences is None:
+        silences = active_silences(session, now=now)
     zones = zone_refs(session, sorted({a.zone_id for a in alerts}))
     logs = alert_service.notification_logs(session, [a.id for a in alerts])
     # One incident, one alert: every rule that fired for it holds it open (alerts.observe).
@@ -232,9 +234,8 @@ class Schedule:
             total = SweepResult(baseline_hours=baselines.fold_hours(session, now=now))
             sessions.purge_ended(session, now=now)
             rows = session.execute(_SCAN).all()
-            silences = sorted((sorted(v.matchers.items()), v.starts_at, v.ends_at)
-                              for v in active_silences(session, now=now))
-        basis = (rules, silences)
+            silences = active_silences(session, now=now)
+        basis = (rules, sorted((sorted(v.matchers.items()), v.starts_at, v.ends_at) for v in silences))
         if basis != self._basis or self._last_now is None or now < self._last_now:  # or the clock went back
             self._known.clear()
             self._basis, total.full = basis, True
@@ -249,7 +250,8 @@ class Schedule:
         for start in range(0, len(due), self.chunk):
             chunk = due[start:start + self.chunk]
             with self.factory() as session, session.begin():
-                result = sweep(session, rules=rules, now=now, limit=len(chunk), ids=chunk, fold_baselines=False)
+                result = sweep(session, rules=rules, now=now, limit=len(chunk), ids=chunk, fold_baselines=False,
+                               silences=silences)
                 session.flush()  # its own changes are new row versions: read them back, under its row locks
                 versions = dict(session.execute(_VERSIONS, {"ids": list(result.due)}).all())
             for alert_id, at in result.due.items():  # one skipped (locked) stays unknown: swept next pass

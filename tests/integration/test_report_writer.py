@@ -201,7 +201,7 @@ def test_many_reports_of_one_incident_in_one_batch_make_one_alert(writer, caller
     alert_id = _scalar(engine, "SELECT id FROM alerts")
     assert all(o.alerts_changed == [alert_id] for o in out)
     assert _scalar(engine, "SELECT evidence_count FROM alerts") == 5
-    # A new alert's evidence is counted without reading it back (alerts.observe._link_evidence): the counts
+    # A new alert's evidence is counted without reading it back (alerts.observe_write.open_and_write): the counts
     # it wrote and sent agree with the rows.
     assert _scalar(engine, "SELECT count(*) FROM alert_evidence WHERE alert_id = :a", a=alert_id) == 5
     assert _scalar(engine, "SELECT payload->'evidence_by_source' FROM outbox_events WHERE alert_id = :a",
