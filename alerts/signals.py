@@ -8,10 +8,11 @@ then counts the first one's signals too, so two concurrent writers never both mi
 Two ways in, and after either the signals are recorded and their zones locked, which is what
 alerts.observe.evaluate needs:
 - `record_and_lock` (one statement) and `lock`, for callers with nothing to fuse them with;
-- SQL fragments and their parameters, for a hot path that runs them inside its own statement: a report's
-  insert writes its signals and takes its zone locks in the same round trip (`insert_sql`, `lock_sql`,
-  `lock_params`; ingest.reports.service), a chunk of posts or a batch of reports writes its signals with its
-  observations (`insert_sql`), then `lock` takes the batch's zones in zone order.
+- SQL fragments, for a hot path that runs them inside its own statement: a report's insert, or a batch
+  of reports' (ingest.reports.service, .batch), writes the signals and takes the zone locks in the same
+  round trip (`insert_sql`, `lock_sql` over the zones it touches in the layers `layers_fed` names); a chunk
+  of posts writes its signals with its observations (`insert_sql`), then `lock` takes its zones in zone
+  order, as does a batch of reports that falls back to a SAVEPOINT per report.
 
 The statements that take the locks also switch the transaction to generic plans (db.plans): they are the
 first of an evaluation, and the evaluation's statements come next.
@@ -103,18 +104,11 @@ def insert_sql(select: str, *, new_only: bool = False) -> str:
 
 def lock_sql(zones: str) -> str:
     """A query that takes the zone locks, in zone order, of the zones of `zones` (a query yielding zone_id
-    and layer) in the layers `lock_params` names; its one row counts them (`n`). Run it as a CTE that the
-    statement's result reads, or PostgreSQL skips it."""
+    and layer; a zone may come more than once) in the layers `:zone_lock_layers` names (`layers_fed`); its
+    one row counts them (`n`). Run it as a CTE that the statement's result reads, or PostgreSQL skips it."""
     return f"""SELECT count(pg_advisory_xact_lock({ZONE_LOCK}, z.zone_id)) AS n FROM (
         SELECT fed.zone_id FROM ({zones}) AS fed WHERE fed.layer = ANY(:zone_lock_layers) ORDER BY fed.zone_id
     ) AS z"""
-
-
-def lock_params(rules: Sequence[Rule], *, source: str, category: str, confidence: float,
-                attributes: Mapping[str, Any]) -> dict[str, Any]:
-    """The parameters of `lock_sql` for one signal of this kind under `rules` (no rules: no locks)."""
-    return {"zone_lock_layers": layers_fed(rules, source=source, category=category, confidence=confidence,
-                                           attributes=attributes)}
 
 
 # ---------------------------------------------------------------- statements of their own

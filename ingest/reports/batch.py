@@ -2,7 +2,8 @@
 
 `write_many` does for a batch what `ingest.reports.service.write` does for one report, in one round trip: the
 observations, reports, first history rows, zone links and signals (alerts.signals.insert_sql) of every
-report, with each report's zones matched in PostGIS (the statement: ingest.reports.queries.INSERT_REPORTS).
+report, with each report's zones matched in PostGIS, and the zone locks their rules need (the statement:
+ingest.reports.queries.INSERT_REPORTS).
 Checks that read the database (a ZIP's polygon, a utility's territory) run per report first; a report
 failing one gets its own error and is left out. What the statement cannot place (a report seen before, an
 Idempotency-Key used for another report, a repeat inside the batch) goes the single-report way afterwards,
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from alerts.rules import Rule
 from db import plans
 from db import raw as db_raw
 from db.errors import DomainError
@@ -29,10 +31,12 @@ from ingest.reports import queries
 from ingest.reports import service as reports
 from ingest.models import Observation
 
-def write_many(session: Session, subs: Sequence[reports.Submission]
+def write_many(session: Session, subs: Sequence[reports.Submission], *, rules: Sequence[Rule]
                ) -> list[reports.Written | DomainError]:
     """Store every report of `subs` (see the module docstring); one outcome per submission, in order: what
-    was written (with the signal its rules have yet to see), or the caller's own error."""
+    was written (with the signal its rules have yet to see), or the caller's own error. The statement also
+    takes the zone locks that evaluating the batch under `rules` needs, in zone order, as a lone report's
+    insert does: the zones each report touches in the layers where such a report can feed a rule."""
     outcomes: list[reports.Written | DomainError | None] = [None] * len(subs)
     located: dict[int, where.Located] = {}
     for i, sub in enumerate(subs):
@@ -58,7 +62,7 @@ def write_many(session: Session, subs: Sequence[reports.Submission]
             keys_.add(("idem", sub.caller.utility_id, sub.idempotency_key))
         (later if seen & keys_ else batch).append(i)
         seen |= keys_
-    rows = _insert(session, subs, located, batch) if batch else []
+    rows = _insert(session, subs, located, batch, rules) if batch else []
     by_ord: dict[int, list] = {}
     for r in rows:
         by_ord.setdefault(r.ord, []).append(r)
@@ -82,11 +86,11 @@ def write_many(session: Session, subs: Sequence[reports.Submission]
 
 
 def _insert(session: Session, subs: Sequence[reports.Submission], located: dict[int, where.Located],
-            batch: list[int]) -> list:
+            batch: list[int], rules: Sequence[Rule]) -> list:
     cols: dict[str, list] = {k: [] for k in (
         "ord", "ext", "author", "text", "category", "observed_at", "now", "wkt", "unc", "method", "raw", "utility_id",
         "external_id", "status", "customers", "cause", "started_at", "etr", "body_hash", "idem", "key_id", "changes",
-        "feed", "extent")}
+        "feed", "extent", "lock_layers")}
     for i in batch:
         sub, loc = subs[i], located[i]
         props, caller = sub.body.properties, sub.caller
@@ -102,8 +106,11 @@ def _insert(session: Session, subs: Sequence[reports.Submission], located: dict[
                 ("etr", props.estimated_restore_at), ("body_hash", sub.digest), ("idem", sub.idempotency_key),
                 ("key_id", caller.key_id),
                 ("changes", json.dumps({k: [None, v] for k, v in raw["properties"].items() if v is not None})),
-                ("feed", props.status not in reports.TERMINAL_STATUSES), ("extent", loc.method == "geometry")):
+                ("feed", props.status not in reports.TERMINAL_STATUSES), ("extent", loc.method == "geometry"),
+                ("lock_layers", ",".join(reports.lock_layers(rules, props)))):
             cols[k].append(v)
+    locked = sorted({layer for layers in cols["lock_layers"] for layer in layers.split(",") if layer})
     plans.use_generic_plans(session)
-    return db_raw.execute(session, queries.INSERT_REPORTS, {**cols, "full_share": reports.FULL_SHARE}).fetchall()
+    return db_raw.execute(session, queries.INSERT_REPORTS, {**cols, "full_share": reports.FULL_SHARE,
+                                                            "zone_lock_layers": locked}).fetchall()
 

@@ -121,15 +121,16 @@ INSERT_REPORT = (  # run through db.raw: this is every report's path
 _ARRAYS = """
     src AS MATERIALIZED (
         SELECT * FROM unnest(
-            CAST(:ord AS int[]), CAST(:ext AS text[]), CAST(:author AS text[]), CAST(:text AS text[]),
-            CAST(:category AS text[]), CAST(:observed_at AS timestamptz[]), CAST(:now AS timestamptz[]),
-            CAST(:wkt AS text[]), CAST(:unc AS float8[]), CAST(:method AS text[]), CAST(:raw AS text[]),
-            CAST(:utility_id AS bigint[]), CAST(:external_id AS text[]), CAST(:status AS text[]),
-            CAST(:customers AS bigint[]), CAST(:cause AS text[]), CAST(:started_at AS timestamptz[]),
-            CAST(:etr AS timestamptz[]), CAST(:body_hash AS text[]), CAST(:idem AS text[]),
-            CAST(:key_id AS bigint[]), CAST(:changes AS text[]), CAST(:feed AS bool[]), CAST(:extent AS bool[]))
+            :ord::int[], :ext::text[], :author::text[], :text::text[],
+            :category::text[], :observed_at::timestamptz[], :now::timestamptz[],
+            :wkt::text[], :unc::float8[], :method::text[], :raw::text[],
+            :utility_id::bigint[], :external_id::text[], :status::text[],
+            :customers::bigint[], :cause::text[], :started_at::timestamptz[],
+            :etr::timestamptz[], :body_hash::text[], :idem::text[],
+            :key_id::bigint[], :changes::text[], :feed::bool[], :extent::bool[],
+            :lock_layers::text[])
         AS t(ord, ext, author, text, category, observed_at, now, wkt, unc, method, raw, utility_id, external_id,
-             status, customers, cause, started_at, etr, body_hash, idem, key_id, changes, feed, extent)
+             status, customers, cause, started_at, etr, body_hash, idem, key_id, changes, feed, extent, lock_layers)
     ),
     g AS MATERIALIZED (SELECT ord, ST_GeomFromText(wkt, 4326) AS geom FROM src),
     -- geo.match_postgis.MATCH_CTE, for every report of the batch at once
@@ -182,10 +183,15 @@ INSERT_REPORTS = "WITH " + _ARRAYS + """,
                                                                              WHERE n.ord = m.ord AND n.layer = m.layer))
                     THEN 1.0 ELSE m.weight END, r.author, r.observed_at
         FROM rep_src r JOIN m ON m.ord = r.ord WHERE r.feed""") + """
+    ), locks AS (
+        -- Each report's zones in the layers its rules count (`lock_layers`, comma-separated; as INSERT_REPORT's
+        -- `zone_lock_layers` for one report), all of the batch's in zone order.
+        """ + alert_signals.lock_sql("SELECT m.id AS zone_id, m.layer FROM rep_src r JOIN m ON m.ord = r.ord "
+                                     "WHERE r.feed AND m.layer = ANY(string_to_array(r.lock_layers, ','))") + """
     )
     SELECT src.ord, obs.id AS obs_id, rep_src.report_id, m.id AS zone_id, m.layer, m.code, m.name, m.weight
     FROM src LEFT JOIN obs ON obs.external_id = src.ext LEFT JOIN rep_src ON rep_src.ord = src.ord
-        LEFT JOIN m ON m.ord = src.ord AND rep_src.report_id IS NOT NULL
+        LEFT JOIN m ON m.ord = src.ord AND rep_src.report_id IS NOT NULL, locks
     ORDER BY src.ord, m.layer, m.code
 """
 

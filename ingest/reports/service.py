@@ -25,7 +25,7 @@ from ingest.models import Observation, UtilityReport
 from ingest.reports import queries
 from ingest.reports.queries import ReportResult, stored_result
 from ingest.reports.locate import Located, check_jurisdiction, drawn, check_territory, locate, uncertainty_m
-from ingest.reports.schemas import ReportCreate
+from ingest.reports.schemas import ReportCreate, ReportProperties
 
 DEFAULT_MAX_VERTICES = 10_000
 DEFAULT_MAX_AREA_KM2 = 2_000.0
@@ -220,6 +220,14 @@ def create_report(
     return written.result
 
 
+def lock_layers(rules: Sequence[Rule], props: ReportProperties) -> list[str]:
+    """The zone layers where a report with these properties can feed a rule: its insert locks the zones it
+    touches in them (alerts.signals.lock_sql; a batch's insert, per report)."""
+    return alert_signals.layers_fed(rules, source=SOURCE, category=props.category, confidence=1.0,
+                                    attributes=_attributes(status=props.status,
+                                                           customers_affected=props.customers_affected))
+
+
 def write(session: Session, sub: Submission, *, rules: Sequence[Rule], lock: bool) -> Written:
     """Store a new report with its zone links and signals in one statement, or find the stored one it repeats.
     The rules are not run here: the caller runs them (alerts.service.evaluate) on `Written.signal`, for this
@@ -240,7 +248,6 @@ def write(session: Session, sub: Submission, *, rules: Sequence[Rule], lock: boo
     raw = sub.raw
     # ON CONFLICT makes two identical concurrent POSTs store one report (the loser waits on the unique index,
     # then finds the winner's), and a retry is found only when something conflicts: no extra look-up first.
-    attributes = _attributes(status=props.status, customers_affected=props.customers_affected)
     feed = props.status not in TERMINAL_STATUSES
     # Generic plans for the rest of the transaction, set by a statement of its own. Set inside the insert
     # (as the rules' statements set it), it came too late for the insert's own plan, and PostgreSQL
@@ -256,8 +263,7 @@ def write(session: Session, sub: Submission, *, rules: Sequence[Rule], lock: boo
         "body_hash": digest, "idem": idempotency_key, "key_id": caller.key_id,
         "changes": json.dumps({k: [None, v] for k, v in raw["properties"].items() if v is not None}),
         "feed": feed, "extent": located.method == "geometry", "full_share": FULL_SHARE,
-        **alert_signals.lock_params(rules if lock else (), source=SOURCE, category=props.category,
-                                    confidence=1.0, attributes=attributes),
+        "zone_lock_layers": lock_layers(rules, props) if lock else [],
     }
     plans.use_generic_plans(session)
     rows = db_raw.execute(session, queries.INSERT_REPORT, params).fetchall()

@@ -1,12 +1,12 @@
 """Group commit for POST /v1/reports: reports that arrive while a commit is in flight share the next one.
 
 One writer thread per API process takes every submission waiting (up to `max_batch`), writes them in one
-statement (ingest.reports.batch) or each in a SAVEPOINT of its own (ingest.reports.service.write), takes the zone
-locks of them all in zone order (alerts.signals.lock), runs the rules once for all of them
-(alerts.service.evaluate), commits once, and only then answers each request: a 201 still means the report
-is durable. A lone report is written at once (nothing waits for company); batches form only from reports
-that arrived during the previous commit, as in PostgreSQL's own group commit. A batch of one takes its
-zone locks inside its insert, as before batching.
+statement that also takes the zone locks of them all, in zone order (ingest.reports.batch), or each in a
+SAVEPOINT of its own (ingest.reports.service.write) and then the locks (alerts.signals.lock), runs the rules
+once for all of them (alerts.service.evaluate), commits once, and only then answers each request: a 201
+still means the report is durable. A lone report is written at once (nothing waits for company); batches
+form only from reports that arrived during the previous commit, as in PostgreSQL's own group commit. A
+batch of one takes its zone locks inside its insert, as before batching.
 
 Failure isolation:
 - a report that fails on its own (a domain error such as a territory or idempotency conflict, a constraint
@@ -188,15 +188,17 @@ class ReportWriter:
                             done.append(reports.write(session, sub, rules=rules, lock=False))
                     except _OWN_ERRORS as exc:
                         done.append(exc if isinstance(exc, DomainError) else constraint_error(exc))
-            else:
-                done = list(report_batch.write_many(session, subs))
+            else:  # its statement takes the zone locks too
+                done = list(report_batch.write_many(session, subs, rules=rules))
             for item in done:
                 if isinstance(item, reports.Written):
                     writes.append(item)
                     outcomes.append(item.result)
                 else:
                     outcomes.append(item)
-            alert_signals.lock(session, signals=[w.signal for w in writes if w.signal is not None], rules=rules)
+            if savepoints:  # each report's statement took no lock: all of them now, in zone order
+                alert_signals.lock(session, signals=[w.signal for w in writes if w.signal is not None],
+                                   rules=rules)
             self._evaluate(session, writes, rules, max(s.now for s in subs))
             session.commit()
         return outcomes

@@ -101,6 +101,20 @@ def test_a_batch_is_one_transaction_and_each_report_gets_its_own_result(writer, 
     assert (writer.batches, writer.reports) == (1, 3)
 
 
+def test_a_batch_takes_its_zone_locks_in_its_insert(writer, caller, monkeypatch):
+    """No statement of its own for the locks (a round trip a batch): INSERT_REPORTS is the only one taking any."""
+    from db import raw
+    from ingest.reports import queries
+
+    sent: list[str] = []
+    real = raw.execute
+    monkeypatch.setattr(raw, "execute", lambda session, sql, params, **kw: sent.append(sql) or real(
+        session, sql, params, **kw))
+    out = writer.write_batch(_subs(caller, [_gas("G1", "A"), _gas("G2", "B")]))
+    assert all(o.alerts_changed for o in out)  # both opened an alert: their zones were evaluated
+    assert [sql for sql in sent if "pg_advisory_xact_lock" in sql] == [queries.INSERT_REPORTS]
+
+
 def test_a_report_that_breaks_a_constraint_fails_alone(writer, caller, engine):
     from db.errors import InvalidInput
     from ingest.reports.queries import ReportResult

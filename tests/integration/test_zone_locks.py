@@ -33,12 +33,13 @@ def zone_locks(session) -> set[str]:
         "AND k.objsubid = 2"), {"c": ZONE_LOCK}).scalars())
 
 
-def submission(caller, external_id: str, category: str):
+def submission(caller, external_id: str, category: str, at: tuple[float, float] = (-73.975, 40.725)):
+    """A report at `at` (by default in district A and precinct P1)."""
     from ingest.reports import service as reports
     from ingest.reports.schemas import ReportCreate
 
     body = ReportCreate.model_validate({
-        "type": "Feature", "geometry": {"type": "Point", "coordinates": [-73.975, 40.725]},  # district A, P1
+        "type": "Feature", "geometry": {"type": "Point", "coordinates": list(at)},
         "properties": {"external_id": external_id, "category": category}})
     return reports.prepare(caller=caller, body=body, idempotency_key=None, jurisdiction_bbox=BBOX, now=NOW)
 
@@ -62,15 +63,36 @@ def test_a_reports_insert_takes_the_locks_of_the_layers_its_rules_count(session_
         s.rollback()
 
 
-def test_lock_takes_the_zones_a_batch_feeds(session_factory, districts, utility_key):
-    from alerts import signals as alert_signals
+def test_a_batchs_insert_takes_the_zones_each_report_feeds(session_factory, districts, utility_key):
+    """Each report's zones in its own rules' layers, not every layer some report of the batch feeds: the
+    outage locks its district (A), the water main its precinct (P1), and district B, where only the water
+    main is, stays free."""
     from accounts import keys
     from ingest.reports import batch as report_batch
 
     with session_factory() as s:
         caller = keys.authenticate(s, key=utility_key)
         done = report_batch.write_many(s, [submission(caller, "R1", "power_outage"),
-                                           submission(caller, "R2", "water_main")])
+                                           submission(caller, "R2", "water_main", at=(-73.925, 40.725)),
+                                           submission(caller, "R3", "gas_leak", at=(-73.925, 40.725))],
+                                       rules=RULES)
+        assert all(w.signal is not None for w in done)
+        assert zone_locks(s) == {"A", "P1"}
+        s.rollback()
+
+
+def test_lock_takes_the_zones_a_batch_feeds(session_factory, districts, utility_key):
+    """The way of a batch that fell back to a SAVEPOINT per report: each insert takes no lock, `lock` then
+    takes all of them."""
+    from alerts import signals as alert_signals
+    from accounts import keys
+    from ingest.reports import service as reports
+
+    with session_factory() as s:
+        caller = keys.authenticate(s, key=utility_key)
+        done = [reports.write(s, submission(caller, "R1", "power_outage"), rules=RULES, lock=False),
+                reports.write(s, submission(caller, "R2", "water_main", at=(-73.925, 40.725)), rules=RULES,
+                              lock=False)]
         assert zone_locks(s) == set()
         alert_signals.lock(s, signals=[w.signal for w in done], rules=RULES)
         assert zone_locks(s) == {"A", "P1"}
