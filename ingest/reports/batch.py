@@ -4,8 +4,8 @@
 observations, reports, first history rows, zone links and signals (alerts.signals.insert_sql) of every
 report, with each report's zones matched in PostGIS, and the zone locks their rules need (the statement:
 ingest.reports.queries.INSERT_REPORTS).
-Checks that read the database (a ZIP's polygon, a utility's territory) run per report first; a report
-failing one gets its own error and is left out. What the statement cannot place (a report seen before, an
+Checks that read the database run first: a ZIP's polygon per report located by ZIP, and the utilities'
+territories in one statement for the batch; a report failing one gets its own error and is left out. What the statement cannot place (a report seen before, an
 Idempotency-Key used for another report, a repeat inside the batch) goes the single-report way afterwards,
 which reads what is stored and answers 200 or 409.
 
@@ -46,10 +46,14 @@ def write_many(session: Session, subs: Sequence[reports.Submission], *, rules: S
                 loc = where.locate(session, body=sub.body, max_vertices=sub.max_vertices,
                                      max_area_km2=sub.max_area_km2)
                 where.check_jurisdiction(loc.geom, sub.jurisdiction_bbox)
-            where.check_territory(session, caller=sub.caller, geom=loc.geom)
             located[i] = loc
         except DomainError as exc:
             outcomes[i] = exc
+    # Every territory in one statement (none when no utility of the batch has one).
+    for i, exc in where.outside_territories(session, [(i, subs[i].caller, loc.geom)
+                                                      for i, loc in located.items()]).items():
+        outcomes[i] = exc
+        del located[i]
     # A repeat inside the batch (the same external_id or Idempotency-Key of one utility) is answered after
     # the statement, from what the first one stored.
     seen: set[tuple] = set()

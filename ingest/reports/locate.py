@@ -45,20 +45,44 @@ def check_jurisdiction(geom: BaseGeometry, jurisdiction: Jurisdiction | tuple[fl
     )
 
 
+def territory_sql(has_territory: str, utility_id: str, geom: str) -> str:
+    """An SQL condition: the utility `utility_id` has no territory (`has_territory`, the caller's flag), or
+    `geom` touches it (all three SQL expressions). A report's insert runs it, so that the check costs no
+    statement of its own; one outside stores nothing, and `check_territory` then names the problem."""
+    return (f"(NOT {has_territory} OR EXISTS (SELECT 1 FROM utilities terr WHERE terr.id = {utility_id} "
+            f"AND ST_Intersects(terr.territory, {geom}) IS NOT FALSE))")
+
+
+_OUTSIDE = text(
+    "SELECT t.i FROM unnest(CAST(:i AS int[]), CAST(:u AS bigint[]), CAST(:wkt AS text[])) AS t(i, u, wkt) "
+    "JOIN utilities ON utilities.id = t.u WHERE ST_Intersects(utilities.territory, ST_GeomFromText(t.wkt, 4326)) "
+    "IS FALSE")
+
+
+def outside_territories(session: Session, reports: list[tuple[int, Caller, BaseGeometry]]
+                        ) -> dict[int, OutsideTerritory]:
+    """The error of each report (numbered by the caller) lying outside its utility's service territory, in
+    one statement for them all (none for utilities without one). Touching the territory is enough."""
+    reports = [r for r in reports if r[1].has_territory]
+    if not reports:
+        return {}
+    outside = set(session.execute(_OUTSIDE, {"i": [i for i, _, _ in reports],
+                                             "u": [c.utility_id for _, c, _ in reports],
+                                             "wkt": [g.wkt for _, _, g in reports]}).scalars())
+    errors = {}
+    for i, caller, geom in reports:
+        if i in outside:
+            c = geom.representative_point()
+            errors[i] = OutsideTerritory(
+                f"location (lon {c.x:.5f}, lat {c.y:.5f}) is outside the service territory of utility "
+                f"{caller.utility_name!r}", value=[c.x, c.y], field="geometry")
+    return errors
+
+
 def check_territory(session: Session, *, caller: Caller, geom: BaseGeometry) -> None:
     """A utility with a service territory may only report inside it (touching it is enough)."""
-    if not caller.has_territory:
-        return
-    inside = session.execute(
-        text("SELECT ST_Intersects(territory, ST_GeomFromText(:wkt, 4326)) FROM utilities WHERE id = :id"),
-        {"wkt": geom.wkt, "id": caller.utility_id},
-    ).scalar()
-    if inside is False:
-        c = geom.representative_point()
-        raise OutsideTerritory(
-            f"location (lon {c.x:.5f}, lat {c.y:.5f}) is outside the service territory of utility "
-            f"{caller.utility_name!r}", value=[c.x, c.y], field="geometry",
-        )
+    if error := outside_territories(session, [(0, caller, geom)]).get(0):
+        raise error
 
 
 def uncertainty_m(geom: BaseGeometry) -> float:

@@ -18,6 +18,7 @@ from db.errors import InvalidInput
 from geo.match_postgis import MATCH_CTE, ZoneMatch
 from ingest.errors import UnknownReport
 from accounts.keys import Caller, live_key_sql
+from ingest.reports.locate import territory_sql
 from ingest.models import UtilityReport, UtilityReportHistory
 
 
@@ -78,7 +79,8 @@ OBSERVATION_METHOD = text("SELECT geotag_method FROM observations WHERE id = :id
 # evaluation needs (both alerts', from the fragments of alerts.signals: the locks in zone order, held
 # to commit). Links, signals and locks only happen when both inserts did: a conflict leaves nothing
 # behind but the observation, which `service.write` deletes. Nothing is inserted for a key revoked since
-# the API looked it up (accounts.key_cache): `service.stored_or_conflict` then answers 401.
+# the API looked it up (accounts.key_cache), nor for a location outside the utility's territory
+# (locate.territory_sql): `service.stored_or_conflict` then answers 401 or 422.
 INSERT_REPORT = (  # run through db.raw: this is every report's path
     "WITH " + MATCH_CTE + """,
     obs AS (
@@ -86,7 +88,7 @@ INSERT_REPORT = (  # run through db.raw: this is every report's path
             observed_at, received_at, geom, uncertainty_m, geotag_method, raw)
         SELECT 'utility_report', :ext, :author, :text, :category, 1.0, :observed_at, :now, g.geom, :unc, :method,
             CAST(:raw AS jsonb) FROM g
-        WHERE """ + live_key_sql(":key_id") + """
+        WHERE """ + live_key_sql(":key_id") + " AND " + territory_sql(":territory", ":utility_id", "g.geom") + """
         ON CONFLICT (source, external_id) DO NOTHING RETURNING id
     ), rep AS (
         INSERT INTO utility_reports (observation_id, utility_id, external_id, category, status, customers_affected,
@@ -147,8 +149,8 @@ _ARRAYS = """
     )
 """
 
-# The batch form of INSERT_REPORT (without the zone locks: alerts.signals.lock takes them for
-# the whole batch, in zone order).
+# The batch form of INSERT_REPORT, its zone locks those of every report, in zone order (the territories
+# are checked before it, in one statement for the batch: ingest.reports.batch).
 INSERT_REPORTS = "WITH " + _ARRAYS + """,
     obs AS (
         INSERT INTO observations (source, external_id, author_hash, text, category, confidence,

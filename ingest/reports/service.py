@@ -241,8 +241,7 @@ def write(session: Session, sub: Submission, *, rules: Sequence[Rule], lock: boo
     if located is None:
         located = locate(session, body=body, max_vertices=sub.max_vertices, max_area_km2=sub.max_area_km2)
         check_jurisdiction(located.geom, sub.jurisdiction_bbox)
-    geom = located.geom
-    check_territory(session, caller=caller, geom=geom)
+    geom = located.geom  # the insert checks the utility's territory (locate.territory_sql)
 
     observed_at = props.started_at or now
     raw = sub.raw
@@ -263,7 +262,7 @@ def write(session: Session, sub: Submission, *, rules: Sequence[Rule], lock: boo
         "body_hash": digest, "idem": idempotency_key, "key_id": caller.key_id,
         "changes": json.dumps({k: [None, v] for k, v in raw["properties"].items() if v is not None}),
         "feed": feed, "extent": located.method == "geometry", "full_share": FULL_SHARE,
-        "zone_lock_layers": lock_layers(rules, props) if lock else [],
+        "zone_lock_layers": lock_layers(rules, props) if lock else [], "territory": caller.has_territory,
     }
     plans.use_generic_plans(session)
     rows = db_raw.execute(session, queries.INSERT_REPORT, params).fetchall()
@@ -272,15 +271,19 @@ def write(session: Session, sub: Submission, *, rules: Sequence[Rule], lock: boo
         # The same Idempotency-Key won with another external_id: undo our observation, answer with theirs.
         session.execute(delete(Observation).where(Observation.id == row.obs_id))
     if row is None or row.report_id is None:
-        return Written(stored_or_conflict(session, sub), None)
+        return Written(stored_or_conflict(session, sub, geom=geom), None)
     zones = [ZoneMatch(r.zone_id, r.layer, r.code, r.name, float(r.weight)) for r in rows if r.zone_id is not None]
     return written(sub, located, row.obs_id, row.report_id, zones)
 
 
-def stored_or_conflict(session: Session, sub: Submission) -> ReportResult:
+def stored_or_conflict(session: Session, sub: Submission, *, geom: BaseGeometry | None = None) -> ReportResult:
     """A new report that did not insert: the stored report it repeats, or the conflict it is; or, first,
-    BadApiKey when its key was revoked (the insert's own check, accounts.keys.live_key_sql, stored nothing)."""
+    BadApiKey when its key was revoked, then OutsideTerritory when `geom` lies outside the utility's
+    territory (the insert's own checks, accounts.keys.live_key_sql and locate.territory_sql, stored
+    nothing). A batch passes no `geom`: it checked the territories before its insert."""
     check_live(session, caller=sub.caller)
+    if geom is not None:
+        check_territory(session, caller=sub.caller, geom=geom)
     props = sub.body.properties
     prior = _prior(session, utility_id=sub.caller.utility_id, external_id=props.external_id,
                    idempotency_key=sub.idempotency_key)
