@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from accounts.keys import Caller
+from db import raw as db_raw
 from geo.geojson import area_km2, check_limits, check_vertices, parse_geometry, repair
 from geo.jurisdiction import Jurisdiction
 from ingest.errors import OutsideJurisdiction, OutsideTerritory, UnknownLocation
@@ -53,7 +54,7 @@ def territory_sql(has_territory: str, utility_id: str, geom: str) -> str:
             f"AND ST_Intersects(terr.territory, {geom}) IS NOT FALSE))")
 
 
-_OUTSIDE = text(
+_OUTSIDE = (  # run through db.raw: a batch of a utility with a territory sends it every time
     "SELECT t.i FROM unnest(CAST(:i AS int[]), CAST(:u AS bigint[]), CAST(:wkt AS text[])) AS t(i, u, wkt) "
     "JOIN utilities ON utilities.id = t.u WHERE ST_Intersects(utilities.territory, ST_GeomFromText(t.wkt, 4326)) "
     "IS FALSE")
@@ -66,9 +67,9 @@ def outside_territories(session: Session, reports: list[tuple[int, Caller, BaseG
     reports = [r for r in reports if r[1].has_territory]
     if not reports:
         return {}
-    outside = set(session.execute(_OUTSIDE, {"i": [i for i, _, _ in reports],
-                                             "u": [c.utility_id for _, c, _ in reports],
-                                             "wkt": [g.wkt for _, _, g in reports]}).scalars())
+    outside = {row.i for row in db_raw.execute(session, _OUTSIDE, {
+        "i": [i for i, _, _ in reports], "u": [c.utility_id for _, c, _ in reports],
+        "wkt": [g.wkt for _, _, g in reports]}).fetchall()}
     errors = {}
     for i, caller, geom in reports:
         if i in outside:

@@ -88,3 +88,16 @@ def test_a_batch_checks_every_territory_in_one_statement(writer, caller, checks,
     assert checks == [4]
     assert _stored(engine) == ["T0", "T2"]
     assert all(o.alerts_changed for o in out[::2])  # the gas leaks inside opened their alerts
+
+
+def test_moving_a_report_out_of_the_territory_is_422_and_changes_nothing(client, session_factory):
+    from reports_support import auth
+
+    key = add_utility(session_factory, "Territorial Power", territory_wkt=TERRITORY)
+    rid = client.post("/v1/reports", headers=auth(key), json=report(
+        {"type": "Point", "coordinates": INSIDE}, external_id="M1")).json()["id"]
+    moved = client.patch(f"/v1/reports/{rid}", headers=auth(key), json={
+        "type": "Feature", "geometry": {"type": "Point", "coordinates": OUTSIDE}, "properties": {}})
+    assert moved.status_code == 422
+    assert "outside the service territory of utility 'Territorial Power'" in moved.json()["detail"]
+    assert client.get(f"/v1/reports/{rid}", headers=auth(key)).json()["geometry"]["coordinates"] == INSIDE
