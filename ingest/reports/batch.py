@@ -3,11 +3,11 @@
 `write_many` does for a batch what `ingest.reports.service.write` does for one report, in one round trip: the
 observations, reports, first history rows, zone links and signals (alerts.signals.insert_sql) of every
 report, with each report's zones matched in PostGIS, and the zone locks their rules need (the statement:
-ingest.reports.queries.INSERT_REPORTS).
-Checks that read the database run first: a ZIP's polygon per report located by ZIP, and the utilities'
-territories in one statement for the batch; a report failing one gets its own error and is left out. What the statement cannot place (a report seen before, an
-Idempotency-Key used for another report, a repeat inside the batch) goes the single-report way afterwards,
-which reads what is stored and answers 200 or 409.
+ingest.reports.queries.INSERT_REPORTS). Checks that read the database run first: a ZIP's polygon per report
+located by ZIP, and the utilities' territories in one statement for the batch; a report failing one gets its
+own error and is left out. What the statement cannot place (a report seen before, an Idempotency-Key used
+for another report, a repeat inside the batch) goes the single-report way afterwards, which reads what is
+stored and answers 200 or 409.
 
 An error in the statement itself (a row breaking a constraint) aborts the transaction: the writer then
 runs the batch again with a SAVEPOINT per report, so that only the report at fault fails.
