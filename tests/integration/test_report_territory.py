@@ -48,13 +48,13 @@ def checks(monkeypatch):
     return calls
 
 
-def _subs(caller, *points):
+def _subs(caller, *points, prefix="T"):
     from ingest.reports import service as reports
     from ingest.reports.schemas import ReportCreate
 
     now = datetime.now(UTC)
     return [reports.prepare(caller=caller, body=ReportCreate.model_validate(
-        report({"type": "Point", "coordinates": p}, external_id=f"T{i}", category="gas_leak")),
+        report({"type": "Point", "coordinates": p}, external_id=f"{prefix}{i}", category="gas_leak")),
         idempotency_key=None, jurisdiction_bbox=BBOX, now=now) for i, p in enumerate(points)]
 
 
@@ -101,3 +101,32 @@ def test_moving_a_report_out_of_the_territory_is_422_and_changes_nothing(client,
     assert moved.status_code == 422
     assert "outside the service territory of utility 'Territorial Power'" in moved.json()["detail"]
     assert client.get(f"/v1/reports/{rid}", headers=auth(key)).json()["geometry"]["coordinates"] == INSIDE
+
+
+def test_the_territory_is_checked_on_its_pieces_which_follow_every_change(writer, caller, engine):
+    """The pieces (migration 0026) are the territory's, whatever changes it: redrawn, detailed, removed."""
+    from ingest.errors import OutsideTerritory
+    from ingest.reports.queries import ReportResult
+
+    def redraw(sql: str) -> list[int]:
+        with engine.begin() as conn:
+            conn.execute(text(f"UPDATE utilities SET territory = {sql} WHERE id = :u"), {"u": caller.utility_id})
+            return list(conn.execute(text("SELECT ST_NPoints(geom) FROM utility_territory_pieces "
+                                          "WHERE utility_id = :u"), {"u": caller.utility_id}).scalars())
+
+    def write(point, prefix):
+        [out] = writer.write_batch(_subs(caller, point, prefix=prefix))
+        return out.report.external_id if isinstance(out, ReportResult) and out.created else out
+
+    district_b = "MULTIPOLYGON(((-73.95 40.7,-73.9 40.7,-73.9 40.75,-73.95 40.75,-73.95 40.7)))"
+    assert redraw(f"ST_GeomFromText('{district_b}', 4326)") == [5]
+    assert isinstance(write(INSIDE, "A"), OutsideTerritory)  # district A is no longer in it
+    assert write(OUTSIDE, "B") == "B0"
+    # A detailed outline (a circle of 2,400 vertices around district A's point) is cut into small pieces.
+    pieces = redraw("ST_Multi(ST_Buffer(ST_SetSRID(ST_MakePoint(-73.975, 40.725), 4326), 0.01, 600))")
+    assert len(pieces) > 10 and max(pieces) <= 128
+    assert isinstance(write(OUTSIDE, "C"), OutsideTerritory)
+    assert write(INSIDE, "E") == "E0"
+    # Removed: the key's cached flag still says "has a territory"; the insert finds no pieces and lets it in.
+    assert redraw("NULL") == []
+    assert write(OUTSIDE, "D") == "D0"
