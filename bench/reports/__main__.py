@@ -14,6 +14,9 @@ postgres process on the machine) and of the client.
 
 The closed loop measures throughput, not latency at a rate: with 32 clients each waiting for its answer,
 the mean latency is 32 / throughput (Little's law), 64 ms at 500/s, so its p99 can never be 50 ms there.
+BENCH_TERRITORY=1 gives the utility a service territory, New York's borough outline joined with the box the
+points are drawn from (so that every report is inside), tens of thousands of vertices: each report is then
+checked against it (ingest.reports.locate), as a real utility's would be.
 Then an open loop posts at BENCH_OPEN_RATE (default 500/s; 0 skips it) for BENCH_OPEN_SECONDS (10), on a
 schedule that does not wait for answers, each report timed from when it was due.
 Last line: `open_rate=<r> open_p50_ms=<x> open_p99_ms=<y> reports_per_s=<closed-loop throughput>`.
@@ -37,8 +40,9 @@ DB_NAME = "tocsin_bench_reports"
 NYC = (-74.02, 40.60, -73.78, 40.85)  # mostly land: Manhattan, Brooklyn, Queens, the Bronx
 
 
-def _setup(url: str) -> str:
-    """Migrate, load demo zones once, empty the report tables, create a utility; returns its key."""
+def _setup(url: str, *, territory: bool = False) -> str:
+    """Migrate, load demo zones once, empty the report tables, create a utility (with a territory, if asked);
+    returns its key."""
     from sqlalchemy import text
 
     from db import migrate
@@ -63,12 +67,25 @@ def _setup(url: str) -> str:
             "TRUNCATE observations, observation_zones, utility_reports, utility_report_history, signals, alerts, "
             "alert_evidence, alert_history, outbox_events, api_keys, utilities RESTART IDENTITY CASCADE"))
         utility = keys.add_utility(session, name="Bench Power")
+        if territory:
+            session.execute(text(_TERRITORY), {"id": utility.id, **dict(zip(("west", "south", "east", "north"), NYC))})
         key = keys.issue_key(session, role="utility", utility_id=utility.id)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE zones"))
     engine.dispose()
     history.seed(url, rule="bench_history", category="power_outage")  # a running server's tables (and ANALYZE)
     return key
+
+
+# New York's borough outline, and the box the reports are drawn from: every report is inside, and the
+# territory keeps the outline's vertices (tens of thousands) where the box does not reach.
+_TERRITORY = """
+    UPDATE utilities SET territory = (
+        SELECT ST_Multi(ST_CollectionExtract(ST_Union(ST_Union(z.geom),
+            ST_MakeEnvelope(:west, :south, :east, :north, 4326)), 3))
+        FROM zones z JOIN zone_layers l ON l.id = z.layer_id WHERE l.name = 'borough')
+    WHERE id = :id
+"""
 
 
 def _batches(base: str) -> tuple[int, int]:
@@ -190,7 +207,8 @@ def main() -> int:
     open_rate = float(os.environ.get("BENCH_OPEN_RATE", "500"))  # 0: no open-loop phase
     open_seconds = float(os.environ.get("BENCH_OPEN_SECONDS", "10"))
     url = bench_database(settings.database_url, DB_NAME, migrate=False)
-    key = _setup(url)
+    territory = os.environ.get("BENCH_TERRITORY", "0") == "1"
+    key = _setup(url, territory=territory)
     env = {**os.environ, "TOCSIN_DATABASE_URL": url, "TOCSIN_RATE_LIMIT_PER_MIN": "0", "TOCSIN_LOG_LEVEL": "WARNING"}
     try:
         with serve("bench.reports.server:app", env=env, workers=workers) as (base, server):
@@ -213,7 +231,7 @@ def main() -> int:
     p50, p99 = _percentiles(latencies)
     total = len(latencies) * (seconds + 3.0) / seconds  # the warm-up's requests used CPU too
     print(f"clients={clients} workers={workers} seconds={seconds:g} accepted={len(latencies)} errors={errors} "
-          f"cores={os.cpu_count()} load_avg_1m={os.getloadavg()[0]:.1f}")
+          f"cores={os.cpu_count()} load_avg_1m={os.getloadavg()[0]:.1f} territory={'yes' if territory else 'no'}")
     print(f"cpu per report: api_server_ms={spent['api'] * 1000 / total:.2f} "
           f"postgres_ms={spent['postgres'] * 1000 / total:.2f} client_ms={spent['client'] * 1000 / total:.2f}")
     print(f"group commits: {batches} batches of {batched / batches if batches else 0:.1f} reports on average "
