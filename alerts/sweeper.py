@@ -59,15 +59,21 @@ class SweepResult:
 SWEEP_CHUNK = 100  # alerts per transaction of a pass: their row locks are held for one chunk, not the pass
 
 
+def _once_a_pass(session: Session, *, now: datetime) -> int:
+    """What a pass does once, whatever it sweeps: fold the past hours into the spike baselines (returns how
+    many), and purge ended operator sessions, so that their table stays small."""
+    hours = baselines.fold_hours(session, now=now)
+    sessions.purge_ended(session, now=now)
+    return hours
+
+
 def sweep(session: Session, *, rules: Sequence[Rule], now: datetime, limit: int = 500, after_id: int = 0,
           fold_baselines: bool = True, ids: Sequence[int] | None = None,
           silences: list[SilenceView] | None = None) -> SweepResult:
     """Sweep unresolved alerts with ids above `after_id` (at most `limit`, oldest first; only those of `ids`
     when given) in the caller's transaction. Alerts locked by someone else (rule evaluation) are skipped
     until the next pass. `silences`: those in force at `now`, when the caller has read them."""
-    result = SweepResult(baseline_hours=baselines.fold_hours(session, now=now) if fold_baselines else 0)
-    if fold_baselines:  # once per pass, like the baselines: the session table stays small
-        sessions.purge_ended(session, now=now)
+    result = SweepResult(baseline_hours=_once_a_pass(session, now=now) if fold_baselines else 0)
     if ids is not None and not ids:
         return result
     which = select(Alert).where(Alert.state.in_(UNRESOLVED), Alert.id > after_id)
@@ -231,8 +237,7 @@ class Schedule:
     def run_pass(self, *, rules: Sequence[Rule], now: datetime) -> SweepResult:
         rules = tuple(rules)
         with self.factory() as session, session.begin():
-            total = SweepResult(baseline_hours=baselines.fold_hours(session, now=now))
-            sessions.purge_ended(session, now=now)
+            total = SweepResult(baseline_hours=_once_a_pass(session, now=now))
             rows = session.execute(_SCAN).all()
             silences = active_silences(session, now=now)
         basis = (rules, sorted((sorted(v.matchers.items()), v.starts_at, v.ends_at) for v in silences))
