@@ -211,7 +211,13 @@ def execute(session: Session, sql: str, params: Mapping[str, Any], *, tuples: bo
     """Run one statement in the session's transaction; iterate or fetch the cursor for its rows (named
     tuples; plain ones with `tuples`, for thousands of rows). A parameter may also be a
     db.pg_binary.Packed array, sent as packed."""
-    conn = connection(session)
+    return execute_on(connection(session), sql, params, tuples=tuples)
+
+
+def execute_on(conn: psycopg.Connection, sql: str, params: Mapping[str, Any], *,
+               tuples: bool = False) -> psycopg.Cursor:
+    """`execute` on a psycopg connection of the caller's own (dispatch.relay holds one), in whatever
+    transaction it is in."""
     binary = []
     literal = {}
     packed = False

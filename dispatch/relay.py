@@ -9,13 +9,13 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import psycopg
-from sqlalchemy import text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine
+from sqlalchemy.pool import PoolProxiedConnection
 
 from alerts import outbox
 from db import raw as db_raw
 from db.plans import GENERIC_PLANS
-from db.outage import Outage, is_transient
+from db.outage import Outage, Retrier, is_transient
 from dispatch.senders.base import DeliveryError
 from dispatch.zone_state import DIRTY_ALERTS, STATE_COLUMNS, ZoneStates
 
@@ -23,39 +23,53 @@ log = logging.getLogger(__name__)
 
 CHANNEL = outbox.CHANNEL
 
-# SKIP LOCKED lets several relays share the outbox without blocking or double-claiming. The claim also
-# makes the rest of its transaction use generic plans (`plans`, evaluated once; the statements after it were
-# otherwise re-planned at every batch, 0.7 ms of server CPU for a 0.1 ms query), and reads the retained
-# states (dispatch.zone_state) of the zones its events name and of those left dirty by an earlier pass
-# (`:layers`, `:codes`): rows of `part` 1, after the events (`part` 0). In the claim's own snapshot, which
-# holds every change its events announce; a later change writes an event of its own. Read in a statement
+# SKIP LOCKED lets several relays share the outbox without blocking or double-claiming. The claim marks what it
+# claims published at once, in its own statement: the mark is committed only with the pass, after the broker's
+# acks, and a pass rolls back on any error, so a row is published in the database only once the broker has it.
+# An event that then fails is unmarked (`_FAILED`, `_UNCLAIM`): a rare path, where the common one saves a round
+# trip a pass. The claim also makes the rest of its transaction use generic plans (`plans`, evaluated once; the
+# statements after it were otherwise re-planned at every batch, 0.7 ms of server CPU for a 0.1 ms query), and
+# reads the retained states (dispatch.zone_state) of the zones its events name and of those left dirty by an
+# earlier pass (`:layers`, `:codes`): rows of `part` 1, after the events (`part` 0). In the claim's own snapshot,
+# which holds every change its events announce; a later change writes an event of its own. Read in a statement
 # of their own, the states cost a round trip a pass (the relay's CPU per event in bench.latency at 200/s
-# fell about 8% without it, in seven alternating pairs).
+# fell about 8% without it, in seven alternating pairs). `attempts` and `last_error` are the row's before
+# the claim.
 _CLAIM = """
     WITH plans AS MATERIALIZED (SELECT """ + GENERIC_PLANS + """ AS mode),
-    claimed AS MATERIALIZED (
-        SELECT o.id, o.event_id, o.kind, o.payload, o.attempts, o.created_at FROM outbox_events o, plans
+    picked AS MATERIALIZED (
+        SELECT o.id, o.attempts, o.last_error FROM outbox_events o, plans
         WHERE o.published_at IS NULL AND o.parked_at IS NULL AND o.next_attempt_at <= :now
           AND plans.mode IS NOT NULL
         ORDER BY o.id
         LIMIT :limit
         FOR UPDATE OF o SKIP LOCKED
     ),
+    claimed AS (
+        UPDATE outbox_events o SET published_at = :now, attempts = o.attempts + 1, last_error = NULL
+        FROM picked p WHERE o.id = p.id
+        RETURNING o.id, o.event_id, o.kind, o.payload, p.attempts, p.last_error, o.created_at
+    ),
     dirty AS (
         SELECT c.payload->'zone'->>'layer' AS layer, c.payload->'zone'->>'code' AS code FROM claimed c
         UNION ALL
-        SELECT * FROM unnest(CAST(:layers AS text[]), CAST(:codes AS text[]))
+        SELECT * FROM unnest(:layers::text[], :codes::text[])
     ),
     states AS (""" + DIRTY_ALERTS + """)
-    SELECT 0 AS part, c.id, c.event_id, c.kind, c.payload, c.attempts, c.created_at, """ + \
+    SELECT 0 AS part, c.id, c.event_id, c.kind, c.payload, c.attempts, c.last_error, c.created_at, """ + \
     ", ".join(f"NULL AS {column}" for column in STATE_COLUMNS) + """
     FROM claimed c
     UNION ALL
-    SELECT 1, NULL, NULL, NULL, NULL, NULL, NULL, s.* FROM states s
+    SELECT 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, s.* FROM states s
     ORDER BY part, id, alert_id
 """
-_MARK_PUBLISHED = ("UPDATE outbox_events SET published_at = :now, attempts = attempts + 1, last_error = NULL "
-                   "WHERE id = ANY(:ids)")
+# An attempt that failed: not published, its attempts counted, retried after a backoff or parked.
+_FAILED = ("UPDATE outbox_events SET published_at = NULL, attempts = :a, last_error = :err, next_attempt_at = :next, "
+           "parked_at = CASE WHEN :park THEN :now::timestamptz ELSE NULL END WHERE id = :id")
+# Claimed but not attempted (the broker went away first): as the claim found them.
+_UNCLAIM = ("UPDATE outbox_events o SET published_at = NULL, attempts = u.attempts, last_error = u.last_error "
+            "FROM unnest(:ids::bigint[], :attempts::int[], :errors::text[]) u(id, attempts, last_error) "
+            "WHERE o.id = u.id")
 
 
 class Publisher(Protocol):
@@ -74,9 +88,13 @@ def backoff_s(attempts: int, *, rng: Callable[[], float] = random.random) -> flo
 
 
 class Relay:
+    """The outbox relay, on a connection of its own (`engine`'s, checked out at the first pass and held until
+    `close`): a pass is BEGIN, the claim and COMMIT, three round trips, with no ORM session around them (a
+    session per pass was about a fifth of the relay's CPU)."""
+
     def __init__(
         self,
-        factory: sessionmaker[Session],
+        engine: Engine,
         publisher: Publisher,
         *,
         topic_prefix: str,
@@ -86,7 +104,8 @@ class Relay:
         ack_timeout_s: float = 10.0,
         observe_ack: Callable[[float], None] | None = None,
     ) -> None:
-        self.factory = factory
+        self.engine = engine
+        self._held: PoolProxiedConnection | None = None
         # Called with each published event's seconds from its created_at to the broker's ack (for /metrics).
         self.observe_ack = observe_ack
         self.publisher = publisher
@@ -96,6 +115,30 @@ class Relay:
         self.max_attempts = max_attempts
         self.ack_timeout_s = ack_timeout_s
         self.zone_states = ZoneStates(publisher, topic_prefix=topic_prefix)
+
+    def _connection(self) -> psycopg.Connection:
+        """The held connection; one that was lost (the database restarted) is let go and another checked out,
+        through the pool's own check (db.session)."""
+        held = self._held
+        if held is not None and not (held.driver_connection.closed or held.driver_connection.broken):
+            return held.driver_connection
+        if held is not None:
+            self._held = None
+            held.invalidate()
+        self._held = self.engine.raw_connection()
+        return self._held.driver_connection
+
+    def close(self) -> None:
+        """Hand the held connection back to the engine's pool."""
+        held, self._held = self._held, None
+        if held is not None:
+            held.close()
+
+    def __enter__(self) -> "Relay":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _message(self, payload: dict[str, Any]) -> dict[str, Any]:
         return {**payload, "link": f"{self.public_base_url}/a/{payload['alert_id']}"}
@@ -109,48 +152,45 @@ class Relay:
     def run_once(self, *, now: datetime) -> int:
         """Publish one batch of due events; returns how many were claimed.
 
-        The batch is sent first, then the retained states of the zones it touches (dispatch.zone_state,
-        read by the claim itself), and only then are the PUBACKs of both awaited
-        (pipelined: one wait for the lot); every acknowledged event is marked published in one
-        statement, all inside the claim's transaction. A zone's state may so go out for an event the
-        broker then fails to take: the state is what the database holds, and the event is retried.
+        The claim marks the batch published (`_CLAIM`). The batch is sent first, then the retained states of
+        the zones it touches (dispatch.zone_state, read by the claim itself), and only then are the PUBACKs of
+        both awaited (pipelined: one wait for the lot); an event that fails is unmarked, and the pass commits,
+        all inside the claim's transaction. A zone's state may so go out for an event the broker then fails to
+        take: the state is what the database holds, and the event is retried.
         """
         started = time.monotonic()  # an ack's time is `now` plus the time since: `now` stays the only clock
-        with self.factory() as session:  # its transaction begins with the claim, and rolls back on any error
-            claimed = db_raw.execute(session, _CLAIM, {"now": now, "limit": self.batch_size,
+        conn = self._connection()
+        with conn.transaction():  # rolls back on any error: nothing claimed is then marked
+            claimed = db_raw.execute_on(conn, _CLAIM, {"now": now, "limit": self.batch_size,
                                                        **self.zone_states.params()}).fetchall()
             rows = [r for r in claimed if r.part == 0]
             sent = []
-            for row in rows:
+            for i, row in enumerate(rows):
                 try:
                     ticket = self._send(row.payload, now)
                 except DeliveryError as exc:
-                    self._failed(session, row_id=row.id, attempts=row.attempts + 1, error=exc, now=now)
+                    self._failed(conn, row_id=row.id, attempts=row.attempts + 1, error=exc, now=now)
                     if exc.retryable:
                         # The broker is likely down: leave the rest of the batch for the next pass.
+                        self._unclaim(conn, rows[i + 1:])
                         break
                     continue
                 sent.append((row, ticket))
                 self.zone_states.mark(row.payload)
-            zones_sent = self.zone_states.send(session, now=now, alerts=[r for r in claimed if r.part == 1]) \
+            zones_sent = self.zone_states.send_read([r for r in claimed if r.part == 1], now=now) \
                 if self.zone_states.dirty else []
             deadline = time.monotonic() + self.ack_timeout_s
-            published = []
             for row, ticket in sent:
                 try:
                     self._confirm(ticket, deadline - time.monotonic())
                 except DeliveryError as exc:
-                    self._failed(session, row_id=row.id, attempts=row.attempts + 1, error=exc, now=now)
+                    self._failed(conn, row_id=row.id, attempts=row.attempts + 1, error=exc, now=now)
                     continue
-                published.append(row.id)
                 if self.observe_ack is not None:
                     acked_at = now + timedelta(seconds=time.monotonic() - started)
                     self.observe_ack(max(0.0, (acked_at - row.created_at).total_seconds()))
                 log.debug("published event %s (%s)", row.event_id, row.kind)
             self.zone_states.confirm(zones_sent)
-            if published:
-                db_raw.execute(session, _MARK_PUBLISHED, {"now": now, "ids": published})
-            session.commit()
         return len(rows)
 
     def _send(self, payload: dict[str, Any], now: datetime) -> Any:
@@ -171,15 +211,18 @@ class Relay:
         if ticket is not None:
             self.publisher.confirm(ticket, timeout_s=timeout_s)
 
-    def _failed(self, session: Session, *, row_id: int, attempts: int, error: DeliveryError, now: datetime) -> None:
+    def _failed(self, conn: psycopg.Connection, *, row_id: int, attempts: int, error: DeliveryError,
+                now: datetime) -> None:
         park = (not error.retryable) or attempts >= self.max_attempts
-        session.execute(
-            text("UPDATE outbox_events SET attempts = :a, last_error = :err, next_attempt_at = :next, "
-                 "parked_at = CASE WHEN :park THEN CAST(:now AS timestamptz) ELSE NULL END WHERE id = :id"),
-            {"a": attempts, "err": str(error)[:1000], "next": now + timedelta(seconds=backoff_s(attempts)),
-             "park": park, "now": now, "id": row_id},
-        )
+        db_raw.execute_on(conn, _FAILED, {"a": attempts, "err": str(error)[:1000],
+                                          "next": now + timedelta(seconds=backoff_s(attempts)), "park": park,
+                                          "now": now, "id": row_id})
         log.warning("event row %s attempt %s failed (%s)%s", row_id, attempts, error, " - parked" if park else "")
+
+    def _unclaim(self, conn: psycopg.Connection, rows: list[Any]) -> None:
+        if rows:
+            db_raw.execute_on(conn, _UNCLAIM, {"ids": [r.id for r in rows], "attempts": [r.attempts for r in rows],
+                                               "errors": [r.last_error for r in rows]})
 
     def _broker_up(self) -> bool:
         return getattr(self.publisher, "connected", True)
@@ -204,6 +247,13 @@ class Relay:
         db = outage.retrier("relay")
         broker = Outage("relay: MQTT broker", log).retrier("relay")
         beat = heartbeat or (lambda *a, **k: None)
+        try:
+            self._serve(dsn=dsn, clock=clock, stop=stop, poll_s=poll_s, beat=beat, db=db, broker=broker)
+        finally:
+            self.close()
+
+    def _serve(self, *, dsn: str, clock: Callable[[], datetime], stop: threading.Event, poll_s: float,
+               beat: Callable[..., Any], db: Retrier, broker: Retrier) -> None:
         while not stop.is_set():
             try:
                 with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as listen:

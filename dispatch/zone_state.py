@@ -129,15 +129,18 @@ class ZoneStates:
         """The dirty zones, for a statement that reads them with `DIRTY_ALERTS` (`layers`, `codes`)."""
         return {"layers": [layer for layer, _ in self.dirty], "codes": [code for _, code in self.dirty]}
 
-    def send(self, session: Session, *, now: datetime,
-             alerts: Sequence[Any] | None = None) -> list[tuple[tuple[str, str], Any]]:
+    def send(self, session: Session, *, now: datetime) -> list[tuple[tuple[str, str], Any]]:
         """Send every dirty zone's state back to back, without waiting for the broker; `confirm` awaits their
-        PUBACKs. The relay sends them behind its batch's events, so that one wait covers both. `alerts`: the
-        dirty zones' unresolved alerts, read already (`DIRTY_ALERTS`); else one statement reads them. A send
-        that fails leaves its zone, and the zones after it (the broker is likely down), dirty for the next
-        pass; republishing a retained state is harmless."""
-        summaries = zone_summaries(session, self.dirty, now=now) if alerts is None else \
-            summarize(alerts, self.dirty, now=now)
+        PUBACKs. One statement reads them. A send that fails leaves its zone, and the zones after it (the broker
+        is likely down), dirty for the next pass; republishing a retained state is harmless."""
+        return self._send(zone_summaries(session, self.dirty, now=now))
+
+    def send_read(self, alerts: Sequence[Any], *, now: datetime) -> list[tuple[tuple[str, str], Any]]:
+        """`send`, from the dirty zones' unresolved alerts read already (`DIRTY_ALERTS`): the relay reads them
+        in its claim and sends them behind its batch's events, so that one wait covers both."""
+        return self._send(summarize(alerts, self.dirty, now=now))
+
+    def _send(self, summaries: dict[tuple[str, str], dict[str, Any] | None]) -> list[tuple[tuple[str, str], Any]]:
         send = getattr(self.publisher, "publish_nowait", None)
         sent: list[tuple[tuple[str, str], Any]] = []
         for layer, code in sorted(self.dirty):

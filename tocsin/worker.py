@@ -50,7 +50,7 @@ def build_relay(settings: Settings, publisher: MqttPublisher, metrics: WorkerMet
     models_registry.load()
     engine = make_engine(settings.database_url, pool_size=2)
     return Relay(
-        make_sessionmaker(engine), publisher,
+        engine, publisher,
         topic_prefix=settings.mqtt_topic_prefix, public_base_url=settings.public_base_url,
         batch_size=settings.relay_batch_size, max_attempts=settings.relay_max_attempts,
         observe_ack=metrics.observe_relay_ack if metrics else None,
@@ -111,7 +111,7 @@ def role_runners(settings: Settings, provider: RulesProvider, roles: tuple[str, 
             # the relay's loop, which waits it out while events stay in the outbox.
             publisher.start(wait_s=2)
             r = build_relay(settings, publisher, metrics)
-            with _role_heartbeat(r.factory.kw["bind"], "relay", settings.worker_stall_s) as beat:
+            with _role_heartbeat(r.engine, "relay", settings.worker_stall_s) as beat:
                 log.info("relay running: %s -> %s", settings.database_url.split("@")[-1], settings.mqtt_url)
                 r.run_forever(dsn=dsn, clock=utcnow, stop=stop, poll_s=settings.relay_poll_s, heartbeat=beat)
         finally:

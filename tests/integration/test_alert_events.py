@@ -28,19 +28,20 @@ RULES = parse_rules({"rules": [
 TICK_FIELDS = {"tick", "tier_due", "minutes_since_open", "escalate_after_s"}
 
 
-def publish_all(session_factory, *, mqtt_url: str, topic_prefix: str, now: datetime) -> int:
+def publish_all(engine, *, mqtt_url: str, topic_prefix: str, now: datetime) -> int:
     publisher = MqttPublisher(MqttConfig(url=mqtt_url, client_id=f"tocsin-test-{uuid.uuid4().hex[:8]}",
                                          topic_prefix=topic_prefix))
     assert publisher.start(), f"no MQTT broker at {mqtt_url}"
     try:
-        relay = Relay(session_factory, publisher, topic_prefix=topic_prefix, public_base_url="http://tocsin.test")
-        return relay.run_once(now=now)
+        with Relay(engine, publisher, topic_prefix=topic_prefix, public_base_url="http://tocsin.test") as relay:
+            return relay.run_once(now=now)
     finally:
         publisher.stop()
 
 
+@pytest.mark.committing  # the relay commits on a connection of its own
 def test_an_escalation_tick_on_mqtt_carries_every_field_of_the_other_events(
-        session_factory, districts, subscriber_factory, topic_prefix, mqtt_url):
+        session_factory, engine, districts, subscriber_factory, topic_prefix, mqtt_url):
     sub = subscriber_factory(f"{topic_prefix}/alerts/#")
     with transaction(session_factory) as s:
         zones = zone_matches(s)
@@ -56,7 +57,7 @@ def test_an_escalation_tick_on_mqtt_carries_every_field_of_the_other_events(
     with transaction(session_factory) as s:
         alert_service.resolve(s, alert_id=alert_id, actor="test", note=None, now=T0 + 7 * M, rules=RULES)
 
-    assert publish_all(session_factory, mqtt_url=mqtt_url, topic_prefix=topic_prefix, now=T0 + 7 * M) == 4
+    assert publish_all(engine, mqtt_url=mqtt_url, topic_prefix=topic_prefix, now=T0 + 7 * M) == 4
     messages = [json.loads(payload) for _, payload in sub.take(4, timeout=10)]
     by_kind = {m["kind"]: m for m in messages}
     assert [m["kind"] for m in messages] == ["opened", "updated", "escalation_tick", "resolved"]

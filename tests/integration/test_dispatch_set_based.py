@@ -53,21 +53,21 @@ def statements(engine, session):
     begins with a SAVEPOINT (where the product's sends a BEGIN, which is no statement)."""
     session.connection()
     seen: list[str] = []
-    raw_execute = db_raw.execute
+    raw_execute = db_raw.execute_on
 
     def record(conn, cursor, statement, parameters, context, executemany):
         seen.append(" ".join(statement.split()))
 
-    def record_raw(session, sql, params, **kw):
+    def record_raw(conn, sql, params, **kw):
         seen.append(" ".join(sql.split()))
-        return raw_execute(session, sql, params, **kw)
+        return raw_execute(conn, sql, params, **kw)
 
     event.listen(engine, "before_cursor_execute", record)
-    db_raw.execute = record_raw
+    db_raw.execute_on = record_raw  # db.raw.execute runs through it too
     try:
         yield seen
     finally:
-        db_raw.execute = raw_execute
+        db_raw.execute_on = raw_execute
         event.remove(engine, "before_cursor_execute", record)
 
 
@@ -278,101 +278,3 @@ def test_flushing_nothing_runs_no_query(session_factory, engine):
     with session_factory() as session, statements(engine, session) as seen:
         assert zones.flush(session, now=T0) == 0
     assert seen == []
-
-
-class PipelinedRelayPublisher(Pipelined):
-    """Pipelined, for events too (not retained); `fail_topic` names one whose PUBACK never comes."""
-
-    def publish_nowait(self, topic, payload, *, retain=False, expiry_s=None):
-        self.calls.append(("send", topic))
-        return topic
-
-
-def test_the_relay_awaits_its_events_and_their_zone_states_together(session_factory, grid):
-    # One wait per batch: the events, then their zones' retained states, are sent before any PUBACK is awaited.
-    from dispatch.relay import Relay
-
-    alerts = [open_alert(session_factory, layer="grid", code=code, now=T0) for code in grid[:2]]
-    events = [f"p/alerts/grid/{code}/gas_leak" for code in grid[:2]]
-    states = [f"p/zones/grid/{code}/state" for code in grid[:2]]
-    publisher = PipelinedRelayPublisher(fail_topic=events[1])
-    relay = Relay(session_factory, publisher, topic_prefix="p", public_base_url="http://tocsin.test")
-    assert relay.run_once(now=T0) == 2
-    assert publisher.calls == [("send", t) for t in events + states] + [("ack", t) for t in events + states]
-    with session_factory() as session:
-        published = dict(session.execute(text("SELECT alert_id, published_at IS NOT NULL FROM outbox_events "
-                                              "WHERE alert_id = ANY(:ids)"), {"ids": [a.id for a in alerts]}).all())
-    # The event without a PUBACK waits for the next pass; its zone's state went out (it is what the database holds).
-    assert published == {alerts[0].id: True, alerts[1].id: False}
-    assert relay.zone_states.dirty == set()
-
-
-def test_an_event_whose_payload_cannot_be_published_is_parked_and_the_rest_go_out(session_factory, grid):
-    # A row no writer of ours makes (here an empty payload) must not stop the relay for every event behind it.
-    from dispatch.relay import Relay
-
-    bad = open_alert(session_factory, layer="grid", code=grid[0], now=T0)
-    with transaction(session_factory) as session:
-        session.execute(text("UPDATE outbox_events SET payload = '{}' WHERE alert_id = :a"), {"a": bad.id})
-    good = open_alert(session_factory, layer="grid", code=grid[1], now=T0)
-    publisher = PipelinedRelayPublisher()
-    relay = Relay(session_factory, publisher, topic_prefix="p", public_base_url="http://tocsin.test")
-    assert relay.run_once(now=T0) == 2
-    assert ("send", f"p/alerts/grid/{grid[1]}/gas_leak") in publisher.calls
-    with session_factory() as session:
-        rows = {r.alert_id: r for r in session.execute(text(
-            "SELECT alert_id, published_at, parked_at, last_error FROM outbox_events")).all()}
-    assert rows[good.id].published_at is not None and rows[good.id].parked_at is None
-    assert rows[bad.id].published_at is None and rows[bad.id].parked_at is not None
-    assert rows[bad.id].last_error.startswith("event payload cannot be published (KeyError")
-
-
-_TEST_SAVEPOINTS = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")  # the tests' shared transaction
-
-
-class PayloadRecorder(PipelinedRelayPublisher):
-    """PipelinedRelayPublisher keeping each retained payload by topic."""
-
-    def __init__(self):
-        super().__init__()
-        self.retained: dict[str, object] = {}
-
-    def publish_nowait(self, topic, payload, *, retain=False, expiry_s=None):
-        if retain:
-            self.retained[topic] = payload
-        return super().publish_nowait(topic, payload, retain=retain, expiry_s=expiry_s)
-
-
-def test_a_relay_pass_reads_the_zone_states_in_its_claim(session_factory, engine, grid):
-    # The zones of the claimed events and those left dirty before: read by the claim, one statement less a pass.
-    from dispatch.relay import Relay
-
-    open_alert(session_factory, layer="grid", code=grid[0], severity="minor", now=T0)
-    open_alert(session_factory, layer="grid", code=grid[0], rule="other_rule", category="fire", severity="major",
-               now=T0)
-    open_alert(session_factory, layer="grid", code=grid[1], now=T0)
-    publisher = PayloadRecorder()
-    relay = Relay(session_factory, publisher, topic_prefix="p", public_base_url="http://tocsin.test")
-    relay.zone_states.dirty = {("grid", grid[2]), ("grid", "NOPE")}  # left over: no alert in either
-    with session_factory() as session, statements(engine, session) as seen:
-        assert relay.run_once(now=T0) == 3
-        session.commit()  # its SAVEPOINT, begun first, holds the relay's: rolled back, it would undo the pass
-    seen = [s for s in seen if not s.startswith(_TEST_SAVEPOINTS)]
-    assert [s.split()[0:2] for s in seen] == [["WITH", "plans"], ["UPDATE", "outbox_events"]], seen
-    assert relay.zone_states.dirty == set()
-    with session_factory() as session:  # the same payloads as the zone's own read
-        expected = {f"p/zones/grid/{code}/state": zone_summary(session, layer="grid", code=code, now=T0) or b""
-                    for code in (grid[0], grid[1], grid[2], "NOPE")}
-    assert publisher.retained == expected
-    assert expected[f"p/zones/grid/{grid[0]}/state"]["alert_count"] == 2
-    assert expected[f"p/zones/grid/{grid[2]}/state"] == b""
-
-    # Nothing left to claim: a zone marked dirty again still gets its state, from the claim alone.
-    publisher.retained.clear()
-    relay.zone_states.dirty = {("grid", grid[1])}
-    with session_factory() as session, statements(engine, session) as seen:
-        assert relay.run_once(now=T0) == 0
-    seen = [s for s in seen if not s.startswith(_TEST_SAVEPOINTS)]
-    assert len(seen) == 1 and seen[0].startswith("WITH plans"), seen
-    assert publisher.retained == {f"p/zones/grid/{grid[1]}/state": expected[f"p/zones/grid/{grid[1]}/state"]}
-    assert relay.zone_states.dirty == set()

@@ -69,7 +69,8 @@ def test_two_apps_in_one_process_count_separately(client, make_client):
     assert value(scrape(other), "tocsin_http_request_duration_seconds_count", **labels) == 1
 
 
-def test_the_relay_observes_each_event_from_its_creation_to_the_brokers_ack(session_factory, districts, mqtt_url,
+@pytest.mark.committing  # the relay commits on a connection of its own
+def test_the_relay_observes_each_event_from_its_creation_to_the_brokers_ack(session_factory, engine, districts, mqtt_url,
                                                                             topic_prefix, subscriber_factory):
     sub = subscriber_factory(f"{topic_prefix}/alerts/#")
     open_alert(session_factory, code="A", now=T0)
@@ -79,11 +80,11 @@ def test_the_relay_observes_each_event_from_its_creation_to_the_brokers_ack(sess
                                          topic_prefix=topic_prefix))
     assert publisher.start(), f"no MQTT broker at {mqtt_url}"
     try:
-        relay = Relay(session_factory, publisher, topic_prefix=topic_prefix, public_base_url="http://tocsin.test",
-                      observe_ack=metrics.observe_relay_ack, ack_timeout_s=10.0)
-        # The relay runs 30 s after the events were written: each waited at least that long for its ack,
-        # and at most that plus the relay's ack timeout.
-        assert relay.run_once(now=T0 + timedelta(seconds=30)) == 2
+        with Relay(engine, publisher, topic_prefix=topic_prefix, public_base_url="http://tocsin.test",
+                   observe_ack=metrics.observe_relay_ack, ack_timeout_s=10.0) as relay:
+            # The relay runs 30 s after the events were written: each waited at least that long for its ack,
+            # and at most that plus the relay's ack timeout.
+            assert relay.run_once(now=T0 + timedelta(seconds=30)) == 2
     finally:
         publisher.stop()
     assert len(sub.take(2, timeout=10)) == 2
