@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 WEST, SOUTH, EAST, NORTH = -74.25, 40.50, -73.70, 40.90
-COLS, ROWS = 60, 70  # one cell per report: 100 warm-up + 500 + 1,000 + 2,000 = 3,600 cells
+COLS, ROWS = 60, 100  # one cell per report: 100 warm-up + 500 + 1,000 + 2,000, then 100 + 2,000 = 5,700 cells
 
 
 def cell(i: int) -> tuple[float, float, float, float]:
