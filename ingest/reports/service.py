@@ -11,7 +11,7 @@ from typing import Any
 import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import delete, or_, select
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
 from alerts import service as alert_service
 from alerts import signals as alert_signals
@@ -23,7 +23,7 @@ from ingest.errors import IdempotencyConflict
 from accounts.keys import Caller, check_live
 from ingest.models import Observation, UtilityReport
 from ingest.reports import queries
-from ingest.reports.queries import ReportResult, stored_result
+from ingest.reports.queries import NewReport, ReportResult, stored_result
 from ingest.reports.locate import Located, check_jurisdiction, drawn, check_territory, locate, uncertainty_m
 from ingest.reports.schemas import ReportCreate, ReportProperties
 
@@ -298,14 +298,13 @@ def written(sub: Submission, located: Located, obs_id: int, report_id: int, zone
     """A report just inserted, as its result (every column known: no statement to read it back) and the
     signal its rules have yet to see."""
     props, caller = sub.body.properties, sub.caller
-    report = UtilityReport(
+    report = NewReport(
         id=report_id, observation_id=obs_id, utility_id=caller.utility_id, external_id=props.external_id,
         category=props.category, status=props.status, customers_affected=props.customers_affected,
         cause=props.cause, description=props.description, started_at=props.started_at,
-        estimated_restore_at=props.estimated_restore_at, footprint=f"SRID=4326;{located.geom.wkt}",
-        body_hash=sub.digest, idempotency_key=sub.idempotency_key, version=1, created_at=sub.now, updated_at=sub.now,
+        estimated_restore_at=props.estimated_restore_at, body_hash=sub.digest, idempotency_key=sub.idempotency_key,
+        created_at=sub.now, updated_at=sub.now,
     )
-    make_transient_to_detached(report)
     result = ReportResult(report=report, zones=zones, created=True,
                           geometry=json.loads(shapely.to_geojson(located.geom)), repaired=located.repaired,
                           located_by=located.method)

@@ -94,3 +94,26 @@ def test_elements_not_written_here_go_in_binary(session_factory):
     with session_factory() as s:
         [back] = raw.execute(s, "SELECT CAST(:x AS integer[]) AS x", {"x": [[1, 2], [3, 4]]}).fetchone()
     assert back == [[1, 2], [3, 4]]
+
+
+def test_a_statements_row_class_is_found_once_and_its_rows_stay_right(session_factory, monkeypatch):
+    # The names of a statement's columns are read at its first result only; every later result of it still
+    # comes back under those names, with its own values, and another statement gets its own class.
+    found = []
+    real = raw.namedtuple_row
+
+    def counting(cursor):
+        found.append(cursor)
+        return real(cursor)
+
+    monkeypatch.setattr(raw, "namedtuple_row", counting)
+    sql = "SELECT CAST(:n AS int) AS n, CAST(:n AS int) * 2 AS twice, 'row ' || CAST(:n AS text) AS label"
+    with session_factory() as session:
+        rows = [raw.execute(session, sql, {"n": n}).fetchone() for n in (1, 2, 3)]
+        other = raw.execute(session, "SELECT 7 AS seven, CAST(:n AS int) AS n", {"n": 4}).fetchone()
+        empty = raw.execute(session, sql + " WHERE false", {"n": 5}).fetchall()
+        again = raw.execute(session, sql, {"n": 9}).fetchone()
+    assert [(r.n, r.twice, r.label) for r in rows] == [(1, 2, "row 1"), (2, 4, "row 2"), (3, 6, "row 3")]
+    assert (other.seven, other.n) == (7, 4) and other._fields == ("seven", "n")
+    assert empty == [] and (again.n, again.label) == (9, "row 9")
+    assert len(found) == 3  # the first statement, the second, the third (WHERE false): once each
