@@ -45,7 +45,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -151,6 +153,23 @@ def _idle(groups: cpu.Groups | None) -> dict[str, float] | None:
     return {g: v * 1000 / IDLE_S for g, v in groups.stop().items()}
 
 
+def _timed_rates(base: str, key: str, arrivals: Arrivals, rates: tuple[tuple[int, float], ...], first: int,
+                 groups: cpu.Groups | None, cpu_ms: dict, label: str, *, floor: bool = False
+                 ) -> Iterator[tuple[int, dict[Any, float], int, float]]:
+    """Each rate's schedule, one cell per report from `first`, waited out until its events arrived; its CPU per
+    report goes into `cpu_ms` under (label, rate). Yields (rate, {key: sent_at}, failures, achieved rate)."""
+    for rate, seconds in rates:
+        if groups:
+            groups.start()
+        sent, failures, achieved = post_schedule(base, key, first_cell=first, rate=rate, seconds=seconds,
+                                                  floor=floor)
+        first += int(rate * seconds)
+        wait_for(arrivals, sent, floor=floor)
+        if groups:
+            cpu_ms[(label, rate)] = cpu.per_item_ms(groups.stop(), int(rate * seconds))
+        yield rate, sent, failures, achieved
+
+
 def _floor_runs(url: str, env: dict[str, str], mqtt_url: str, prefix: str, rates: tuple[tuple[int, float], ...],
                 first: int, cpu_ms: dict, *, label: str = "floor",
                 idle: dict | None = None) -> list[tuple[int, list[float], int, int, float]]:
@@ -173,15 +192,8 @@ def _floor_runs(url: str, env: dict[str, str], mqtt_url: str, prefix: str, rates
         post_schedule(base, "", first_cell=first, rate=50, seconds=2, floor=True)  # warm-up
         first += 100
         groups = _cpu_groups({"api": procs[0].pid, "relay": procs[1].pid})
-        for rate, seconds in rates:
-            if groups:
-                groups.start()
-            sent, failures, achieved = post_schedule(base, "", first_cell=first, rate=rate, seconds=seconds,
-                                                      floor=True)
-            first += int(rate * seconds)
-            wait_for(arrivals, sent, floor=True)
-            if groups:
-                cpu_ms[(label, rate)] = cpu.per_item_ms(groups.stop(), int(rate * seconds))
+        for rate, sent, failures, achieved in _timed_rates(base, "", arrivals, rates, first, groups, cpu_ms, label,
+                                                          floor=True):
             latencies = [(arrivals.by_event[e] - t) * 1000 for e, t in sent.items() if e in arrivals.by_event]
             out.append((rate, latencies, len(sent) - len(latencies), failures, achieved))
         if idle is not None and (ms := _idle(groups)) is not None:
@@ -217,14 +229,7 @@ def _product_runs(url: str, base: str, key: str, procs: list[subprocess.Popen], 
     first += 100
     results = []
     groups = _cpu_groups({"api": procs[0].pid, "relay": procs[1].pid, "sms_sweeper": procs[2].pid})
-    for rate, seconds in rates:
-        if groups:
-            groups.start()
-        sent, failures, achieved = post_schedule(base, key, first_cell=first, rate=rate, seconds=seconds)
-        first += int(rate * seconds)
-        wait_for(arrivals, sent, floor=False)
-        if groups:
-            cpu_ms[(label, rate)] = cpu.per_item_ms(groups.stop(), int(rate * seconds))
+    for rate, sent, failures, achieved in _timed_rates(base, key, arrivals, rates, first, groups, cpu_ms, label):
         latencies = [(arrivals.at[a] - t) * 1000 for a, t in sent.items() if a in arrivals.at]
         dispatch = [arrivals.dispatch_ms[a] for a in sent if a in arrivals.dispatch_ms]
         missing = sum(1 for a in sent if a not in arrivals.at)
