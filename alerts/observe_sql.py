@@ -35,11 +35,15 @@ READ = (
                                                 CAST(:pzone AS integer[])) AS p(pi, ri, zone_id)
         JOIN r ON r.ri = p.ri
     ), a AS MATERIALIZED (
-        SELECT al.id, al.rule, al.zone_id, al.category, al.severity, al.state, al.ack_code, al.evidence_count,
-               al.distinct_authors, al.opened_at, al.updated_at, al.expires_at, al.quiet_since
-        FROM alerts al
-        WHERE al.state <> 'resolved' AND (al.zone_id, al.category) IN (SELECT zone_id, incident FROM p)
-        FOR UPDATE OF al
+        -- Each pair's alert by its key, locked where it is found: as `(zone_id, category) IN (SELECT ... FROM p)`
+        -- the generic plan walked every unresolved alert and tested it against the pairs (copying each pair's
+        -- row for the lock's recheck), so a report cost more the more alerts were open.
+        SELECT found.* FROM (SELECT DISTINCT zone_id, incident FROM p) k CROSS JOIN LATERAL (
+            SELECT al.id, al.rule, al.zone_id, al.category, al.severity, al.state, al.ack_code, al.evidence_count,
+                   al.distinct_authors, al.opened_at, al.updated_at, al.expires_at, al.quiet_since
+            FROM alerts al
+            WHERE al.zone_id = k.zone_id AND al.category = k.incident AND al.state <> 'resolved'
+            FOR UPDATE OF al) found
     )
     SELECT p.pi, s.n, s.w, s.authors,
            a.id, a.rule, a.category, a.severity, a.state, a.ack_code, a.evidence_count, a.distinct_authors,

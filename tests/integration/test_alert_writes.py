@@ -23,7 +23,7 @@ def test_an_opening_that_loses_to_an_alert_its_read_missed_writes_nothing(sessio
         zones = zone_matches(s)
         [opened] = feed(s, rules=RULES, zones=zones, source="utility_report", category="power_outage", zone="A",
                         author="utility:1", at=T0, attributes=big)
-    blind = observe_sql.READ.replace("WHERE al.state <> 'resolved'", "WHERE al.state <> 'resolved' AND false")
+    blind = observe_sql.READ.replace("AND al.state <> 'resolved'", "AND al.state <> 'resolved' AND false")
     assert blind != observe_sql.READ
     monkeypatch.setattr(observe_sql, "READ", blind)
     with transaction(session_factory) as s:

@@ -1,7 +1,8 @@
 """The rules' statements (alerts/observe_sql.py) probe by index whatever the plan cache does. A generic plan
 is made once per connection, from the statistics of that moment, and kept: the evidence statement's once
 hashed every signal up to now for each batch, and READ's once scanned every unresolved alert for each batch
-once statistics taken in a quiet hour said there were none."""
+once statistics taken in a quiet hour said there were none, and later walked them all through the one index
+that fits, testing each against the batch's pairs."""
 
 import json
 import re
@@ -78,6 +79,8 @@ def test_read_finds_a_pairs_alert_by_its_zone_under_a_generic_plan_made_in_a_qui
         s.rollback()
     [scan] = [p for p in scans_of(plan, "alerts") if p.get("Alias") == "al"]
     assert scan.get("Index Name") == "uq_alerts_open_zone_category", scan
+    # Probed with the pair's zone and category: the index's predicate alone is every unresolved alert.
+    assert "zone_id" in scan.get("Index Cond", "") and "category" in scan["Index Cond"], scan
 
 
 def test_the_sweepers_index_names_every_state_but_resolved(session_factory):

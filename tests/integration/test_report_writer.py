@@ -311,7 +311,7 @@ def _blind_read(monkeypatch):
     writer can do (every opener holds the zone's lock)."""
     from alerts import observe_sql
 
-    blind = observe_sql.READ.replace("WHERE al.state <> 'resolved'", "WHERE al.state <> 'resolved' AND false")
+    blind = observe_sql.READ.replace("AND al.state <> 'resolved'", "AND al.state <> 'resolved' AND false")
     assert blind != observe_sql.READ
     monkeypatch.setattr(observe_sql, "READ", blind)
 
