@@ -31,3 +31,15 @@ def drop_database(base_url: str, name: str) -> None:
 
     with psycopg.connect(admin_url(base_url), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def fresh_or_skip(base_url: str, name: str, *, migrate: bool = False) -> str | None:
+    """`bench_database(base_url, name, fresh=True)`; None, once it has said why, when PostgreSQL is not
+    reachable: the benchmark then skips politely (exit 0)."""
+    import psycopg
+
+    try:
+        return bench_database(base_url, name, fresh=True, migrate=migrate)
+    except psycopg.OperationalError as exc:
+        print(f"skipped: PostgreSQL at {base_url.split('@')[-1]} is not reachable ({exc})")
+        return None

@@ -52,50 +52,17 @@ from typing import Any
 import psycopg
 
 from bench import cpu, history
-from bench.db import bench_database, drop_database
+from bench.db import drop_database, fresh_or_skip
 from bench.http_load import free_port, wait_workers
 from tocsin import heap
-from bench.latency.load import COLS, ROWS, Arrivals, cell, percentile, post_schedule, stop_all, wait_for, wait_http
+from bench.latency.load import COLS, ROWS, Arrivals, percentile, post_schedule, stop_all, wait_for, wait_http
+from bench.latency.site import RULES, setup
 
 DB_NAME = f"tocsin_bench_latency_{os.getpid()}"
 RATES = ((50, 10.0), (100, 10.0), (200, 10.0))  # reports per second, seconds (BENCH_RATES="5,50" overrides the rates)
 API_WORKERS = int(os.environ.get("BENCH_API_WORKERS", "2"))  # `tocsin serve --workers`: one per core
 IDLE_S = float(os.environ.get("BENCH_IDLE_S", "5"))  # the idle stack's CPU, measured after the last rate (0: not)
 REPO = Path(__file__).resolve().parents[2]
-RULES = """rules:
-  - name: bench_gas_leak
-    categories: [gas_leak]
-    sources: [utility_report]
-    layer: grid
-    immediate: true
-    severity: critical
-"""
-
-
-def _setup(url: str) -> str:
-    """Migrate, load the grid, create a utility; returns its API key."""
-    from shapely.geometry import MultiPolygon, box
-
-    from db import migrate
-    from db.session import make_engine, make_sessionmaker, transaction
-    from geo import zone_store as zone_service
-    from geo.zones import ZoneRecord
-    from accounts import keys
-    from tocsin import models_registry
-
-    migrate.upgrade(url)
-    models_registry.load()
-    engine = make_engine(url, pool_size=1)
-    with transaction(make_sessionmaker(engine)) as session:
-        zone_service.upsert_zones(session, layer="grid", records=[
-            ZoneRecord(code=f"G{i}", name=f"Cell {i}", geometry=MultiPolygon([box(*cell(i))]), properties={})
-            for i in range(COLS * ROWS)])
-        utility = keys.add_utility(session, name="Bench Power")
-        key = keys.issue_key(session, role="utility", utility_id=utility.id)
-    engine.dispose()
-    return key
-
-
 def _relay_probe(url: str, *, rate: float, seconds: float) -> dict[str, float]:
     """Commit outbox events straight into the database on a schedule; returns {event_id: committed_at}.
 
@@ -250,10 +217,7 @@ def main() -> int:
     from tocsin.settings import Settings
 
     settings = Settings()
-    try:
-        url = bench_database(settings.database_url, DB_NAME, fresh=True, migrate=False)
-    except psycopg.OperationalError as exc:
-        print(f"skipped: PostgreSQL is not reachable ({exc})")
+    if (url := fresh_or_skip(settings.database_url, DB_NAME)) is None:
         return 0
     procs: list[subprocess.Popen] = []
     arrivals = None
@@ -269,7 +233,7 @@ def main() -> int:
     if os.environ.get("BENCH_RATES"):
         rates = tuple((int(r), 10.0) for r in os.environ["BENCH_RATES"].split(","))
     try:
-        key = _setup(url)
+        key = setup(url)
         history.seed(url, rule="bench_gas_leak", category="gas_leak")  # a running server's tables, not empty ones
         rules = Path(tempfile.mkdtemp()) / "rules.yaml"
         rules.write_text(RULES)

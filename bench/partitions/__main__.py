@@ -49,10 +49,9 @@ def main() -> int:
     if rows <= 0:
         print("skipped: BENCH_PARTITION_ROWS=0")
         return 0
-    import psycopg
 
     from alerts.rules import load_rules
-    from bench.db import bench_database, drop_database
+    from bench.db import drop_database, fresh_or_skip
     from bench.partitions import history, measure
     from tocsin.settings import Settings
 
@@ -60,10 +59,7 @@ def main() -> int:
     n_reports = int(os.environ.get("BENCH_PARTITION_REPORTS", "1000"))
     n_evals = int(os.environ.get("BENCH_PARTITION_EVALS", "500"))
     rows = history.rounded(rows)
-    try:
-        empty = bench_database(settings.database_url, DB_EMPTY, fresh=True)
-    except psycopg.OperationalError as exc:
-        print(f"skipped: PostgreSQL is not reachable ({exc})")
+    if (empty := fresh_or_skip(settings.database_url, DB_EMPTY, migrate=True)) is None:
         return 0
     rules = load_rules(settings.rules_file)
     try:

@@ -14,10 +14,9 @@ import threading
 import time
 from datetime import UTC, datetime
 
-import psycopg
 from sqlalchemy import text
 
-from bench.db import bench_database, drop_database
+from bench.db import drop_database, fresh_or_skip
 from bench.sms_fanout.scenario import one_alert_with_responders
 
 RECIPIENTS = 1000
@@ -53,10 +52,7 @@ def main() -> int:
 
     mps = float(sys.argv[1]) if len(sys.argv) > 1 else 100.0
     settings = Settings()
-    try:
-        url = bench_database(settings.database_url, DB_NAME, fresh=True, migrate=False)
-    except psycopg.OperationalError as exc:
-        print(f"skipped: PostgreSQL at {settings.database_url.split('@')[-1]} is not reachable ({exc})")
+    if (url := fresh_or_skip(settings.database_url, DB_NAME)) is None:
         return 0
     engine = None
     try:
