@@ -26,6 +26,17 @@ GENERIC_PLANS = f"set_config('{SETTING}', '{GENERIC}', true)"
 _SET = "SELECT " + GENERIC_PLANS
 _IN_STARTUP = f"{SETTING}={GENERIC}".encode()
 
+# What db.session.make_engine(generic_plans=True) sends in the startup packet: generic plans, and no
+# sequential scan where an index would serve. A generic plan is kept for the connection's life, and so is
+# each foreign-key check's (PostgreSQL plans them once per connection too): one made while a table was
+# nearly empty scans it whole, and goes on scanning it as it grows, until an ANALYZE of that table happens
+# to replan it. On a new site READ's made while the tables held a few rows scanned alerts, signals and
+# alert_rules for each report (bench.writer: from 1.1 to 2.9 ms of server CPU per report over 3,000
+# reports, in the runs where autovacuum came late), and bench.latency's report writer checked each report's
+# history row against utility_reports that way (4.8 million rows read for 3,100 reports). Every read of the
+# writer's is by a key, so an index plan is right at any size.
+STARTUP = (f"{SETTING}={GENERIC}", "enable_seqscan=off")
+
 
 def use_generic_plans(session: Session) -> None:
     """Plan every statement from here to the end of the transaction once per connection (a statement of its own),

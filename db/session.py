@@ -55,15 +55,16 @@ def make_engine(url: str, *, pool_size: int = 10, generic_plans: bool = False) -
     pooler sets it on its server connections, scripts/pgbouncer.ini.in, or the role has it).
 
     `generic_plans`: the engine's direct connections plan every prepared statement once (db.plans), set in
-    the startup packet too, so db.plans.use_generic_plans needs no statement of its own on them. Only for
-    an engine whose every statement wants that (the report writer's); behind a pooler nothing is prepared,
+    the startup packet too, so db.plans.use_generic_plans needs no statement of its own on them, and plan
+    no sequential scan where an index serves (db.plans.STARTUP). Only for an engine whose every statement
+    wants that (the report writer's, whose every read is by key); behind a pooler nothing is prepared,
     and it changes nothing."""
     u, pooled = split_pooler(url)
     connect_args: dict = {"connect_timeout": CONNECT_TIMEOUT_S}
     if pooled:
         connect_args["prepare_threshold"] = None
     else:
-        connect_args["options"] = "-c jit=off" + (f" -c {plans.SETTING}={plans.GENERIC}" if generic_plans else "")
+        connect_args["options"] = "-c jit=off" + ("".join(f" -c {s}" for s in plans.STARTUP) if generic_plans else "")
     engine = create_engine(u, pool_size=pool_size, max_overflow=20, connect_args=connect_args)
     _ping_when_idle(engine)
     return engine

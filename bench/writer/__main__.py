@@ -5,8 +5,10 @@ process, with no HTTP, relay or SMS around them, each into a grid cell of its ow
 alert (bench.latency's site: bench/latency/site.py). The database's statistics are taken while it is
 empty, as on a new site or after a quiet hour, and the writer's connection plans its statements and
 foreign-key checks once (db.plans): a plan that walks what grows (every unresolved alert, a whole table)
-makes each report cost more than the one before. READ's look-up of a pair's alert did until 2026-12-05,
-from 0.95 to 2.0 ms of server CPU per report over 3,200 open alerts; probed by key it stays flat.
+makes each report cost more than the one before. READ's look-up of a pair's alert did until 2026-12-05
+(growth 2.8: it walked every unresolved alert), and so did every sequential scan planned while a table held
+a few rows (growth 1.9 to 4.2, in the runs where autovacuum's ANALYZE came late), until the writer's
+connections were opened with `enable_seqscan = off` (db.plans.STARTUP).
 
 Per block of BENCH_WRITER_BLOCK reports (300; BENCH_WRITER_BLOCKS blocks, 10) it prints the writer
 thread's CPU (`time.thread_time`) and its backend's (read from /proc, so PostgreSQL must run on this

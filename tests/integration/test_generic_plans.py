@@ -67,3 +67,31 @@ def test_behind_a_transaction_pooler_generic_plans_are_set_per_transaction(poole
             session.commit()
     finally:
         engine.dispose()
+
+
+def _key_check_plan(engine) -> str:
+    """The plan of a foreign-key check's lookup (as PostgreSQL's own, by key with FOR KEY SHARE) on a table of
+    one row: the size at which a connection's first report plans the checks against a new site's tables."""
+    with engine.connect() as conn:
+        conn.execute(text("CREATE TEMP TABLE parent (id bigint PRIMARY KEY, body text)"))
+        conn.execute(text("INSERT INTO parent VALUES (1, 'x')"))
+        conn.execute(text("ANALYZE parent"))
+        conn.execute(text("PREPARE key_check(bigint) AS SELECT 1 FROM ONLY parent x WHERE id = $1 FOR KEY SHARE OF x"))
+        plan = "\n".join(conn.execute(text("EXPLAIN EXECUTE key_check(1)")).scalars())
+        conn.rollback()
+    return plan
+
+
+def test_the_writers_connections_look_up_by_key_at_any_table_size(direct_database_url):
+    """A plan made once per connection (generic plans, and every foreign-key check's) must not be a sequential
+    scan chosen while the table held a row: it would go on scanning the whole table as the table grows."""
+    ordinary = make_engine(direct_database_url, pool_size=1)
+    writer = make_engine(direct_database_url, pool_size=1, generic_plans=True)
+    try:
+        assert "Seq Scan on parent" in _key_check_plan(ordinary)  # what the planner does for a one-row table
+        assert "Index Scan using parent_pkey" in _key_check_plan(writer)
+        with writer.connect() as conn:
+            assert conn.execute(text("SHOW enable_seqscan")).scalar_one() == "off"
+    finally:
+        ordinary.dispose()
+        writer.dispose()
