@@ -38,6 +38,13 @@ def _stat(pid: int) -> tuple[int, str, float] | None:
     return int(fields[1]), name, (int(fields[11]) + int(fields[12])) / _HZ
 
 
+def seconds_of(pid: int) -> float | None:
+    """One process's CPU seconds so far (user and system); None once it has exited, for a process elsewhere
+    (a remote PostgreSQL's backend), or without /proc."""
+    st = _stat(pid) if available() else None
+    return None if st is None else st[2]
+
+
 def _all() -> dict[int, tuple[int, str, float]]:
     out = {}
     for entry in os.listdir("/proc"):

@@ -31,7 +31,7 @@ from pathlib import Path
 import psycopg
 
 from bench import cpu
-from bench.db import drop_database, fresh_or_skip
+from bench.db import admin_url, drop_database, fresh_or_skip
 from bench.latency.load import COLS, ROWS, cell
 from bench.latency.site import RULES, setup
 
@@ -48,17 +48,6 @@ def _report(i: int) -> dict:
             "properties": {"external_id": f"writer-{i}", "category": "gas_leak"}}
 
 
-def _backend_cpu_s(pid: int | None) -> float | None:
-    if pid is None or not cpu.available():
-        return None
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:  # PostgreSQL runs elsewhere
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run(url: str, key: str) -> tuple[list[float], list[float | None]]:
     """Per block, the writer's client and server CPU per report (ms)."""
     from accounts import keys
@@ -72,7 +61,7 @@ def run(url: str, key: str) -> tuple[list[float], list[float | None]]:
     rules_path = Path(tempfile.mkdtemp()) / "rules.yaml"
     rules_path.write_text(RULES)
     rules = load_rules(rules_path)
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True) as conn:
+    with psycopg.connect(admin_url(url), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")  # statistics of the empty tables: what the plans are made from
     engine = make_engine(url, pool_size=1, generic_plans=True)  # as tocsin.app's writer engine
     factory = make_sessionmaker(engine)
@@ -98,10 +87,10 @@ def run(url: str, key: str) -> tuple[list[float], list[float | None]]:
         client_ms, server_ms = [], []
         for _ in range(BLOCKS):
             subs = [submission() for _ in range(BLOCK)]
-            t0, s0 = time.thread_time(), _backend_cpu_s(backend)
+            t0, s0 = time.thread_time(), cpu.seconds_of(backend)
             for sub in subs:
                 write(sub)
-            t1, s1 = time.thread_time(), _backend_cpu_s(backend)
+            t1, s1 = time.thread_time(), cpu.seconds_of(backend)
             client_ms.append((t1 - t0) / BLOCK * 1000)
             server_ms.append(None if s0 is None or s1 is None else (s1 - s0) / BLOCK * 1000)
     finally:
