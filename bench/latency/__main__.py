@@ -24,8 +24,8 @@ speed drifts by tens of percent within minutes (the same tree gave 4.8 and 8.3 m
 hour), and two runs of one stack differed by up to 60%: one run on one side would charge that to the ratio.
 Until 2026-12-05 only the floor had two runs, which charged the noise to the product alone. bench.cpu_ratio
 alternates the two stacks five times and takes the median of the ratios of runs next to each other in time,
-which is the figure to judge that ratio by. The
-database is ANALYZEd after the warm-up, as a running server's would be (see `stacks.analyze`).
+which is the figure to judge that ratio by. The database is ANALYZEd after the warm-up, as a running
+server's would be (see `stacks.analyze`).
 
 For each rate and for both, the CPU each process group spent per report (bench.cpu: the API with its
 workers, the relay, the SMS planner and sweeper, every PostgreSQL process, Mosquitto, and this load
@@ -58,6 +58,8 @@ from bench.latency.load import COLS, ROWS, Arrivals, percentile, stop_all, wait_
 
 DB_NAME = f"tocsin_bench_latency_{os.getpid()}"
 RATES = ((50, 10.0), (100, 10.0), (200, 10.0))  # reports per second, seconds (BENCH_RATES="5,50" overrides the rates)
+
+
 def _relay_probe(url: str, *, rate: float, seconds: float) -> dict[str, float]:
     """Commit outbox events straight into the database on a schedule; returns {event_id: committed_at}.
 
