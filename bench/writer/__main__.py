@@ -1,8 +1,9 @@
 """The report writer alone while a new site's tables grow: CPU per report, in this process and in its backend.
 
 Lone reports go through the group-commit writer (ingest.reports.writer.ReportWriter.write_batch) in this
-process, with no HTTP, relay or SMS around them, each into a grid cell of its own so that each opens an
-alert (bench.latency's site: bench/latency/site.py). The database's statistics are taken while it is
+process, on the one connection it holds across them as the API's writer thread does (`holding`, db.held),
+with no HTTP, relay or SMS around them, each into a grid cell of its own so that each opens an alert
+(bench.latency's site: bench/latency/site.py). The database's statistics are taken while it is
 empty, as on a new site or after a quiet hour, and the writer's connection plans its statements and
 foreign-key checks once (db.plans): a plan that walks what grows (every unresolved alert, a whole table)
 makes each report cost more than the one before. READ's look-up of a pair's alert did until 2026-12-05
@@ -52,7 +53,6 @@ def run(url: str, key: str) -> tuple[list[float], list[float | None]]:
     """Per block, the writer's client and server CPU per report (ms)."""
     from accounts import keys
     from alerts.rules import load_rules
-    from db import raw
     from db.session import make_engine, make_sessionmaker
     from ingest.reports import service as reports
     from ingest.reports.schemas import ReportCreate
@@ -80,21 +80,35 @@ def run(url: str, key: str) -> tuple[list[float], list[float | None]]:
             raise SystemExit(f"a report did not open its alert: {outcome!r}")
 
     try:
-        for _ in range(WARM_UP):
-            write(submission())
-        with factory() as session:
-            backend = raw.connection(session).info.backend_pid  # the writer's one pooled connection
-        client_ms, server_ms = [], []
-        for _ in range(BLOCKS):
-            subs = [submission() for _ in range(BLOCK)]
-            t0, s0 = time.thread_time(), cpu.seconds_of(backend)
-            for sub in subs:
-                write(sub)
-            t1, s1 = time.thread_time(), cpu.seconds_of(backend)
-            client_ms.append((t1 - t0) / BLOCK * 1000)
-            server_ms.append(None if s0 is None or s1 is None else (s1 - s0) / BLOCK * 1000)
+        with writer.holding():  # one connection across the reports, as the API's writer thread holds it (db.held)
+            for _ in range(WARM_UP):
+                write(submission())
+            backend = _last_active(url)
+            client_ms, server_ms = _blocks(submission, write, backend)
     finally:
         engine.dispose()
+    return client_ms, server_ms
+
+
+def _last_active(url: str) -> int:
+    """The backend of the database's connection that ran a statement last, but this one: the writer's."""
+    with psycopg.connect(admin_url(url)) as conn:
+        return conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                            "AND pid <> pg_backend_pid() ORDER BY query_start DESC NULLS LAST LIMIT 1").fetchone()[0]
+
+
+def _blocks(submission, write, backend: int) -> tuple[list[float], list[float | None]]:
+    """BLOCKS blocks of BLOCK reports: the writer thread's and its backend's CPU per report in each (ms)."""
+    client_ms: list[float] = []
+    server_ms: list[float | None] = []
+    for _ in range(BLOCKS):
+        subs = [submission() for _ in range(BLOCK)]
+        t0, s0 = time.thread_time(), cpu.seconds_of(backend)
+        for sub in subs:
+            write(sub)
+        t1, s1 = time.thread_time(), cpu.seconds_of(backend)
+        client_ms.append((t1 - t0) / BLOCK * 1000)
+        server_ms.append(None if s0 is None or s1 is None else (s1 - s0) / BLOCK * 1000)
     return client_ms, server_ms
 
 

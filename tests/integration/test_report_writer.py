@@ -6,7 +6,9 @@ Faults are real: a CHECK constraint a report breaks, and a trigger that kills it
 (a lost connection in the middle of a batch). Both are dropped again after their test.
 """
 
+import contextlib
 import threading
+import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,7 +133,10 @@ def test_a_report_that_breaks_a_constraint_fails_alone(writer, caller, engine):
     assert _scalar(engine, "SELECT count(*) FROM outbox_events") == 2
 
 
-def test_a_lost_connection_mid_batch_leaves_each_report_whole_or_absent(writer, caller, engine):
+@pytest.mark.parametrize("held", [False, True], ids=["pooled", "held"])
+def test_a_lost_connection_mid_batch_leaves_each_report_whole_or_absent(writer, caller, engine, held):
+    """`held`: as the writer thread writes, on one connection held across batches (db.held), which the lost one
+    must not outlive: the next batch gets another."""
     from db.outage import is_unavailable
     from ingest.reports.queries import ReportResult
 
@@ -142,17 +147,20 @@ def test_a_lost_connection_mid_batch_leaves_each_report_whole_or_absent(writer, 
                END $$""",
             "CREATE TRIGGER test_kill_session BEFORE INSERT ON utility_reports FOR EACH ROW "
             "EXECUTE FUNCTION test_kill_session()"]
-    with _ddl(engine, kill, ["DROP TRIGGER IF EXISTS test_kill_session ON utility_reports",
-                             "DROP FUNCTION IF EXISTS test_kill_session()"]):
-        out = writer.write_batch(_subs(caller, [_gas("G1", "A"), _gas("KILL", "B", cause="kill-the-session"),
-                                                _gas("G3", "C")]))
+    with (writer.holding() if held else contextlib.nullcontext()):
+        with _ddl(engine, kill, ["DROP TRIGGER IF EXISTS test_kill_session ON utility_reports",
+                                 "DROP FUNCTION IF EXISTS test_kill_session()"]):
+            out = writer.write_batch(_subs(caller, [_gas("G1", "A"), _gas("KILL", "B", cause="kill-the-session"),
+                                                    _gas("G3", "C")]))
+        [after] = writer.write_batch(_subs(caller, [_gas("G4", "B")]))  # B: the lost report left no alert there
+    assert isinstance(after, ReportResult)
     assert isinstance(out[0], ReportResult) and isinstance(out[2], ReportResult)
     assert isinstance(out[1], Exception) and is_unavailable(out[1])  # answered 503
     for o in (out[0], out[2]):
         assert _scalar(engine, "SELECT count(*) FROM utility_reports WHERE id = :id", id=o.report.id) == 1
     assert _scalar(engine, "SELECT count(*) FROM utility_reports WHERE external_id = 'KILL'") == 0
     assert _scalar(engine, "SELECT count(*) FROM observations WHERE external_id LIKE :x", x="%:KILL") == 0
-    assert _alert_zones(engine) == ["A", "C"]
+    assert _alert_zones(engine) == ["A", "B", "C"]
 
 
 def test_repeats_inside_one_batch_are_idempotent(writer, caller, engine):
@@ -336,3 +344,32 @@ def test_an_opening_lost_to_an_alert_its_read_missed_stores_the_report_once_with
     assert _alert_zones(engine) == ["A", "B"]
     assert _scalar(engine, "SELECT count(*) FROM outbox_events") == 2
     assert _scalar(engine, "SELECT count(*) FROM alert_evidence") == 2
+
+
+def test_the_writer_thread_holds_its_connection_while_busy_and_gives_it_back_when_idle(database_url, districts,
+                                                                                      caller, engine):
+    """Between batches the writer thread keeps its connection (db.held); after `idle_release_s` with no report it
+    is back in the pool, and the next report checks one out again."""
+    from alerts.rules import load_rules
+    from db.session import make_engine, make_sessionmaker
+    from ingest.reports.queries import ReportResult
+    from ingest.reports.writer import ReportWriter
+
+    rules = load_rules(RULES_PATH)
+    own = make_engine(database_url, pool_size=1, generic_plans=True)
+    writer = ReportWriter(make_sessionmaker(own), rules=lambda: rules, idle_release_s=3.0)
+    writer.start()
+    try:
+        for i, district in enumerate("AB"):
+            assert isinstance(writer.submit(_subs(caller, [_gas(f"H{i}", district)])[0]).result(10), ReportResult)
+        assert own.pool.checkedout() == 1  # held: within 3 s of the last batch
+        deadline = time.monotonic() + 15
+        while own.pool.checkedout() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert own.pool.checkedout() == 0
+        assert isinstance(writer.submit(_subs(caller, [_gas("H2", "C")])[0]).result(10), ReportResult)
+    finally:
+        writer.stop()
+        own.dispose()
+    assert own.pool.checkedout() == 0  # stopping gave it back too
+    assert _alert_zones(engine) == ["A", "B", "C"]
