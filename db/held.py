@@ -2,10 +2,10 @@
 
 A new ORM session per transaction, on a connection checked out of the pool and checked back in, cost the
 report writer about a fifth of its client CPU per lone report: in bench.writer, 0.74 ms against 0.60 held
-(medians of six runs each, alternated). A thread that runs one transaction after
-another (ingest.reports.writer's, while reports keep coming) holds both instead: after each transaction the
-session forgets its objects (they stay usable, detached, as after a close) and a transaction left open is
-rolled back. A connection found broken there (a lost server: the rollback fails, or psycopg knows it lost
+(medians of six runs each, alternated). A thread that runs one transaction after another
+(ingest.reports.writer's, while reports keep coming) holds both instead: after each transaction the session
+forgets its objects (they stay usable, detached, as after a close) and a transaction left open is rolled
+back. A connection found broken there (a lost server: the rollback fails, or psycopg knows it lost
 it under a db.raw statement, which SQLAlchemy never saw) is let go, and the next transaction checks out
 another. The holder gives it back to the pool when it goes idle (`release`), so that a connection which
 then sits idle is pinged at its next check-out like any other (db.session's `_ping_when_idle`).
@@ -18,6 +18,8 @@ from collections.abc import Iterator
 
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from db.session import driver_lost
 
 
 class HeldSession:
@@ -57,7 +59,7 @@ class HeldSession:
                 session.rollback()
             session.expunge_all()
             # SQLAlchemy invalidates a connection it saw die; psycopg alone knows of one lost under db.raw.
-            lost = conn.invalidated or _lost(conn.connection.driver_connection)
+            lost = conn.invalidated or driver_lost(conn.connection.driver_connection)
         except Exception:  # noqa: BLE001 - a rollback that fails: the connection is gone
             lost = True
         if lost:
@@ -76,7 +78,3 @@ class HeldSession:
                 conn.invalidate()
         with contextlib.suppress(Exception):
             conn.close()
-
-
-def _lost(driver: object) -> bool:
-    return bool(getattr(driver, "broken", False) or getattr(driver, "closed", False))

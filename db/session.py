@@ -70,6 +70,12 @@ def make_engine(url: str, *, pool_size: int = 10, generic_plans: bool = False) -
     return engine
 
 
+def driver_lost(dbapi_connection: object) -> bool:
+    """Whether psycopg knows its connection is gone: lost under a statement (closed or broken), which SQLAlchemy
+    may never have seen (db.raw runs on the driver's connection)."""
+    return bool(getattr(dbapi_connection, "broken", False) or getattr(dbapi_connection, "closed", False))
+
+
 def _ping_when_idle(engine: Engine) -> None:
     """SQLAlchemy's pool_pre_ping, but only for connections that sat idle: a dead one is replaced."""
 
@@ -81,7 +87,7 @@ def _ping_when_idle(engine: Engine) -> None:
     def _checked_out(dbapi_connection, record, proxy) -> None:
         # A connection lost under a db.raw statement (psycopg's own error, which SQLAlchemy never saw) came
         # back to the pool looking healthy; psycopg knows it is broken, and asking costs nothing.
-        if getattr(dbapi_connection, "broken", False) or getattr(dbapi_connection, "closed", False):
+        if driver_lost(dbapi_connection):
             raise exc.DisconnectionError("pooled connection was lost")
         idle_since = record.info.get("idle_since")
         if idle_since is None or time.monotonic() - idle_since < IDLE_PING_S:

@@ -50,7 +50,7 @@ import uuid
 import psycopg
 
 from bench import cpu
-from bench.db import drop_database, fresh_or_skip
+from bench.db import admin_url, drop_database, fresh_or_skip
 from bench.http_load import free_port
 from tocsin import heap
 from bench.latency import stacks
@@ -66,7 +66,7 @@ def _relay_probe(url: str, *, rate: float, seconds: float) -> dict[str, float]:
     This isolates the dispatcher: NOTIFY wake-up, claim, publish, PUBACK, mark published. Its events copy
     the run's last `opened` one (not bench.history's, whose payloads are empty).
     """
-    dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    dsn = admin_url(url)
     committed: dict[str, float] = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
         alert_id, payload = conn.execute(

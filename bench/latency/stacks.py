@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 
 from bench import cpu, history
+from bench.db import admin_url
 from bench.http_load import free_port, wait_workers
 from bench.latency.load import Arrivals, post_schedule, stop_all, wait_for, wait_http
 from bench.latency.site import RULES, setup
@@ -47,7 +48,7 @@ def analyze(url: str, *, vacuum: bool = False) -> None:
     and the outbox for empty, and plans that last the run (generic plans are kept per connection)
     scan them whole as they grow. The day of history `main` writes first (bench.history) is what makes
     them the index probes a running server's are."""
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True) as conn:
+    with psycopg.connect(admin_url(url), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE" if vacuum else "ANALYZE")
 
 
@@ -97,7 +98,7 @@ def floor_runs(url: str, env: dict[str, str], mqtt_url: str, prefix: str, rates:
     goes into `cpu_ms` under (label, rate), and its idle CPU (`idle_cpu`) into `idle` under label, if given."""
     from bench.latency import floor
 
-    floor.create_schema(url.replace("postgresql+psycopg://", "postgresql://", 1))
+    floor.create_schema(admin_url(url))
     port = free_port()
     env = {**env, "TOCSIN_MQTT_URL": mqtt_url}
     procs = [subprocess.Popen([sys.executable, "-m", "bench.latency.floor", "api", str(port)], env=env, cwd=REPO),

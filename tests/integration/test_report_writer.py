@@ -6,10 +6,9 @@ Faults are real: a CHECK constraint a report breaks, and a trigger that kills it
 (a lost connection in the middle of a batch). Both are dropped again after their test.
 """
 
-import contextlib
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -147,7 +146,7 @@ def test_a_lost_connection_mid_batch_leaves_each_report_whole_or_absent(writer, 
                END $$""",
             "CREATE TRIGGER test_kill_session BEFORE INSERT ON utility_reports FOR EACH ROW "
             "EXECUTE FUNCTION test_kill_session()"]
-    with (writer.holding() if held else contextlib.nullcontext()):
+    with (writer.holding() if held else nullcontext()):
         with _ddl(engine, kill, ["DROP TRIGGER IF EXISTS test_kill_session ON utility_reports",
                                  "DROP FUNCTION IF EXISTS test_kill_session()"]):
             out = writer.write_batch(_subs(caller, [_gas("G1", "A"), _gas("KILL", "B", cause="kill-the-session"),
