@@ -21,6 +21,7 @@ from __future__ import annotations
 import psycopg
 
 from alerts import signals as alert_signals
+from bench.db import admin_url
 
 DEFAULT_ALERTS = 20_000
 
@@ -71,7 +72,7 @@ INSERT INTO zone_baselines (zone_id, category, rate_per_h, through_hour)
 def seed(url: str, *, rule: str, category: str, source: str = "utility_report", alerts: int = DEFAULT_ALERTS) -> None:
     """Write the history (see the module docstring) into the migrated database at `url` (libpq or SQLAlchemy
     form), then VACUUM ANALYZE it."""
-    dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+    dsn = admin_url(url)
     with psycopg.connect(dsn, cursor_factory=psycopg.ClientCursor) as conn:  # client-side binding: many statements
         conn.execute("SET LOCAL session_replication_role = replica")  # no triggers: no NOTIFY, no SMS queue
         conn.execute(_SQL, {"n": alerts, "rule": rule, "category": category, "source": source})

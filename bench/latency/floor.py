@@ -21,6 +21,8 @@ from typing import Any
 
 import psycopg
 
+from bench.db import admin_url
+
 CHANNEL = "bench_floor"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bench_floor_outbox (
@@ -44,7 +46,7 @@ _CLAIM = ("SELECT id, payload FROM bench_floor_outbox WHERE published_at IS NULL
 
 
 def dsn() -> str:
-    return os.environ["TOCSIN_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://", 1)
+    return admin_url(os.environ["TOCSIN_DATABASE_URL"])
 
 
 def create_schema(url: str) -> None:

@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.db import bench_database
+from bench.db import admin_url, bench_database
 from bench.http_load import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -137,7 +137,7 @@ def main() -> int:
             browser.close()
         print(f"first render ms: cold {renders[0]:.0f}; then {', '.join(f'{r:.0f}' for r in renders[1:]) or '-'}")
         first_render = statistics.median(renders)
-        dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        dsn = admin_url(url)
         load = asyncio.run(wsload.run(ws_url=f"ws://127.0.0.1:{port}/v1/live", token=token, dsn=dsn,
                                       clients=args.clients, rate=args.rate, duration_s=args.duration))
         client_ms, floor_ms, missing = wsload.latencies_ms(load)

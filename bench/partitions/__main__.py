@@ -51,7 +51,7 @@ def main() -> int:
         return 0
 
     from alerts.rules import load_rules
-    from bench.db import drop_database, fresh_or_skip
+    from bench.db import admin_url, drop_database, fresh_or_skip
     from bench.partitions import history, measure
     from tocsin.settings import Settings
 
@@ -68,7 +68,7 @@ def main() -> int:
         end = datetime.now(UTC) - timedelta(hours=2)
         print(f"loading {rows:,} observations over {DAYS} days ({rows / (DAYS * 86400):.2f}/s) into {DB_FULL}...",
               flush=True)
-        counts = history.load(measure.dsn(full), rows=rows, start=end - timedelta(days=DAYS), end=end,
+        counts = history.load(admin_url(full), rows=rows, start=end - timedelta(days=DAYS), end=end,
                               utility_id=utility_id, bbox=measure.NYC,
                               rules=[(r.name, r.incident_category) for r in rules],
                               say=lambda line: print(line, flush=True))

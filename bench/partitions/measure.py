@@ -22,15 +22,12 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
 
+from bench.db import admin_url
 from bench.http_load import serve
 
 NYC = (-74.02, 40.60, -73.78, 40.85)  # mostly land: Manhattan, Brooklyn, Queens, the Bronx
 POST_CATEGORIES = ("flood", "fire", "collision", "power_outage", "gas_leak", "water_main", "violence", "medical",
                    "structural", "hazmat")
-
-
-def dsn(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def setup(url: str) -> tuple[str, int]:
@@ -55,7 +52,7 @@ def setup(url: str) -> tuple[str, int]:
         key = keys.issue_key(session, role="utility", utility_id=utility.id)
         utility_id = utility.id
     engine.dispose()
-    with psycopg.connect(dsn(url), autocommit=True) as conn:
+    with psycopg.connect(admin_url(url), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
     return key, utility_id
 
@@ -76,7 +73,7 @@ def _analyze(url: str) -> None:
     """Statistics for what the warm-up wrote, as a running server's database has them (see bench.latency)."""
     import psycopg
 
-    with psycopg.connect(dsn(url), autocommit=True) as conn:
+    with psycopg.connect(admin_url(url), autocommit=True) as conn:
         conn.execute("ANALYZE")
 
 
