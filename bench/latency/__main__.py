@@ -23,9 +23,8 @@ comparison at that rate takes the lesser of each stack's two runs: noise only ad
 speed drifts by tens of percent within minutes (the same tree gave 4.8 and 8.3 ms per report within an
 hour), and two runs of one stack differed by up to 60%: one run on one side would charge that to the ratio.
 Until 2026-12-05 only the floor had two runs, which charged the noise to the product alone. bench.cpu_ratio
-alternates the two stacks five times and takes the median of the ratios of runs next to each other in time,
-which is the figure to judge that ratio by. The database is ANALYZEd after the warm-up, as a running
-server's would be (see `stacks.analyze`).
+keeps both stacks up and switches the load between them every 2 s, which is the figure to judge that ratio
+by. The database is ANALYZEd after the warm-up, as a running server's would be (see `stacks.analyze`).
 
 For each rate and for both, the CPU each process group spent per report (bench.cpu: the API with its
 workers, the relay, the SMS planner and sweeper, every PostgreSQL process, Mosquitto, and this load

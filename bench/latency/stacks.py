@@ -96,19 +96,12 @@ def floor_runs(url: str, env: dict[str, str], mqtt_url: str, prefix: str, rates:
                 idle: dict | None = None) -> list[tuple[int, list[float], int, int, float]]:
     """The same schedule against bench.latency.floor (the stack's least report -> MQTT path); its CPU per report
     goes into `cpu_ms` under (label, rate), and its idle CPU (`idle_cpu`) into `idle` under label, if given."""
-    from bench.latency import floor
-
-    floor.create_schema(admin_url(url))
     port = free_port()
-    env = {**env, "TOCSIN_MQTT_URL": mqtt_url}
-    procs = [subprocess.Popen([sys.executable, "-m", "bench.latency.floor", "api", str(port)], env=env, cwd=REPO),
-             subprocess.Popen([sys.executable, "-m", "bench.latency.floor", "relay"], env=env, cwd=REPO)]
+    procs = start_floor(url, {**env, "TOCSIN_MQTT_URL": mqtt_url}, port)
     arrivals = None
     out = []
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_http(base, procs[0])
-        wait_workers(base, API_WORKERS, path="/healthz")  # every worker up before the load's connections open
         arrivals = Arrivals(mqtt_url, f"{prefix}/floor")
         post_schedule(base, "", first_cell=first, rate=50, seconds=2, floor=True)  # warm-up
         first += 100
@@ -124,6 +117,24 @@ def floor_runs(url: str, env: dict[str, str], mqtt_url: str, prefix: str, rates:
         if arrivals is not None:
             arrivals.close()
     return out
+
+
+def start_floor(url: str, env: dict[str, str], port: int) -> list[subprocess.Popen]:
+    """bench.latency.floor's API (BENCH_API_WORKERS processes) and its relay, on the database at `url` (its
+    outbox table created there), up and answering."""
+    from bench.latency import floor
+
+    floor.create_schema(admin_url(url))
+    procs = [subprocess.Popen([sys.executable, "-m", "bench.latency.floor", "api", str(port)], env=env, cwd=REPO),
+             subprocess.Popen([sys.executable, "-m", "bench.latency.floor", "relay"], env=env, cwd=REPO)]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(base, procs[0])
+        wait_workers(base, API_WORKERS, path="/healthz")  # every worker up before the load's connections open
+    except BaseException:
+        stop_all(procs)
+        raise
+    return procs
 
 
 def start_product(env: dict[str, str], port: int) -> list[subprocess.Popen]:

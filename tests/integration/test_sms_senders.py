@@ -71,11 +71,14 @@ def test_idle_senders_leave_the_polling_to_one_and_all_wake_for_a_page(session_f
     for name, phone in (("Ana", ANA), ("Ben", BEN), ("Cy", CY), ("Dee", DEE)):
         add(session_factory, name, phone, zone("A"))
 
-    # Idle: the lead looks every 0.2 s (a claim, a second claim, the next due time); the others looked
-    # once when they started (two claims), then wait to be woken.
-    wait_until(lambda: opened["sms-sender-0"] >= 15, what="the lead sender's polls")
+    # Idle: the lead looks every 0.2 s (a claim, a second claim, the next due time); the others looked when
+    # they started, then wait to be woken: ten more looks of the lead's, none of theirs.
+    wait_until(lambda: opened["sms-sender-0"] >= 6, what="the lead sender's first looks")
     idle = {name: opened[name] for name in FOLLOWERS}
-    assert all(1 <= n <= 2 for n in idle.values()), idle
+    lead = opened["sms-sender-0"]
+    wait_until(lambda: opened["sms-sender-0"] >= lead + 30, what="ten more looks of the lead's")
+    assert {name: opened[name] for name in FOLLOWERS} == idle
+    assert all(n >= 1 for n in idle.values()), idle  # each did look once
 
     open_alert(session_factory, code="A")  # its outbox event's NOTIFY wakes the planner, which plans 4 SMS
     wait_until(lambda: len(fake.messages) == 4, what="four SMS sent")
