@@ -7,8 +7,8 @@ sides of a pair, and this host's speed moves by tens of percent within a minute:
 runs in a database of its own (PostgreSQL signals listeners per database, and backends are told apart by it),
 both are started and warmed up once, and the load goes to one and then the other in slices of BENCH_SLICE_S
 seconds (2) at BENCH_RATE reports a second (200), in ABBA order (floor, product, product, floor, ...), for
-BENCH_SLICES slices (28). Each product report goes into a cell of its own, so that each opens an alert (5,600
-of the grid's 6,000 cells at the defaults); the floor's open nothing and reuse the first cells.
+BENCH_SLICES slices (28, a multiple of four). Each product report goes into a cell of its own, so that each
+opens an alert (5,600 of the grid's 6,000 cells at the defaults); the floor's open nothing and reuse cells.
 
 What each stack is charged: its own processes (API with its workers, relay, SMS planner with the sweeper; the
 floor's API and relay) and its database's backends, over the whole measurement, whatever slice they ran in:
@@ -95,9 +95,9 @@ def blocks(slices: list[tuple[str, dict[str, float]]], reports: int) -> list[tup
 
 
 def run(settings, db_name: str) -> int:
-    if SLICES < 4 or (SLICES // 2) * int(RATE * SLICE_S) + WARM_UP > COLS * ROWS:
-        print(f"BENCH_SLICES (at least 4) / 2 x BENCH_SLICE_S x BENCH_RATE + {WARM_UP} must fit the grid's "
-              f"{COLS * ROWS} cells")
+    if SLICES < 4 or SLICES % 4 or (SLICES // 2) * int(RATE * SLICE_S) + WARM_UP > COLS * ROWS:
+        print(f"BENCH_SLICES must be a multiple of 4 (whole FPPF blocks), and BENCH_SLICES / 2 x BENCH_SLICE_S x "
+              f"BENCH_RATE + {WARM_UP} must fit the grid's {COLS * ROWS} cells")
         return 2
     if not cpu.available():
         print("skipped: the CPU of each process is read from /proc, which this machine lacks")
@@ -105,7 +105,9 @@ def run(settings, db_name: str) -> int:
     if (url := fresh_or_skip(settings.database_url, db_name)) is None:
         return 0
     floor_name = db_name + "_floor"
-    url_f = fresh_or_skip(settings.database_url, floor_name)
+    if (url_f := fresh_or_skip(settings.database_url, floor_name)) is None:
+        drop_database(settings.database_url, db_name)
+        return 0
     procs: list = []
     arrivals: dict[str, Arrivals] = {}
     meter_conn = psycopg.connect(admin_url(settings.database_url), autocommit=True)
