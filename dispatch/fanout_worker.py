@@ -101,10 +101,10 @@ class FanoutWorker:
         """Plan batches until one comes back short (nothing more is queued); returns how many events were taken."""
         taken = 0
         while not stop.is_set():
-            n = self.plan_once(limit=PLAN_LIMIT)
+            n = self.plan_once()
             taken += n
             if n < PLAN_LIMIT:
-                return taken
+                break
         return taken
 
     def send_once(self) -> deliveries.SendResult | None:
@@ -189,6 +189,8 @@ class FanoutWorker:
                 self._wake.clear()
                 if self.send_once() is None:  # a plan may have landed between the two
                     retry.ok()
+                    if stop.is_set():  # the stopping planner's wake-up may have come before the clear()
+                        return
                     self._wake.wait(self._seconds_until_due(poll_s) if lead else FOLLOWER_WAIT_S)
             except Exception as exc:
                 if not is_transient(exc):

@@ -129,12 +129,11 @@ def run(settings, db_name: str) -> int:
         stacks.analyze(url)
         stacks.analyze(url_f)
         heap.freeze()
-        groups = cpu.Groups({"api_p": lambda: [product[0].pid], "relay_p": lambda: [product[1].pid],
-                             "sms_p": lambda: [product[2].pid], "pg_p": backends(meter_conn, db_name),
-                             "api_f": lambda: [floor[0].pid], "relay_f": lambda: [floor[1].pid],
-                             "pg_f": backends(meter_conn, floor_name), "postgres": "postgres",
-                             "mosquitto": "mosquitto", "load": lambda: [os.getpid()]},
-                            trees=("api_p", "relay_p", "sms_p", "api_f", "relay_f"))
+        groups = stacks.cpu_groups(
+            {"api_p": product[0].pid, "relay_p": product[1].pid, "sms_p": product[2].pid, "api_f": floor[0].pid,
+             "relay_f": floor[1].pid},
+            extra={"pg_p": backends(meter_conn, db_name), "pg_f": backends(meter_conn, floor_name)})
+        assert groups is not None  # cpu.available() was checked first
         slices, wrong, first = [], [], WARM_UP
         n = int(RATE * SLICE_S)
         groups.start()
@@ -156,8 +155,7 @@ def run(settings, db_name: str) -> int:
         stop_all(procs)
         meter_conn.close()
         if "product" in arrivals:
-            arrivals["product"].clear_retained([f"{prefix}/zones/grid/G{i}/state" for i in range(COLS * ROWS)]
-                                               + [f"{prefix}/status"])
+            arrivals["product"].clear_retained(stacks.retained_topics(prefix))
         for a in arrivals.values():
             a.close()
         drop_database(settings.database_url, db_name)

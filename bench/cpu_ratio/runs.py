@@ -98,8 +98,7 @@ def main() -> int:
         wrong = _runs(url, key, env, settings.mqtt_url, prefix, arrivals, cpu_ms)
     finally:
         if arrivals is not None:
-            arrivals.clear_retained([f"{prefix}/zones/grid/G{i}/state" for i in range(COLS * ROWS)]
-                                    + [f"{prefix}/status"])
+            arrivals.clear_retained(stacks.retained_topics(prefix))
             arrivals.close()
         drop_database(settings.database_url, DB_NAME)
     for (label, rate), ms in cpu_ms.items():

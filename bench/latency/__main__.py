@@ -53,7 +53,7 @@ from bench.db import admin_url, drop_database, fresh_or_skip
 from bench.http_load import free_port
 from tocsin import heap
 from bench.latency import stacks
-from bench.latency.load import COLS, ROWS, Arrivals, percentile, stop_all, wait_for
+from bench.latency.load import Arrivals, percentile, stop_all, wait_for
 
 DB_NAME = f"tocsin_bench_latency_{os.getpid()}"
 RATES = ((50, 10.0), (100, 10.0), (200, 10.0))  # reports per second, seconds (BENCH_RATES="5,50" overrides the rates)
@@ -136,8 +136,7 @@ def main() -> int:
     finally:
         stop_all(procs)
         if arrivals is not None:  # after the relay stopped: its last word is a retained status
-            arrivals.clear_retained([f"{prefix}/zones/grid/G{i}/state" for i in range(COLS * ROWS)]
-                                    + [f"{prefix}/status"])
+            arrivals.clear_retained(stacks.retained_topics(prefix))
             arrivals.close()
         drop_database(settings.database_url, DB_NAME)
     ok = True

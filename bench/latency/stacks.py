@@ -8,7 +8,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import psycopg
 from bench import cpu, history
 from bench.db import admin_url
 from bench.http_load import free_port, wait_workers
-from bench.latency.load import Arrivals, post_schedule, stop_all, wait_for, wait_http
+from bench.latency.load import COLS, ROWS, Arrivals, post_schedule, stop_all, wait_for, wait_http
 from bench.latency.site import RULES, setup
 
 API_WORKERS = int(os.environ.get("BENCH_API_WORKERS", "2"))  # `tocsin serve --workers`: one per core
@@ -52,14 +52,21 @@ def analyze(url: str, *, vacuum: bool = False) -> None:
         conn.execute("VACUUM ANALYZE" if vacuum else "ANALYZE")
 
 
-def cpu_groups(ours: dict[str, int]) -> cpu.Groups | None:
+def cpu_groups(ours: dict[str, int], extra: dict[str, Callable[[], Iterable[int]]] | None = None
+               ) -> cpu.Groups | None:
     """Our processes (with their children: uvicorn's workers), PostgreSQL, Mosquitto and this load generator
-    (with its subscriber)."""
+    (with its subscriber); `extra`: more groups, each by the pids it has when read."""
     if not cpu.available():
         return None
     roots = {name: (lambda pid=pid: [pid]) for name, pid in ours.items()}
-    return cpu.Groups({**roots, "postgres": "postgres", "mosquitto": "mosquitto", "load": lambda: [os.getpid()]},
-                      trees=ours)
+    return cpu.Groups({**roots, **(extra or {}), "postgres": "postgres", "mosquitto": "mosquitto",
+                       "load": lambda: [os.getpid()]}, trees=ours)
+
+
+def retained_topics(prefix: str) -> list[str]:
+    """What a product run leaves retained under its topic prefix: each grid cell's zone state and the relay's
+    status (for `Arrivals.clear_retained`, after the relay stopped)."""
+    return [f"{prefix}/zones/grid/G{i}/state" for i in range(COLS * ROWS)] + [f"{prefix}/status"]
 
 
 def idle_cpu(groups: cpu.Groups | None) -> dict[str, float] | None:

@@ -82,3 +82,33 @@ def test_twilio_default_ceiling_is_four_hours_of_queue():
     assert config.queue_ceiling_s == 14_400
     assert queue_drain_s(messages=14_400, segments_each=1, mps=1.0) <= config.queue_ceiling_s
     assert queue_drain_s(messages=14_401, segments_each=1, mps=1.0) > config.queue_ceiling_s
+
+
+@pytest.mark.parametrize("lead", [True, False], ids=["lead", "follower"])
+def test_a_sender_ends_when_the_stop_and_its_wake_up_came_before_it_cleared_the_wake_up(lead):
+    """run_forever stops its senders by setting `stop`, then the wake-up event. A sender that had just found
+    nothing clears the wake-up before it looks once more; had both come before that clear, an idle follower
+    waited FOLLOWER_WAIT_S (60 s) for a wake-up that would never come."""
+    from datetime import UTC, datetime
+
+    from dispatch.fanout_worker import FanoutWorker
+
+    worker = FanoutWorker(None, None, rules=list, config=FanoutConfig(public_base_url="http://t", mps=1000.0),
+                          clock=lambda: datetime.now(UTC))
+    stop = threading.Event()
+    looks = []
+
+    def send_once():
+        looks.append(1)
+        if len(looks) == 1:  # the planner stops between this sender's two looks, before its clear()
+            stop.set()
+            worker._wake.set()
+        return None
+
+    worker.send_once = send_once
+    worker._seconds_until_due = lambda cap_s: 60.0
+    sender = threading.Thread(target=worker._sender_loop, args=(stop, 1.0), kwargs={"lead": lead}, daemon=True)
+    sender.start()
+    sender.join(timeout=5)
+    assert not sender.is_alive()
+    assert len(looks) == 2
