@@ -166,7 +166,7 @@ class FanoutWorker:
         return min(cap_s, max(0.0, (due - self.clock()).total_seconds()))
 
     def _sender_loop(self, stop: threading.Event, poll_s: float, retry: Retrier | None = None, *,
-                     lead: bool = True) -> None:
+                     lead: bool = True, halt: threading.Event | None = None) -> None:
         """Send due deliveries at the account's rate. A lost database is waited out with backoff (the
         role's Outage logs it once); any other error escapes and ends this thread, which run_forever
         notices and restarts.
@@ -175,11 +175,15 @@ class FanoutWorker:
         falls due: a retry's backoff ends); the others wait to be woken, by the planner, by the recovery
         pass, or by any sender that found something to send, so that a burst goes out at full
         concurrency. Each sender used to look every second (three transactions), as far as the MPS spacing
-        let it: four looks a second at 4 MPS or more."""
+        let it: four looks a second at 4 MPS or more.
+
+        `halt`: set when the planner that started this sender ends, whether by `stop` or by an error: the
+        supervisor's new planner starts senders of its own, and this one must not go on beside them."""
         retry = retry or Outage("sms: database", log).retrier(threading.current_thread().name)
-        while not stop.is_set():
+        halt = halt or threading.Event()
+        while not (stop.is_set() or halt.is_set()):
             try:
-                if not self.limiter.acquire(stop):
+                if not self.limiter.acquire(stop) or halt.is_set():
                     return
                 if self.send_once() is not None:
                     retry.ok()
@@ -189,7 +193,7 @@ class FanoutWorker:
                 self._wake.clear()
                 if self.send_once() is None:  # a plan may have landed between the two
                     retry.ok()
-                    if stop.is_set():  # the stopping planner's wake-up may have come before the clear()
+                    if stop.is_set() or halt.is_set():  # the ending planner's wake-up may have come first
                         return
                     self._wake.wait(self._seconds_until_due(poll_s) if lead else FOLLOWER_WAIT_S)
             except Exception as exc:
@@ -198,10 +202,11 @@ class FanoutWorker:
                     return
                 stop.wait(retry.failed(exc))
 
-    def _start_sender(self, i: int, stop: threading.Event, poll_s: float, outage: Outage) -> threading.Thread:
+    def _start_sender(self, i: int, stop: threading.Event, poll_s: float, outage: Outage,
+                      halt: threading.Event) -> threading.Thread:
         name = f"sms-sender-{i}"
         t = threading.Thread(target=self._sender_loop, args=(stop, poll_s, outage.retrier(name)),
-                             kwargs={"lead": i == 0}, name=name, daemon=True)
+                             kwargs={"lead": i == 0, "halt": halt}, name=name, daemon=True)
         t.start()
         return t
 
@@ -218,13 +223,15 @@ class FanoutWorker:
 
         A lost database is waited out with backoff and logged once per outage for the whole role
         (planner and senders share one Outage); a sender thread that dies of anything else is logged
-        and replaced; any other planner error escapes, for the worker's supervisor to restart the role.
+        and replaced; any other planner error escapes, for the worker's supervisor to restart the role, and
+        this planner's senders end with it (`halt`).
         `heartbeat(state, error)` is called after each planning pass."""
         outage = Outage("sms: database", log)
         retry = outage.retrier("planner")
         beat = heartbeat or (lambda *a, **k: None)
         send_poll_s = min(poll_s, 1.0)
-        threads = [self._start_sender(i, stop, send_poll_s, outage) for i in range(self.concurrency)]
+        halt = threading.Event()  # this planner's senders end with it, however it ends
+        threads = [self._start_sender(i, stop, send_poll_s, outage, halt) for i in range(self.concurrency)]
         try:
             while not stop.is_set():
                 try:
@@ -238,7 +245,7 @@ class FanoutWorker:
                             for i, t in enumerate(threads):
                                 if not t.is_alive() and not stop.is_set():
                                     log.warning("SMS sender thread %s ended; starting it again", t.name)
-                                    threads[i] = self._start_sender(i, stop, send_poll_s, outage)
+                                    threads[i] = self._start_sender(i, stop, send_poll_s, outage, halt)
                             beat("ok")
                             if taken and self.gather_s:  # busy: look again soon, without hearing every commit
                                 if listening:
@@ -259,6 +266,7 @@ class FanoutWorker:
                         raise
                     stop.wait(retry.failed(exc))
         finally:
+            halt.set()
             self._wake.set()
             for t in threads:
                 t.join(timeout=5)

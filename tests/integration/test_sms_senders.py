@@ -139,3 +139,27 @@ def test_the_planner_stops_listening_while_events_keep_coming_and_listens_again_
     emit(session_factory, alert.id, kind=EventKind.ESCALATION_TICK, now=T0)  # heard: planned at once
     wait_until(lambda: queued() == 0, what="the tick planned")
     assert len(fake.messages) == 1  # Ana was paged once for the alert, whatever its later events
+
+
+def test_a_planner_that_fails_takes_its_senders_with_it(session_factory, fake, direct_database_url):
+    """A planner error that is not an outage escapes run_forever, for the worker's supervisor to start the role
+    again, with senders of its own; the failed planner's senders used to go on beside them."""
+    worker = make_worker(session_factory, fake, Clock(T0))
+    plans = []
+
+    def failing(stop):
+        plans.append(1)
+        if len(plans) == 2:
+            raise RuntimeError("a planner bug")
+        return 0
+
+    worker._plan_all = failing
+    senders = []
+    start_sender = worker._start_sender
+    worker._start_sender = lambda *a: senders.append(start_sender(*a)) or senders[-1]
+    stop = threading.Event()
+    with pytest.raises(RuntimeError, match="a planner bug"):
+        worker.run_forever(dsn=libpq_dsn(direct_database_url), stop=stop, poll_s=0.2)
+    assert not stop.is_set()
+    assert len(senders) == 4
+    wait_until(lambda: not any(t.is_alive() for t in senders), what="the failed planner's senders to end")
