@@ -19,11 +19,11 @@ The zone lock makes a second worker wait and then count the first one's signals 
 concurrent writers never both miss each other's evidence; reads start after it, in statements of their own.
 """
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
+import orjson
 from sqlalchemy.orm import Session
 
 from alerts import ackcodes
@@ -65,7 +65,7 @@ def _read(session: Session, incidents: list[Incident], now: datetime) -> list[Si
         "open_authors": 0 if r.immediate else r.min_distinct_authors,
     } for key, r in rules.items()]
     rows = raw.execute(session, sql.READ, {
-        "rules": json.dumps(rule_rows), "pi": list(range(len(pairs))),
+        "rules": orjson.dumps(rule_rows).decode(), "pi": list(range(len(pairs))),
         "pri": [index[id(p.rule)] for p in pairs], "pzone": [p.match.zone_id for p in pairs], "now": now,
     }).fetchall()
     silences: list[SilenceView] = []

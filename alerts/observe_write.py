@@ -1,11 +1,11 @@
 """Steps 4-6 of rule evaluation (alerts.observe): open the new alerts, link their evidence, and write alert
 updates, history, outbox events, notification-log rows and fired rules, in a statement or three per batch."""
 
-import json
 import logging
 import uuid
 from datetime import datetime, timedelta
 
+import orjson
 from sqlalchemy.orm import Session
 
 from alerts import events
@@ -78,7 +78,7 @@ def link_evidence(session: Session, incidents: list[Incident], notifying: list[I
                            "min_weight": r.min_zone_weight,
                            "since": (now - timedelta(seconds=r.window_s)).isoformat()})
     old_of = [inc.alert.id for inc in notifying if inc.alert is not None and not inc.opening]
-    counted = raw.execute(session, sql.EVIDENCE, {"window": json.dumps(window), **links, "now": now,
+    counted = raw.execute(session, sql.EVIDENCE, {"window": orjson.dumps(window).decode(), **links, "now": now,
                                                   "old_of": old_of})
     by_alert = {inc.alert.id: inc for inc in incidents if inc.alert is not None}
     for new, alert_id, source, n in counted:
@@ -153,8 +153,8 @@ def _params(incidents: list[Incident], now: datetime, alert_keys: tuple[str, ...
                                      zone=zone, evidence_by_source=inc.by_source, rules=a.rules,
                                      silenced=inc.decision.silenced)
             for k, v in (("event_id", str(event_id)), ("alert_id", a.id), ("kind", payload["kind"]),
-                         ("payload", json.dumps(payload)), ("reason", inc.decision.reason), ("state", a.state),
-                         ("severity", a.severity)):
+                         ("payload", orjson.dumps(payload).decode()), ("reason", inc.decision.reason),
+                         ("state", a.state), ("severity", a.severity)):
                 e[k].append(v)
             log.info("alert %s notify %s", a.id, inc.decision.reason)
     return {"now": now, **{f"u_{k}": v for k, v in u.items()}, **{f"h_{k}": v for k, v in h.items()},

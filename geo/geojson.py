@@ -1,5 +1,6 @@
 """Parse and check RFC 7946 GeoJSON geometries (lon, lat order) into shapely, without I/O."""
 
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -68,6 +69,14 @@ def parse_geometry(obj: Any, *, max_vertices: int = 10_000) -> BaseGeometry:
         geom = MultiPolygon([_polygon(p, f"geometry.coordinates[{i}]") for i, p in enumerate(coords)])
     check_vertices(geom, max_vertices=max_vertices)
     return geom
+
+
+def as_geojson(geom: BaseGeometry) -> dict[str, Any]:
+    """The geometry as a GeoJSON object (a dict). A 2-D point, what most reports are, is written here: the same
+    object as through GEOS's writer, without a JSON text to parse back."""
+    if isinstance(geom, Point) and not geom.has_z and not geom.is_empty:
+        return {"type": "Point", "coordinates": [geom.x, geom.y]}
+    return json.loads(shapely.to_geojson(geom))
 
 
 def check_vertices(geom: BaseGeometry, *, max_vertices: int) -> None:

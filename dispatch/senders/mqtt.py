@@ -1,6 +1,5 @@
 """Publish alert events to MQTT with paho-mqtt 2.x: QoS 1, persistent session, Last Will."""
 
-import json
 import logging
 import ssl
 import threading
@@ -8,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -131,7 +131,7 @@ class MqttPublisher:
         """Send at QoS 1 without waiting; pass the ticket to confirm(). Lets a batch share its PUBACK waits."""
         if not self._connected.is_set():
             raise DeliveryError("MQTT broker not connected", retryable=True)
-        body = json.dumps(payload, separators=(",", ":")).encode() if isinstance(payload, dict) else payload or b""
+        body = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS) if isinstance(payload, dict) else payload or b""
         props = ExpiryProperties(expiry_s) if expiry_s is not None and expiry_s > 0 else None
         return topic, self._client.publish(topic, body, qos=1, retain=retain,
                                            properties=props)  # type: ignore[arg-type]  # paho calls pack()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import shapely
+import orjson
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
@@ -18,6 +18,7 @@ from alerts import signals as alert_signals
 from alerts.rules import Rule
 from db import plans
 from db import raw as db_raw
+from geo.geojson import as_geojson
 from geo.match_postgis import ZoneMatch
 from ingest.errors import IdempotencyConflict
 from accounts.keys import Caller, check_live
@@ -260,7 +261,7 @@ def write(session: Session, sub: Submission, *, rules: Sequence[Rule], lock: boo
         "external_id": props.external_id, "status": props.status, "customers": props.customers_affected,
         "cause": props.cause, "started_at": props.started_at, "etr": props.estimated_restore_at,
         "body_hash": digest, "idem": idempotency_key, "key_id": caller.key_id,
-        "changes": json.dumps({k: [None, v] for k, v in raw["properties"].items() if v is not None}),
+        "changes": orjson.dumps({k: [None, v] for k, v in raw["properties"].items() if v is not None}).decode(),
         "feed": feed, "extent": located.method == "geometry", "full_share": FULL_SHARE,
         "zone_lock_layers": lock_layers(rules, props) if lock else [], "territory": caller.has_territory,
     }
@@ -306,7 +307,7 @@ def written(sub: Submission, located: Located, obs_id: int, report_id: int, zone
         created_at=sub.now, updated_at=sub.now,
     )
     result = ReportResult(report=report, zones=zones, created=True,
-                          geometry=json.loads(shapely.to_geojson(located.geom)), repaired=located.repaired,
+                          geometry=as_geojson(located.geom), repaired=located.repaired,
                           located_by=located.method)
     signal = None
     if props.status not in TERMINAL_STATUSES and zones:

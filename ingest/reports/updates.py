@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from alerts import service as alert_service
 from alerts.rules import Rule
+from geo.geojson import as_geojson
 from geo.match_postgis import match_zones
 from ingest.reports import locate as where
 from ingest.reports import queries as report_queries
@@ -124,7 +125,7 @@ def update_report(
         where.check_jurisdiction(geom, jurisdiction_bbox)
         where.check_territory(session, caller=caller, geom=geom)
         old_geojson = report_queries.footprint_geojson(session, report.id)
-        new_geojson = json.loads(shapely.to_geojson(geom))
+        new_geojson = as_geojson(geom)
         if shapely.equals(geom, shapely.from_geojson(json.dumps(old_geojson))):
             geom = None
         else:
@@ -147,7 +148,7 @@ def update_report(
         report.footprint = f"SRID=4326;{geom.wkt}"
         zones = match_zones(session, geometry=geom)
 
-    raw = {"type": "Feature", "version": report.version, "geometry": json.loads(shapely.to_geojson(geom)),
+    raw = {"type": "Feature", "version": report.version, "geometry": as_geojson(geom),
            "properties": {**merged, "external_id": report.external_id, "status": report.status,
                           **{c: _jsonable(getattr(report, c)) for c in COLUMNS}}}
     obs_id = reports.insert_observation(

@@ -1,10 +1,13 @@
 """Parsing GeoJSON geometries: every refusal names the problem and quotes the value."""
 
+import json
+
 import pytest
+import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon
 
 from geo.errors import InvalidGeometry
-from geo.geojson import parse_geometry, polygonal_part, repair, within_bbox
+from geo.geojson import as_geojson, parse_geometry, polygonal_part, repair, within_bbox
 
 SQUARE = [[[0, 0], [1, 0], [1, 1], [0, 1], [0, 0]]]
 
@@ -71,3 +74,11 @@ def test_polygonal_part_drops_lines_and_points():
 ])
 def test_within_bbox(geom, inside):
     assert within_bbox(geom, (-74.3, 40.45, -73.65, 40.95)) is inside
+
+
+@pytest.mark.parametrize("geom", [
+    Point(-73.94412345678912, 40.66912345678901), Point(-74.0, 40.7, 12.5), Point(),
+    Polygon([(0, 0), (1, 0), (1, 1), (0, 0)]),
+], ids=["point", "point-z", "empty-point", "polygon"])
+def test_as_geojson_is_what_geos_writes(geom):
+    assert as_geojson(geom) == json.loads(shapely.to_geojson(geom))
