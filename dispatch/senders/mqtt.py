@@ -1,5 +1,6 @@
 """Publish alert events to MQTT with paho-mqtt 2.x: QoS 1, persistent session, Last Will."""
 
+import json
 import logging
 import ssl
 import threading
@@ -19,6 +20,15 @@ log = logging.getLogger(__name__)
 SESSION_EXPIRY_S = 7 * 24 * 3600
 _MAX_U32 = 2**32 - 1
 
+
+
+def _json(payload: dict[str, Any]) -> bytes:
+    """The message body: orjson's, or the standard library's for what orjson refuses (an integer beyond 64 bits,
+    from a payload written by hand), so that no payload stops the relay."""
+    try:
+        return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(payload, separators=(",", ":")).encode()
 
 class ExpiryProperties:
     """A PUBLISH's MQTT v5 properties when its only one is Message Expiry Interval (property 0x02, a
@@ -131,7 +141,7 @@ class MqttPublisher:
         """Send at QoS 1 without waiting; pass the ticket to confirm(). Lets a batch share its PUBACK waits."""
         if not self._connected.is_set():
             raise DeliveryError("MQTT broker not connected", retryable=True)
-        body = orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS) if isinstance(payload, dict) else payload or b""
+        body = _json(payload) if isinstance(payload, dict) else payload or b""
         props = ExpiryProperties(expiry_s) if expiry_s is not None and expiry_s > 0 else None
         return topic, self._client.publish(topic, body, qos=1, retain=retain,
                                            properties=props)  # type: ignore[arg-type]  # paho calls pack()

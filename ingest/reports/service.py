@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
@@ -261,7 +260,7 @@ def write(session: Session, sub: Submission, *, rules: Sequence[Rule], lock: boo
         "external_id": props.external_id, "status": props.status, "customers": props.customers_affected,
         "cause": props.cause, "started_at": props.started_at, "etr": props.estimated_restore_at,
         "body_hash": digest, "idem": idempotency_key, "key_id": caller.key_id,
-        "changes": orjson.dumps({k: [None, v] for k, v in raw["properties"].items() if v is not None}).decode(),
+        "changes": json.dumps({k: [None, v] for k, v in raw["properties"].items() if v is not None}),
         "feed": feed, "extent": located.method == "geometry", "full_share": FULL_SHARE,
         "zone_lock_layers": lock_layers(rules, props) if lock else [], "territory": caller.has_territory,
     }
