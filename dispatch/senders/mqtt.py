@@ -21,7 +21,6 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 _MAX_U32 = 2**32 - 1
 
 
-
 def _json(payload: dict[str, Any]) -> bytes:
     """The message body: orjson's, or the standard library's for what orjson refuses (an integer beyond 64 bits,
     from a payload written by hand), so that no payload stops the relay."""
@@ -29,6 +28,7 @@ def _json(payload: dict[str, Any]) -> bytes:
         return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:
         return json.dumps(payload, separators=(",", ":")).encode()
+
 
 class ExpiryProperties:
     """A PUBLISH's MQTT v5 properties when its only one is Message Expiry Interval (property 0x02, a
